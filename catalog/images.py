@@ -1,0 +1,122 @@
+"""Untrusted image bytes in, safe re-encoded images under content-addressed names out.
+
+Every product photo passes through `image_prepare`: it must be a JPEG, PNG or WebP of a sane
+size that decodes completely. It is re-encoded (which drops anything hidden behind the image
+header, metadata included) and named after the SHA-256 of the re-encoded bytes, so the same
+photo imported twice is stored once and its embedding can be cached by that hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, default_storage
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+class ImageRejected(ValueError):
+    """The bytes are not an image we accept; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    content: bytes
+    sha256: str
+    extension: str
+    width: int
+    height: int
+
+    @property
+    def storage_name(self) -> str:
+        return f"products/{self.sha256[:2]}/{self.sha256}.{self.extension}"
+
+    @property
+    def thumbnail_name(self) -> str:
+        size = settings.CATALOG_THUMBNAIL_SIZE
+        return f"products/thumbs/{self.sha256[:2]}/{self.sha256}-{size}.jpg"
+
+
+def image_prepare(data: bytes) -> PreparedImage:
+    """Validate and re-encode an uploaded photo. Raises ImageRejected with the reason."""
+    max_bytes = settings.CATALOG_IMAGE_MAX_BYTES
+    if len(data) > max_bytes:
+        raise ImageRejected(f"file is {len(data):,} bytes; the limit is {max_bytes:,} bytes")
+    if not data:
+        raise ImageRejected("file is empty")
+    max_pixels = settings.CATALOG_IMAGE_MAX_PIXELS
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make the warning an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            raise ImageRejected("not an image (JPEG, PNG or WebP expected)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageRejected(f"image is too large (more than {max_pixels:,} pixels)") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageRejected(
+                f"image is too large ({width}×{height} = {width * height:,} pixels; "
+                f"the limit is {max_pixels:,})"
+            )
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageRejected(f"image is truncated or corrupt ({exc})") from None
+    return _reencode(image)
+
+
+def _reencode(image: Image.Image) -> PreparedImage:
+    image = ImageOps.exif_transpose(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    buffer = io.BytesIO()
+    if has_alpha:
+        # Cut-out product photos keep their transparency.
+        image.convert("RGBA").save(buffer, format="PNG", optimize=True)
+        extension = "png"
+    else:
+        image.convert("RGB").save(buffer, format="JPEG", quality=90, optimize=True)
+        extension = "jpg"
+    content = buffer.getvalue()
+    return PreparedImage(
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        extension=extension,
+        width=image.width,
+        height=image.height,
+    )
+
+
+def thumbnail_bytes(prepared: PreparedImage) -> bytes:
+    image = Image.open(io.BytesIO(prepared.content))
+    image.thumbnail((settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS)
+    if image.mode != "RGB":
+        background = Image.new("RGB", image.size, "white")
+        background.paste(image, mask=image.convert("RGBA").getchannel("A"))
+        image = background
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
+
+
+def image_store(prepared: PreparedImage, *, storage: Storage | None = None) -> list[str]:
+    """Store the image and its thumbnail unless already there. Returns the names it created."""
+    storage = storage or default_storage
+    created = []
+    for name, content in (
+        (prepared.storage_name, lambda: prepared.content),
+        (prepared.thumbnail_name, lambda: thumbnail_bytes(prepared)),
+    ):
+        if not storage.exists(name):
+            saved = storage.save(name, ContentFile(content()))
+            created.append(saved)
+    return created

@@ -1,0 +1,180 @@
+"""The one settings module. Every production part is switched by environment variables.
+
+See .env.example for the list. Without any variables the site runs on its embedded defaults:
+SQLite and media under var/, a local `milvus-lite server`, a local redis-server for Dramatiq,
+and offline model providers.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from config.env import backend, env_bool, env_int, env_list, env_str, missing_variables
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+load_dotenv(BASE_DIR / ".env", override=False)
+
+_missing = missing_variables()
+if _missing:
+    raise ImproperlyConfigured(
+        "Incomplete configuration: set " + ", ".join(_missing)
+        + " (see .env.example for what each variable means)."
+    )
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-development-only"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dramatiq",  # before our apps, so their tasks modules are discovered
+    "catalog",
+    "generation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database: SQLite under var/ unless DATABASE_URL names PostgreSQL -----------------------
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Web and worker write concurrently: wait for the lock instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("DJANGO_TIME_ZONE") or "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- files: local media under var/media, or S3 through django-storages ---------------------
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or VAR_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if env_str("AWS_STORAGE_BUCKET_NAME"):
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "access_key": env_str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "custom_domain": env_str("AWS_S3_CUSTOM_DOMAIN") or None,
+            "addressing_style": "path" if env_str("AWS_S3_ENDPOINT_URL") else None,
+            # Content-addressed names: an existing key already holds the same bytes.
+            "file_overwrite": False,
+            "querystring_auth": env_bool("AWS_QUERYSTRING_AUTH", True),
+        },
+    }
+
+# --- Milvus: a local `milvus-lite server`, Milvus standalone/distributed or Zilliz Cloud ------
+MILVUS_URI = env_str("MILVUS_URI") or "http://127.0.0.1:19530"
+MILVUS_TOKEN = env_str("MILVUS_TOKEN")
+
+# --- Dramatiq: a Redis broker (the local redis-server by default) ---------------------------
+REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
+_TASK_BROKER = env_str("TASK_BROKER") or "redis"  # "stub" runs tasks in-process (tests)
+if _TASK_BROKER not in {"redis", "stub"}:
+    raise ImproperlyConfigured(f"TASK_BROKER={_TASK_BROKER!r}: use redis or stub.")
+DRAMATIQ_BROKER = {
+    "BROKER": (
+        "dramatiq.brokers.stub.StubBroker" if _TASK_BROKER == "stub"
+        else "dramatiq.brokers.redis.RedisBroker"
+    ),
+    "OPTIONS": {} if _TASK_BROKER == "stub" else {"url": REDIS_URL},
+    # This list replaces Dramatiq's defaults, so every default is named here.
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Pipelines",
+        "dramatiq.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- model providers: offline by default, OpenRouter when OPENROUTER_API_KEY is set ----------
+OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
+OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1"
+EMBEDDER_BACKEND = backend("EMBEDDER_BACKEND")
+STYLE_ANALYST_BACKEND = backend("STYLE_ANALYST_BACKEND")
+IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
+
+# --- catalog -------------------------------------------------------------------------------
+# A product sells "like a bestseller" above this many sales (the seed's filter: > 1500).
+CATALOG_BESTSELLER_MIN_SALES = env_int("CATALOG_BESTSELLER_MIN_SALES", 1500)
+CATALOG_THUMBNAIL_SIZE = 160
+CATALOG_IMAGE_MAX_PIXELS = env_int("CATALOG_IMAGE_MAX_PIXELS", 40_000_000)
+CATALOG_IMAGE_MAX_BYTES = env_int("CATALOG_IMAGE_MAX_BYTES", 25 * 1024 * 1024)
+CATALOG_IMPORT_MAX_CSV_BYTES = env_int("CATALOG_IMPORT_MAX_CSV_BYTES", 20 * 1024 * 1024)
+CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 1024 * 1024)
+# Uploaded files wait here between the dry-run preview and the confirmation.
+CATALOG_IMPORT_STAGING_DIR = VAR_DIR / "import-staging"
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+}

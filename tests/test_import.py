@@ -1,0 +1,363 @@
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from catalog.importer import DirectoryImages, ImportAction, ImportKind, ZipImages, catalog_import
+from catalog.models import Product
+from tests.factories import (
+    HISTORICAL_HEADER,
+    NEW_HEADER,
+    csv_bytes,
+    historical_row,
+    image_bytes,
+    make_product,
+    png_header_only,
+    write_images,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    return write_images(tmp_path / "images", ["SKU001.jpg", "SKU002.jpg", "SKU003.jpg"])
+
+
+def run(data: bytes, images_dir: Path | None, **kwargs):
+    source = DirectoryImages(images_dir) if images_dir else None
+    return catalog_import(csv_data=data, images=source, **kwargs)
+
+
+def stored_files(settings) -> list[str]:
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def assert_rejected(result, settings, line, column, *words):
+    """The import failed with the given error, and neither rows nor files were written."""
+    assert not result.applied
+    assert any(
+        e.line == line and e.column == column and all(w in e.message for w in words)
+        for e in result.errors
+    ), [str(e) for e in result.errors]
+    assert Product.objects.count() == 0
+    assert stored_files(settings) == []
+
+
+THREE_ROWS = csv_bytes(HISTORICAL_HEADER, [
+    historical_row("SKU001", "SKU001.jpg", sales=2000),
+    historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="19.00"),
+    historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
+])
+
+
+# --- the formats ---------------------------------------------------------------------------
+
+def test_historical_import_creates_products_with_reencoded_images(images, settings):
+    result = run(THREE_ROWS, images)
+
+    assert result.ok and result.applied
+    assert result.kind == ImportKind.HISTORICAL
+    assert (result.created, result.updated, result.unchanged, result.failed) == (3, 0, 0, 0)
+    product = Product.objects.get(sku="SKU002")
+    assert product.lifecycle == Product.Lifecycle.HISTORICAL
+    assert (product.category, product.sales_count, product.price) == ("top", 100, Decimal("19.00"))
+    assert product.image.name == f"products/{product.image_sha256[:2]}/{product.image_sha256}.jpg"
+    assert product.thumbnail.name.startswith("products/thumbs/")
+    assert Image.open(product.thumbnail.path).size[1] <= settings.CATALOG_THUMBNAIL_SIZE
+    assert (product.image_width, product.image_height) == (64, 80)
+    assert product.sales_updated_at is not None
+
+
+def test_importing_the_same_file_twice_changes_nothing(images, settings):
+    run(THREE_ROWS, images)
+    before = {p.sku: p.updated_at for p in Product.objects.all()}
+    files = stored_files(settings)
+
+    again = run(THREE_ROWS, images)
+
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert {p.sku: p.updated_at for p in Product.objects.all()} == before
+    assert stored_files(settings) == files
+
+
+def test_reimport_updates_only_changed_rows_and_names_the_fields(images):
+    run(THREE_ROWS, images)
+    (images / "SKU003.jpg").write_bytes(image_bytes("orange"))
+    changed = csv_bytes(HISTORICAL_HEADER, [
+        historical_row("SKU001", "SKU001.jpg", sales=2000),
+        historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="21.50"),
+        historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
+    ])
+
+    result = run(changed, images)
+
+    plans = {row.sku: row for row in result.rows}
+    assert plans["SKU001"].action == ImportAction.UNCHANGED
+    assert plans["SKU002"].changes == ["price"]
+    assert plans["SKU003"].changes == ["image"]
+    assert Product.objects.get(sku="SKU002").price == Decimal("21.50")
+
+
+def test_new_products_import_marks_them_awaiting_promos(tmp_path):
+    folder = write_images(tmp_path / "new", ["NEW001.jpg"])
+    data = csv_bytes(NEW_HEADER, [["NEW001", "NEW001.jpg", "dress", "boho", "summer",
+                                   "beach at sunset, walking pose"]])
+
+    result = run(data, folder)
+
+    assert result.kind == ImportKind.NEW and result.created == 1
+    product = Product.objects.get(sku="NEW001")
+    assert product.lifecycle == Product.Lifecycle.NEW
+    assert product.prompt_hint == "beach at sunset, walking pose"
+    assert product.price is None and product.sales_count == 0
+
+
+def test_sales_update_changes_only_sales_counts():
+    product = make_product("SKU001", sales_count=10, description="kept")
+    data = csv_bytes(["sku", "sales_count"], [["SKU001", 2500]])
+
+    result = run(data, None)
+
+    assert result.kind == ImportKind.SALES and result.updated == 1
+    assert result.rows[0].changes == ["sales_count"]
+    product.refresh_from_db()
+    assert (product.sales_count, product.description) == (2500, "kept")
+    assert product.sales_updated_at is not None
+
+
+def test_sales_update_for_an_unknown_sku_is_an_error():
+    make_product("SKU001")
+    result = run(csv_bytes(["sku", "sales_count"], [["SKU001", 5], ["NOPE", 7]]), None)
+
+    assert [(e.line, e.column) for e in result.errors] == [(3, "sku")]
+    assert "no product with sku 'NOPE'" in result.errors[0].message
+    assert Product.objects.get(sku="SKU001").sales_count == 0
+
+
+def test_utf8_with_bom_is_accepted(images):
+    result = run("\ufeff".encode() + THREE_ROWS, images)
+    assert result.ok and result.created == 3
+
+
+def test_dry_run_plans_but_writes_nothing(images, settings):
+    result = run(THREE_ROWS, images, dry_run=True)
+
+    assert result.ok and not result.applied
+    assert result.created == 3
+    assert Product.objects.count() == 0
+    assert stored_files(settings) == []
+
+
+def test_explicit_kind_that_does_not_match_the_header_is_an_error(images, settings):
+    result = run(THREE_ROWS, images, kind=ImportKind.NEW)
+    assert_rejected(result, settings, 1, "new_id", "missing column")
+
+
+def test_images_can_come_from_a_zip(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("SKU001.jpg", "SKU002.jpg", "SKU003.jpg"):
+            archive.writestr(name, image_bytes())
+    result = catalog_import(csv_data=THREE_ROWS, images=ZipImages(buffer))
+    assert result.ok and result.created == 3
+
+
+def test_an_uploaded_png_with_a_hidden_payload_is_stored_without_it(images):
+    payload = b"<script>alert('x')</script>"
+    (images / "SKU001.jpg").write_bytes(image_bytes(fmt="PNG") + payload)
+
+    assert run(THREE_ROWS, images).ok
+
+    stored = Product.objects.get(sku="SKU001").image.read()
+    assert payload not in stored
+    assert Image.open(io.BytesIO(stored)).format == "JPEG"
+
+
+# --- bad input: a clear error, nothing written ------------------------------------------
+
+def test_missing_column_is_rejected(images, settings):
+    header = [c for c in HISTORICAL_HEADER if c != "price"]
+    data = csv_bytes(header, [historical_row()[:-1]])
+    assert_rejected(run(data, images), settings, 1, "price", "missing column")
+
+
+def test_unknown_column_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER + ["colour_code"], [historical_row() + ["R1"]])
+    assert_rejected(run(data, images), settings, 1, "colour_code", "unknown column")
+
+
+def test_price_that_is_not_a_number_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(), historical_row("SKU002", "SKU002.jpg", price="abc")])
+    assert_rejected(run(data, images), settings, 3, "price", "'abc' is not a number")
+
+
+def test_negative_sales_count_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(sales=-4)])
+    assert_rejected(run(data, images), settings, 2, "sales_count", "negative")
+
+
+def test_sales_count_that_is_not_a_whole_number_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(sales="12.5")])
+    assert_rejected(run(data, images), settings, 2, "sales_count", "not a whole number")
+
+
+def test_sku_twice_in_one_file_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(), historical_row("SKU002", "SKU002.jpg"),
+                                         historical_row("SKU001", "SKU003.jpg")])
+    assert_rejected(run(data, images), settings, 4, "product_id", "already appears on line 2")
+
+
+def test_empty_file_is_rejected(images, settings):
+    assert_rejected(run(b"", images), settings, 1, "", "empty")
+    assert_rejected(run(b"  \n\n", images), settings, 1, "", "empty")
+
+
+def test_header_without_rows_is_rejected(images, settings):
+    assert_rejected(run(csv_bytes(HISTORICAL_HEADER, []), images), settings, 1, "", "no rows")
+
+
+def test_non_utf8_file_is_rejected_with_the_line_of_the_bad_byte(images, settings):
+    text = THREE_ROWS.decode().replace("Blue cotton dress", "Bleu coton brodé")
+    assert_rejected(run(text.encode("latin-1"), images), settings, 4, "", "not UTF-8")
+
+
+def test_row_with_the_wrong_number_of_fields_is_rejected(images, settings):
+    data = THREE_ROWS + b"SKU009,SKU001.jpg,dress\n"
+    assert_rejected(run(data, images), settings, 5, "", "expected 9 fields")
+
+
+def test_image_missing_from_the_folder_is_rejected(images, settings):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(image="nope.jpg")])
+    assert_rejected(run(data, images), settings, 2, "image_path", "'nope.jpg' is not in")
+
+
+def test_image_missing_from_the_zip_is_rejected(settings):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("other.jpg", image_bytes())
+    result = catalog_import(csv_data=csv_bytes(HISTORICAL_HEADER, [historical_row()]),
+                            images=ZipImages(buffer))
+    assert_rejected(result, settings, 2, "image_path", "not in the images ZIP")
+
+
+@pytest.mark.parametrize("path", ["../SKU001.jpg", "sub/../../SKU001.jpg", "..\\SKU001.jpg"])
+def test_image_path_escaping_the_folder_is_rejected(images, settings, path):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(image=path)])
+    assert_rejected(run(data, images), settings, 2, "image_path", "leaves the images folder")
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "C:\\images\\SKU001.jpg"])
+def test_absolute_image_path_is_rejected(images, settings, path):
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(image=path)])
+    assert_rejected(run(data, images), settings, 2, "image_path", "absolute path")
+
+
+def test_symlink_leading_out_of_the_folder_is_rejected(images, settings, tmp_path):
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(image_bytes())
+    os.symlink(outside, images / "link.jpg")
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row(image="link.jpg")])
+    assert_rejected(run(data, images), settings, 2, "image_path", "leaves the images folder")
+
+
+def test_file_that_is_not_an_image_is_rejected(images, settings):
+    (images / "SKU001.jpg").write_bytes(b"<html>not a photo</html>")
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row()])
+    assert_rejected(run(data, images), settings, 2, "image_path", "not an image")
+
+
+def test_truncated_image_is_rejected(images, settings):
+    whole = image_bytes(size=(200, 200), fmt="PNG")
+    (images / "SKU001.jpg").write_bytes(whole[: len(whole) // 2])
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row()])
+    assert_rejected(run(data, images), settings, 2, "image_path", "truncated or corrupt")
+
+
+def test_decompression_bomb_is_rejected_before_decoding(images, settings):
+    (images / "SKU001.jpg").write_bytes(png_header_only(30_000, 30_000))
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row()])
+    assert_rejected(run(data, images), settings, 2, "image_path", "too large")
+
+
+def test_pillow_decompression_bomb_warning_is_an_error(images, settings):
+    # Above Pillow's MAX_IMAGE_PIXELS (89.5 M) but below twice that, Pillow only warns.
+    settings.CATALOG_IMAGE_MAX_PIXELS = 500_000_000
+    (images / "SKU001.jpg").write_bytes(png_header_only(10_000, 10_000))
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row()])
+    assert_rejected(run(data, images), settings, 2, "image_path", "too large")
+
+
+def test_oversized_image_file_is_rejected(images, settings):
+    settings.CATALOG_IMAGE_MAX_BYTES = 100
+    data = csv_bytes(HISTORICAL_HEADER, [historical_row()])
+    assert_rejected(run(data, images), settings, 2, "image_path", "the limit is 100 bytes")
+
+
+def test_oversized_csv_is_rejected(images, settings):
+    settings.CATALOG_IMPORT_MAX_CSV_BYTES = 50
+    assert_rejected(run(THREE_ROWS, images), settings, 0, "", "the limit is 50 bytes")
+
+
+def test_one_bad_row_means_no_row_is_written(images, settings):
+    data = THREE_ROWS + csv_bytes(HISTORICAL_HEADER, [historical_row("SKU004", "SKU001.jpg", price="-1")]).split(b"\n", 1)[1]
+    result = run(data, images)
+    assert [str(e) for e in result.errors] == ["line 5, column 'price': -1 is negative"]
+    assert_rejected(result, settings, 5, "price", "negative")
+
+
+# --- the management command -------------------------------------------------------------
+
+def test_command_imports_and_prints_a_summary(images, tmp_path, capsys):
+    csv_path = tmp_path / "products.csv"
+    csv_path.write_bytes(THREE_ROWS)
+
+    call_command("import_catalog", str(csv_path), "--images", str(images))
+
+    assert "3 created, 0 updated, 0 unchanged, 0 failed" in capsys.readouterr().out
+    assert Product.objects.count() == 3
+
+
+def test_command_dry_run_writes_nothing(images, tmp_path, capsys):
+    csv_path = tmp_path / "products.csv"
+    csv_path.write_bytes(THREE_ROWS)
+
+    call_command("import_catalog", str(csv_path), "--images", str(images), "--dry-run")
+
+    assert "dry run" in capsys.readouterr().out
+    assert Product.objects.count() == 0
+
+
+def test_command_reports_each_error_and_fails(images, tmp_path, capsys):
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_bytes(csv_bytes(HISTORICAL_HEADER, [historical_row(price="abc"),
+                                                       historical_row("SKU002", "../x.jpg")]))
+
+    with pytest.raises(CommandError, match="2 error"):
+        call_command("import_catalog", str(csv_path), "--images", str(images))
+
+    err = capsys.readouterr().err
+    assert "bad.csv: line 2, column 'price': 'abc' is not a number" in err
+    assert "bad.csv: line 3, column 'image_path'" in err
+    assert Product.objects.count() == 0
+
+
+def test_command_exits_non_zero_on_errors(tmp_path):
+    csv_path = tmp_path / "empty.csv"
+    csv_path.write_bytes(b"")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+
+    done = subprocess.run([sys.executable, "manage.py", "import_catalog", str(csv_path),
+                           "--images", str(tmp_path)], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+    assert done.returncode != 0
+    assert "the file is empty" in done.stderr
