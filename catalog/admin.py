@@ -1,0 +1,222 @@
+from contextlib import nullcontext
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
+
+from catalog.images import ImageRejected, image_prepare
+from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
+from catalog.models import Product
+from catalog.services import product_save
+from catalog.staging import staging_create, staging_discard, staging_get
+
+SESSION_KEY = "catalog_import_tokens"
+
+
+class BestsellerFilter(admin.SimpleListFilter):
+    title = "bestseller"
+    parameter_name = "bestseller"
+
+    def lookups(self, request, model_admin):
+        threshold = settings.CATALOG_BESTSELLER_MIN_SALES
+        return [("yes", f"Yes (more than {threshold:,} sales)"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        threshold = settings.CATALOG_BESTSELLER_MIN_SALES
+        if self.value() == "yes":
+            return queryset.filter(sales_count__gt=threshold)
+        if self.value() == "no":
+            return queryset.filter(sales_count__lte=threshold)
+        return queryset
+
+
+class ProductAdminForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = "__all__"
+
+    def clean_image(self):
+        upload = self.cleaned_data.get("image")
+        self.prepared_image = None
+        if isinstance(upload, UploadedFile):
+            if upload.size > settings.CATALOG_IMAGE_MAX_BYTES:
+                raise forms.ValidationError(
+                    f"The file is {upload.size:,} bytes; the limit is "
+                    f"{settings.CATALOG_IMAGE_MAX_BYTES:,} bytes."
+                )
+            try:
+                self.prepared_image = image_prepare(upload.read())
+            except ImageRejected as exc:
+                raise forms.ValidationError(f"This photo cannot be used: {exc}.") from None
+        return upload
+
+
+class CatalogImportForm(forms.Form):
+    csv_file = forms.FileField(
+        label="CSV file",
+        help_text="Historical catalog, new products or a sales update (sku, sales_count).",
+    )
+    images_zip = forms.FileField(
+        label="Images (ZIP)", required=False,
+        help_text="A ZIP of the images named in image_path. Not needed for a sales update.",
+    )
+    kind = forms.ChoiceField(
+        label="Format", required=False,
+        choices=[("", "Detect from the header")] + list(ImportKind.choices),
+    )
+
+    def _check_size(self, field: str, limit: int):
+        upload = self.cleaned_data.get(field)
+        if upload is not None and upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes; the limit is {limit:,} bytes."
+            )
+        return upload
+
+    def clean_csv_file(self):
+        return self._check_size("csv_file", settings.CATALOG_IMPORT_MAX_CSV_BYTES)
+
+    def clean_images_zip(self):
+        return self._check_size("images_zip", settings.CATALOG_IMPORT_MAX_ZIP_BYTES)
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
+    change_list_template = "admin/catalog/product/change_list.html"
+    list_display = ("thumbnail_tag", "sku", "category", "color", "style", "season", "price",
+                    "sales_count", "bestseller", "lifecycle")
+    list_display_links = ("thumbnail_tag", "sku")
+    list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle")
+    search_fields = ("sku", "description")
+    list_per_page = 50
+    readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
+                       "updated_at")
+    fieldsets = [
+        (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
+        ("Attributes", {"fields": ("category", "color", "style", "season", "description",
+                                   "prompt_hint", "price")}),
+        ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
+        ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    ]
+
+    @admin.display(description="Photo")
+    def thumbnail_tag(self, product: Product):
+        if not product.thumbnail:
+            return "—"
+        size = settings.CATALOG_THUMBNAIL_SIZE // 2
+        return format_html(
+            '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">',
+            product.thumbnail.url, product.sku, size, size,
+        )
+
+    @admin.display(description="Bestseller", boolean=True, ordering="sales_count")
+    def bestseller(self, product: Product) -> bool:
+        return product.is_bestseller
+
+    @admin.display(description="Preview")
+    def image_preview(self, product: Product):
+        if not product.image:
+            return "—"
+        return format_html(
+            '<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
+            'style="max-width:480px;max-height:600px;border:1px solid var(--hairline-color)"></a>',
+            product.image.url, product.sku,
+        )
+
+    @admin.display(description="Stored image")
+    def image_details(self, product: Product):
+        if not product.image:
+            return "—"
+        return format_html("{}×{} px, SHA-256 {}…", product.image_width, product.image_height,
+                           product.image_sha256[:12])
+
+    def save_model(self, request, obj, form, change):
+        product_save(product=obj, image=form.prepared_image,
+                     sales_changed="sales_count" in form.changed_data)
+
+    # --- CSV import: upload → dry-run preview → confirm -----------------------------------
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view),
+                 name="catalog_product_import"),
+        ] + super().get_urls()
+
+    def has_import_permission(self, request) -> bool:
+        return request.user.has_perm("catalog.import_products")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}),
+                         "has_import_permission": self.has_import_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        if request.method == "POST" and "token" in request.POST:
+            return self._import_confirm(request)
+        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            staged = staging_create(csv_file=form.cleaned_data["csv_file"],
+                                    zip_file=form.cleaned_data["images_zip"])
+            request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [staged.token]
+            return self._import_preview(request, staged, form.cleaned_data["kind"] or None)
+        return TemplateResponse(request, "admin/catalog/product/import.html",
+                                self._context(request, form=form, title="Import catalog CSV"))
+
+    def _run_import(self, staged, kind, *, dry_run: bool):
+        zip_path = staged.zip_path
+        try:
+            with open(zip_path, "rb") if zip_path else nullcontext() as zip_file:
+                images = ZipImages(zip_file) if zip_file else None
+                return catalog_import(csv_data=staged.csv_path.read_bytes(), images=images,
+                                      kind=kind, dry_run=dry_run)
+        except ImageSourceError as exc:
+            return exc
+
+    def _import_preview(self, request, staged, kind):
+        result = self._run_import(staged, kind, dry_run=True)
+        if isinstance(result, ImageSourceError):
+            staging_discard(staged)
+            form = CatalogImportForm()
+            form.add_error(None, str(result))
+            return TemplateResponse(request, "admin/catalog/product/import.html",
+                                    self._context(request, form=form, title="Import catalog CSV"))
+        if not result.ok:
+            staging_discard(staged)
+        return TemplateResponse(
+            request, "admin/catalog/product/import_preview.html",
+            self._context(request, result=result, token=staged.token, csv_name=staged.csv_name,
+                          kind=result.kind or "", title="Import preview"),
+        )
+
+    def _import_confirm(self, request):
+        token = request.POST["token"]
+        staged = staging_get(token) if token in request.session.get(SESSION_KEY, []) else None
+        if staged is None:
+            messages.error(request, "This import preview has expired or was already used. "
+                                    "Upload the files again.")
+            return redirect("admin:catalog_product_import")
+        result = self._run_import(staged, request.POST.get("kind") or None, dry_run=False)
+        if isinstance(result, ImageSourceError) or not result.ok:
+            # The catalog changed since the preview: show what fails now.
+            return self._import_preview(request, staged, request.POST.get("kind") or None)
+        staging_discard(staged)
+        request.session[SESSION_KEY] = [t for t in request.session.get(SESSION_KEY, []) if t != token]
+        messages.success(request, ngettext(
+            "Imported %(name)s: %(summary)s (%(count)d row).",
+            "Imported %(name)s: %(summary)s (%(count)d rows).",
+            len(result.rows),
+        ) % {"name": staged.csv_name, "summary": result.summary(), "count": len(result.rows)})
+        return redirect("admin:catalog_product_changelist")
+
+    def _context(self, request, **extra):
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, **extra}
