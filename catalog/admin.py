@@ -167,12 +167,19 @@ class ProductAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             staged = staging_create(csv_file=form.cleaned_data["csv_file"],
                                     zip_file=form.cleaned_data["images_zip"])
-            request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [staged.token]
-            return self._import_preview(request, staged, form.cleaned_data["kind"] or None)
+            result = self._run_import(staged, form.cleaned_data["kind"] or None, dry_run=True)
+            if isinstance(result, ImageSourceError):
+                self._discard(request, staged)
+                form.add_error("images_zip", str(result))
+            else:
+                if result.ok:
+                    request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [staged.token]
+                return self._render_preview(request, staged, result)
         return TemplateResponse(request, "admin/catalog/product/import.html",
                                 self._context(request, form=form, title="Import catalog CSV"))
 
     def _run_import(self, staged, kind, *, dry_run: bool):
+        """The import service on staged files; an unreadable ZIP comes back as the error."""
         zip_path = staged.zip_path
         try:
             with open(zip_path, "rb") if zip_path else nullcontext() as zip_file:
@@ -182,41 +189,45 @@ class ProductAdmin(admin.ModelAdmin):
         except ImageSourceError as exc:
             return exc
 
-    def _import_preview(self, request, staged, kind):
-        result = self._run_import(staged, kind, dry_run=True)
-        if isinstance(result, ImageSourceError):
-            staging_discard(staged)
-            form = CatalogImportForm()
-            form.add_error(None, str(result))
-            return TemplateResponse(request, "admin/catalog/product/import.html",
-                                    self._context(request, form=form, title="Import catalog CSV"))
+    def _render_preview(self, request, staged, result):
+        csv_name = staged.csv_name
         if not result.ok:
-            staging_discard(staged)
+            self._discard(request, staged)  # nothing to confirm: the file must be fixed first
         return TemplateResponse(
             request, "admin/catalog/product/import_preview.html",
-            self._context(request, result=result, token=staged.token, csv_name=staged.csv_name,
+            self._context(request, result=result, token=staged.token, csv_name=csv_name,
                           kind=result.kind or "", title="Import preview"),
         )
 
     def _import_confirm(self, request):
-        token = request.POST["token"]
+        token, kind = request.POST["token"], request.POST.get("kind") or None
         staged = staging_get(token) if token in request.session.get(SESSION_KEY, []) else None
-        if staged is None:
+        if staged is None or (kind is not None and kind not in ImportKind.values):
             messages.error(request, "This import preview has expired or was already used. "
                                     "Upload the files again.")
             return redirect("admin:catalog_product_import")
-        result = self._run_import(staged, request.POST.get("kind") or None, dry_run=False)
+        result = self._run_import(staged, kind, dry_run=False)
         if isinstance(result, ImageSourceError) or not result.ok:
             # The catalog changed since the preview: show what fails now.
-            return self._import_preview(request, staged, request.POST.get("kind") or None)
-        staging_discard(staged)
-        request.session[SESSION_KEY] = [t for t in request.session.get(SESSION_KEY, []) if t != token]
+            if isinstance(result, ImageSourceError):
+                self._discard(request, staged)
+                messages.error(request, str(result))
+                return redirect("admin:catalog_product_import")
+            return self._render_preview(request, staged, result)
+        csv_name = staged.csv_name
+        self._discard(request, staged)
         messages.success(request, ngettext(
             "Imported %(name)s: %(summary)s (%(count)d row).",
             "Imported %(name)s: %(summary)s (%(count)d rows).",
             len(result.rows),
-        ) % {"name": staged.csv_name, "summary": result.summary(), "count": len(result.rows)})
+        ) % {"name": csv_name, "summary": result.summary(), "count": len(result.rows)})
         return redirect("admin:catalog_product_changelist")
+
+    def _discard(self, request, staged):
+        staging_discard(staged)
+        tokens = request.session.get(SESSION_KEY, [])
+        if staged.token in tokens:
+            request.session[SESSION_KEY] = [t for t in tokens if t != staged.token]
 
     def _context(self, request, **extra):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, **extra}

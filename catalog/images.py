@@ -57,7 +57,7 @@ def image_prepare(data: bytes) -> PreparedImage:
         try:
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         except UnidentifiedImageError:
-            raise ImageRejected("not an image (JPEG, PNG or WebP expected)") from None
+            raise ImageRejected(_unsupported_reason(data)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRejected(f"image is too large (more than {max_pixels:,} pixels)") from None
         width, height = image.size
@@ -71,6 +71,17 @@ def image_prepare(data: bytes) -> PreparedImage:
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageRejected(f"image is truncated or corrupt ({exc})") from None
     return _reencode(image)
+
+
+def _unsupported_reason(data: bytes) -> str:
+    try:
+        # Only identify (no decoding) a few common formats, to name them in the message.
+        other = Image.open(io.BytesIO(data), formats=("GIF", "BMP", "TIFF", "ICO")).format
+    except Exception:  # noqa: BLE001 - whatever Pillow cannot identify is simply not an image
+        other = None
+    if other:
+        return f"{other} images are not accepted; use JPEG, PNG or WebP"
+    return "not an image (JPEG, PNG or WebP expected)"
 
 
 def _reencode(image: Image.Image) -> PreparedImage:

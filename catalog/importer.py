@@ -192,6 +192,11 @@ class DirectoryImages:
         return path.read_bytes()
 
 
+def _is_archiver_litter(name: str) -> bool:
+    """Entries that macOS Finder adds to every ZIP it makes."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1] == ".DS_Store"
+
+
 class ZipImages:
     """Images inside an uploaded ZIP (the admin page). Members are read, never extracted.
 
@@ -205,7 +210,8 @@ class ZipImages:
         except (zipfile.BadZipFile, OSError):
             raise ImageSourceError("the images file is not a valid ZIP archive") from None
         self.members = {
-            info.filename: info for info in self.zip.infolist() if not info.is_dir()
+            info.filename: info for info in self.zip.infolist()
+            if not info.is_dir() and not _is_archiver_litter(info.filename)
         }
         tops = {name.split("/", 1)[0] for name in self.members}
         self.prefix = ""
@@ -458,8 +464,8 @@ def _plan(fmt: CsvFormat, rows: list[_Row], errors: list[RowError]) -> list[tupl
         for name, value in wanted.items():
             setattr(product, name, value)
         if row.image and (action == ImportAction.CREATE or "image" in changes):
-            product.image.name = row.image.storage_name
-            product.thumbnail.name = row.image.thumbnail_name
+            product.image = row.image.storage_name
+            product.thumbnail = row.image.thumbnail_name
             product.image_sha256 = row.image.sha256
             product.image_width, product.image_height = row.image.width, row.image.height
         plans.append((row, RowPlan(row.line, row.sku, action, changes), product))

@@ -10,8 +10,10 @@ from catalog.models import Product
 def product_set_image(*, product: Product, image: PreparedImage) -> None:
     """Store a prepared photo and its thumbnail and point the product at them (not saved)."""
     image_store(image)
-    product.image.name = image.storage_name
-    product.thumbnail.name = image.thumbnail_name
+    # Plain names, not file objects: assigning to .name would leave an upload attached,
+    # and Model.save() would store the raw upload again under another name.
+    product.image = image.storage_name
+    product.thumbnail = image.thumbnail_name
     product.image_sha256 = image.sha256
     product.image_width, product.image_height = image.width, image.height
 
