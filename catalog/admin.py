@@ -11,6 +11,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from django_dramatiq.models import Task as DramatiqTask
+
 from catalog.images import ImageRejected, image_prepare
 from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
 from catalog.models import Product
@@ -18,6 +20,11 @@ from catalog.services import product_save
 from catalog.staging import staging_create, staging_discard, staging_get
 
 SESSION_KEY = "catalog_import_tokens"
+
+# django_dramatiq's task list only fills with its AdminMiddleware, which renders task
+# arguments unescaped; we run without it, so the empty page would only confuse.
+if admin.site.is_registered(DramatiqTask):
+    admin.site.unregister(DramatiqTask)
 
 
 class BestsellerFilter(admin.SimpleListFilter):
