@@ -1,7 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class CatalogConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "catalog"
     verbose_name = "Catalog"
+
+    def ready(self):
+        from catalog import signals
+        from catalog.models import Product
+
+        post_save.connect(signals.product_saved, sender=Product, dispatch_uid="catalog_product_saved")
+        post_delete.connect(signals.product_deleted, sender=Product, dispatch_uid="catalog_product_deleted")

@@ -27,7 +27,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from catalog.images import ImageRejected, PreparedImage, image_prepare, image_store
-from catalog.models import Product, sku_validator
+from catalog.indexing import index_schedule_sync, refit_needed
+from catalog.models import IndexState, Product, sku_validator
 
 
 class ImportKind(models.TextChoices):
@@ -480,11 +481,12 @@ def _write(fmt: CsvFormat, plans: list[tuple[_Row, RowPlan, Product]]) -> None:
             if row.image and (plan.action == ImportAction.CREATE or "image" in plan.changes):
                 created_files += image_store(row.image)
         now = timezone.now()
-        to_create, to_update, fields = [], [], {"updated_at"}
+        to_create, to_update, fields = [], [], {"updated_at", "index_state"}
         for _, plan, product in plans:
             if plan.action == ImportAction.UNCHANGED:
                 continue
             product.updated_at = now  # bulk_update skips auto_now
+            product.index_state = IndexState.PENDING  # bulk writes skip Product.save()
             if "sales_count" in fmt.columns and (
                 plan.action == ImportAction.CREATE or "sales_count" in plan.changes
             ):
@@ -498,6 +500,13 @@ def _write(fmt: CsvFormat, plans: list[tuple[_Row, RowPlan, Product]]) -> None:
             Product.objects.bulk_create(to_create, batch_size=500)
             if to_update:
                 Product.objects.bulk_update(to_update, sorted(fields), batch_size=500)
+            # Bulk writes send no signals: queue the index sync here, sent after commit.
+            changed_skus = [p.sku for p in to_create + to_update]
+            if changed_skus:
+                index_schedule_sync(
+                    product_ids=list(Product.objects.filter(sku__in=changed_skus).values_list("pk", flat=True)),
+                    refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_skus)),
+                )
     except BaseException:
         for name in created_files:
             default_storage.delete(name)

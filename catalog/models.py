@@ -16,6 +16,16 @@ class ProductQuerySet(models.QuerySet):
         return self.filter(lifecycle=Product.Lifecycle.NEW)
 
 
+class IndexState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+
+
+# Saves that only record the index bookkeeping do not make the product pending again.
+INDEX_BOOKKEEPING_FIELDS = {"index_state", "index_error", "index_state_at"}
+
+
 class Product(models.Model):
     """A catalog product: its flat-lay photo, attributes and sales.
 
@@ -50,6 +60,14 @@ class Product(models.Model):
     sales_count = models.PositiveIntegerField(default=0, db_index=True)
     sales_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Where the product stands in the vector index (Milvus), kept by catalog.indexing.
+    index_state = models.CharField(
+        max_length=16, choices=IndexState.choices, default=IndexState.PENDING, editable=False,
+        db_index=True,
+    )
+    index_error = models.TextField(blank=True, editable=False)
+    index_state_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,6 +86,78 @@ class Product(models.Model):
     def __str__(self) -> str:
         return self.sku
 
+    def save(self, *args, **kwargs):
+        # Any change of content makes the index entry stale until the sync task has run.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or not set(update_fields) <= INDEX_BOOKKEEPING_FIELDS:
+            self.index_state = IndexState.PENDING
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "index_state"}
+        super().save(*args, **kwargs)
+
     @property
     def is_bestseller(self) -> bool:
         return self.sales_count > settings.CATALOG_BESTSELLER_MIN_SALES
+
+
+class ImageEmbedding(models.Model):
+    """A dense vector of an image, cached by (embedder, image content hash).
+
+    Re-indexing, sales updates, rebuilds and restores read vectors from here, so no image is
+    sent to a paid embedding model twice.
+    """
+
+    embedder = models.CharField(max_length=80)
+    image_sha256 = models.CharField(max_length=64)
+    dimension = models.PositiveIntegerField()
+    vector = models.BinaryField()  # float32, little-endian
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["embedder", "image_sha256"], name="one_embedding_per_image"),
+        ]
+
+
+class TextVectorizer(models.Model):
+    """A fitted TF-IDF vocabulary; the active one encodes every product's sparse vector."""
+
+    version = models.PositiveIntegerField(unique=True)
+    vocabulary = models.JSONField()  # term -> column
+    idf = models.JSONField()  # column -> inverse document frequency
+    document_count = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_vectorizer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"TF-IDF v{self.version} ({len(self.vocabulary)} terms)"
+
+
+class IndexRun(models.Model):
+    """One rebuild or reconcile of the vector index, for the index status page."""
+
+    class Kind(models.TextChoices):
+        REBUILD = "rebuild", "Rebuild"
+        RECONCILE = "reconcile", "Reconcile"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    collection = models.CharField(max_length=200, blank=True)
+    embedder = models.CharField(max_length=80)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    missing = models.PositiveIntegerField(default=0)
+    stale = models.PositiveIntegerField(default=0)
+    orphaned = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]

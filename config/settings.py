@@ -127,6 +127,14 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
 # --- Milvus: a local `milvus-lite server`, Milvus standalone/distributed or Zilliz Cloud ------
 MILVUS_URI = env_str("MILVUS_URI") or "http://127.0.0.1:19530"
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")
+MILVUS_TIMEOUT = env_int("MILVUS_TIMEOUT", 10)  # seconds per call; a down server fails fast
+# Collections are named "<prefix>_<embedder>_<build>"; the app reads and writes "<prefix>_<embedder>".
+MILVUS_COLLECTION_PREFIX = env_str("MILVUS_COLLECTION_PREFIX") or "products"
+# Milvus Lite takes one writer per collection: writers on this machine queue on this file lock.
+MILVUS_WRITE_LOCK_FILE = VAR_DIR / "milvus-write.lock"
+# Dense index: HNSW for real catalogs; FLAT (exact) is as good below a few thousand rows.
+MILVUS_DENSE_INDEX = env_str("MILVUS_DENSE_INDEX") or "HNSW"
+INDEX_RECONCILE_INTERVAL_SECONDS = env_int("INDEX_RECONCILE_INTERVAL_SECONDS", 300)
 
 # --- Dramatiq: a Redis broker (the local redis-server by default) ---------------------------
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -155,6 +163,14 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # --- model providers: offline by default, OpenRouter when OPENROUTER_API_KEY is set ----------
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
 OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1"
+OPENROUTER_SITE_URL = env_str("OPENROUTER_SITE_URL") or "http://127.0.0.1:8000"
+OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE") or "Bestseller promo studio"
+OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 120)  # seconds per HTTP call
+OPENROUTER_MAX_ATTEMPTS = env_int("OPENROUTER_MAX_ATTEMPTS", 4)  # per call, for 429/5xx/timeouts
+OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longest wait honoured
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
+EMBEDDING_DIMENSION = env_int("EMBEDDING_DIMENSION", 2048)
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8)
 EMBEDDER_BACKEND = backend("EMBEDDER_BACKEND")
 STYLE_ANALYST_BACKEND = backend("STYLE_ANALYST_BACKEND")
 IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
@@ -162,6 +178,11 @@ IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
 # --- catalog -------------------------------------------------------------------------------
 # A product sells "like a bestseller" above this many sales (the seed's filter: > 1500).
 CATALOG_BESTSELLER_MIN_SALES = env_int("CATALOG_BESTSELLER_MIN_SALES", 1500)
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 3)
+RETRIEVAL_RRF_K = 60
+RETRIEVAL_CANDIDATES = 20  # per leg, before RRF fusion (the seed's limit)
+# An import that changes at least this share of the catalog refits the TF-IDF vocabulary.
+SPARSE_REFIT_CHANGED_SHARE = 0.2
 CATALOG_THUMBNAIL_SIZE = 160
 CATALOG_IMAGE_MAX_PIXELS = env_int("CATALOG_IMAGE_MAX_PIXELS", 40_000_000)
 CATALOG_IMAGE_MAX_BYTES = env_int("CATALOG_IMAGE_MAX_BYTES", 25 * 1024 * 1024)

@@ -1,3 +1,6 @@
+import uuid
+
+import dramatiq
 import pytest
 
 
@@ -6,3 +9,45 @@ def isolated_media(settings, tmp_path):
     """Every test writes files into its own media root and import staging folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CATALOG_IMPORT_STAGING_DIR = tmp_path / "import-staging"
+
+
+@pytest.fixture(scope="session")
+def milvus_db(tmp_path_factory):
+    """One Milvus Lite database file per test session (a real engine, in this process)."""
+    yield str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+    # Stop the engine while pytest still captures output (its atexit hook logs otherwise).
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_all()
+
+
+@pytest.fixture
+def milvus(settings, milvus_db):
+    """Point the app at Milvus Lite, with collections of its own that are dropped afterwards."""
+    from catalog.vector_index import drop_collections
+
+    settings.MILVUS_URI = milvus_db
+    settings.MILVUS_TOKEN = ""
+    settings.MILVUS_COLLECTION_PREFIX = f"t{uuid.uuid4().hex[:10]}"
+    settings.MILVUS_DENSE_INDEX = "FLAT"
+    settings.MILVUS_WRITE_LOCK_FILE = milvus_db + ".lock"
+    yield settings.MILVUS_COLLECTION_PREFIX
+    drop_collections(settings.MILVUS_COLLECTION_PREFIX)
+
+
+@pytest.fixture
+def broker():
+    """The Dramatiq stub broker (TASK_BROKER=stub in pytest.ini), emptied for each test."""
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(broker):
+    """A real Dramatiq worker on the stub broker; use with transactional_db."""
+    worker = dramatiq.Worker(broker, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()

@@ -1,0 +1,279 @@
+"""Keeping the vector index in step with the catalog (the database is the source of truth).
+
+Services called by the Dramatiq actors in catalog.tasks and by the management commands:
+`products_sync` upserts or removes products, `index_rebuild` fills a fresh collection and
+swaps the alias, `index_check` finds (and repairs) drift between the database and Milvus.
+Dense vectors come from the embedding cache whenever the image was embedded before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+import numpy as np
+from django.db.models import Count
+from django.utils import timezone
+
+from catalog.embedders import Embedder, EmbeddingError, get_embedder
+from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
+from catalog.sparse import EMPTY_MARKER, active_vectorizer, encode, product_document, vectorizer_fit
+from catalog.vector_index import IndexUnavailable, VectorIndex, write_lock
+
+logger = logging.getLogger(__name__)
+EMBED_CHUNK = 64
+SYNC_CHUNK = 256
+
+
+def get_index(embedder: Embedder | None = None) -> VectorIndex:
+    embedder = embedder or get_embedder()
+    return VectorIndex(embedder_name=embedder.name, dimension=embedder.dimension)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+# --- dense vectors, cached by (embedder, image hash) ---------------------------------------
+
+def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None) -> dict[str, np.ndarray]:
+    """Vectors of the products' images by image hash; only images never embedded are sent."""
+    embedder = embedder or get_embedder()
+    by_sha = {p.image_sha256: p for p in products}
+    vectors = {
+        row.image_sha256: np.frombuffer(row.vector, dtype="<f4")
+        for row in ImageEmbedding.objects.filter(embedder=embedder.name, image_sha256__in=by_sha)
+        if row.dimension == embedder.dimension
+    }
+    missing = [p for sha, p in by_sha.items() if sha not in vectors]
+    for chunk in _chunks(missing, EMBED_CHUNK):
+        images = []
+        for product in chunk:
+            with product.image.storage.open(product.image.name, "rb") as handle:
+                images.append(handle.read())
+        new = embedder.embed_images(images)
+        # Saved chunk by chunk, so an interrupted rebuild never pays for these again.
+        ImageEmbedding.objects.bulk_create(
+            [ImageEmbedding(embedder=embedder.name, image_sha256=p.image_sha256,
+                            dimension=embedder.dimension, vector=v.astype("<f4").tobytes())
+             for p, v in zip(chunk, new)],
+            ignore_conflicts=True,
+        )
+        vectors.update({p.image_sha256: v for p, v in zip(chunk, new)})
+    return vectors
+
+
+def _text_version() -> int:
+    """The active TF-IDF version, fitting the first one on demand."""
+    active = active_vectorizer()
+    if active is None:
+        active = vectorizer_fit()
+    return active.version if active else 0
+
+
+def _rows(products: list[Product], vectors: dict[str, np.ndarray], version: int) -> list[dict]:
+    documents = [product_document(p) for p in products]
+    sparse = encode(documents, version) if version else [dict(EMPTY_MARKER) for _ in products]
+    return [
+        {
+            "id": p.pk,
+            "dense": vectors[p.image_sha256].tolist(),
+            "sparse": s,
+            **_scalars(p, version),
+        }
+        for p, s in zip(products, sparse)
+    ]
+
+
+def _scalars(product: Product, version: int) -> dict:
+    return {
+        "sku": product.sku,
+        "category": product.category,
+        "color": product.color,
+        "style": product.style,
+        "season": product.season,
+        "sales_count": product.sales_count,
+        "price": float(product.price or 0),
+        "image_sha256": product.image_sha256,
+        "text_version": version,
+    }
+
+
+def _mark(product_ids: Iterable[int], state: IndexState, error: str = "", *, before=None) -> None:
+    queryset = Product.objects.filter(pk__in=list(product_ids))
+    if before is not None:
+        # A product edited after we read it stays pending: its own sync is queued.
+        queryset = queryset.filter(updated_at__lte=before)
+    queryset.update(index_state=state, index_error=error[:2000], index_state_at=timezone.now())
+
+
+# --- services ------------------------------------------------------------------------------
+
+def products_sync(*, product_ids: list[int]) -> None:
+    """Upsert these products into the index; ids no longer in the database are removed.
+
+    Raises IndexUnavailable or EmbeddingError after recording the failure on the products,
+    so the calling task can retry.
+    """
+    index = get_index()
+    read_at = timezone.now()
+    try:
+        index.ensure()
+        vectors = embeddings_for(Product.objects.filter(pk__in=product_ids))
+        version = _text_version()
+        # Read the rows again under the write lock, so an older read never overwrites a newer.
+        with write_lock():
+            products = list(Product.objects.filter(pk__in=product_ids))
+            vectors.update(embeddings_for([p for p in products if p.image_sha256 not in vectors]))
+            index.upsert(_rows(products, vectors, version))
+            index.delete(set(product_ids) - {p.pk for p in products})
+    except (IndexUnavailable, EmbeddingError) as exc:
+        _mark(product_ids, IndexState.FAILED, str(exc))
+        raise
+    _mark([p.pk for p in products], IndexState.SYNCED, before=read_at)
+
+
+def products_remove(*, product_ids: list[int]) -> None:
+    get_index().delete(product_ids)
+
+
+@dataclass
+class Drift:
+    missing: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+    orphaned: list[int] = field(default_factory=list)
+    repaired: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.missing) + len(self.stale) + len(self.orphaned)
+
+
+def index_check(*, repair: bool = False) -> Drift:
+    """Compare the database with Milvus: rows missing, stale (different data) and orphaned."""
+    embedder = get_embedder()
+    index = get_index(embedder)
+    run = IndexRun.objects.create(kind=IndexRun.Kind.RECONCILE, embedder=embedder.name)
+    try:
+        index.ensure()
+        active = active_vectorizer()
+        version = active.version if active else 0
+        expected = {p.pk: _scalars(p, version) for p in Product.objects.all().iterator()}
+        stored = {row.pop("id"): row for row in index.rows()}
+        drift = Drift(
+            missing=sorted(expected.keys() - stored.keys()),
+            orphaned=sorted(stored.keys() - expected.keys()),
+            stale=sorted(pk for pk in expected.keys() & stored.keys()
+                         if not _same(expected[pk], stored[pk])),
+        )
+        if repair and drift.total:
+            for chunk in _chunks(drift.missing + drift.stale, SYNC_CHUNK):
+                products_sync(product_ids=chunk)
+            index.delete(drift.orphaned)
+            index.flush()
+            drift.repaired = drift.total
+        if repair:
+            in_step = expected.keys() - set(drift.missing) - set(drift.stale)
+            Product.objects.filter(pk__in=in_step).exclude(index_state=IndexState.SYNCED).update(
+                index_state=IndexState.SYNCED, index_error="", index_state_at=timezone.now())
+        run.collection = index.collection_name() or ""
+        run.missing, run.stale, run.orphaned = len(drift.missing), len(drift.stale), len(drift.orphaned)
+        run.repaired = drift.repaired
+        return drift
+    except Exception as exc:
+        run.error = str(exc)
+        raise
+    finally:
+        run.finished_at = timezone.now()
+        run.save()
+
+
+def _same(expected: dict, stored: dict) -> bool:
+    return all(
+        round(float(stored.get(key) or 0), 2) == round(value, 2) if key == "price"
+        else stored.get(key) == value
+        for key, value in expected.items()
+    )
+
+
+def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lambda n: None) -> IndexRun:
+    """Rebuild the whole index into a new collection and swap the alias to it.
+
+    With refit, a new TF-IDF vocabulary is fitted first: every sparse vector changes.
+    """
+    embedder = get_embedder()
+    index = get_index(embedder)
+    run = IndexRun.objects.create(kind=IndexRun.Kind.REBUILD, embedder=embedder.name)
+    started = timezone.now()
+    try:
+        version = (vectorizer_fit() or active_vectorizer()) if refit else None
+        version = version.version if version else _text_version()
+
+        def batches():
+            for chunk in _chunks(Product.objects.order_by("pk").iterator(), SYNC_CHUNK):
+                rows = _rows(chunk, embeddings_for(chunk, embedder), version)
+                progress(len(chunk))
+                yield rows
+
+        run.collection = index.rebuild(batches())
+        run.repaired = Product.objects.count()
+        _mark(Product.objects.values_list("pk", flat=True), IndexState.SYNCED, before=started)
+        # Edits that landed in the old collection while the new one was filling.
+        changed = list(Product.objects.filter(updated_at__gt=started).values_list("pk", flat=True))
+        for chunk in _chunks(changed, SYNC_CHUNK):
+            products_sync(product_ids=chunk)
+        return run
+    except Exception as exc:
+        run.error = str(exc)
+        raise
+    finally:
+        run.finished_at = timezone.now()
+        run.save()
+
+
+def index_schedule_sync(*, product_ids: list[int], refit: bool = False) -> None:
+    """After the current transaction commits, queue the index work for these products."""
+    from catalog.tasks import enqueue_after_commit, rebuild_index, sync_products
+
+    if refit:
+        enqueue_after_commit(rebuild_index, True)
+        return
+    for chunk in _chunks(product_ids, SYNC_CHUNK):
+        enqueue_after_commit(sync_products, chunk)
+
+
+def refit_needed(*, changed: int) -> bool:
+    """An import that changes a large share of the catalog shifts the vocabulary: refit."""
+    from django.conf import settings
+
+    if active_vectorizer() is None:
+        return True
+    total = Product.objects.count()
+    return bool(total) and changed / total >= settings.SPARSE_REFIT_CHANGED_SHARE
+
+
+def index_status() -> dict:
+    """What the index status page shows."""
+    embedder = get_embedder()
+    index = get_index(embedder)
+    status = {
+        "alias": index.alias,
+        "embedder": embedder.name,
+        "offline": embedder.is_offline,
+        "dimension": embedder.dimension,
+        "products": Product.objects.count(),
+        "states": dict(Product.objects.order_by().values_list("index_state").annotate(n=Count("pk"))),
+        "vectorizer": active_vectorizer(),
+        "last_reconcile": IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).first(),
+        "last_rebuild": IndexRun.objects.filter(kind=IndexRun.Kind.REBUILD).first(),
+    }
+    try:
+        status.update(index.describe())
+    except IndexUnavailable as exc:
+        status["error"] = str(exc)
+    return status
+

@@ -1,0 +1,285 @@
+"""The Milvus collection that indexes the catalog: the only module that talks to pymilvus.
+
+One collection per embedder (its dimension is part of the schema). The app reads and writes
+through an alias, `<prefix>_<embedder>`; a rebuild fills a new collection
+`<prefix>_<embedder>_<build>` and moves the alias to it in one step.
+
+The client is created lazily in each process: gRPC channels do not survive fork(), and
+Dramatiq forks its workers. Milvus Lite takes one writer per collection, so every write on
+this machine goes through `write_lock()`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker
+
+logger = logging.getLogger(__name__)
+
+SCALAR_FIELDS = ("sku", "category", "color", "style", "season", "sales_count", "price",
+                 "image_sha256", "text_version")
+WRITE_BATCH = 256
+_clients: dict[tuple, MilvusClient] = {}
+_client_lock = threading.Lock()
+_write_thread_lock = threading.Lock()
+_rebuild_thread_lock = threading.Lock()
+_held = threading.local()
+
+
+class IndexUnavailable(Exception):
+    """Milvus could not be reached or refused the call; the message says what it said."""
+
+
+def client() -> MilvusClient:
+    """This process's client for the configured Milvus (created on first use)."""
+    key = (os.getpid(), settings.MILVUS_URI, settings.MILVUS_TOKEN)
+    with _client_lock:
+        if key not in _clients:
+            _clients[key] = _connect()
+        return _clients[key]
+
+
+def _connect() -> MilvusClient:
+    try:
+        return MilvusClient(uri=settings.MILVUS_URI, token=settings.MILVUS_TOKEN,
+                            timeout=settings.MILVUS_TIMEOUT)
+    except MilvusException as exc:
+        raise IndexUnavailable(f"Milvus at {settings.MILVUS_URI} is unavailable: {exc.message}") from exc
+    except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+        raise IndexUnavailable(f"Milvus at {settings.MILVUS_URI} is unavailable: {exc}") from exc
+
+
+@contextmanager
+def write_lock() -> Iterator[None]:
+    """Serialise writes: threads of this process, then processes of this machine.
+
+    Re-entrant within a thread, so a caller can hold it around a read-then-write.
+    """
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    with _file_lock(_write_thread_lock, Path(settings.MILVUS_WRITE_LOCK_FILE)):
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+
+
+@contextmanager
+def _file_lock(thread_lock: threading.Lock, path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with thread_lock, open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def filter_literal(value: str) -> str:
+    """A string as a Milvus expression literal: quotes and backslashes cannot end it early."""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"')
+               .replace("\n", "\\n").replace("\r", "\\r"))
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True)
+class LegHit:
+    id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    id: int
+    score: float
+    entity: dict
+
+
+class VectorIndex:
+    """The catalog's collection for one embedder, reached through its alias."""
+
+    def __init__(self, *, embedder_name: str, dimension: int):
+        self.embedder_name = embedder_name
+        self.dimension = dimension
+        self.alias = f"{settings.MILVUS_COLLECTION_PREFIX}_{embedder_name}"
+
+    # --- schema and lifecycle ------------------------------------------------------------
+
+    def _schema(self):
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)  # the Django pk
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dimension)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("sku", DataType.VARCHAR, max_length=64)
+        schema.add_field("category", DataType.VARCHAR, max_length=100)
+        schema.add_field("color", DataType.VARCHAR, max_length=100)
+        schema.add_field("style", DataType.VARCHAR, max_length=100)
+        schema.add_field("season", DataType.VARCHAR, max_length=50)
+        schema.add_field("sales_count", DataType.INT64)
+        schema.add_field("price", DataType.FLOAT)
+        schema.add_field("image_sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("text_version", DataType.INT64)
+        return schema
+
+    def _index_params(self):
+        params = MilvusClient.prepare_index_params()
+        if settings.MILVUS_DENSE_INDEX == "HNSW":
+            params.add_index("dense", index_type="HNSW", metric_type="COSINE",
+                             params={"M": 16, "efConstruction": 200})
+        else:
+            params.add_index("dense", index_type="FLAT", metric_type="COSINE")
+        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        params.add_index("category", index_type="INVERTED")
+        return params
+
+    def _call(self, method: str, *args, **kwargs):
+        """A pymilvus call with Milvus errors turned into IndexUnavailable.
+
+        After a server restart collections come back released; load once and retry.
+        """
+        for attempt in (1, 2):
+            try:
+                return getattr(client(), method)(*args, **kwargs)
+            except MilvusException as exc:
+                if attempt == 1 and "load()" in (exc.message or ""):
+                    client().load_collection(self.alias)
+                    continue
+                raise IndexUnavailable(f"Milvus {method} failed: {exc.message}") from exc
+            except IndexUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - gRPC errors: connection refused, deadline
+                raise IndexUnavailable(f"Milvus {method} failed: {exc}") from exc
+
+    def collection_name(self) -> str | None:
+        """The collection the alias points at, or None before the first build."""
+        if self.alias not in self._call("list_aliases").get("aliases", []):
+            return None
+        return self._call("describe_alias", self.alias)["collection_name"]
+
+    def ensure(self) -> str:
+        """Create an empty collection behind the alias if there is none yet."""
+        name = self.collection_name()
+        if name is None:
+            name = self._create_collection()
+            with write_lock():
+                self._call("create_alias", name, self.alias)
+        return name
+
+    def _create_collection(self) -> str:
+        name = f"{self.alias}_{time.strftime('%Y%m%d%H%M%S')}_{os.urandom(2).hex()}"
+        self._call("create_collection", name, schema=self._schema(),
+                   index_params=self._index_params())
+        return name
+
+    def describe(self) -> dict:
+        """Facts for the status page: collection, row count, index types."""
+        name = self.collection_name()
+        if name is None:
+            return {"collection": None, "rows": 0}
+        stats = self._call("get_collection_stats", name)
+        return {"collection": name, "rows": int(stats.get("row_count", 0))}
+
+    # --- writes --------------------------------------------------------------------------
+
+    def upsert(self, rows: list[dict], *, collection: str | None = None) -> None:
+        target = collection or self.alias
+        for start in range(0, len(rows), WRITE_BATCH):
+            with write_lock():
+                self._call("upsert", target, rows[start:start + WRITE_BATCH])
+
+    def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if ids:
+            with write_lock():
+                self._call("delete", self.alias, ids=ids)
+
+    def flush(self, collection: str | None = None) -> None:
+        with write_lock():
+            self._call("flush", collection or self.alias)
+
+    def rebuild(self, batches: Iterable[list[dict]]) -> str:
+        """Fill a new collection, then point the alias at it and drop the old one.
+
+        One rebuild at a time on this machine: a second one waits, then runs on fresh data.
+        """
+        lock_path = Path(f"{settings.MILVUS_WRITE_LOCK_FILE}.rebuild")
+        with _file_lock(_rebuild_thread_lock, lock_path):
+            new = self._create_collection()
+            try:
+                for rows in batches:
+                    self.upsert(rows, collection=new)
+                self.flush(new)
+                self._call("load_collection", new)
+                with write_lock():
+                    old = self.collection_name()
+                    self._call("alter_alias" if old else "create_alias", new, self.alias)
+            except BaseException:
+                self._call("drop_collection", new)
+                raise
+            if old is not None:
+                self._call("drop_collection", old)
+            return new
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def rows(self, output_fields: tuple[str, ...] = SCALAR_FIELDS) -> Iterator[dict]:
+        """Every row's scalars, in pages (for drift checks)."""
+        last_id, page = -1, 1000
+        while True:
+            batch = self._call("query", self.alias, filter=f"id > {last_id}",
+                               output_fields=["id", *output_fields], limit=page,
+                               consistency_level="Strong")
+            batch = sorted(batch, key=lambda row: row["id"])
+            yield from batch
+            if len(batch) < page:
+                return
+            last_id = batch[-1]["id"]
+
+    def _requests(self, dense, sparse, expr: str, limit: int):
+        return [
+            AnnSearchRequest([list(map(float, dense))], "dense", {"metric_type": "COSINE"}, limit, expr=expr),
+            AnnSearchRequest([sparse], "sparse", {"metric_type": "IP"}, limit, expr=expr),
+        ]
+
+    def hybrid_search(self, *, dense, sparse: dict, expr: str, limit: int, candidates: int,
+                      rrf_k: int) -> list[FusedHit]:
+        """Dense and sparse legs, both filtered by expr, fused by reciprocal rank (RRF)."""
+        result = self._call("hybrid_search", self.alias, self._requests(dense, sparse, expr, candidates),
+                            RRFRanker(rrf_k), limit=limit, output_fields=list(SCALAR_FIELDS),
+                            consistency_level="Strong")
+        return [FusedHit(hit["id"], float(hit["distance"]), hit.get("entity", {})) for hit in result[0]]
+
+    def leg_search(self, *, field: str, vector, expr: str, limit: int) -> list[LegHit]:
+        """One leg alone, to tell each fused hit's rank in it."""
+        metric = "COSINE" if field == "dense" else "IP"
+        data = [list(map(float, vector))] if field == "dense" else [vector]
+        result = self._call("search", self.alias, data, anns_field=field, limit=limit, filter=expr,
+                            search_params={"metric_type": metric}, output_fields=["id"],
+                            consistency_level="Strong")
+        return [LegHit(hit["id"], float(hit["distance"])) for hit in result[0]]
+
+
+def drop_collections(prefix: str) -> None:
+    """Drop every collection and alias under a prefix (tests clean up with this)."""
+    milvus = client()
+    for name in milvus.list_collections():
+        if name.startswith(prefix):
+            for alias in milvus.list_aliases(name).get("aliases", []):
+                milvus.drop_alias(alias)
+            milvus.drop_collection(name)

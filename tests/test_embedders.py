@@ -1,0 +1,338 @@
+"""Embedders: the offline descriptor finds look-alikes in the sample catalog, and the OpenRouter
+embedder speaks the protocol, retries what is transient and reports what is not."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from catalog import sample
+from catalog.embedders import (
+    Embedder,
+    EmbeddingError,
+    OfflineEmbedder,
+    OpenRouterEmbedder,
+    get_embedder,
+)
+from tests.openrouter_server import OpenRouterServer, decode_data_uri, error_body
+
+DIMENSION = 8
+MAX_ATTEMPTS = 3
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def flatlay(garment: str, colour: str, pattern: str = "solid", seed: str = "test") -> bytes:
+    return jpeg(sample.draw_flatlay(garment, sample.COLOURS[colour], pattern, seed=seed))
+
+
+def main_colour(product: sample.Historical | sample.NewProduct) -> str:
+    return product.color.partition(" and ")[0]
+
+
+# --------------------------------------------------------------------------- offline
+
+@pytest.fixture(scope="module")
+def catalog_vectors(tmp_path_factory) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Offline vectors of the sample catalog's historical and new products, by sku / new_id."""
+    catalog = sample.write_sample_catalog(tmp_path_factory.mktemp("sample-catalog"))
+    embedder = OfflineEmbedder()
+
+    def embed(paths: tuple[Path, ...]) -> dict[str, np.ndarray]:
+        vectors = embedder.embed_images([path.read_bytes() for path in paths])
+        return {path.stem: vector for path, vector in zip(paths, vectors, strict=True)}
+
+    return embed(catalog.images), embed(catalog.new_images)
+
+
+def test_offline_vectors_are_deterministic_unit_length_and_fixed_size():
+    data = flatlay("midi_dress", "navy", "dots")
+    embedder = OfflineEmbedder()
+    first, second = embedder.embed_images([data]), embedder.embed_images([data])
+    assert first[0].dtype == np.float32 and first[0].shape == (embedder.dimension,)
+    assert np.array_equal(first[0], second[0])
+    assert abs(float(np.linalg.norm(first[0])) - 1) < 1e-5
+    assert re.fullmatch(r"[a-z0-9_]+", embedder.name) and embedder.is_offline
+
+
+def test_offline_embeds_pngs_with_transparency_and_keeps_the_input_order():
+    buffer = io.BytesIO()
+    Image.new("RGBA", (60, 80), (200, 30, 40, 255)).save(buffer, format="PNG")
+    red, blue = buffer.getvalue(), flatlay("tshirt", "sky blue")
+    embedder = OfflineEmbedder()
+    vectors = embedder.embed_images([red, blue, red])
+    assert len(vectors) == 3 and np.array_equal(vectors[0], vectors[2])
+    assert float(vectors[0] @ vectors[1]) < 0.99
+    assert embedder.embed_images([]) == []
+
+
+def test_offline_rejects_bytes_that_are_not_an_image():
+    with pytest.raises(EmbeddingError, match="image 2 cannot be read") as caught:
+        OfflineEmbedder().embed_images([flatlay("skirt", "red"), b"not an image"])
+    assert caught.value.retryable is False
+
+
+def test_each_new_products_nearest_historical_product_is_a_twin(catalog_vectors):
+    historical, new = catalog_vectors
+    by_sku = {p.sku: p for p in sample.HISTORICAL}
+    for product in sample.NEW_PRODUCTS:
+        nearest = max(historical, key=lambda sku: float(new[product.new_id] @ historical[sku]))
+        assert (by_sku[nearest].garment, by_sku[nearest].color) == (product.garment, product.color)
+
+
+def test_twins_rank_above_products_of_another_garment_and_colour(catalog_vectors):
+    historical, new = catalog_vectors
+    for product in sample.NEW_PRODUCTS:
+        query = new[product.new_id]
+        similarity = {sku: float(query @ vector) for sku, vector in historical.items()}
+        twins = [p.sku for p in sample.HISTORICAL
+                 if (p.garment, p.color) == (product.garment, product.color)]
+        different = [p.sku for p in sample.HISTORICAL
+                     if p.garment != product.garment and main_colour(p) != main_colour(product)]
+        assert twins and different
+        margin = min(similarity[s] for s in twins) - max(similarity[s] for s in different)
+        assert margin > 0.05, product.new_id
+
+
+def test_a_resized_recompressed_copy_is_nearly_identical():
+    original = sample.draw_flatlay("cardigan", sample.COLOURS["burgundy"], "knit", seed="copy")
+    copy = jpeg(original.resize((448, 560), Image.Resampling.LANCZOS), quality=75)
+    first, second = OfflineEmbedder().embed_images([jpeg(original), copy])
+    assert float(first @ second) > 0.98
+
+
+@pytest.mark.parametrize(("garment", "other_garment"), [
+    ("midi_dress", "trousers"), ("tshirt", "maxi_dress"), ("jacket", "skirt"),
+])
+def test_a_new_colour_is_closer_than_a_new_colour_and_silhouette(garment, other_garment):
+    anchor, recoloured, reshaped = OfflineEmbedder().embed_images([
+        flatlay(garment, "navy"), flatlay(garment, "mustard"), flatlay(other_garment, "sage green"),
+    ])
+    assert float(anchor @ recoloured) > float(anchor @ reshaped)
+
+
+# --------------------------------------------------------------------------- OpenRouter
+
+@pytest.fixture
+def server():
+    with OpenRouterServer(dimension=DIMENSION) as running:
+        yield running
+
+
+@pytest.fixture
+def openrouter_settings(settings, server):
+    settings.EMBEDDER_BACKEND = "catalog.embedders.OpenRouterEmbedder"
+    settings.OPENROUTER_API_KEY = server.api_key
+    settings.OPENROUTER_BASE_URL = server.base_url
+    settings.OPENROUTER_SITE_URL = "https://shop.example"
+    settings.OPENROUTER_APP_TITLE = "Promo studio tests"
+    settings.OPENROUTER_TIMEOUT = 5
+    settings.OPENROUTER_MAX_ATTEMPTS = MAX_ATTEMPTS
+    settings.OPENROUTER_MAX_RETRY_AFTER = 30
+    settings.EMBEDDING_MODEL = "nvidia/llama-nemotron-embed-vl-1b-v2"
+    settings.EMBEDDING_DIMENSION = DIMENSION
+    settings.EMBEDDING_BATCH_SIZE = 2
+    return settings
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def embedder(openrouter_settings, sleeps) -> OpenRouterEmbedder:
+    """Built after the settings are final; waits are recorded instead of slept."""
+    built = OpenRouterEmbedder()
+    built.sleep = sleeps.append
+    return built
+
+
+PHOTO_SIZES = [(1024, 1280), (1280, 720), (512, 640), (300, 200), (900, 900)]
+
+
+def photos(count: int) -> list[bytes]:
+    """Plain photos of distinct colours, most larger than the 512 px the provider is sent."""
+    colours = ["navy", "red", "sage green", "mustard", "pink"]
+    return [jpeg(Image.new("RGB", size, sample.COLOURS[colour]))
+            for size, colour in zip(PHOTO_SIZES[:count], colours)]
+
+
+def test_requests_follow_the_protocol_in_batches(embedder, server):
+    vectors = embedder.embed_images(photos(5))
+    assert [r.path for r in server.requests] == ["/api/v1/embeddings"] * 3
+    assert [len(r.json["input"]) for r in server.requests] == [2, 2, 1]
+    for request in server.requests:
+        assert request.json["model"] == "nvidia/llama-nemotron-embed-vl-1b-v2"
+        assert request.json["encoding_format"] == "float"
+        assert request.headers["authorization"] == f"Bearer {server.api_key}"
+        assert request.headers["http-referer"] == "https://shop.example"
+        assert request.headers["x-title"] == "Promo studio tests"
+    sent = [item["content"] for request in server.requests for item in request.json["input"]]
+    for parts, original in zip(sent, PHOTO_SIZES, strict=True):
+        [part] = parts
+        assert part["type"] == "image_url"
+        assert part["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        image = decode_data_uri(part["image_url"]["url"])
+        assert image.format == "JPEG" and max(image.size) == min(512, max(original))
+    assert len(vectors) == 5
+    for vector in vectors:
+        assert vector.shape == (DIMENSION,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+
+
+def test_vectors_keep_the_input_order_when_the_answer_is_shuffled(embedder, server):
+    server.shuffle_data = True
+    vectors = embedder.embed_images(photos(5))
+    sent = [decode_data_uri(item["content"][0]["image_url"]["url"])
+            for request in server.requests for item in request.json["input"]]
+    for vector, image in zip(vectors, sent, strict=True):
+        expected = np.array(server.vector_for(image))
+        assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6)
+    assert float(vectors[0] @ vectors[1]) < 0.99  # distinct colours, distinct vectors
+
+
+def test_rate_limit_waits_as_long_as_retry_after_says(embedder, server, sleeps):
+    server.fail_next(status=429, headers={"Retry-After": "7"})
+    assert len(embedder.embed_images(photos(1))) == 1
+    assert len(server.requests) == 2 and sleeps == [7.0]
+
+
+def test_retry_after_is_capped(embedder, server, sleeps):
+    server.fail_next(status=429, headers={"Retry-After": "3600"})
+    embedder.embed_images(photos(1))
+    assert sleeps == [30.0]
+
+
+def test_server_error_is_retried_after_a_backoff(embedder, server, sleeps):
+    server.fail_next(status=500)
+    assert len(embedder.embed_images(photos(1))) == 1
+    assert len(server.requests) == 2 and sleeps == [0.5]
+
+
+def test_a_timeout_is_retried(openrouter_settings, server, sleeps):
+    openrouter_settings.OPENROUTER_TIMEOUT = 0.5
+    embedder = OpenRouterEmbedder()
+    embedder.sleep = sleeps.append
+    server.fail_next(delay=2.0)  # the first answer comes long after the client stopped waiting
+    assert len(embedder.embed_images(photos(1))) == 1
+    assert len(server.requests) == 2 and len(sleeps) == 1
+
+
+def test_persistent_server_errors_give_up_after_max_attempts(embedder, server, sleeps):
+    server.fail_next(status=503, times=MAX_ATTEMPTS + 1)
+    with pytest.raises(EmbeddingError) as caught:
+        embedder.embed_images(photos(1))
+    assert caught.value.retryable is True and caught.value.status == 503
+    assert len(server.requests) == MAX_ATTEMPTS
+    assert sleeps == [0.5, 1.0]
+    assert "HTTP 503" in str(caught.value) and f"after {MAX_ATTEMPTS} attempts" in str(caught.value)
+
+
+def test_an_unreachable_server_is_a_retryable_error(openrouter_settings, sleeps):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    openrouter_settings.OPENROUTER_BASE_URL = f"http://127.0.0.1:{port}/api/v1"
+    embedder = OpenRouterEmbedder()
+    embedder.sleep = sleeps.append
+    with pytest.raises(EmbeddingError, match="cannot reach OpenRouter") as caught:
+        embedder.embed_images(photos(1))
+    assert caught.value.retryable is True and len(sleeps) == MAX_ATTEMPTS - 1
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (400, "image_url is not supported by this model"),
+    (401, "User not found."),
+    (402, "Insufficient credits. Add more using https://openrouter.ai/credits"),
+])
+def test_client_errors_fail_at_once_with_the_providers_message(embedder, server, sleeps,
+                                                               status, message):
+    server.fail_next(status=status, json=error_body(status, message))
+    with pytest.raises(EmbeddingError) as caught:
+        embedder.embed_images(photos(1))
+    assert caught.value.retryable is False and caught.value.status == status
+    assert message in str(caught.value) and f"HTTP {status}" in str(caught.value)
+    assert len(server.requests) == 1 and sleeps == []
+
+
+def test_a_wrong_api_key_is_reported(openrouter_settings, server):
+    openrouter_settings.OPENROUTER_API_KEY = "sk-or-wrong"
+    with pytest.raises(EmbeddingError, match="HTTP 401.*No auth credentials found") as caught:
+        OpenRouterEmbedder().embed_images(photos(1))
+    assert caught.value.retryable is False and len(server.requests) == 1
+
+
+def valid_body(embedding: list[float] | None = None) -> dict:
+    item = {"object": "embedding", "index": 0, "embedding": embedding or [0.5] * DIMENSION}
+    return {"object": "list", "data": [item], "model": "m", "usage": {}}
+
+
+@pytest.mark.parametrize(("reply", "complaint"), [
+    ({"body": b"<html>Bad gateway</html>"}, "not JSON"),
+    ({"json": {"object": "list"}}, "no 'data' list"),
+    ({"json": {"object": "list", "data": []}}, "0 embeddings for 1 images"),
+    ({"json": valid_body([0.1] * (DIMENSION + 1))}, f"{DIMENSION + 1} dimensions"),
+    ({"json": valid_body(["0.1"] * DIMENSION)}, "not a list of numbers"),
+    ({"json": valid_body([0.0] * DIMENSION)}, "all zeros"),
+    ({"json": {"data": [{"index": 3, "embedding": [0.5] * DIMENSION}]}}, "index 3"),
+    ({"json": error_body(400, "Provider rejected the input")}, "Provider rejected the input"),
+])
+def test_malformed_answers_are_errors(embedder, server, reply, complaint):
+    server.fail_next(**reply)
+    with pytest.raises(EmbeddingError, match=re.escape(complaint)) as caught:
+        embedder.embed_images(photos(1))
+    assert caught.value.retryable is False and len(server.requests) == 1
+
+
+def test_a_transient_error_inside_a_200_answer_is_retried(embedder, server, sleeps):
+    server.fail_next(status=200, json=error_body(502, "Upstream provider error"))
+    assert len(embedder.embed_images(photos(1))) == 1
+    assert len(server.requests) == 2 and sleeps == [0.5]
+
+
+def test_the_test_server_rejects_requests_that_break_the_protocol(server):
+    text_only = {"model": "m", "input": [{"content": [{"type": "text", "text": "a dress"}]}]}
+    response = requests.post(f"{server.base_url}/embeddings", json=text_only, timeout=5,
+                             headers={"Authorization": f"Bearer {server.api_key}"})
+    assert response.status_code == 400
+    assert "image_url" in response.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- choosing
+
+def test_get_embedder_builds_the_backend_named_in_settings(settings):
+    settings.EMBEDDER_BACKEND = "catalog.embedders.OfflineEmbedder"
+    offline = get_embedder()
+    assert isinstance(offline, OfflineEmbedder) and get_embedder() is offline
+
+    settings.EMBEDDER_BACKEND = "catalog.embedders.OpenRouterEmbedder"
+    settings.EMBEDDING_DIMENSION = 16
+    remote = get_embedder()
+    assert isinstance(remote, OpenRouterEmbedder) and isinstance(remote, Embedder)
+    assert remote.dimension == 16 and not remote.is_offline
+    settings.EMBEDDING_DIMENSION = 32
+    assert get_embedder() is not remote and get_embedder().dimension == 32
+
+
+@pytest.mark.parametrize("model", [
+    "nvidia/llama-nemotron-embed-vl-1b-v2",
+    "some-lab/an-extremely-long-multimodal-embedding-model-name-v3:free",
+])
+def test_openrouter_names_identify_model_and_dimension(openrouter_settings, model):
+    openrouter_settings.EMBEDDING_MODEL = model
+    openrouter_settings.EMBEDDING_DIMENSION = 2048
+    name = OpenRouterEmbedder().name
+    assert re.fullmatch(r"openrouter_[a-z0-9_]+_2048", name) and len(name) <= 60
+    if model.startswith("nvidia"):
+        assert name == "openrouter_nvidia_llama_nemotron_embed_vl_1b_v2_2048"

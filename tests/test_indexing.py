@@ -1,0 +1,300 @@
+"""The vector index against a real Milvus Lite: schema, sync, drift repair, rebuild, retrieval."""
+
+import socket
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from catalog.embedders import OfflineEmbedder
+from catalog.importer import DirectoryImages, catalog_import
+from catalog.indexing import get_index, index_check, index_rebuild, products_remove, products_sync
+from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
+from catalog.sample import write_sample_catalog
+from catalog.selectors import bestseller_filter, similar_bestsellers
+from catalog.vector_index import IndexUnavailable, client
+from tests.factories import make_product
+
+pytestmark = pytest.mark.django_db
+
+
+class CountingEmbedder(OfflineEmbedder):
+    """The offline embedder, counting the images it is asked to embed."""
+
+    calls: list[int] = []
+
+    def embed_images(self, images):
+        CountingEmbedder.calls.append(len(images))
+        return super().embed_images(images)
+
+
+@pytest.fixture
+def counting_embedder(settings):
+    settings.EMBEDDER_BACKEND = "tests.test_indexing.CountingEmbedder"
+    CountingEmbedder.calls = []
+    return CountingEmbedder
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory) -> Path:
+    return write_sample_catalog(tmp_path_factory.mktemp("sample")).directory
+
+
+def import_sample(sample_dir: Path) -> None:
+    for csv_name, images in (("products.csv", "images"), ("new_products.csv", "new_products")):
+        result = catalog_import(csv_data=(sample_dir / csv_name).read_bytes(),
+                                images=DirectoryImages(sample_dir / images))
+        assert result.ok, result.errors
+
+
+def milvus_ids(index) -> set[int]:
+    return {row["id"] for row in index.rows(("sku",))}
+
+
+def test_collection_has_the_seed_schema_behind_an_alias(milvus):
+    index = get_index()
+    name = index.ensure()
+
+    description = client().describe_collection(name)
+    fields = {f["name"]: f for f in description["fields"]}
+    assert set(fields) == {"id", "dense", "sparse", "sku", "category", "color", "style", "season",
+                           "sales_count", "price", "image_sha256", "text_version"}
+    assert fields["id"]["is_primary"] and not description.get("auto_id")
+    assert fields["dense"]["params"]["dim"] == OfflineEmbedder.dimension
+    indexes = {i: client().describe_index(name, i) for i in client().list_indexes(name)}
+    assert indexes["dense"]["metric_type"] == "COSINE"
+    assert (indexes["sparse"]["index_type"], indexes["sparse"]["metric_type"]) == ("SPARSE_INVERTED_INDEX", "IP")
+    assert indexes["category"]["index_type"] == "INVERTED"
+    assert client().describe_alias(index.alias)["collection_name"] == name
+
+
+def test_sync_is_an_idempotent_upsert_and_records_the_state(milvus):
+    products = [make_product(f"SKU{i}", color=c) for i, c in enumerate(["red", "navy", "olive"])]
+    ids = [p.pk for p in products]
+
+    products_sync(product_ids=ids)
+    products_sync(product_ids=ids)
+
+    index = get_index()
+    assert milvus_ids(index) == set(ids)
+    assert index.describe()["rows"] == 3
+    product = Product.objects.get(pk=ids[0])
+    assert product.index_state == IndexState.SYNCED and product.index_state_at is not None
+
+
+def test_remove_deletes_the_row(milvus):
+    keep, gone = make_product("KEEP"), make_product("GONE", color="red")
+    products_sync(product_ids=[keep.pk, gone.pk])
+
+    products_remove(product_ids=[gone.pk])
+
+    assert milvus_ids(get_index()) == {keep.pk}
+
+
+def test_sync_of_a_deleted_product_removes_it_from_the_index(milvus):
+    product = make_product("GONE")
+    products_sync(product_ids=[product.pk])
+    pk = product.pk
+    Product.objects.filter(pk=pk).delete()
+
+    products_sync(product_ids=[pk])
+
+    assert milvus_ids(get_index()) == set()
+
+
+@pytest.mark.parametrize("category", ['dress" or category != "x', 'a\\" or id >= 0 or "', "it's (50%)"])
+def test_category_with_quotes_and_operators_neither_breaks_nor_widens_the_filter(milvus, category):
+    tricky = make_product("TRICKY", category=category, sales_count=5000)
+    other = make_product("OTHER", category="dress", sales_count=5000, color="red")
+    query = make_product("QUERY", category=category, color="red")
+    products_sync(product_ids=[tricky.pk, other.pk, query.pk])
+
+    result = similar_bestsellers(product=query, top_k=3)
+
+    assert [hit.product.sku for hit in result.hits] == ["TRICKY"]
+    expr = bestseller_filter(category=category, min_sales=1500, exclude_id=query.pk)
+    assert {row["sku"] for row in client().query(get_index().alias, filter=expr, output_fields=["sku"])} == {"TRICKY"}
+
+
+def test_hybrid_search_ranks_the_twin_first_and_applies_every_filter(milvus, sample_dir):
+    import_sample(sample_dir)
+    index_rebuild()
+
+    new003 = Product.objects.get(sku="NEW003")  # camel knit turtleneck dress
+    result = similar_bestsellers(product=new003)
+
+    skus = [hit.product.sku for hit in result.hits]
+    assert skus[0] == "SKU003"  # its bestseller twin
+    assert "SKU004" not in skus  # the twin that sells only 1,460
+    assert len(skus) == 3 and result.complete and result.note == ""
+    for hit in result.hits:
+        assert hit.product.category == "dress" and hit.product.sales_count > 1500
+        assert hit.product.pk != new003.pk
+        assert hit.score > 0 and (hit.dense_rank or hit.sparse_rank)
+    assert result.hits[0].dense_rank == 1
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+def test_every_sample_new_product_finds_its_bestseller_twin_first(milvus, sample_dir):
+    import_sample(sample_dir)
+    index_rebuild()
+    twins = {"NEW001": "SKU011", "NEW002": "SKU001", "NEW003": "SKU003", "NEW004": "SKU019"}
+
+    firsts = {sku: similar_bestsellers(product=Product.objects.get(sku=sku)).hits[0].product.sku
+              for sku in twins}
+
+    assert firsts == twins
+
+
+def test_too_few_bestsellers_is_said_and_relaxing_is_recorded(milvus):
+    make_product("BEST", category="hat", sales_count=4000)
+    make_product("SLOW", category="hat", sales_count=200, color="red")
+    query = make_product("NEWHAT", category="hat")
+    products_sync(product_ids=list(Product.objects.values_list("pk", flat=True)))
+
+    strict = similar_bestsellers(product=query, top_k=3)
+    relaxed = similar_bestsellers(product=query, top_k=3, relax_to=0)
+
+    assert [h.product.sku for h in strict.hits] == ["BEST"]
+    assert not strict.complete and "Only 1 of 3" in strict.note
+    assert {h.product.sku for h in relaxed.hits} == {"BEST", "SLOW"}
+    assert relaxed.relaxed_from == 1500 and relaxed.min_sales == 0
+    assert "lowered to 0" in relaxed.note
+
+
+def test_rebuild_fills_a_new_collection_and_swaps_the_alias(milvus):
+    products = [make_product(f"SKU{i}", color=c) for i, c in enumerate(["red", "navy"])]
+    products_sync(product_ids=[p.pk for p in products])
+    index = get_index()
+    old = index.collection_name()
+
+    run = index_rebuild(refit=True)
+
+    assert run.collection != old and index.collection_name() == run.collection
+    assert old not in client().list_collections()
+    assert milvus_ids(index) == {p.pk for p in products}
+    assert IndexRun.objects.get(kind=IndexRun.Kind.REBUILD).finished_at is not None
+
+
+def test_rebuild_and_sales_updates_never_embed_an_image_twice(milvus, counting_embedder):
+    product = make_product("SKU1", sales_count=10)
+    products_sync(product_ids=[product.pk])
+    assert counting_embedder.calls == [1]
+
+    Product.objects.filter(pk=product.pk).update(sales_count=2500)
+    products_sync(product_ids=[product.pk])
+    index_rebuild(refit=True)
+
+    assert counting_embedder.calls == [1]
+    assert ImageEmbedding.objects.count() == 1
+    row = next(get_index().rows(("sales_count",)))
+    assert row["sales_count"] == 2500
+
+
+def test_check_index_finds_and_repairs_missing_stale_and_orphaned_rows(milvus):
+    a, b, c = (make_product(f"SKU{i}", color=col) for i, col in enumerate(["red", "navy", "olive"]))
+    products_sync(product_ids=[a.pk, b.pk, c.pk])
+    index = get_index()
+    index.delete([a.pk])  # missing
+    Product.objects.filter(pk=b.pk).update(sales_count=999)  # stale
+    row = next(r for r in client().query(index.alias, filter=f"id == {c.pk}", output_fields=["*"]))
+    client().upsert(index.alias, [{**row, "id": 999_999}])  # orphaned
+
+    drift = index_check()
+    assert (drift.missing, drift.stale, drift.orphaned) == ([a.pk], [b.pk], [999_999])
+
+    repaired = index_check(repair=True)
+    assert repaired.repaired == 3
+    assert index_check().total == 0
+    assert IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).count() == 3
+
+
+def test_check_index_command_prints_counts_and_repairs(milvus, capsys):
+    product = make_product("SKU1")
+
+    with pytest.raises(Exception, match="1 rows differ"):
+        call_command("check_index")
+    call_command("check_index", "--repair")
+
+    out = capsys.readouterr().out
+    assert "missing: 1  stale: 0  orphaned: 0" in out and "repaired: 1" in out
+    assert milvus_ids(get_index()) == {product.pk}
+
+
+def test_reindex_command_rebuilds(milvus, capsys):
+    make_product("SKU1")
+    call_command("reindex")
+    assert "Indexed 1 products" in capsys.readouterr().out
+
+
+def test_similar_bestsellers_command_prints_a_table(milvus, sample_dir, capsys):
+    import_sample(sample_dir)
+    index_rebuild()
+
+    call_command("similar_bestsellers", "NEW003", "--top-k", "2")
+
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(lines) == 2 and "SKU003" in lines[0]
+
+
+# --- sync after commit, through Dramatiq ---------------------------------------------------
+
+def test_saving_a_product_queues_a_sync_only_after_commit(broker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        product = make_product("SKU1")
+    assert len(callbacks) == 1
+    assert broker.queues["index"].qsize() == 1
+    assert Product.objects.get(pk=product.pk).index_state == IndexState.PENDING
+
+
+def test_a_rolled_back_save_queues_nothing(broker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            make_product("SKU1")
+            raise RuntimeError("rolled back")
+    assert callbacks == []
+    assert broker.queues.get("index") is None or broker.queues["index"].qsize() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_syncs_a_saved_product_into_milvus(milvus, broker, worker):
+    product = make_product("SKU1")  # autocommit: the message is sent at once
+
+    broker.join("index")
+    worker.join()
+
+    assert milvus_ids(get_index()) == {product.pk}
+    assert Product.objects.get(pk=product.pk).index_state == IndexState.SYNCED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_queues_one_batched_sync_and_the_worker_indexes_everything(milvus, broker, worker, sample_dir):
+    import_sample(sample_dir)
+
+    broker.join("index")
+    worker.join()
+
+    assert len(milvus_ids(get_index())) == 44
+    assert set(Product.objects.values_list("index_state", flat=True)) == {IndexState.SYNCED}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_milvus_down_the_save_succeeds_and_the_state_says_failed(settings):
+    settings.MILVUS_URI = f"http://127.0.0.1:{_closed_port()}"
+    settings.MILVUS_TIMEOUT = 1
+    product = make_product("SKU1")
+    assert Product.objects.get(pk=product.pk).index_state == IndexState.PENDING
+
+    with pytest.raises(IndexUnavailable):
+        products_sync(product_ids=[product.pk])
+
+    product.refresh_from_db()
+    assert product.index_state == IndexState.FAILED
+    assert "unavailable" in product.index_error and product.index_state_at is not None
