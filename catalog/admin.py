@@ -6,7 +6,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils.text import Truncator
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
@@ -15,7 +17,12 @@ from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
 from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
-from catalog.models import Product
+from catalog.embedders import EmbeddingError
+from catalog.indexing import index_schedule_sync, index_status
+from catalog.models import IndexState, Product
+from catalog.selectors import similar_bestsellers
+from catalog.tasks import enqueue_after_commit, rebuild_index, reconcile_index
+from catalog.vector_index import IndexUnavailable
 from catalog.services import product_save
 from catalog.staging import staging_create, staging_discard, staging_get
 
@@ -99,20 +106,56 @@ class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
     change_list_template = "admin/catalog/product/change_list.html"
     list_display = ("thumbnail_tag", "sku", "category", "color", "style", "season", "price",
-                    "sales_count", "bestseller", "lifecycle")
+                    "sales_count", "bestseller", "lifecycle", "index_state_tag")
     list_display_links = ("thumbnail_tag", "sku")
-    list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle")
+    list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
     search_fields = ("sku", "description")
     list_per_page = 50
+    actions = ["resync_index"]
     readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
-                       "updated_at")
+                       "updated_at", "index_state_tag", "index_state_at", "similar_panel")
     fieldsets = [
         (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
         ("Attributes", {"fields": ("category", "color", "style", "season", "description",
                                    "prompt_hint", "price")}),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
+        ("Similar bestsellers", {"fields": ("similar_panel",)}),
+        ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:  # nothing to search for or sync before the product exists
+            fieldsets = [fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")]
+        return fieldsets
+
+    @admin.display(description="Index", ordering="index_state")
+    def index_state_tag(self, product: Product):
+        colours = {IndexState.SYNCED: "#2e7d32", IndexState.PENDING: "#8d6e00",
+                   IndexState.FAILED: "#c62828"}
+        label = format_html('<strong style="color:{}">{}</strong>', colours[product.index_state],
+                            product.get_index_state_display())
+        if product.index_state == IndexState.FAILED and product.index_error:
+            return format_html('{} <span title="{}">— {}</span>', label, product.index_error,
+                               Truncator(product.index_error).chars(80))
+        return label
+
+    @admin.display(description="Most similar bestsellers (hybrid search)")
+    def similar_panel(self, product: Product):
+        try:
+            result = similar_bestsellers(product=product)
+        except (IndexUnavailable, EmbeddingError) as exc:
+            return format_html('<p class="errornote">Similar bestsellers are unavailable: {}</p>', exc)
+        return render_to_string("admin/catalog/product/similar_panel.html", {"result": result})
+
+    @admin.action(description="Re-sync selected products with the vector index",
+                  permissions=["change"])
+    def resync_index(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        queryset.update(index_state=IndexState.PENDING)
+        index_schedule_sync(product_ids=ids)
+        self.message_user(request, f"Queued {len(ids)} product(s) for the vector index.")
 
     @admin.display(description="Photo")
     def thumbnail_tag(self, product: Product):
@@ -155,7 +198,24 @@ class ProductAdmin(admin.ModelAdmin):
         return [
             path("import/", self.admin_site.admin_view(self.import_view),
                  name="catalog_product_import"),
+            path("index-status/", self.admin_site.admin_view(self.index_status_view),
+                 name="catalog_product_index_status"),
         ] + super().get_urls()
+
+    def index_status_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            actor = {"reconcile": reconcile_index, "rebuild": rebuild_index}.get(request.POST.get("run"))
+            if actor is not None:
+                enqueue_after_commit(actor)
+                messages.success(request, f"Queued {actor.actor_name}; reload this page to see it.")
+            return redirect("admin:catalog_product_index_status")
+        return TemplateResponse(request, "admin/catalog/product/index_status.html",
+                                self._context(request, status=index_status(), title="Vector index",
+                                              can_run=self.has_change_permission(request)))
 
     def has_import_permission(self, request) -> bool:
         return request.user.has_perm("catalog.import_products")
