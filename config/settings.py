@@ -165,7 +165,7 @@ OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
 OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1"
 OPENROUTER_SITE_URL = env_str("OPENROUTER_SITE_URL") or "http://127.0.0.1:8000"
 OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE") or "Bestseller promo studio"
-OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 120)  # seconds per HTTP call
+OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 180)  # seconds per HTTP call
 OPENROUTER_MAX_ATTEMPTS = env_int("OPENROUTER_MAX_ATTEMPTS", 4)  # per call, for 429/5xx/timeouts
 OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longest wait honoured
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
@@ -174,6 +174,27 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8)
 EMBEDDER_BACKEND = backend("EMBEDDER_BACKEND")
 STYLE_ANALYST_BACKEND = backend("STYLE_ANALYST_BACKEND")
 IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
+STYLE_ANALYST_MODEL = env_str("STYLE_ANALYST_MODEL") or "qwen/qwen3.5-397b-a17b"
+# The preview model has a published shutdown date; its successor is google/gemini-3.1-flash-image.
+IMAGE_GENERATOR_MODEL = env_str("IMAGE_GENERATOR_MODEL") or "google/gemini-3.1-flash-image-preview"
+# The openai SDK retries inside one Dramatiq attempt; keep it low so retries don't multiply,
+# and its timeout well below the actor's time limit.
+OPENROUTER_SDK_MAX_RETRIES = env_int("OPENROUTER_SDK_MAX_RETRIES", 1)
+
+# --- promo generation ---------------------------------------------------------------------
+# USD per output image by size tier when a response carries no usage.cost (the seed's prices).
+IMAGE_PRICE_TABLE = {"0.5K": "0.045", "1K": "0.067", "2K": "0.101", "4K": "0.151"}
+# Worst case reserved for one style analysis call before it is made.
+STYLE_ANALYSIS_PRICE_ESTIMATE = env_str("STYLE_ANALYSIS_PRICE_ESTIMATE") or "0.005"
+# Optional: no paid call starts once this month's spending would pass it (USD; empty = no cap).
+MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
+GENERATION_MAX_REFERENCES = 5
+GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
+GENERATION_TIME_LIMIT_SECONDS = 600  # the actor's limit; the SDK timeout stays below it
+# Four-eyes rule: nobody approves an image from a batch they requested.
+REVIEW_FOUR_EYES = env_bool("REVIEW_FOUR_EYES", False)
+# Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).
+FEED_TOKENS = env_list("FEED_TOKENS")
 
 # --- catalog -------------------------------------------------------------------------------
 # A product sells "like a bestseller" above this many sales (the seed's filter: > 1500).

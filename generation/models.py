@@ -1,0 +1,215 @@
+"""Promo generation: channel presets, batches, generated assets and their event log."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Q, Sum
+
+
+class SizeTier(models.TextChoices):
+    DRAFT = "0.5K", "512 px draft"
+    ONE_K = "1K", "1K"
+    TWO_K = "2K", "2K"
+    FOUR_K = "4K", "4K"
+
+
+class AspectRatio(models.TextChoices):
+    """The ratios Nano Banana 2 accepts (the last four are new in this model)."""
+
+    SQUARE = "1:1", "1:1 square"
+    R2_3 = "2:3", "2:3 portrait"
+    R3_2 = "3:2", "3:2 landscape"
+    R3_4 = "3:4", "3:4 portrait"
+    R4_3 = "4:3", "4:3 landscape"
+    R4_5 = "4:5", "4:5 portrait"
+    R5_4 = "5:4", "5:4 landscape"
+    R9_16 = "9:16", "9:16 story"
+    R16_9 = "16:9", "16:9 widescreen"
+    R21_9 = "21:9", "21:9 cinematic"
+    R1_4 = "1:4", "1:4 tall banner"
+    R4_1 = "4:1", "4:1 banner"
+    R1_8 = "1:8", "1:8 skyscraper"
+    R8_1 = "8:1", "8:1 ultra-wide banner"
+
+
+class ChannelPreset(models.Model):
+    """A sales channel's image format and rules, e.g. a marketplace main image."""
+
+    name = models.CharField(max_length=100, unique=True)
+    aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
+    size_tier = models.CharField(max_length=8, choices=SizeTier.choices, default=SizeTier.ONE_K,
+                                 help_text="The default size for this channel.")
+    white_background = models.BooleanField(
+        default=False, help_text="The channel demands a pure white background (e.g. marketplace main images).")
+    rules = models.TextField(blank=True, help_text="The channel's rules, added to every generation prompt.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.aspect_ratio})"
+
+
+class GenerationBatch(models.Model):
+    """One request by a merchandiser: products × presets at one size, with its cost estimate."""
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                     related_name="generation_batches")
+    presets = models.ManyToManyField(ChannelPreset, related_name="batches")
+    size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
+    reference_count = models.PositiveSmallIntegerField(default=1)
+    estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "generation batches"
+        permissions = [("request_promos", "Can request promo image generation")]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def progress(self) -> dict:
+        """Counts by status, the total, and the cost so far (one query)."""
+        done = [AssetStatus.IN_REVIEW, AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED]
+        counts = self.assets.aggregate(
+            total=Count("pk"),
+            finished=Count("pk", filter=Q(status__in=done)),
+            failed=Count("pk", filter=Q(status=AssetStatus.FAILED)),
+            cost=Sum("cost"),
+        )
+        counts["running"] = counts["total"] - counts["finished"] - counts["failed"]
+        counts["cost"] = counts["cost"] or Decimal("0")
+        return counts
+
+
+class AssetStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RETRIEVING = "retrieving", "Retrieving bestsellers"
+    ANALYSING = "analysing", "Analysing style"
+    GENERATING = "generating", "Generating image"
+    IN_REVIEW = "in_review", "In review"
+    FAILED = "failed", "Failed"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PUBLISHED = "published", "Published"
+
+
+class GeneratedAsset(models.Model):
+    """One promo image of one product for one channel preset, and how it was made.
+
+    Each pipeline step saves its result here before the next starts, so a redelivered
+    message resumes at the first unfinished step and never pays twice for a finished one.
+    """
+
+    batch = models.ForeignKey(GenerationBatch, on_delete=models.CASCADE, related_name="assets")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="promo_assets")
+    preset = models.ForeignKey(ChannelPreset, on_delete=models.PROTECT, related_name="assets")
+    version = models.PositiveIntegerField(default=1)
+    previous_version = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="next_versions")
+    status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.QUEUED,
+                              db_index=True)
+    # Copied from the batch and preset when queued, so later edits do not change this job.
+    aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
+    size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
+    reference_count = models.PositiveSmallIntegerField(default=1)
+    feedback = models.TextField(blank=True, help_text="A reviewer's feedback for this version.")
+
+    # step 1: retrieval
+    retrieved_at = models.DateTimeField(null=True, blank=True)
+    retrieval_note = models.TextField(blank=True)
+    # step 2: style analysis
+    style_prompt = models.TextField(blank=True)
+    analyst_model = models.CharField(max_length=200, blank=True)
+    # step 3: generation
+    generation_prompt = models.TextField(blank=True)
+    image_model = models.CharField(max_length=200, blank=True)
+    image = models.ImageField(upload_to="promos/%Y/%m/", max_length=255, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    model_text = models.TextField(blank=True, help_text="Text the image model returned with the image.")
+    offline = models.BooleanField(default=False, help_text="Made by the offline providers (a preview).")
+
+    cost = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
+    usage = models.JSONField(default=dict, blank=True)  # per step: tokens and cost
+    timings = models.JSONField(default=dict, blank=True)  # per step: seconds
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    # review and publishing
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    published_image = models.FileField(max_length=255, blank=True,
+                                       help_text="The published copy, with AI provenance metadata.")
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "preset", "version"], name="one_asset_per_version"),
+        ]
+        permissions = [
+            ("review_asset", "Can approve, reject and regenerate promo images"),
+            ("publish_asset", "Can publish and unpublish promo images"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} · {self.preset.name} · v{self.version}"
+
+
+class AssetReference(models.Model):
+    """A bestseller retrieved for an asset, with its fused score and rank."""
+
+    asset = models.ForeignKey(GeneratedAsset, on_delete=models.CASCADE, related_name="references")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    dense_rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    sparse_rank = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rank"]
+        constraints = [models.UniqueConstraint(fields=["asset", "rank"], name="one_reference_per_rank")]
+
+
+class AssetEvent(models.Model):
+    """Append-only log of an asset's status changes: who or which worker, when, and why."""
+
+    asset = models.ForeignKey(GeneratedAsset, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, choices=AssetStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=AssetStatus.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    worker = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+
+class MonthlySpend(models.Model):
+    """Money spent on paid model calls in a calendar month, with what is reserved right now.
+
+    Before every paid call its worst-case cost is reserved under a row lock; the call is
+    refused if spent + reserved would pass the cap. After the call the reservation becomes
+    the actual cost.
+    """
+
+    month = models.DateField(unique=True)  # the first day of the month
+    spent = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    reserved = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,135 @@
+"""Review and publishing: what reviewers do with generated images.
+
+Every function checks the acting user's permission itself, so the rules hold on every path
+(admin pages, bulk actions, commands), and logs the status change on the asset.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from generation.models import AssetReference, AssetStatus, GeneratedAsset
+from generation.provenance import with_provenance, xmp_packet
+from generation.services import asset_queue, asset_transition
+
+REVIEW = "generation.review_asset"
+PUBLISH = "generation.publish_asset"
+
+
+class ReviewError(Exception):
+    """The action does not apply to this asset now; the message says why."""
+
+
+def _require(user, permission: str) -> None:
+    if user is None or not user.has_perm(permission):
+        raise PermissionDenied(f"{getattr(user, 'username', 'Anonymous')} lacks the {permission} permission.")
+
+
+def _locked(asset: GeneratedAsset, *allowed: str) -> GeneratedAsset:
+    locked = GeneratedAsset.objects.select_for_update().select_related("batch", "product", "preset").get(pk=asset.pk)
+    if locked.status not in allowed:
+        names = " or ".join(AssetStatus(s).label.lower() for s in allowed)
+        raise ReviewError(f"{locked} is {locked.get_status_display().lower()}; only images {names} can do this.")
+    return locked
+
+
+def asset_approve(*, asset: GeneratedAsset, user, note: str = "") -> GeneratedAsset:
+    _require(user, REVIEW)
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.IN_REVIEW)
+        if settings.REVIEW_FOUR_EYES and asset.batch.requested_by_id == user.pk:
+            raise ReviewError(f"Four-eyes rule: {user.username} requested batch {asset.batch_id} "
+                              "and cannot approve its images.")
+        asset_transition(asset, AssetStatus.APPROVED, user=user, note=note,
+                         reviewed_by=user, reviewed_at=timezone.now())
+    return asset
+
+
+def asset_reject(*, asset: GeneratedAsset, user, reason: str) -> GeneratedAsset:
+    _require(user, REVIEW)
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("A rejection needs a reason.")
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.APPROVED)
+        asset_transition(asset, AssetStatus.REJECTED, user=user, note=reason, rejection_reason=reason,
+                         reviewed_by=user, reviewed_at=timezone.now())
+    return asset
+
+
+def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> GeneratedAsset:
+    """A new version with the reviewer's feedback in its prompt; earlier versions are kept.
+
+    The retrieved references and the style prompt carry over, so only the image is paid again.
+    """
+    _require(user, REVIEW)
+    feedback = feedback.strip()
+    if not feedback:
+        raise ReviewError("Say what should change: the feedback goes into the new prompt.")
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
+        version = GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset).aggregate(
+            v=Max("version"))["v"] + 1
+        new = GeneratedAsset.objects.create(
+            batch=asset.batch, product=asset.product, preset=asset.preset, version=version,
+            previous_version=asset, aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
+            reference_count=asset.reference_count, feedback=feedback,
+            retrieved_at=asset.retrieved_at, retrieval_note=asset.retrieval_note,
+            style_prompt=asset.style_prompt, analyst_model=asset.analyst_model, offline=asset.offline,
+        )
+        AssetReference.objects.bulk_create([
+            AssetReference(asset=new, product_id=ref.product_id, rank=ref.rank, score=ref.score,
+                           dense_rank=ref.dense_rank, sparse_rank=ref.sparse_rank)
+            for ref in asset.references.all()
+        ])
+        if asset.status == AssetStatus.IN_REVIEW:
+            asset_transition(asset, AssetStatus.REJECTED, user=user, rejection_reason=feedback,
+                             note=f"Regenerated as v{version}: {feedback}",
+                             reviewed_by=user, reviewed_at=timezone.now())
+        asset_queue(asset=new, user=user, note=f"regenerated from v{asset.version}: {feedback}")
+    return new
+
+
+def published_name(asset: GeneratedAsset, extension: str) -> str:
+    """One stable name per product and channel: republishing replaces the file behind it."""
+    return f"published/{asset.product.sku}/preset-{asset.preset_id}.{extension}"
+
+
+def asset_publish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
+    _require(user, PUBLISH)
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.APPROVED)
+        with asset.image.open("rb") as handle:
+            content = handle.read()
+        xmp = xmp_packet(title=f"{asset.product.sku} · {asset.preset.name}",
+                         models=[asset.image_model, asset.analyst_model],
+                         created=asset.created_at.isoformat())
+        published, extension = with_provenance(content, xmp)
+        # The channel's current image for this product gives way to the new one.
+        for other in GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset,
+                                                   status=AssetStatus.PUBLISHED):
+            asset_transition(other, AssetStatus.APPROVED, user=user,
+                             note=f"replaced by v{asset.version}", published_image="", published_at=None)
+        name = published_name(asset, extension)
+        default_storage.delete(name)
+        saved = default_storage.save(name, ContentFile(published))
+        asset_transition(asset, AssetStatus.PUBLISHED, user=user, published_image=saved,
+                         published_at=timezone.now())
+    return asset
+
+
+def asset_unpublish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
+    _require(user, PUBLISH)
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.PUBLISHED)
+        name = asset.published_image.name
+        asset_transition(asset, AssetStatus.APPROVED, user=user, note="unpublished",
+                         published_image="", published_at=None)
+        transaction.on_commit(lambda: default_storage.delete(name))
+    return asset

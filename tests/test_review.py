@@ -1,0 +1,223 @@
+"""Review, roles, publishing with AI provenance, and the published feed."""
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.provenance import TRAINED_ALGORITHMIC_MEDIA, read_xmp
+from generation.review import (
+    ReviewError,
+    asset_approve,
+    asset_publish,
+    asset_regenerate,
+    asset_reject,
+    asset_unpublish,
+)
+from generation.selectors import next_in_queue
+from tests.factories import make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def user_in(group: str, username: str) -> User:
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return User.objects.get(pk=user.pk)  # fresh permission cache
+
+
+@pytest.fixture
+def merchandiser():
+    return user_in("Merchandiser", "merch")
+
+
+@pytest.fixture
+def reviewer():
+    return user_in("Reviewer", "rev")
+
+
+def png_bytes(size=(96, 128)) -> bytes:
+    image = Image.new("RGB", size, "white")
+    image.paste((200, 30, 60), (10, 10, size[0] - 10, size[1] - 10))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_asset(*, sku="NEW1", preset_name="Storefront hero", status=AssetStatus.IN_REVIEW,
+               requested_by=None) -> GeneratedAsset:
+    from catalog.models import Product
+
+    product = Product.objects.filter(sku=sku).first() or make_product(sku)
+    preset = ChannelPreset.objects.get(name=preset_name)
+    batch = GenerationBatch.objects.create(requested_by=requested_by, size_tier="1K")
+    version = GeneratedAsset.objects.filter(product=product, preset=preset).count() + 1
+    asset = GeneratedAsset.objects.create(
+        batch=batch, product=product, preset=preset, version=version, status=status,
+        aspect_ratio=preset.aspect_ratio, size_tier="1K", style_prompt="soft light",
+        generation_prompt="a model in a park", image_model="google/gemini-3.1-flash-image-preview",
+        width=96, height=128, cost=Decimal("0.067"),
+    )
+    asset.image.save(f"{sku}-v{version}.png", ContentFile(png_bytes()))
+    return asset
+
+
+# --- roles ---------------------------------------------------------------------------------
+
+def test_roles_are_created_with_their_permissions(merchandiser, reviewer):
+    assert merchandiser.has_perm("catalog.import_products") and merchandiser.has_perm("generation.request_promos")
+    assert not merchandiser.has_perm("generation.review_asset")
+    assert not merchandiser.has_perm("generation.publish_asset")
+    assert reviewer.has_perm("generation.review_asset") and reviewer.has_perm("generation.publish_asset")
+    assert not reviewer.has_perm("generation.request_promos")
+
+
+@pytest.mark.parametrize("action", [
+    lambda a, u: asset_approve(asset=a, user=u),
+    lambda a, u: asset_reject(asset=a, user=u, reason="label visible"),
+    lambda a, u: asset_regenerate(asset=a, user=u, feedback="no label"),
+])
+def test_a_merchandiser_cannot_review(merchandiser, action):
+    asset = make_asset()
+    with pytest.raises(PermissionDenied):
+        action(asset, merchandiser)
+    assert GeneratedAsset.objects.get(pk=asset.pk).status == AssetStatus.IN_REVIEW
+
+
+@pytest.mark.parametrize("publish", [asset_publish, asset_unpublish])
+def test_a_merchandiser_cannot_publish_or_unpublish(merchandiser, publish):
+    asset = make_asset(status=AssetStatus.APPROVED if publish is asset_publish else AssetStatus.PUBLISHED)
+    with pytest.raises(PermissionDenied):
+        publish(asset=asset, user=merchandiser)
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+def test_approving_records_who_and_when(reviewer):
+    asset = asset_approve(asset=make_asset(), user=reviewer, note="looks right")
+
+    assert asset.status == AssetStatus.APPROVED and asset.reviewed_by == reviewer
+    event = AssetEvent.objects.filter(asset=asset).last()
+    assert (event.from_status, event.to_status, event.user, event.note) == (
+        "in_review", "approved", reviewer, "looks right")
+
+
+def test_rejecting_needs_a_reason(reviewer):
+    asset = make_asset()
+    with pytest.raises(ReviewError, match="needs a reason"):
+        asset_reject(asset=asset, user=reviewer, reason="   ")
+
+    asset = asset_reject(asset=asset, user=reviewer, reason="sleeve pattern changed")
+    assert asset.status == AssetStatus.REJECTED and asset.rejection_reason == "sleeve pattern changed"
+
+
+def test_only_images_in_review_can_be_approved(reviewer):
+    with pytest.raises(ReviewError, match="failed"):
+        asset_approve(asset=make_asset(status=AssetStatus.FAILED), user=reviewer)
+
+
+def test_four_eyes_rule_stops_approving_your_own_batch(settings):
+    settings.REVIEW_FOUR_EYES = True
+    both = user_in("Reviewer", "both")
+    both.groups.add(Group.objects.get(name="Merchandiser"))
+    own = make_asset(requested_by=both)
+
+    with pytest.raises(ReviewError, match="Four-eyes"):
+        asset_approve(asset=own, user=User.objects.get(pk=both.pk))
+    assert asset_approve(asset=own, user=user_in("Reviewer", "other")).status == AssetStatus.APPROVED
+
+
+def test_regenerating_makes_a_linked_new_version_with_the_feedback(reviewer, broker, django_capture_on_commit_callbacks):
+    old = make_asset()
+    with django_capture_on_commit_callbacks(execute=True):
+        new = asset_regenerate(asset=old, user=reviewer, feedback="remove the neck label")
+
+    old.refresh_from_db()
+    assert (new.version, new.previous_version, new.feedback) == (2, old, "remove the neck label")
+    assert new.status == AssetStatus.QUEUED and new.style_prompt == old.style_prompt
+    assert old.status == AssetStatus.REJECTED and "Regenerated as v2" in old.events.last().note
+    assert broker.queues["generation"].qsize() == 1
+
+
+def test_next_in_queue_walks_the_review_queue_in_order():
+    first, second, third = make_asset(sku="A"), make_asset(sku="B"), make_asset(sku="C")
+    assert next_in_queue(first) == second and next_in_queue(second) == third
+    assert next_in_queue(third) == first
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+def test_published_png_carries_ai_provenance_at_a_stable_url(reviewer):
+    asset = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
+
+    assert asset.status == AssetStatus.PUBLISHED and asset.published_at
+    assert asset.published_image.name == f"published/NEW1/preset-{asset.preset_id}.png"
+    with default_storage.open(asset.published_image.name, "rb") as handle:
+        xmp = read_xmp(handle.read())
+    assert f"<Iptc4xmpExt:DigitalSourceType>{TRAINED_ALGORITHMIC_MEDIA}</Iptc4xmpExt:DigitalSourceType>" in xmp
+    assert "gemini-3.1-flash-image-preview" in xmp
+
+
+def test_republishing_a_channel_keeps_its_url_and_retires_the_old_image(reviewer):
+    first = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
+    second = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
+
+    first.refresh_from_db()
+    assert second.published_image.name == f"published/NEW1/preset-{second.preset_id}.png"
+    assert first.status == AssetStatus.APPROVED and not first.published_image
+
+
+def test_unpublishing_removes_the_file(reviewer, django_capture_on_commit_callbacks):
+    asset = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
+    name = asset.published_image.name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asset = asset_unpublish(asset=asset, user=reviewer)
+
+    assert asset.status == AssetStatus.APPROVED and not default_storage.exists(name)
+
+
+# --- the feed ------------------------------------------------------------------------------
+
+@pytest.fixture
+def published(reviewer):
+    shown = asset_publish(asset=asset_approve(asset=make_asset(sku="NEW1"), user=reviewer), user=reviewer)
+    asset_approve(asset=make_asset(sku="NEW2"), user=reviewer)  # approved, not published
+    make_asset(sku="NEW3")  # still in review
+    return shown
+
+
+def test_feed_is_closed_to_anonymous_visitors(client, published):
+    for url in ("/feeds/published.csv", "/feeds/published.json"):
+        assert client.get(url).status_code == 401
+    assert client.get("/feeds/published.json?token=guess").status_code == 401
+
+
+def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, published):
+    settings.FEED_TOKENS = ["channel-sync-token"]
+
+    data = client.get("/feeds/published.json", HTTP_AUTHORIZATION="Bearer channel-sync-token").json()
+
+    assert data == {"images": [{
+        "sku": "NEW1", "preset": "Storefront hero", "aspect_ratio": "3:4", "width": 96, "height": 128,
+        "url": f"http://testserver{published.published_image.url}",
+        "published_at": published.published_at.isoformat(),
+    }]}
+
+
+def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
+    client.force_login(reviewer)
+
+    response = client.get("/feeds/published.csv")
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert response["Content-Type"].startswith("text/csv")
+    assert [(r["sku"], r["preset"], r["width"], r["height"]) for r in rows] == [("NEW1", "Storefront hero", "96", "128")]
+    assert rows[0]["url"].endswith(published.published_image.url)
