@@ -11,6 +11,11 @@ It validates requests as strictly as the real service is documented to (a malfor
 gets a 400 with an OpenRouter error body), records every request, and answers deterministically.
 Scripted responses (`fail_next`) are served first, in order, to whichever requests come next.
 
+Routes: /embeddings (one vector per image) and /chat/completions (a style prompt for analysis
+requests; a small PNG at the requested aspect ratio for requests with `modalities`). Faults beyond
+`fail_next`: `next_reply_without_image()`, `next_reply_with_malformed_image()` and the
+`images_in_content` switch (images as parts of `content` instead of `message.images`).
+
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
 """
@@ -30,9 +35,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
+
+from generation.sizes import ONE_K
 
 API_PREFIX = "/api/v1"
+IMAGE_COST = {"0.5K": 0.045, "1K": 0.067, "2K": 0.101, "4K": 0.151}  # USD per image, by image_size
+MAX_INPUT_IMAGES = 14  # Google's limit per request
+STYLE_PROMPT = ("Bright high-key studio photo on a plain white background, soft even light, warm "
+                "neutral palette with camel accents, relaxed standing pose, full-body framing.")
 
 
 def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,6 +62,29 @@ def decode_data_uri(url: str) -> Image.Image:
     except (binascii.Error, OSError, ValueError) as exc:
         raise ValueError(f"image data cannot be decoded: {exc}") from None
     return image
+
+
+def png_data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def chat_completion(model: str, text: str | None, *, images: list[str] | None = None,
+                    images_in_content: bool = False, cost: float = 0.0012) -> dict[str, Any]:
+    """A chat completion body as OpenRouter sends it; `images` are data URIs, put in
+    `message.images` or, with `images_in_content`, as image_url parts of `message.content`."""
+    parts = [{"type": "image_url", "image_url": {"url": url}} for url in images or []]
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if images_in_content:
+        message["content"] = [{"type": "text", "text": text or ""}, *parts]
+    elif parts:
+        message["images"] = parts
+    completion_tokens = 1290 * len(parts) + len((text or "").split())
+    return {"id": "gen-test", "object": "chat.completion", "created": 1767225600, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": completion_tokens,
+                      "total_tokens": 1000 + completion_tokens, "cost": cost}}
 
 
 class BadRequest(Exception):
@@ -94,9 +128,12 @@ class OpenRouterServer:
         self.api_key = api_key
         self.dimension = dimension
         self.shuffle_data = False  # answer embeddings out of order: clients must sort by index
+        self.images_in_content = False  # answer generated images as parts of message.content
+        self.style_prompt = STYLE_PROMPT  # what analysis requests are answered
         self.requests: list[RecordedRequest] = []
         self.routes: dict[str, Callable[[RecordedRequest], Reply]] = {
             "/embeddings": self.embeddings,
+            "/chat/completions": self.chat_completions,
         }
         self._scripts: deque[_Script] = deque()
         self._lock = threading.Lock()
@@ -135,6 +172,14 @@ class OpenRouterServer:
             reply = Reply(status or 200, body or b"", dict(headers or {}))
         with self._lock:
             self._scripts.extend(_Script(reply, delay) for _ in range(times))
+
+    def next_reply_without_image(self, text: str = "I can't make that image.") -> None:
+        """The next answer is a valid completion that carries only text (a refusal)."""
+        self.fail_next(json=chat_completion("google/test-image-model", text))
+
+    def next_reply_with_malformed_image(self) -> None:
+        self.fail_next(json=chat_completion("google/test-image-model", "Here it is.",
+                                            images=["data:image/png;base64,iVBOR#not-base64#"]))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -188,23 +233,91 @@ class OpenRouterServer:
         parts = item.get("content") if isinstance(item, dict) else None
         if not isinstance(parts, list) or not parts:
             raise BadRequest(f"input[{n}] must be an object with a non-empty content list")
-        for part in parts:
-            if not isinstance(part, dict) or part.get("type") != "image_url":
-                raise BadRequest(f"input[{n}].content parts must be of type image_url")
-            image_url = part.get("image_url")
-            url = image_url.get("url") if isinstance(image_url, dict) else None
-            if not isinstance(url, str):
-                raise BadRequest(f"input[{n}].content image_url.url is required")
-            try:
-                image = decode_data_uri(url)
-            except ValueError as exc:
-                raise BadRequest(f"input[{n}]: {exc}") from None
-        return image
+        images = [_image_part(part, f"input[{n}].content[{p}]") for p, part in enumerate(parts)]
+        return images[-1]
+
+    def chat_completions(self, request: RecordedRequest) -> Reply:
+        body = request.json
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise BadRequest("model is required")
+        images = _chat_images(body.get("messages"))
+        if "modalities" in body:
+            return self._generate(body, images)
+        return Reply.json(chat_completion(body["model"], self.style_prompt))
+
+    def _generate(self, body: dict[str, Any], images: list[Image.Image]) -> Reply:
+        """A PNG at 1/8 of the 1K size of the requested ratio (its exact ratio), showing the
+        mean colour of the first input image (the flat-lay)."""
+        modalities, config = body["modalities"], body.get("image_config")
+        if not isinstance(modalities, list) or "image" not in modalities \
+                or not set(modalities) <= {"image", "text"}:
+            raise BadRequest(f"modalities must be ['image', 'text'], not {modalities!r}")
+        if not isinstance(config, dict):
+            raise BadRequest("image_config must be an object with aspect_ratio and image_size")
+        if config.get("aspect_ratio") not in ONE_K:
+            raise BadRequest(f"image_config.aspect_ratio {config.get('aspect_ratio')!r} is not "
+                             f"supported; use one of {', '.join(ONE_K)}")
+        if config.get("image_size") not in IMAGE_COST:
+            raise BadRequest(f"image_config.image_size {config.get('image_size')!r} is not "
+                             f"supported; use one of {', '.join(IMAGE_COST)}")
+        if not images or len(images) > MAX_INPUT_IMAGES:
+            raise BadRequest(f"image generation takes 1 to {MAX_INPUT_IMAGES} input images, "
+                             f"not {len(images)}")
+        width, height = (side // 8 for side in ONE_K[config["aspect_ratio"]])
+        promo = Image.new("RGB", (width, height), (236, 232, 224))
+        ImageDraw.Draw(promo).ellipse((width * 0.3, height * 0.1, width * 0.7, height * 0.9),
+                                      fill=_mean_colour(images[0]))
+        return Reply.json(chat_completion(
+            body["model"], "Here is your promotional photo.", images=[png_data_uri(promo)],
+            images_in_content=self.images_in_content, cost=IMAGE_COST[config["image_size"]]))
 
     def vector_for(self, image: Image.Image) -> list[float]:
         """A smooth function of the mean colour: similar images get similar vectors."""
-        mean = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+        mean = _mean_colour(image)
         return [math.cos(3 * mean[i % 3] / 255 + i) for i in range(self.dimension)]
+
+
+def _mean_colour(image: Image.Image) -> tuple[int, int, int]:
+    return image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+
+
+def _image_part(part: Any, where: str) -> Image.Image:
+    """The decoded image of an image_url content part; BadRequest naming `where` otherwise."""
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        raise BadRequest(f"{where} must be a part of type image_url")
+    image_url = part.get("image_url")
+    url = image_url.get("url") if isinstance(image_url, dict) else None
+    if not isinstance(url, str):
+        raise BadRequest(f"{where}.image_url.url is required")
+    try:
+        return decode_data_uri(url)
+    except ValueError as exc:
+        raise BadRequest(f"{where}: {exc}") from None
+
+
+def _chat_images(messages: Any) -> list[Image.Image]:
+    """The images of the user messages, in order, after checking every message and part."""
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list")
+    images: list[Image.Image] = []
+    for m, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("system", "user", "assistant"):
+            raise BadRequest(f"messages[{m}].role must be system, user or assistant")
+        content = message.get("content")
+        if role != "user":
+            continue
+        if not isinstance(content, list) or not content:
+            raise BadRequest(f"messages[{m}].content must be a non-empty list of parts")
+        for p, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") == "text":
+                if not isinstance(part.get("text"), str) or not part["text"].strip():
+                    raise BadRequest(f"messages[{m}].content[{p}].text must be non-empty text")
+            else:
+                images.append(_image_part(part, f"messages[{m}].content[{p}]"))
+    if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
+        raise BadRequest("messages need a user message")
+    return images
 
 
 def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,312 @@
+"""Offline providers: real, modest image work without a network, free and deterministic.
+
+The style analyst measures the bestseller photos (brightness, contrast, palette, background) and
+writes a prompt from those measurements and the catalog attributes. The image generator cuts the
+product out of its flat-lay and composes it onto a backdrop derived from the top reference, at
+exactly the requested pixel size. Their outputs are previews, labelled offline by the pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
+from scipy import ndimage
+
+# The embedder's decoder serves here unchanged (private there, not yet shared).
+from catalog.embedders import EmbeddingError, _decode
+from generation.prompts import generation_prompt
+from generation.providers.base import (
+    GeneratedImage,
+    ImageGenerator,
+    ImageRequest,
+    ProviderError,
+    StyleAnalyst,
+    StyleRequest,
+    StyleResult,
+)
+
+RGB = tuple[int, int, int]
+
+# Rough names for measured colours: the nearest entry wins.
+COLOUR_NAMES: dict[str, RGB] = {
+    "white": (252, 252, 252), "off-white": (238, 235, 228), "cream": (236, 225, 200),
+    "beige": (214, 196, 168), "light grey": (196, 198, 201), "grey": (128, 129, 131),
+    "charcoal": (64, 65, 68), "black": (22, 22, 24), "camel": (193, 145, 94),
+    "brown": (110, 72, 44), "red": (190, 36, 44), "burgundy": (110, 30, 48),
+    "pink": (232, 160, 176), "orange": (226, 128, 52), "mustard": (212, 160, 40),
+    "olive": (112, 118, 64), "sage green": (163, 190, 150), "green": (52, 128, 72),
+    "teal": (40, 118, 120), "sky blue": (128, 170, 214), "blue": (48, 88, 176),
+    "navy": (31, 42, 77), "purple": (112, 62, 140),
+}
+PLAIN_NAMES = {"white", "off-white", "cream", "light grey"}  # backgrounds, not palette accents
+POSES = {  # by the new product's category: what shows the garment best
+    "dress": "relaxed standing pose, full-body framing",
+    "skirt": "relaxed walking pose, full-body framing",
+    "trousers": "confident walking pose, full-body framing",
+    "outerwear": "relaxed standing pose, three-quarter framing",
+    "knitwear": "relaxed standing pose, three-quarter framing",
+    "top": "natural standing pose, waist-up framing",
+}
+DEFAULT_POSE = "relaxed standing pose, full-body framing"
+MAX_PROMPT_WORDS = 99  # the style prompt must stay under 100 words
+HINT_MAX_CHARS = 200
+_NOT_PROSE = re.compile(r"[^\w\s,.'&-]")  # anything that could open a new clause, list or line
+
+
+def decode_image(data: bytes, label: str, *, max_side: int) -> Image.Image:
+    """An RGB image no larger than max_side (transparency on white); ProviderError if unreadable."""
+    try:
+        return _decode(data, 0, max_side=max_side)
+    except EmbeddingError as error:
+        raise ProviderError(f"{label} is not a readable image ({error})", retryable=False) from None
+
+
+def dominant_colours(image: Image.Image, count: int) -> list[tuple[RGB, float]]:
+    """Up to `count` colours (median cut) with their share of the image, most common first."""
+    small = image.copy()
+    small.thumbnail((128, 128))
+    quantized = small.quantize(colors=count, method=Image.Quantize.MEDIANCUT)
+    palette, total = quantized.getpalette() or [], small.width * small.height
+    found = sorted(quantized.getcolors() or [], key=lambda item: (-item[0], item[1]))
+    return [(tuple(palette[3 * i:3 * i + 3]), n / total) for n, i in found]  # type: ignore[misc]
+
+
+def colour_name(rgb: Iterable[float]) -> str:
+    r, g, b = rgb
+    # "Redmean" weights: closer to how different two colours look than plain RGB distance.
+    def distance(ref: RGB) -> float:
+        mean_r = (r + ref[0]) / 2
+        return ((2 + mean_r / 256) * (r - ref[0]) ** 2 + 4 * (g - ref[1]) ** 2
+                + (3 - mean_r / 256) * (b - ref[2]) ** 2)
+    return min(COLOUR_NAMES, key=lambda name: distance(COLOUR_NAMES[name]))
+
+
+def clean_text(value: str, max_chars: int) -> str:
+    """Untrusted text as one plain phrase: no line breaks, control characters or clause
+    punctuation (so it cannot start a new instruction), cut at a word boundary."""
+    text = " ".join(_NOT_PROSE.sub(" ", value).split())
+    if len(text) > max_chars:
+        text = text[:max_chars + 1].rsplit(" ", 1)[0]
+    return text.strip(" ,.'&-")
+
+
+# --------------------------------------------------------------------------- style analyst
+
+@dataclass(frozen=True)
+class PhotoLook:
+    """What one reference photo measures as."""
+
+    brightness: float  # mean luma, 0..255
+    contrast: float  # standard deviation of luma
+    warmth: float  # mean red minus blue
+    background: RGB  # median of the border pixels
+    texture: float  # luma deviation of the border: 0 for a seamless backdrop
+    palette: list[tuple[str, float]]  # colour names and their share of the photo
+
+
+def border_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
+    """The pixels (N×3) of the outer `width` rows and columns: where the background shows."""
+    return np.concatenate([rgb[:width].reshape(-1, 3), rgb[-width:].reshape(-1, 3),
+                           rgb[:, :width].reshape(-1, 3), rgb[:, -width:].reshape(-1, 3)])
+
+
+def measure(image: Image.Image) -> PhotoLook:
+    rgb = np.asarray(image, dtype=np.float32)
+    luma = rgb @ np.float32([0.299, 0.587, 0.114])
+    border = border_pixels(rgb, max(2, min(rgb.shape[:2]) // 20))
+    border_luma = border @ np.float32([0.299, 0.587, 0.114])
+    return PhotoLook(
+        brightness=float(luma.mean()), contrast=float(luma.std()),
+        warmth=float((rgb[..., 0] - rgb[..., 2]).mean()),
+        background=tuple(int(v) for v in np.median(border, axis=0)),  # type: ignore[arg-type]
+        texture=float(border_luma.std()),
+        palette=[(colour_name(colour), share) for colour, share in dominant_colours(image, 6)],
+    )
+
+
+def _most_common(values: Iterable[str], default: str) -> str:
+    counted = Counter(value for value in values if value)
+    return counted.most_common(1)[0][0] if counted else default
+
+
+class OfflineStyleAnalyst(StyleAnalyst):
+    """Writes the style prompt from measured photo properties and catalog attributes."""
+
+    model = "offline-style-v1"
+    is_offline = True
+    WORK_SIDE = 256  # brightness, palette and background need no detail
+
+    def analyse(self, request: StyleRequest) -> StyleResult:
+        looks = [measure(decode_image(ref.content, f"reference {n}", max_side=self.WORK_SIDE))
+                 for n, ref in enumerate(request.references, 1)]
+        return StyleResult(prompt=self.compose(request, looks), model=self.model,
+                           cost=Decimal("0"), offline=True)
+
+    def compose(self, request: StyleRequest, looks: list[PhotoLook]) -> str:
+        """One sentence under 100 words; the scene hint, if any, takes what room is left."""
+        products = [ref.product for ref in request.references] or [request.product]
+        style = clean_text(_most_common((p.style for p in products), request.product.style), 30)
+        season = clean_text(_most_common((p.season for p in products), request.product.season), 30)
+        category = clean_text(request.product.category, 30).lower()
+        mood = (f"{style} {season}".strip() or "timeless") + " mood"
+        sentence = ", ".join([_setting(looks), _lighting(looks), _palette(looks),
+                              POSES.get(category, DEFAULT_POSE), mood])
+        hint = clean_text(request.product.prompt_hint, HINT_MAX_CHARS)
+        room = MAX_PROMPT_WORDS - len(sentence.split()) - 1  # "scene:" is a word
+        if hint and room > 0:
+            sentence += "; scene: " + " ".join(hint.split()[:room]).rstrip(",")
+        return sentence + "."
+
+
+def _setting(looks: list[PhotoLook]) -> str:
+    if not looks:
+        return "Bright studio photo on a plain light background"
+    brightness = sum(look.brightness for look in looks) / len(looks)
+    key = ("Bright high-key" if brightness >= 170 else
+           "Balanced mid-key" if brightness >= 100 else "Moody low-key")
+    background = colour_name(np.mean([look.background for look in looks], axis=0))
+    texture = "plain" if max(look.texture for look in looks) < 8 else "textured"
+    return f"{key} studio photo on a {texture} {background} background"
+
+
+def _lighting(looks: list[PhotoLook]) -> str:
+    contrast = sum(look.contrast for look in looks) / len(looks) if looks else 0
+    return ("soft even light" if contrast < 40 else
+            "soft directional light" if contrast < 65 else "crisp contrasty light")
+
+
+def _palette(looks: list[PhotoLook]) -> str:
+    warmth = sum(look.warmth for look in looks) / len(looks) if looks else 0
+    tone = "warm" if warmth > 10 else "cool" if warmth < -10 else "neutral"
+    shares: Counter[str] = Counter()
+    for look in looks:
+        for name, share in look.palette:
+            shares[name] += share
+    accents = [name for name, _ in shares.most_common() if name not in PLAIN_NAMES][:2]
+    return f"{tone} palette" + (f" with {' and '.join(accents)} accents" if accents else "")
+
+
+# --------------------------------------------------------------------------- image generator
+
+class OfflineImageGenerator(ImageGenerator):
+    """Composes the cut-out product onto a backdrop at exactly the requested size.
+
+    White-background presets get pure white with a faint contact shadow; the others a heavily
+    blurred, palette-tinted version of the top reference with a soft drop shadow. The backdrop
+    has no detail, so it is built at WORK_SIDE and upscaled: a 4K banner stays fast.
+    """
+
+    model = "offline-compositor-v1"
+    is_offline = True
+    PRODUCT_SIDE = 1536  # flat-lays are decoded at most this large, upscaled beyond
+    REFERENCE_SIDE = 512
+    WORK_SIDE = 640
+
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        size = (request.width, request.height)
+        # No need to decode a large flat-lay beyond the canvas it will be placed on.
+        photo = decode_image(request.product_image, "the flat-lay",
+                             max_side=min(self.PRODUCT_SIDE, max(size)))
+        product = cut_out(photo)
+        box = product_box(size, product.size)
+        scale = min(1.0, self.WORK_SIDE / max(size))
+        work_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        if request.white_background:
+            backdrop = Image.new("RGB", work_size, (255, 255, 255))
+        else:  # without references, the flat-lay's own colours set the scene
+            scene = (decode_image(request.references[0].content, "reference 1",
+                                  max_side=self.REFERENCE_SIDE) if request.references else photo)
+            backdrop = scene_backdrop(scene, work_size)
+        strength = 0.16 if request.white_background else 0.4
+        shadow = product_shadow(product.getchannel("A"), box, scale, work_size, strength)
+        backdrop = ImageChops.multiply(backdrop, ImageOps.invert(shadow).convert("RGB"))
+        canvas = backdrop.resize(size, Image.Resampling.BICUBIC) if scale < 1 else backdrop
+        placed = product.resize(box[2:], Image.Resampling.LANCZOS)
+        canvas.paste(placed, box[:2], placed)
+        buffer = io.BytesIO()
+        # Level 1: a 4K banner compresses several times faster, for a somewhat larger file.
+        canvas.save(buffer, format="PNG", compress_level=1)
+        return GeneratedImage(content=buffer.getvalue(), prompt=generation_prompt(request),
+                              model=self.model, cost=Decimal("0"), offline=True)
+
+
+def garment_mask(rgb: np.ndarray) -> np.ndarray:
+    """Soft mask (0..1) of the garment on a flat-lay: what differs from the background colour
+    (the border's median), holes filled, the flat-lay's own cast shadow left out."""
+    background = np.median(border_pixels(rgb, 2), axis=0)
+    difference = np.abs(rgb - background).max(axis=2)
+    # Table grain and JPEG noise stay below 0.04; a ramp rather than a cut keeps edges smooth.
+    soft = np.clip((difference - 0.04) / 0.08, 0, 1)
+    # Pale cloth on a pale table shows little but its seams and hem: fill what they enclose.
+    # (Only true holes: a gap between sleeve and body stays open, unlike the embedder's mask.)
+    garment = ndimage.binary_fill_holes(soft > 0.5)
+    # The cast shadow is the table, darker, every channel scaled alike, along the garment's
+    # outer edge; the new backdrop gets a shadow of its own. Deeper inside, the same look is
+    # cloth (a hem line, grey on grey) and stays.
+    ratio = rgb / np.maximum(background, 0.05)
+    shade = ratio.mean(axis=2)
+    uniform = np.clip(1 - (ratio.max(axis=2) - ratio.min(axis=2) - 0.02) / 0.04, 0, 1)
+    reach = max(2, round(0.03 * min(rgb.shape[:2])))
+    inside = ndimage.minimum_filter(garment, size=2 * reach + 1)
+    shadow = uniform * ((shade > 0.6) & (shade < 1) & ~inside)
+    return np.maximum(soft, garment) * (1 - shadow)
+
+
+def cut_out(image: Image.Image) -> Image.Image:
+    """The garment as RGBA cropped to its bounding box, its edge feathered; the whole photo
+    when nothing stands out from the background."""
+    mask = garment_mask(np.asarray(image, dtype=np.float32) / 255)
+    if mask.mean() < 0.01:
+        mask = np.ones_like(mask)
+    # Shrink by a pixel before feathering, so the soft edge fades into the garment rather than
+    # carrying a rim of the table onto the new backdrop.
+    alpha = Image.fromarray(np.rint(mask * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3))
+    alpha = alpha.filter(ImageFilter.GaussianBlur(max(0.8, max(image.size) / 600)))
+    product = image.convert("RGBA")
+    product.putalpha(alpha)
+    return product.crop(alpha.point(lambda v: 255 if v > 16 else 0).getbbox()
+                        or (0, 0, *image.size))
+
+
+def product_box(canvas: tuple[int, int], product: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, width, height): the product fits 70 % of the width and 80 % of the height of
+    its slot, centred in it. Wide banners (4:1 and wider) keep the product in their left third
+    and leave the rest for the channel's copy."""
+    width, height = canvas
+    slot = width / 3 if width >= 4 * height else width
+    scale = min(0.7 * slot / product[0], 0.8 * height / product[1])
+    w, h = max(1, round(product[0] * scale)), max(1, round(product[1] * scale))
+    return round((slot - w) / 2), round((height - h) / 2), w, h
+
+
+def scene_backdrop(reference: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The reference scaled to cover `size`, blurred to a suggestion of its scene, and tinted
+    with its two main colours as a vertical gradient (the lighter one on top, like a wall)."""
+    cover = ImageOps.fit(reference, size, Image.Resampling.BILINEAR)
+    blurred = cover.filter(ImageFilter.GaussianBlur(max(size) * 0.08))
+    colours = [colour for colour, _ in dominant_colours(reference, 4)[:2]]
+    top, bottom = sorted(colours, key=sum, reverse=True) if len(colours) == 2 else colours * 2
+    ramp = Image.linear_gradient("L").resize(size, Image.Resampling.BILINEAR)
+    gradient = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), ramp)
+    return Image.blend(blurred, gradient, 0.35)
+
+
+def product_shadow(alpha: Image.Image, box: tuple[int, int, int, int], scale: float,
+                   size: tuple[int, int], strength: float) -> Image.Image:
+    """How much darker each backdrop pixel gets (L, 0..255 at work scale): the product's
+    silhouette offset down-right and blurred, plus a contact shadow where it meets the floor."""
+    left, top, w, h = (value * scale for value in box)
+    shadow = Image.new("L", size, 0)
+    silhouette = alpha.resize((max(1, round(w)), max(1, round(h))), Image.Resampling.BILINEAR)
+    shadow.paste(silhouette.point(lambda v: round(v * strength * 0.6)),
+                 (round(left + 0.02 * h), round(top + 0.03 * h)))
+    ImageDraw.Draw(shadow).ellipse((left + 0.1 * w, top + 0.96 * h, left + 0.9 * w, top + 1.02 * h),
+                                   fill=round(255 * strength))
+    return shadow.filter(ImageFilter.GaussianBlur(max(1.0, 0.03 * h)))
