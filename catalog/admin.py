@@ -25,6 +25,8 @@ from catalog.tasks import enqueue_after_commit, rebuild_index, reconcile_index
 from catalog.vector_index import IndexUnavailable
 from catalog.services import product_save
 from catalog.staging import staging_create, staging_discard, staging_get
+from generation.admin_views import can_request_promos, promo_request_page
+from generation.selectors import published_assets
 
 SESSION_KEY = "catalog_import_tokens"
 
@@ -111,14 +113,16 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
     search_fields = ("sku", "description")
     list_per_page = 50
-    actions = ["resync_index"]
+    actions = ["resync_index", "generate_promos"]
     readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
-                       "updated_at", "index_state_tag", "index_state_at", "similar_panel")
+                       "updated_at", "index_state_tag", "index_state_at", "similar_panel",
+                       "published_panel")
     fieldsets = [
         (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
         ("Attributes", {"fields": ("category", "color", "style", "season", "description",
                                    "prompt_hint", "price")}),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
+        ("Published promo images", {"fields": ("published_panel",)}),
         ("Similar bestsellers", {"fields": ("similar_panel",)}),
         ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
@@ -127,7 +131,8 @@ class ProductAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:  # nothing to search for or sync before the product exists
-            fieldsets = [fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")]
+            fieldsets = [fs for fs in fieldsets
+                         if fs[0] not in ("Published promo images", "Similar bestsellers", "Vector index")]
         return fieldsets
 
     @admin.display(description="Index", ordering="index_state")
@@ -140,6 +145,11 @@ class ProductAdmin(admin.ModelAdmin):
             return format_html('{} <span title="{}">— {}</span>', label, product.index_error,
                                Truncator(product.index_error).chars(80))
         return label
+
+    @admin.display(description="By channel")
+    def published_panel(self, product: Product):
+        return render_to_string("admin/catalog/product/published_panel.html",
+                                {"assets": published_assets().filter(product=product)})
 
     @admin.display(description="Most similar bestsellers (hybrid search)")
     def similar_panel(self, product: Product):
@@ -156,6 +166,14 @@ class ProductAdmin(admin.ModelAdmin):
         queryset.update(index_state=IndexState.PENDING)
         index_schedule_sync(product_ids=ids)
         self.message_user(request, f"Queued {len(ids)} product(s) for the vector index.")
+
+    def has_request_promos_permission(self, request) -> bool:
+        return can_request_promos(request.user)
+
+    @admin.action(description="Generate promo images", permissions=["request_promos"])
+    def generate_promos(self, request, queryset):
+        # The confirmation page and everything after it live in the generation app.
+        return promo_request_page(request, products=queryset, admin_site=self.admin_site)
 
     @admin.display(description="Photo")
     def thumbnail_tag(self, product: Product):

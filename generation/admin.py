@@ -1,0 +1,273 @@
+"""Promo generation in the admin: channel presets, batches with live progress, and assets.
+
+Batches and assets are provenance: shown read-only. Requests are made from the product list
+("Generate promo images", see admin_views); their page lives under the batch admin's URLs.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.http import Http404, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from generation.admin_views import promo_request_view
+from generation.forms import usd
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
+from generation.services import RUNNING
+
+PRE = '<pre style="white-space:pre-wrap;word-break:break-word;max-width:60em">{}</pre>'
+THUMBNAIL = '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">'
+
+
+def offline_badge():
+    return format_html('<span class="offline-badge" style="background:#8d6e00;color:#fff;'
+                       'padding:1px 6px;border-radius:3px;white-space:nowrap">{}</span>',
+                       "Offline preview")
+
+
+def asset_thumbnail(asset: GeneratedAsset, size: int = 80):
+    # Generated images have no thumbnail rendition; lazy loading keeps long lists usable.
+    if not asset.image:
+        return "—"
+    return format_html(THUMBNAIL, asset.image.url, asset.product.sku, size, size)
+
+
+@admin.register(ChannelPreset)
+class ChannelPresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "aspect_ratio", "size_tier", "white_background", "is_active")
+    list_editable = ("is_active",)
+    list_filter = ("is_active", "white_background", "aspect_ratio")
+    search_fields = ("name", "rules")
+    readonly_fields = ("created_at", "updated_at")
+
+
+# --- batches -------------------------------------------------------------------------------
+
+def batch_progress(batch: GenerationBatch) -> dict:
+    """What the batch page shows and its progress endpoint returns, in plain values."""
+    counts = batch.progress()
+    by_status = dict(batch.assets.order_by().values_list("status").annotate(n=Count("pk")))
+    return {
+        "counts": {"total": counts["total"], "finished": counts["finished"],
+                   "failed": counts["failed"], "running": counts["running"],
+                   "cost": usd(counts["cost"])},
+        "by_status": {status: by_status.get(status, 0) for status in AssetStatus.values},
+        "note": batch.note,
+    }
+
+
+def batch_assets(batch: GenerationBatch):
+    return batch.assets.select_related("product", "preset").order_by("product__sku", "preset__name")
+
+
+def asset_row(asset: GeneratedAsset) -> dict:
+    return {"id": asset.pk, "status": asset.get_status_display(), "cost": usd(asset.cost),
+            "problem": asset.failure_reason or asset.last_error}
+
+
+@admin.register(GenerationBatch)
+class GenerationBatchAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "requested_by", "size_tier", "preset_names", "progress_tag",
+                    "failed_count", "estimated_cost_usd", "cost_so_far")
+    list_display_links = ("id", "created_at")
+    list_filter = ("size_tier", "created_at")
+    list_select_related = ("requested_by",)
+    # The note (why the batch stopped early) is shown with the progress, where it matters.
+    fields = ("requested_by", "created_at", "size_tier", "reference_count", "preset_names",
+              "estimated_cost_usd")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # One query for the whole list: the counts ride along instead of progress() per row.
+        assets_failed = Q(assets__status=AssetStatus.FAILED)
+        return super().get_queryset(request).prefetch_related("presets").annotate(
+            asset_total=Count("assets"),
+            asset_failed=Count("assets", filter=assets_failed),
+            asset_running=Count("assets", filter=Q(assets__status__in=RUNNING)),
+            asset_cost=Sum("assets__cost"),
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # batches are made by requests from the product list or the command
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Presets")
+    def preset_names(self, batch: GenerationBatch) -> str:
+        return ", ".join(preset.name for preset in batch.presets.all())
+
+    @admin.display(description="Progress")
+    def progress_tag(self, batch: GenerationBatch) -> str:
+        finished = batch.asset_total - batch.asset_failed - batch.asset_running
+        return f"{finished}/{batch.asset_total}"
+
+    @admin.display(description="Failed", ordering="asset_failed")
+    def failed_count(self, batch: GenerationBatch) -> int:
+        return batch.asset_failed
+
+    @admin.display(description="Estimated cost", ordering="estimated_cost")
+    def estimated_cost_usd(self, batch: GenerationBatch) -> str:
+        return usd(batch.estimated_cost)
+
+    @admin.display(description="Cost so far", ordering="asset_cost")
+    def cost_so_far(self, batch: GenerationBatch) -> str:
+        return usd(batch.asset_cost or 0)
+
+    def get_urls(self):
+        # Before the default URLs: their "<path:object_id>/" would swallow these.
+        return [
+            path("request/", self.admin_site.admin_view(self.request_view),
+                 name="generation_generationbatch_request"),
+            path("<path:object_id>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="generation_generationbatch_progress"),
+        ] + super().get_urls()
+
+    def request_view(self, request):
+        return promo_request_view(request, admin_site=self.admin_site)
+
+    def _visible_batch(self, request, object_id) -> GenerationBatch:
+        batch = self.get_object(request, object_id)
+        if batch is None:
+            raise Http404("No such batch.")
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        return batch
+
+    def progress_view(self, request, object_id):
+        batch = self._visible_batch(request, object_id)
+        return JsonResponse({**batch_progress(batch), "assets": [asset_row(a) for a in batch_assets(batch)]})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = self.get_object(request, object_id)
+        if batch is not None and self.has_view_permission(request, batch):
+            progress = batch_progress(batch)
+            extra_context = {
+                **(extra_context or {}),
+                "progress": progress,
+                "status_counts": [(value, label, progress["by_status"][value])
+                                  for value, label in AssetStatus.choices],
+                "asset_rows": [(asset, asset_row(asset), asset_thumbnail(asset, 64))
+                               for asset in batch_assets(batch)],
+                "estimated_cost": usd(batch.estimated_cost),
+                "progress_url": reverse("admin:generation_generationbatch_progress", args=[batch.pk]),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- assets --------------------------------------------------------------------------------
+
+@admin.register(GeneratedAsset)
+class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
+    """The review queue: images in review by default, decisions on each page and in bulk."""
+
+    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "cost_usd",
+                    "offline_tag", "created_at")
+    list_display_links = ("thumbnail_tag", "product")
+    list_filter = (ReviewStatusFilter, "preset", "batch", "offline")
+    actions = ["approve_selected", "reject_selected"]
+    ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
+    list_select_related = ("product", "preset", "batch")
+    search_fields = ("product__sku",)
+    fieldsets = [
+        (None, {"fields": ("status", "product", "preset", "batch", "version", "previous_version",
+                           "aspect_ratio", "size_tier", "reference_count", "created_at", "updated_at")}),
+        ("Images", {"fields": ("flat_lay", "generated_image")}),
+        ("Reference bestsellers", {"fields": ("references_table", "retrieval_note")}),
+        ("Prompts", {"fields": ("style_prompt_text", "generation_prompt_text", "model_text_text",
+                                "feedback")}),
+        ("Models, cost and timing", {"fields": ("analyst_model", "image_model", "cost_usd",
+                                                "usage_table", "timings_table", "attempts",
+                                                "claimed_by")}),
+        ("Errors", {"fields": ("failure_reason", "last_error")}),
+        ("Event log", {"fields": ("events_table",)}),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # assets are made by batches
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # provenance: what was generated and how stays as it was
+
+    def get_urls(self):
+        return self.get_review_urls() + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        asset = self.get_object(request, object_id)
+        if asset is not None and self.has_view_permission(request, asset):
+            extra_context = {**(extra_context or {}), **self.review_context(request, asset)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Image")
+    def thumbnail_tag(self, asset: GeneratedAsset):
+        return asset_thumbnail(asset)
+
+    @admin.display(description="Cost", ordering="cost")
+    def cost_usd(self, asset: GeneratedAsset) -> str:
+        return usd(asset.cost)
+
+    @admin.display(description="Offline", ordering="offline")
+    def offline_tag(self, asset: GeneratedAsset):
+        return offline_badge() if asset.offline else ""
+
+    @admin.display(description="Product flat-lay")
+    def flat_lay(self, asset: GeneratedAsset):
+        product = asset.product
+        if not product.image:
+            return "—"
+        return format_html(THUMBNAIL, product.image.url, product.sku, 320, 400)
+
+    @admin.display(description="Generated image")
+    def generated_image(self, asset: GeneratedAsset):
+        if not asset.image:
+            return "— (not generated yet)"
+        image = format_html('<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
+                            'style="max-width:480px;max-height:600px;'
+                            'border:1px solid var(--hairline-color)"></a>',
+                            asset.image.url, asset.product.sku)
+        badge = format_html(" {}", offline_badge()) if asset.offline else ""
+        return format_html("{}<p>{}×{} px{}</p>", image, asset.width or "?", asset.height or "?", badge)
+
+    @admin.display(description="Bestsellers the style came from")
+    def references_table(self, asset: GeneratedAsset):
+        references = asset.references.select_related("product")
+        return render_to_string("admin/generation/generatedasset/references.html",
+                                {"references": references})
+
+    # Model text is untrusted: format_html escapes it, <pre> keeps its lines.
+    @admin.display(description="Style prompt (analyst)")
+    def style_prompt_text(self, asset: GeneratedAsset):
+        return format_html(PRE, asset.style_prompt) if asset.style_prompt else "—"
+
+    @admin.display(description="Generation prompt (as sent)")
+    def generation_prompt_text(self, asset: GeneratedAsset):
+        return format_html(PRE, asset.generation_prompt) if asset.generation_prompt else "—"
+
+    @admin.display(description="Text returned with the image")
+    def model_text_text(self, asset: GeneratedAsset):
+        return format_html(PRE, asset.model_text) if asset.model_text else "—"
+
+    @admin.display(description="Token usage and cost per step")
+    def usage_table(self, asset: GeneratedAsset):
+        if not asset.usage:
+            return "—"
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", (
+            (step, ", ".join(f"{k}: {v}" for k, v in values.items()) if isinstance(values, dict) else values)
+            for step, values in asset.usage.items()
+        ))
+        return format_html("<table>{}</table>", rows)
+
+    @admin.display(description="Timings")
+    def timings_table(self, asset: GeneratedAsset) -> str:
+        return ", ".join(f"{step}: {seconds} s" for step, seconds in asset.timings.items()) or "—"
+
+    @admin.display(description="Status changes")
+    def events_table(self, asset: GeneratedAsset):
+        events = asset.events.select_related("user")
+        return render_to_string("admin/generation/generatedasset/events.html", {"events": events})

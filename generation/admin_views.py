@@ -1,0 +1,110 @@
+"""The "Generate promo images" page: selected products, the request form and its cost.
+
+Like Django's delete_selected, the product list's action renders this page first and nothing
+is queued until the merchandiser confirms. The page posts to its own admin URL (registered by
+GenerationBatchAdmin), so the permission is checked on every request, whichever way it comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from catalog.models import Product
+from generation.forms import PromoRequestForm, providers_offline, usd
+from generation.services import batch_create
+from generation.spending import Estimate, estimate
+
+PERMISSION = "generation.request_promos"
+SELECTED = "_selected_action"  # the same field name the admin's changelist uses
+
+
+def can_request_promos(user) -> bool:
+    return user.has_perm(PERMISSION)
+
+
+def promo_request_page(request: HttpRequest, *, products: Iterable[Product],
+                       admin_site: AdminSite) -> HttpResponse:
+    """The first view of the page, from the product list's action: an empty form."""
+    if not can_request_promos(request.user):
+        raise PermissionDenied
+    return _render(request, admin_site, [p.pk for p in products], PromoRequestForm())
+
+
+def promo_request_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpResponse:
+    """The page's own URL: "Update estimate" re-renders it, "Generate" queues the batch."""
+    if not can_request_promos(request.user):
+        raise PermissionDenied
+    if request.method != "POST":
+        return _render(request, admin_site, _ids(request.GET.getlist(SELECTED)), PromoRequestForm())
+    ids = _ids(request.POST.getlist(SELECTED))
+    form = PromoRequestForm(request.POST)
+    if "_confirm" in request.POST and form.is_valid():
+        return _confirm(request, admin_site, ids, form)
+    return _render(request, admin_site, ids, form)
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(value) for value in values if value.isdigit()]
+
+
+def _products(ids: list[int]) -> tuple[list[Product], list[Product]]:
+    """The selected products that can be used, and those left out for lack of a photo."""
+    selected = list(Product.objects.filter(pk__in=ids).order_by("sku"))
+    return [p for p in selected if p.image], [p for p in selected if not p.image]
+
+
+def _estimate(form: PromoRequestForm, products: list[Product]) -> tuple[Estimate | None, bool]:
+    offline = providers_offline()
+    if not form.is_bound or not form.is_valid() or not products:
+        return None, offline
+    images = len(products) * len(form.cleaned_data["presets"])
+    return estimate(images=images, size_tier=form.cleaned_data["size_tier"], offline=offline), offline
+
+
+def _confirm(request, admin_site, ids, form) -> HttpResponse:
+    products, _ = _products(ids)
+    quote, offline = _estimate(form, products)
+    # The merchandiser confirms the figures they saw; if the selection, the presets or the
+    # prices changed since, show the new figures instead of queueing something else.
+    shown = (request.POST.get("expected_images"), request.POST.get("expected_total"))
+    if quote is None or shown != (str(quote.images), str(quote.total)):
+        messages.warning(request, "The request changed since the estimate was shown. "
+                                  "Check the new estimate and confirm again.")
+        return _render(request, admin_site, ids, form)
+    batch = batch_create(user=request.user, request=form.batch_request(products),
+                         estimated_cost=quote.total)
+    cost = "offline previews, no cost" if offline else f"estimated {usd(quote.total)}"
+    messages.success(request, f"Queued {quote.images} promo image(s) in batch {batch.pk} ({cost}).")
+    return redirect("admin:generation_generationbatch_change", batch.pk)
+
+
+def _render(request, admin_site, ids, form) -> HttpResponse:
+    products, skipped = _products(ids)
+    quote, offline = _estimate(form, products)
+    context = {
+        **admin_site.each_context(request),
+        "opts": Product._meta,
+        "title": "Generate promo images",
+        "form": form,
+        "products": products,
+        "skipped": skipped,
+        "historical": sum(p.lifecycle == Product.Lifecycle.HISTORICAL for p in products),
+        "estimate": quote,
+        "offline": offline,
+        "unit_price": usd(quote.unit_price + quote.analysis_price) if quote else "",
+        "image_price": usd(quote.unit_price) if quote else "",
+        "analysis_price": usd(quote.analysis_price) if quote else "",
+        "total": usd(quote.total) if quote else "",
+        "expected_total": str(quote.total) if quote else "",  # compared as text on confirm
+        "action_url": reverse("admin:generation_generationbatch_request"),
+        "selected_field": SELECTED,
+    }
+    return TemplateResponse(request, "admin/generation/promo_request.html", context)

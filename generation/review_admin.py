@@ -1,0 +1,157 @@
+"""The review queue's admin parts: its default filter, decisions and bulk actions.
+
+GeneratedAssetAdmin (generation/admin.py) mixes these in. Permissions are checked here for the
+pages and again by the review services for every decision.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from generation.models import AssetStatus, GeneratedAsset
+from generation.review import (
+    PUBLISH,
+    REVIEW,
+    ReviewError,
+    asset_approve,
+    asset_publish,
+    asset_regenerate,
+    asset_reject,
+    asset_unpublish,
+)
+from generation.selectors import next_in_queue
+
+DECISIONS = {
+    # decision: (service, permission, needs text, moves on to the next image in the queue)
+    "approve": (lambda a, u, text: asset_approve(asset=a, user=u, note=text), REVIEW, False, True),
+    "reject": (lambda a, u, text: asset_reject(asset=a, user=u, reason=text), REVIEW, True, True),
+    "regenerate": (lambda a, u, text: asset_regenerate(asset=a, user=u, feedback=text), REVIEW, True, True),
+    "publish": (lambda a, u, text: asset_publish(asset=a, user=u), PUBLISH, False, False),
+    "unpublish": (lambda a, u, text: asset_unpublish(asset=a, user=u), PUBLISH, False, False),
+}
+
+
+PAST = {"approve": "approved", "reject": "rejected", "regenerate": "regenerated",
+        "publish": "published", "unpublish": "unpublished"}
+
+
+class ReviewStatusFilter(admin.SimpleListFilter):
+    """Status, showing the review queue (in review) unless another status or "All" is chosen."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return AssetStatus.choices
+
+    def value(self):
+        return super().value() or AssetStatus.IN_REVIEW
+
+    def queryset(self, request, queryset):
+        return queryset if self.value() == "all" else queryset.filter(status=self.value())
+
+    def choices(self, changelist):
+        yield {"selected": self.value() == "all", "display": "All",
+               "query_string": changelist.get_query_string({self.parameter_name: "all"})}
+        for value, label in self.lookup_choices:
+            yield {"selected": self.value() == value, "display": label,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=True,
+                             help_text="Required: tell the merchandiser what is wrong.")
+
+
+class ReviewAdminMixin:
+    """Decisions on one asset (its page) and on many (bulk actions)."""
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm(REVIEW)
+
+    def has_publish_permission(self, request) -> bool:
+        return request.user.has_perm(PUBLISH)
+
+    def get_review_urls(self):
+        return [path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
+                     name="generation_generatedasset_decide")]
+
+    def review_context(self, request, asset: GeneratedAsset) -> dict:
+        queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None
+        return {
+            "decide_url": reverse("admin:generation_generatedasset_decide", args=[asset.pk]),
+            "can_review": self.has_review_permission(request),
+            "can_publish": self.has_publish_permission(request),
+            "next_asset": queue_next,
+            "references": asset.references.select_related("product"),
+            "versions": GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset)
+            .order_by("version"),
+        }
+
+    def decide_view(self, request, object_id):
+        if request.method != "POST":
+            return redirect("admin:generation_generatedasset_change", object_id)
+        asset = get_object_or_404(GeneratedAsset, pk=object_id)
+        decision = request.POST.get("decision", "")
+        if decision not in DECISIONS:
+            messages.error(request, "Unknown decision.")
+            return redirect("admin:generation_generatedasset_change", asset.pk)
+        service, permission, needs_text, moves_on = DECISIONS[decision]
+        if not request.user.has_perm(permission):
+            raise PermissionDenied
+        text = request.POST.get("text", "").strip()
+        upcoming = next_in_queue(asset) if moves_on else None
+        try:
+            result = service(asset, request.user, text)
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:generation_generatedasset_change", asset.pk)
+        self.log_change(request, asset, f"{decision}: {text}" if text else decision)
+        messages.success(request, f"{asset}: {PAST[decision]}.")
+        if decision == "regenerate":
+            messages.info(request, f"Queued {result}.")
+        if moves_on:
+            if upcoming is not None:
+                return redirect("admin:generation_generatedasset_change", upcoming.pk)
+            messages.info(request, "The review queue is empty.")
+            return redirect("admin:generation_generatedasset_changelist")
+        return redirect("admin:generation_generatedasset_change", asset.pk)
+
+    # --- bulk actions ----------------------------------------------------------------------
+
+    @admin.action(description="Approve selected images", permissions=["review"])
+    def approve_selected(self, request, queryset):
+        self._decide_many(request, queryset, "approve", "")
+
+    @admin.action(description="Reject selected images…", permissions=["review"])
+    def reject_selected(self, request, queryset):
+        form = RejectForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            self._decide_many(request, queryset, "reject", form.cleaned_data["reason"])
+            return None
+        return TemplateResponse(request, "admin/generation/generatedasset/reject_selected.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+            "assets": queryset, "title": "Reject images",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+    def _decide_many(self, request, queryset, decision: str, text: str) -> None:
+        service, _, _, _ = DECISIONS[decision]
+        done, problems = 0, []
+        for asset in queryset:
+            try:
+                service(asset, request.user, text)
+            except ReviewError as exc:
+                problems.append(str(exc))
+                continue
+            self.log_change(request, asset, f"{decision}: {text}" if text else decision)
+            done += 1
+        if done:
+            messages.success(request, f"{PAST[decision].capitalize()} {done} image(s).")
+        for problem in problems:
+            messages.warning(request, problem)
