@@ -176,9 +176,11 @@ class VectorIndex:
         """Create an empty collection behind the alias if there is none yet."""
         name = self.collection_name()
         if name is None:
-            name = self._create_collection()
-            with write_lock():
-                self._call("create_alias", name, self.alias)
+            with write_lock():  # two first syncs at once must not both create one
+                name = self.collection_name()
+                if name is None:
+                    name = self._create_collection()
+                    self._call("create_alias", name, self.alias)
         return name
 
     def _create_collection(self) -> str:

@@ -1,10 +1,10 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
+from django.views.generic import RedirectView
+from django.views.static import serve
 
 from generation.views import published_feed
-from django.views.generic import RedirectView
 
 admin.site.site_header = "Bestseller promo studio"
 admin.site.site_title = "Promo studio"
@@ -16,5 +16,9 @@ urlpatterns = [
     path("feeds/published.csv", published_feed, {"fmt": "csv"}, name="published_feed_csv"),
     path("feeds/published.json", published_feed, {"fmt": "json"}, name="published_feed_json"),
 ]
-# Local media is served by Django only while DEBUG is on; production serves it from S3.
-urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+if settings.SERVE_MEDIA:
+    # Local development and the browser test; production serves media from S3 or a web server.
+    def media(request, path):
+        return serve(request, path, document_root=settings.MEDIA_ROOT)  # read per request: tests move it
+
+    urlpatterns.append(re_path(r"^media/(?P<path>.*)$", media))

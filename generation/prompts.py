@@ -51,11 +51,11 @@ def generation_prompt(request: ImageRequest) -> str:
     """The final prompt for the image model (sent after the flat-lay and reference images)."""
     background = ("Use a pure white (#FFFFFF) seamless background, no scene."
                   if request.white_background else "Use the scene described in the style guidance.")
+    count = len(request.references)
+    references = ("Image 2 is a promotional photo of one of our bestsellers" if count == 1
+                  else f"Images 2 to {count + 1} are promotional photos of our bestsellers")
     lines = [
-        "Image 1 is the flat-lay photo of a new clothing product. "
-        f"Image{'s' if len(request.references) > 1 else ''} 2"
-        + (f" to {len(request.references) + 1}" if len(request.references) > 1 else "")
-        + " are promotional photos of our bestsellers, for style only.",
+        f"Image 1 is the flat-lay photo of a new clothing product. {references}, for style only.",
         "Create a professional e-commerce promotional photograph of a model wearing exactly the "
         "garment of Image 1: same colour, pattern, cut and details.",
         "Style guidance (from an analysis of the bestsellers): " + data_block(request.style_prompt),

@@ -519,7 +519,7 @@ def stored_product(sku: str, color, **fields) -> Product:
     return product_save(product=product, image=image_prepare(flat_lay(color)))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(settings, milvus, broker, worker):
     pytest.importorskip("generation.providers.offline")
     settings.STYLE_ANALYST_BACKEND = "generation.providers.offline.OfflineStyleAnalyst"

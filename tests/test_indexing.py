@@ -258,7 +258,7 @@ def test_a_rolled_back_save_queues_nothing(broker, django_capture_on_commit_call
     assert broker.queues.get("index") is None or broker.queues["index"].qsize() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_worker_syncs_a_saved_product_into_milvus(milvus, broker, worker):
     product = make_product("SKU1")  # autocommit: the message is sent at once
 
@@ -269,7 +269,7 @@ def test_worker_syncs_a_saved_product_into_milvus(milvus, broker, worker):
     assert Product.objects.get(pk=product.pk).index_state == IndexState.SYNCED
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_import_queues_one_batched_sync_and_the_worker_indexes_everything(milvus, broker, worker, sample_dir):
     import_sample(sample_dir)
 

@@ -64,7 +64,7 @@ def chat_calls(server, *, generation: bool) -> int:
                if r.path.endswith("/chat/completions") and ("modalities" in (r.json or {})) == generation)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_four_new_products_and_two_presets_make_eight_images_in_review(catalog, broker, worker):
     presets = [preset("Marketplace main image"), preset("Ultra-wide banner")]
     batch = make_batch(catalog, presets)

@@ -1,0 +1,165 @@
+"""The whole flow in a real browser: Debian's Chromium, the live site and a real worker.
+
+A merchandiser imports the sample catalog through the admin and asks for promo images; a
+reviewer approves one, rejects another with a reason and publishes the approved one; the feed
+then lists exactly that image. Screenshots of the key pages go to test-artifacts/.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from catalog.sample import write_sample_catalog
+from generation.models import AssetStatus, GeneratedAsset
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"),
+]
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--disable-sync", "--window-size=1400,1100"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+class Site:
+    """The browser on the live server, with the few gestures the flow needs."""
+
+    def __init__(self, driver, base_url: str):
+        self.driver, self.base_url = driver, base_url
+        ARTIFACTS.mkdir(exist_ok=True)
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def css(self, selector: str):
+        return self.driver.find_element("css selector", selector)
+
+    def text(self) -> str:
+        return self.css("body").text
+
+    def click(self, selector: str) -> None:
+        self.css(selector).click()
+
+    def submit(self, selector: str) -> None:
+        """Click a submit button and wait for the next page to load."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old_page = self.css("html")
+        self.css(selector).click()
+        WebDriverWait(self.driver, 20).until(lambda d: old_page.id != d.find_element("css selector", "html").id)
+
+    def shot(self, name: str) -> None:
+        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+    def log_in(self, username: str) -> None:
+        self.open("/admin/login/")
+        self.css("#id_username").send_keys(username)
+        self.css("#id_password").send_keys("correct horse battery")
+        self.submit("input[type=submit]")
+        assert "Log out" in self.text() or "LOG OUT" in self.text().upper()
+
+    def log_out(self) -> None:
+        self.submit("#logout-form button")
+
+    def import_csv(self, csv_path: Path, zip_path: Path) -> str:
+        self.open("/admin/catalog/product/import/")
+        self.css("input[name=csv_file]").send_keys(str(csv_path))
+        self.css("input[name=images_zip]").send_keys(str(zip_path))
+        self.submit("#catalog-import-form input[type=submit]")
+        summary = self.css("#import-summary").text
+        return summary
+
+
+def user(username: str, group: str) -> User:
+    account = User.objects.create_user(username, password="correct horse battery", is_staff=True)
+    account.groups.add(Group.objects.get(name=group))
+    return account
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, tmp_path):
+    sample = write_sample_catalog(tmp_path / "sample")
+    user("merchandiser", "Merchandiser")
+    user("reviewer", "Reviewer")
+    site = Site(browser, live_server.url)
+
+    # A merchandiser imports the catalog through the admin: preview first, then confirm.
+    site.log_in("merchandiser")
+    assert "40 created" in site.import_csv(sample.products_csv, sample.images_zip)
+    site.shot("01-import-preview")
+    site.submit("#catalog-import-confirm input[type=submit]")
+    assert "Imported products.csv" in site.text()
+    assert "4 created" in site.import_csv(sample.new_products_csv, sample.new_products_zip)
+    site.submit("#catalog-import-confirm input[type=submit]")
+    broker.join("index")
+    worker.join()
+    site.open("/admin/catalog/product/")
+    site.shot("02-product-list")
+
+    # "Generate promo images" on the new products, two presets, after the estimate.
+    site.open("/admin/catalog/product/?lifecycle__exact=new")
+    site.click("#action-toggle")
+    site.css("select[name=action]").send_keys("Generate promo images")
+    site.submit("button[name=index]")
+    for label in ("Marketplace main image", "Storefront hero"):
+        browser.find_element("xpath", f"//label[contains(., '{label}')]").click()
+    site.css("select[name=size_tier]").send_keys("512 px draft")
+    site.submit("input[name=_update]")
+    assert "8 images" in site.text() or "Generate 8 images" in site.css("input[name=_confirm]").get_attribute("value")
+    site.shot("03-generate-confirmation")
+    site.submit("input[name=_confirm]")
+    broker.join("generation")
+    worker.join()
+    browser.refresh()
+    site.shot("04-batch-progress")
+    assert GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).count() == 8
+    site.log_out()
+
+    # A reviewer works through the queue: approve one, reject the next with a reason.
+    site.log_in("reviewer")
+    site.open("/admin/generation/generatedasset/")
+    site.shot("05-review-queue")
+    site.submit("#result_list tbody tr:first-child th a, #result_list tbody tr:first-child td a")
+    first_url = browser.current_url
+    site.shot("06-asset-review")
+    site.submit("button[value=approve]")
+    assert browser.current_url != first_url, site.text()[:600]  # on to the next image in the queue
+    site.css("#decision-text").send_keys("The neck label shows; remove it.")
+    site.submit("button[value=reject]")
+    approved = GeneratedAsset.objects.get(status=AssetStatus.APPROVED)
+    rejected = GeneratedAsset.objects.get(status=AssetStatus.REJECTED)
+    assert rejected.rejection_reason == "The neck label shows; remove it."
+
+    # Publish the approved image, then read the feed a channel upload would read.
+    site.open(f"/admin/generation/generatedasset/{approved.pk}/change/")
+    site.submit("button[value=publish]")
+    assert "published" in site.text().lower()
+    site.open(f"/admin/catalog/product/{approved.product.pk}/change/")
+    site.shot("07-product-published-images")
+    site.open("/feeds/published.json")
+    feed = json.loads(site.css("body").text)
+    assert [(row["sku"], row["preset"]) for row in feed["images"]] == [
+        (approved.product.sku, approved.preset.name)]
+    site.open(feed["images"][0]["url"].removeprefix(live_server.url))
+    assert browser.execute_script("return document.images[0].naturalWidth") > 0
