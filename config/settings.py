@@ -5,6 +5,8 @@ SQLite and media under var/, a local `milvus-lite server`, a local redis-server 
 and offline model providers.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -85,7 +87,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests run a live server and a worker in threads: an in-memory database shared between
     # threads fails with "table is locked", a file waits for its lock like production does.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One file per test process, so two test runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"promo-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
