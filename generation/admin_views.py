@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from catalog.models import Product
 from generation.forms import PromoRequestForm, providers_offline, usd
+from generation.models import GenerationBatch
 from generation.services import batch_create
 from generation.spending import Estimate, estimate
 
@@ -81,6 +82,8 @@ def _confirm(request, admin_site, ids, form) -> HttpResponse:
         return _render(request, admin_site, ids, form)
     batch = batch_create(user=request.user, request=form.batch_request(products),
                          estimated_cost=quote.total)
+    admin_site.get_model_admin(GenerationBatch).log_addition(
+        request, batch, f"Requested {quote.images} promo image(s) for {len(products)} product(s).")
     cost = "offline previews, no cost" if offline else f"estimated {usd(quote.total)}"
     messages.success(request, f"Queued {quote.images} promo image(s) in batch {batch.pk} ({cost}).")
     return redirect("admin:generation_generationbatch_change", batch.pk)

@@ -78,6 +78,9 @@ class BatchRequest:
 
 def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal) -> GenerationBatch:
     """One batch, one queued asset per product × preset, sent to the workers after commit."""
+    without_photo = [p.sku for p in request.products if not p.image]
+    if without_photo:
+        raise ValueError(f"These products have no photo to start from: {', '.join(without_photo)}")
     with transaction.atomic():
         batch = GenerationBatch.objects.create(
             requested_by=user, size_tier=request.size_tier,

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import dramatiq
 import pytest
+from django.contrib.auth.models import Group
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
@@ -157,6 +158,11 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
+def page_text(response) -> str:
+    """The HTML with runs of whitespace made single spaces, as a browser shows it."""
+    return " ".join(response.content.decode().split())
+
+
 def nothing_requested() -> bool:
     return not GenerationBatch.objects.exists() and not GeneratedAsset.objects.exists()
 
@@ -226,11 +232,10 @@ def test_the_page_shows_the_image_count_and_estimate_before_anything_is_queued(
     assert response.status_code == 200
     expected = estimate(images=4, size_tier="2K", offline=False)
     assert expected.total == 4 * (Decimal("0.101") + Decimal("0.005"))
-    html = response.content.decode()
-    assert "<strong>4 images</strong>" in html
-    assert "2 products ×\n" in html or "2 products × " in html
+    html = page_text(response)
+    assert "<strong>4 images</strong>: 2 products × 2 presets at 2K." in html
     assert f"<strong>{usd(expected.unit_price + expected.analysis_price)} per image</strong>" in html
-    assert "($0.101 image +\n" in html
+    assert "($0.101 image + $0.005 style analysis)" in html
     assert f"<strong>{usd(expected.total)} in total</strong>" in html  # $0.424
     assert 'value="Generate 4 images"' in html
     assert "Offline preview providers" not in html
@@ -265,7 +270,7 @@ def test_products_without_a_photo_are_left_out(merchandiser_client, products):
     response = merchandiser_client.post(REQUEST, request_data([*products, bare], _update="1"))
 
     assert [p.sku for p in response.context["products"]] == ["NEW-1", "OLD-2"]
-    assert "without a photo\n      is left out:\n      BARE-3." in response.content.decode()
+    assert "1 selected product without a photo is left out: BARE-3." in page_text(response)
     assert response.context["estimate"].images == 4
 
 
@@ -483,7 +488,7 @@ def test_the_command_with_new_picks_the_new_products(products):
 
 def test_the_command_without_wait_prints_the_estimate_and_queues(
         products, paid_providers, broker, django_capture_on_commit_callbacks):
-    User.objects.create_user("ops")
+    User.objects.create_user("ops").groups.add(Group.objects.get(name="Merchandiser"))
 
     with django_capture_on_commit_callbacks(execute=True):
         output = run_command("--sku", "OLD-2", "NEW-1", "--preset", HERO, "--preset", MARKETPLACE,
@@ -533,7 +538,16 @@ def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(settings, mi
                          "--wait", "--timeout", "120")
 
     asset = GeneratedAsset.objects.get()
-    assert asset.status == AssetStatus.IN_REVIEW, asset.last_error
+    assert asset.status == AssetStatus.IN_REVIEW, (asset.last_error, output)
     assert "1/1 finished, 0 failed, cost so far $0.000" in output
     width, height = pixel_size(asset.aspect_ratio, "0.5K")
     assert f"NEW-1  {HERO}  v1       In review  {width}×{height}  $0.000  {asset.image.path}" in output
+
+
+def test_the_command_refuses_a_user_without_the_request_permission(products):
+    from django.contrib.auth.models import Group, User
+
+    reviewer = User.objects.create_user("rev2")
+    reviewer.groups.add(Group.objects.get(name="Reviewer"))
+    with pytest.raises(CommandError, match="may not request promo images"):
+        run_command("--sku", "NEW-1", "--preset", "Storefront hero", "--user", "rev2")

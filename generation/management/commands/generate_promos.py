@@ -89,6 +89,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"Unknown user {username!r}.")
+        if not user.has_perm("generation.request_promos"):
+            raise CommandError(f"{username} may not request promo images (generation.request_promos).")
         return user
 
     def _wait(self, batch: GenerationBatch, timeout: float) -> None:
