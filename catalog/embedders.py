@@ -90,7 +90,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def _decode(data: bytes, index: int, *, max_side: int) -> Image.Image:
+def open_image(data: bytes, index: int, *, max_side: int) -> Image.Image:
     """An RGB image no larger than max_side; transparency becomes white, like a studio sweep."""
     try:
         image = Image.open(io.BytesIO(data))
@@ -128,7 +128,7 @@ class OfflineEmbedder(Embedder):
     WEIGHTS = {"colour": 1.0, "silhouette": 1.0, "layout": 0.7, "edges": 0.5}
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
-        return [self.describe(_decode(data, i, max_side=self.WORK_SIDE))
+        return [self.describe(open_image(data, i, max_side=self.WORK_SIDE))
                 for i, data in enumerate(images)]
 
     def describe(self, image: Image.Image) -> np.ndarray:
@@ -251,7 +251,7 @@ def _edge_histogram(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- OpenRouter
 
-_TRANSIENT_STATUSES = {408, 429, *range(500, 600)}
+TRANSIENT_STATUSES = {408, 429, *range(500, 600)}
 
 
 class OpenRouterEmbedder(Embedder):
@@ -290,7 +290,7 @@ class OpenRouterEmbedder(Embedder):
 
     def _data_uri(self, data: bytes, index: int) -> str:
         buffer = io.BytesIO()
-        _decode(data, index, max_side=self.MAX_SIDE).save(buffer, "JPEG", quality=self.JPEG_QUALITY)
+        open_image(data, index, max_side=self.MAX_SIDE).save(buffer, "JPEG", quality=self.JPEG_QUALITY)
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def _embed_batch(self, uris: list[str]) -> list[np.ndarray]:
@@ -345,8 +345,8 @@ class OpenRouterEmbedder(Embedder):
                 + (f" (provider {provider})" if provider else ""))
         # An error in a 200 body (the model had started) carries the real status as its code.
         effective = code if status == 200 and isinstance(code, int) else status
-        if effective in _TRANSIENT_STATUSES:
-            retry_after = _retry_after(response.headers.get("Retry-After"), self.max_retry_after)
+        if effective in TRANSIENT_STATUSES:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.max_retry_after)
             return EmbeddingError(text, retryable=True, status=status, retry_after=retry_after)
         return EmbeddingError(text, retryable=False, status=status)
 
@@ -388,7 +388,7 @@ def _space_name(model: str, dimension: int) -> str:
     return f"openrouter_{slug}{suffix}"
 
 
-def _retry_after(value: str | None, cap: float) -> float | None:
+def retry_after_seconds(value: str | None, cap: float) -> float | None:
     """Seconds to wait from a Retry-After header, capped; None when absent or not a number
     (OpenRouter sends seconds; an HTTP date falls back to the backoff)."""
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -141,6 +142,20 @@ def products_remove(*, product_ids: list[int]) -> None:
     get_index().delete(product_ids)
 
 
+@contextmanager
+def _recorded(kind: IndexRun.Kind, embedder: Embedder) -> Iterator[IndexRun]:
+    """An IndexRun row for the status page, finished (with the error, if any) however it ends."""
+    run = IndexRun.objects.create(kind=kind, embedder=embedder.name)
+    try:
+        yield run
+    except Exception as exc:
+        run.error = str(exc)
+        raise
+    finally:
+        run.finished_at = timezone.now()
+        run.save()
+
+
 @dataclass
 class Drift:
     missing: list[int] = field(default_factory=list)
@@ -157,8 +172,7 @@ def index_check(*, repair: bool = False) -> Drift:
     """Compare the database with Milvus: rows missing, stale (different data) and orphaned."""
     embedder = get_embedder()
     index = get_index(embedder)
-    run = IndexRun.objects.create(kind=IndexRun.Kind.RECONCILE, embedder=embedder.name)
-    try:
+    with _recorded(IndexRun.Kind.RECONCILE, embedder) as run:
         index.ensure()
         active = active_vectorizer()
         version = active.version if active else 0
@@ -184,12 +198,6 @@ def index_check(*, repair: bool = False) -> Drift:
         run.missing, run.stale, run.orphaned = len(drift.missing), len(drift.stale), len(drift.orphaned)
         run.repaired = drift.repaired
         return drift
-    except Exception as exc:
-        run.error = str(exc)
-        raise
-    finally:
-        run.finished_at = timezone.now()
-        run.save()
 
 
 def _same(expected: dict, stored: dict) -> bool:
@@ -207,9 +215,8 @@ def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lamb
     """
     embedder = get_embedder()
     index = get_index(embedder)
-    run = IndexRun.objects.create(kind=IndexRun.Kind.REBUILD, embedder=embedder.name)
     started = timezone.now()
-    try:
+    with _recorded(IndexRun.Kind.REBUILD, embedder) as run:
         version = (vectorizer_fit() or active_vectorizer()) if refit else None
         version = version.version if version else _text_version()
 
@@ -227,12 +234,6 @@ def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lamb
         for chunk in _chunks(changed, SYNC_CHUNK):
             products_sync(product_ids=chunk)
         return run
-    except Exception as exc:
-        run.error = str(exc)
-        raise
-    finally:
-        run.finished_at = timezone.now()
-        run.save()
 
 
 def index_schedule_sync(*, product_ids: list[int], refit: bool = False) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 from scipy import ndimage
 
-# The embedder's decoder serves here unchanged (private there, not yet shared).
-from catalog.embedders import EmbeddingError, _decode
+# The embedder's decoder serves here unchanged.
+from catalog.embedders import EmbeddingError, open_image
 from generation.prompts import generation_prompt
 from generation.providers.base import (
     GeneratedImage,
@@ -63,7 +63,7 @@ _NOT_PROSE = re.compile(r"[^\w\s,.'&-]")  # anything that could open a new claus
 def decode_image(data: bytes, label: str, *, max_side: int) -> Image.Image:
     """An RGB image no larger than max_side (transparency on white); ProviderError if unreadable."""
     try:
-        return _decode(data, 0, max_side=max_side)
+        return open_image(data, 0, max_side=max_side)
     except EmbeddingError as error:
         raise ProviderError(f"{label} is not a readable image ({error})", retryable=False) from None
 

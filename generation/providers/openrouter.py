@@ -20,8 +20,8 @@ import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletion
 
-# Shared with the OpenRouter embedder so both classify failures alike (private there for now).
-from catalog.embedders import _TRANSIENT_STATUSES, _retry_after
+# Shared with the OpenRouter embedder so both classify failures alike.
+from catalog.embedders import TRANSIENT_STATUSES, retry_after_seconds
 from generation.prompts import generation_prompt, style_analysis_prompt
 from generation.providers.base import (
     GeneratedImage,
@@ -184,9 +184,9 @@ def _provider_error(status: int, error: dict, *, head: str,
         notes.append("reasons: " + ", ".join(map(str, metadata["reasons"])))
     text = f"{head}: {error.get('message') or 'no message'}"
     text += f" ({'; '.join(notes)})" if notes else ""
-    if status not in _TRANSIENT_STATUSES:
+    if status not in TRANSIENT_STATUSES:
         return ProviderError(text, retryable=False, status=status)
-    retry_after = _retry_after(retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER))
+    retry_after = retry_after_seconds(retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER))
     return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
 
 
