@@ -473,7 +473,7 @@ def _plan(fmt: CsvFormat, rows: list[_Row], errors: list[RowError]) -> list[tupl
     return plans
 
 
-def _write(fmt: CsvFormat, plans: list[tuple[_Row, RowPlan, Product]]) -> None:
+def _write(fmt: CsvFormat, plans: list[tuple[_Row, RowPlan, Product]], *, sync_index: bool) -> None:
     """Store new images, then write every row in one transaction; undo the files on failure."""
     created_files: list[str] = []
     try:
@@ -502,7 +502,7 @@ def _write(fmt: CsvFormat, plans: list[tuple[_Row, RowPlan, Product]]) -> None:
                 Product.objects.bulk_update(to_update, sorted(fields), batch_size=500)
             # Bulk writes send no signals: queue the index sync here, sent after commit.
             changed_skus = [p.sku for p in to_create + to_update]
-            if changed_skus:
+            if changed_skus and sync_index:
                 index_schedule_sync(
                     product_ids=list(Product.objects.filter(sku__in=changed_skus).values_list("pk", flat=True)),
                     refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_skus)),
@@ -520,8 +520,12 @@ def catalog_import(
     kind: ImportKind | str | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] = lambda n: None,
+    sync_index: bool = True,
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
+
+    With sync_index off, changed products stay pending for the periodic reconcile instead of
+    being queued (for imports made before the task broker runs).
 
     Returns the result with a plan per row and every error found. On a dry run, or when any
     row has an error, nothing is written. Hooks that react to the write belong in
@@ -543,7 +547,7 @@ def catalog_import(
     result.errors.sort(key=lambda error: error.line)
     if result.errors or dry_run:
         return result
-    _write(fmt, plans)
+    _write(fmt, plans, sync_index=sync_index)
     result.applied = True
     return result
 

@@ -298,3 +298,14 @@ def test_milvus_down_the_save_succeeds_and_the_state_says_failed(settings):
     product.refresh_from_db()
     assert product.index_state == IndexState.FAILED
     assert "unavailable" in product.index_error and product.index_state_at is not None
+
+
+def test_an_import_without_index_sync_leaves_products_pending_for_the_reconcile(
+        broker, django_capture_on_commit_callbacks, sample_dir):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = catalog_import(csv_data=(sample_dir / "new_products.csv").read_bytes(),
+                                images=DirectoryImages(sample_dir / "new_products"), sync_index=False)
+
+    assert result.created == 4
+    assert broker.queues.get("index") is None or broker.queues["index"].qsize() == 0
+    assert set(Product.objects.values_list("index_state", flat=True)) == {IndexState.PENDING}
