@@ -188,9 +188,11 @@ def index_check(*, repair: bool = False) -> Drift:
             for chunk in _chunks(drift.missing + drift.stale, SYNC_CHUNK):
                 products_sync(product_ids=chunk)
             index.delete(drift.orphaned)
-            index.flush()
             drift.repaired = drift.total
         if repair:
+            # Single-product syncs leave rows unflushed, and Milvus Lite searches those by brute
+            # force (bench/hybrid_search_latency.py: ~40x slower): the periodic repair flushes.
+            index.flush()
             in_step = expected.keys() - set(drift.missing) - set(drift.stale)
             Product.objects.filter(pk__in=in_step).exclude(index_state=IndexState.SYNCED).update(
                 index_state=IndexState.SYNCED, index_error="", index_state_at=timezone.now())
