@@ -209,11 +209,11 @@ def _retrieve(asset: GeneratedAsset, worker: str) -> None:
                     timings=_timed(asset, "retrieve", started))
 
 
-def _references(asset: GeneratedAsset) -> list[ReferenceImage]:
+def _references(asset: GeneratedAsset, limit: int | None = None) -> list[ReferenceImage]:
     return [
         ReferenceImage(product=_brief(ref.product), content=_read(ref.product.image),
                        rank=ref.rank, score=ref.score)
-        for ref in asset.references.select_related("product")
+        for ref in asset.references.select_related("product")[:limit]
     ]
 
 
@@ -243,7 +243,7 @@ def _generate(asset: GeneratedAsset, worker: str) -> None:
     width, height = pixel_size(asset.aspect_ratio, asset.size_tier)
     request = ImageRequest(
         product=_brief(asset.product), product_image=_read(asset.product.image),
-        references=_references(asset)[:1], style_prompt=asset.style_prompt,
+        references=_references(asset, limit=1), style_prompt=asset.style_prompt,
         channel_name=asset.preset.name, channel_rules=asset.preset.rules,
         white_background=asset.preset.white_background, aspect_ratio=asset.aspect_ratio,
         size_tier=asset.size_tier, width=width, height=height, feedback=asset.feedback,
