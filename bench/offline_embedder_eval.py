@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     args = parser.parse_args()
     setup_django()
-    from catalog.embedders import OfflineEmbedder
-    from catalog.sample import COLOURS, draw_flatlay
+    from catalog.embedders.offline import OfflineEmbedder
+    from demo.sample import COLOURS, draw_flatlay
 
     rows = load_rows(args.limit)
     if len(rows) <= K:

@@ -17,16 +17,15 @@ from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
 from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
-from catalog.embedders import EmbeddingError
-from catalog.indexing import index_schedule_sync, index_status
-from catalog.models import IndexState, Product
+from catalog.indexing import index_status
+from catalog.models import IndexState, Product, bestseller_threshold
 from catalog.selectors import similar_bestsellers
-from catalog.tasks import enqueue_after_commit, rebuild_index, reconcile_index
-from catalog.vector_index import IndexUnavailable
-from catalog.services import product_save
+from catalog.services import product_save, products_resync
 from catalog.staging import staging_create, staging_discard, staging_get
-from generation.admin_views import can_request_promos, promo_request_page
-from generation.selectors import published_assets
+from catalog.tasks import rebuild_index, reconcile_index
+from catalog.vector_index import IndexUnavailable
+from core.openrouter import ProviderError
+from core.queue import enqueue_after_commit
 
 SESSION_KEY = "catalog_import_tokens"
 
@@ -41,15 +40,13 @@ class BestsellerFilter(admin.SimpleListFilter):
     parameter_name = "bestseller"
 
     def lookups(self, request, model_admin):
-        threshold = settings.CATALOG_BESTSELLER_MIN_SALES
-        return [("yes", f"Yes (more than {threshold:,} sales)"), ("no", "No")]
+        return [("yes", f"Yes (more than {bestseller_threshold():,} sales)"), ("no", "No")]
 
     def queryset(self, request, queryset):
-        threshold = settings.CATALOG_BESTSELLER_MIN_SALES
         if self.value() == "yes":
-            return queryset.filter(sales_count__gt=threshold)
+            return queryset.bestsellers()
         if self.value() == "no":
-            return queryset.filter(sales_count__lte=threshold)
+            return queryset.not_bestsellers()
         return queryset
 
 
@@ -113,16 +110,14 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
     search_fields = ("sku", "description")
     list_per_page = 50
-    actions = ["resync_index", "generate_promos"]
+    actions = ["resync_index"]
     readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
-                       "updated_at", "index_state_tag", "index_state_at", "similar_panel",
-                       "published_panel")
+                       "updated_at", "index_state_tag", "index_state_at", "similar_panel")
     fieldsets = [
         (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
         ("Attributes", {"fields": ("category", "color", "style", "season", "description",
                                    "prompt_hint", "price")}),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
-        ("Published promo images", {"fields": ("published_panel",)}),
         ("Similar bestsellers", {"fields": ("similar_panel",)}),
         ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
@@ -131,8 +126,7 @@ class ProductAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:  # nothing to search for or sync before the product exists
-            fieldsets = [fs for fs in fieldsets
-                         if fs[0] not in ("Published promo images", "Similar bestsellers", "Vector index")]
+            fieldsets = [fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")]
         return fieldsets
 
     @admin.display(description="Index", ordering="index_state")
@@ -146,16 +140,11 @@ class ProductAdmin(admin.ModelAdmin):
                                Truncator(product.index_error).chars(80))
         return label
 
-    @admin.display(description="By channel")
-    def published_panel(self, product: Product):
-        return render_to_string("admin/catalog/product/published_panel.html",
-                                {"assets": published_assets().filter(product=product)})
-
     @admin.display(description="Most similar bestsellers (hybrid search)")
     def similar_panel(self, product: Product):
         try:
             result = similar_bestsellers(product=product)
-        except (IndexUnavailable, EmbeddingError) as exc:
+        except (IndexUnavailable, ProviderError) as exc:
             return format_html('<p class="errornote">Similar bestsellers are unavailable: {}</p>', exc)
         return render_to_string("admin/catalog/product/similar_panel.html", {"result": result})
 
@@ -163,17 +152,8 @@ class ProductAdmin(admin.ModelAdmin):
                   permissions=["change"])
     def resync_index(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        queryset.update(index_state=IndexState.PENDING)
-        index_schedule_sync(product_ids=ids)
+        products_resync(product_ids=ids)
         self.message_user(request, f"Queued {len(ids)} product(s) for the vector index.")
-
-    def has_request_promos_permission(self, request) -> bool:
-        return can_request_promos(request.user)
-
-    @admin.action(description="Generate promo images", permissions=["request_promos"])
-    def generate_promos(self, request, queryset):
-        # The confirmation page and everything after it live in the generation app.
-        return promo_request_page(request, products=queryset, admin_site=self.admin_site)
 
     @admin.display(description="Photo")
     def thumbnail_tag(self, product: Product):

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from catalog.embedders import Embedder, EmbeddingError, get_embedder
+from catalog.embedders import Embedder, get_embedder
 from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.sparse import EMPTY_MARKER, active_vectorizer, encode, product_document, vectorizer_fit
 from catalog.vector_index import IndexUnavailable, VectorIndex, write_lock
+from core.openrouter import ProviderError
 
 logger = logging.getLogger(__name__)
 EMBED_CHUNK = 64
@@ -33,7 +35,8 @@ def get_index(embedder: Embedder | None = None) -> VectorIndex:
     return VectorIndex(embedder_name=embedder.name, dimension=embedder.dimension)
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items (the last one shorter) from any iterable."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -51,7 +54,7 @@ def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None
         if row.dimension == embedder.dimension
     }
     missing = [p for sha, p in by_sha.items() if sha not in vectors]
-    for chunk in _chunks(missing, EMBED_CHUNK):
+    for chunk in chunks(missing, EMBED_CHUNK):
         images = []
         for product in chunk:
             with product.image.storage.open(product.image.name, "rb") as handle:
@@ -117,7 +120,7 @@ def _mark(product_ids: Iterable[int], state: IndexState, error: str = "", *, bef
 def products_sync(*, product_ids: list[int]) -> None:
     """Upsert these products into the index; ids no longer in the database are removed.
 
-    Raises IndexUnavailable or EmbeddingError after recording the failure on the products,
+    Raises IndexUnavailable or ProviderError after recording the failure on the products,
     so the calling task can retry.
     """
     index = get_index()
@@ -132,7 +135,7 @@ def products_sync(*, product_ids: list[int]) -> None:
             vectors.update(embeddings_for([p for p in products if p.image_sha256 not in vectors]))
             index.upsert(_rows(products, vectors, version))
             index.delete(set(product_ids) - {p.pk for p in products})
-    except (IndexUnavailable, EmbeddingError) as exc:
+    except (IndexUnavailable, ProviderError) as exc:
         _mark(product_ids, IndexState.FAILED, str(exc))
         raise
     _mark([p.pk for p in products], IndexState.SYNCED, before=read_at)
@@ -185,7 +188,7 @@ def index_check(*, repair: bool = False) -> Drift:
                          if not _same(expected[pk], stored[pk])),
         )
         if repair and drift.total:
-            for chunk in _chunks(drift.missing + drift.stale, SYNC_CHUNK):
+            for chunk in chunks(drift.missing + drift.stale, SYNC_CHUNK):
                 products_sync(product_ids=chunk)
             index.delete(drift.orphaned)
             drift.repaired = drift.total
@@ -223,7 +226,7 @@ def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lamb
         version = version.version if version else _text_version()
 
         def batches():
-            for chunk in _chunks(Product.objects.order_by("pk").iterator(), SYNC_CHUNK):
+            for chunk in chunks(Product.objects.order_by("pk").iterator(), SYNC_CHUNK):
                 rows = _rows(chunk, embeddings_for(chunk, embedder), version)
                 progress(len(chunk))
                 yield rows
@@ -233,26 +236,13 @@ def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lamb
         _mark(Product.objects.values_list("pk", flat=True), IndexState.SYNCED, before=started)
         # Edits that landed in the old collection while the new one was filling.
         changed = list(Product.objects.filter(updated_at__gt=started).values_list("pk", flat=True))
-        for chunk in _chunks(changed, SYNC_CHUNK):
+        for chunk in chunks(changed, SYNC_CHUNK):
             products_sync(product_ids=chunk)
         return run
 
 
-def index_schedule_sync(*, product_ids: list[int], refit: bool = False) -> None:
-    """After the current transaction commits, queue the index work for these products."""
-    from catalog.tasks import enqueue_after_commit, rebuild_index, sync_products
-
-    if refit:
-        enqueue_after_commit(rebuild_index, True)
-        return
-    for chunk in _chunks(product_ids, SYNC_CHUNK):
-        enqueue_after_commit(sync_products, chunk)
-
-
 def refit_needed(*, changed: int) -> bool:
     """An import that changes a large share of the catalog shifts the vocabulary: refit."""
-    from django.conf import settings
-
     if active_vectorizer() is None:
         return True
     total = Product.objects.count()

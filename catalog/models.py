@@ -8,12 +8,9 @@ sku_validator = RegexValidator(
 )
 
 
-class ProductQuerySet(models.QuerySet):
-    def bestsellers(self):
-        return self.filter(sales_count__gt=settings.CATALOG_BESTSELLER_MIN_SALES)
-
-    def awaiting_promos(self):
-        return self.filter(lifecycle=Product.Lifecycle.NEW)
+def bestseller_threshold() -> int:
+    """A product sells "like a bestseller" with more than this many sales."""
+    return settings.CATALOG_BESTSELLER_MIN_SALES
 
 
 class IndexState(models.TextChoices):
@@ -23,7 +20,31 @@ class IndexState(models.TextChoices):
 
 
 # Saves that only record the index bookkeeping do not make the product pending again.
-INDEX_BOOKKEEPING_FIELDS = {"index_state", "index_error", "index_state_at"}
+INDEX_BOOKKEEPING_FIELDS = frozenset({"index_state", "index_error", "index_state_at"})
+
+
+def changes_index(update_fields) -> bool:
+    """Whether a save of these fields (None: all of them) changes what the index holds."""
+    return update_fields is None or not set(update_fields) <= INDEX_BOOKKEEPING_FIELDS
+
+
+class ProductQuerySet(models.QuerySet):
+    def bestsellers(self, min_sales: int | None = None):
+        return self.filter(sales_count__gt=bestseller_threshold() if min_sales is None else min_sales)
+
+    def not_bestsellers(self):
+        return self.filter(sales_count__lte=bestseller_threshold())
+
+    def awaiting_promos(self):
+        return self.filter(lifecycle=Product.Lifecycle.NEW)
+
+    def with_photo(self):
+        """Products a promo image can start from."""
+        return self.exclude(image="")
+
+    def mark_index_pending(self) -> int:
+        """Their index entries are stale until the sync task has run (queryset updates skip save())."""
+        return self.update(index_state=IndexState.PENDING)
 
 
 class Product(models.Model):
@@ -87,17 +108,25 @@ class Product(models.Model):
         return self.sku
 
     def save(self, *args, **kwargs):
-        # Any change of content makes the index entry stale until the sync task has run.
         update_fields = kwargs.get("update_fields")
-        if update_fields is None or not set(update_fields) <= INDEX_BOOKKEEPING_FIELDS:
-            self.index_state = IndexState.PENDING
+        if changes_index(update_fields):
+            self.mark_index_pending()
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "index_state"}
         super().save(*args, **kwargs)
 
+    def mark_index_pending(self) -> None:
+        """Any change of content makes the index entry stale until the sync task has run."""
+        self.index_state = IndexState.PENDING
+
     @property
     def is_bestseller(self) -> bool:
-        return self.sales_count > settings.CATALOG_BESTSELLER_MIN_SALES
+        return self.sales_count > bestseller_threshold()
+
+    @property
+    def has_photo(self) -> bool:
+        """A promo image can start from this product (see ProductQuerySet.with_photo)."""
+        return bool(self.image)
 
 
 class ImageEmbedding(models.Model):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from catalog.indexing import embeddings_for, get_index
-from catalog.models import Product
+from catalog.models import Product, bestseller_threshold
 from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.vector_index import filter_literal
 
@@ -67,7 +67,7 @@ def similar_bestsellers(
     threshold, and the result records it. Raises IndexUnavailable when Milvus is down.
     """
     top_k = top_k or settings.RETRIEVAL_TOP_K
-    min_sales = settings.CATALOG_BESTSELLER_MIN_SALES if min_sales is None else min_sales
+    min_sales = bestseller_threshold() if min_sales is None else min_sales
     result = _search(product, top_k, min_sales)
     if not result.complete and relax_to is not None and relax_to < min_sales:
         relaxed = _search(product, top_k, relax_to)

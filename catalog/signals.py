@@ -1,13 +1,14 @@
 """Catalog edits reach the vector index by themselves: receivers only schedule the work."""
 
-from catalog.models import INDEX_BOOKKEEPING_FIELDS
-from catalog.tasks import enqueue_after_commit, remove_products, sync_products
+from catalog.models import changes_index
+from catalog.services import products_schedule_sync
+from catalog.tasks import remove_products
+from core.queue import enqueue_after_commit
 
 
 def product_saved(sender, instance, update_fields=None, **kwargs):
-    if update_fields is not None and set(update_fields) <= INDEX_BOOKKEEPING_FIELDS:
-        return
-    enqueue_after_commit(sync_products, [instance.pk])
+    if changes_index(update_fields):
+        products_schedule_sync(product_ids=[instance.pk])
 
 
 def product_deleted(sender, instance, **kwargs):

@@ -15,12 +15,12 @@ TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
 
 OFFLINE_BACKENDS = {
-    "EMBEDDER_BACKEND": "catalog.embedders.OfflineEmbedder",
+    "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder",
     "STYLE_ANALYST_BACKEND": "generation.providers.offline.OfflineStyleAnalyst",
     "IMAGE_GENERATOR_BACKEND": "generation.providers.offline.OfflineImageGenerator",
 }
 OPENROUTER_BACKENDS = {
-    "EMBEDDER_BACKEND": "catalog.embedders.OpenRouterEmbedder",
+    "EMBEDDER_BACKEND": "catalog.embedders.openrouter.OpenRouterEmbedder",
     "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
     "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
 }

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_dramatiq",  # before our apps, so their tasks modules are discovered
     "catalog",
     "generation",
+    "demo",  # the sample catalog and setup_demo; the apps above never import it
 ]
 
 MIDDLEWARE = [
@@ -172,8 +173,8 @@ OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
 OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1"
 OPENROUTER_SITE_URL = env_str("OPENROUTER_SITE_URL") or "http://127.0.0.1:8000"
 OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE") or "Bestseller promo studio"
+# Who retries what, and how the waits add up: the docstring of core/openrouter.py.
 OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 180)  # seconds per HTTP call
-OPENROUTER_MAX_ATTEMPTS = env_int("OPENROUTER_MAX_ATTEMPTS", 4)  # per call, for 429/5xx/timeouts
 OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longest wait honoured
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
 EMBEDDING_DIMENSION = env_int("EMBEDDING_DIMENSION", 2048)
@@ -184,9 +185,6 @@ IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
 STYLE_ANALYST_MODEL = env_str("STYLE_ANALYST_MODEL") or "qwen/qwen3.5-397b-a17b"
 # The preview model has a published shutdown date; its successor is google/gemini-3.1-flash-image.
 IMAGE_GENERATOR_MODEL = env_str("IMAGE_GENERATOR_MODEL") or "google/gemini-3.1-flash-image-preview"
-# The openai SDK retries inside one Dramatiq attempt; keep it low so retries don't multiply,
-# and its timeout well below the actor's time limit.
-OPENROUTER_SDK_MAX_RETRIES = env_int("OPENROUTER_SDK_MAX_RETRIES", 1)
 
 # --- promo generation ---------------------------------------------------------------------
 # USD per output image by size tier when a response carries no usage.cost (the seed's prices).
@@ -197,7 +195,7 @@ STYLE_ANALYSIS_PRICE_ESTIMATE = env_str("STYLE_ANALYSIS_PRICE_ESTIMATE") or "0.0
 MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
 GENERATION_MAX_REFERENCES = 5
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
-GENERATION_TIME_LIMIT_SECONDS = 600  # the actor's limit; the SDK timeout stays below it
+GENERATION_TIME_LIMIT_SECONDS = 600  # the actor's limit: above 3 × OPENROUTER_TIMEOUT
 # Four-eyes rule: nobody approves an image from a batch they requested.
 REVIEW_FOUR_EYES = env_bool("REVIEW_FOUR_EYES", False)
 # Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).

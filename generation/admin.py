@@ -2,23 +2,26 @@
 
 Batches and assets are provenance: shown read-only. Requests are made from the product list
 ("Generate promo images", see admin_views); their page lives under the batch admin's URLs.
+What generation adds to the catalog's product admin (that action and the published images)
+is registered here too, so catalog never imports generation.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
 from django.http import Http404, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from generation.admin_views import promo_request_view
+from catalog.admin import ProductAdmin
+from catalog.models import Product
+from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
 from generation.forms import usd
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
 from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
-from generation.services import RUNNING
+from generation.selectors import published_assets
 
 PRE = '<pre style="white-space:pre-wrap;word-break:break-word;max-width:60em">{}</pre>'
 THUMBNAIL = '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">'
@@ -50,13 +53,12 @@ class ChannelPresetAdmin(admin.ModelAdmin):
 
 def batch_progress(batch: GenerationBatch) -> dict:
     """What the batch page shows and its progress endpoint returns, in plain values."""
-    counts = batch.progress()
-    by_status = dict(batch.assets.order_by().values_list("status").annotate(n=Count("pk")))
+    progress = batch.progress()
     return {
-        "counts": {"total": counts["total"], "finished": counts["finished"],
-                   "failed": counts["failed"], "running": counts["running"],
-                   "cost": usd(counts["cost"])},
-        "by_status": {status: by_status.get(status, 0) for status in AssetStatus.values},
+        "counts": {"total": progress.total, "finished": progress.finished,
+                   "failed": progress.failed, "running": progress.running,
+                   "cost": usd(progress.cost)},
+        "by_status": progress.by_status,
         "note": batch.note,
     }
 
@@ -84,13 +86,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # One query for the whole list: the counts ride along instead of progress() per row.
-        assets_failed = Q(assets__status=AssetStatus.FAILED)
-        return super().get_queryset(request).prefetch_related("presets").annotate(
-            asset_total=Count("assets"),
-            asset_failed=Count("assets", filter=assets_failed),
-            asset_running=Count("assets", filter=Q(assets__status__in=RUNNING)),
-            asset_cost=Sum("assets__cost"),
-        )
+        return super().get_queryset(request).prefetch_related("presets").with_progress()
 
     def has_add_permission(self, request) -> bool:
         return False  # batches are made by requests from the product list or the command
@@ -104,12 +100,12 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
     @admin.display(description="Progress")
     def progress_tag(self, batch: GenerationBatch) -> str:
-        finished = batch.asset_total - batch.asset_failed - batch.asset_running
-        return f"{finished}/{batch.asset_total}"
+        progress = batch.progress()
+        return f"{progress.finished}/{progress.total}"
 
-    @admin.display(description="Failed", ordering="asset_failed")
+    @admin.display(description="Failed", ordering=f"n_{AssetStatus.FAILED}")
     def failed_count(self, batch: GenerationBatch) -> int:
-        return batch.asset_failed
+        return batch.progress().failed
 
     @admin.display(description="Estimated cost", ordering="estimated_cost")
     def estimated_cost_usd(self, batch: GenerationBatch) -> str:
@@ -117,7 +113,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
     @admin.display(description="Cost so far", ordering="asset_cost")
     def cost_so_far(self, batch: GenerationBatch) -> str:
-        return usd(batch.asset_cost or 0)
+        return usd(batch.progress().cost)
 
     def get_urls(self):
         # Before the default URLs: their "<path:object_id>/" would swallow these.
@@ -271,3 +267,37 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def events_table(self, asset: GeneratedAsset):
         events = asset.events.select_related("user")
         return render_to_string("admin/generation/generatedasset/events.html", {"events": events})
+
+
+# --- products: what promo generation adds to the catalog's product admin -------------------
+
+class PromoProductAdmin(ProductAdmin):
+    """The product admin with the "Generate promo images" action and each product's published
+    images per channel."""
+
+    actions = [*ProductAdmin.actions, "generate_promos"]
+    readonly_fields = (*ProductAdmin.readonly_fields, "published_panel")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None:  # after the sales, before the look-alikes
+            position = next(i for i, fs in enumerate(fieldsets) if fs[0] == "Sales") + 1
+            fieldsets.insert(position, ("Published promo images", {"fields": ("published_panel",)}))
+        return fieldsets
+
+    def has_request_promos_permission(self, request) -> bool:
+        return can_request_promos(request.user)
+
+    @admin.action(description="Generate promo images", permissions=["request_promos"])
+    def generate_promos(self, request, queryset):
+        # The confirmation page and everything after it live in admin_views.
+        return promo_request_page(request, products=queryset, admin_site=self.admin_site)
+
+    @admin.display(description="By channel")
+    def published_panel(self, product: Product):
+        return render_to_string("admin/generation/published_panel.html",
+                                {"assets": published_assets().filter(product=product)})
+
+
+admin.site.unregister(Product)
+admin.site.register(Product, PromoProductAdmin)

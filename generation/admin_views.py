@@ -59,7 +59,7 @@ def _ids(values: list[str]) -> list[int]:
 def _products(ids: list[int]) -> tuple[list[Product], list[Product]]:
     """The selected products that can be used, and those left out for lack of a photo."""
     selected = list(Product.objects.filter(pk__in=ids).order_by("sku"))
-    return [p for p in selected if p.image], [p for p in selected if not p.image]
+    return [p for p in selected if p.has_photo], [p for p in selected if not p.has_photo]
 
 
 def _estimate(form: PromoRequestForm, products: list[Product]) -> tuple[Estimate | None, bool]:

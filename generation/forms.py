@@ -23,9 +23,9 @@ def providers_offline() -> bool:
     return get_style_analyst().is_offline and get_image_generator().is_offline
 
 
-def usd(amount: Decimal) -> str:
+def usd(amount: Decimal | int) -> str:
     # Three decimals: image prices such as $0.045 must not be rounded to whole cents.
-    return f"${amount.quantize(Decimal('0.001')):,}"
+    return f"${Decimal(amount).quantize(Decimal('0.001')):,}"
 
 
 class PromoRequestForm(forms.Form):

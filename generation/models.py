@@ -1,5 +1,6 @@
 """Promo generation: channel presets, batches, generated assets and their event log."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -54,6 +55,61 @@ class ChannelPreset(models.Model):
         return f"{self.name} ({self.aspect_ratio})"
 
 
+class AssetStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RETRIEVING = "retrieving", "Retrieving bestsellers"
+    ANALYSING = "analysing", "Analysing style"
+    GENERATING = "generating", "Generating image"
+    IN_REVIEW = "in_review", "In review"
+    FAILED = "failed", "Failed"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PUBLISHED = "published", "Published"
+
+    @classmethod
+    def running(cls) -> frozenset[str]:
+        """Statuses of an asset that the pipeline has yet to finish."""
+        return frozenset({cls.QUEUED, cls.RETRIEVING, cls.ANALYSING, cls.GENERATING})
+
+    @classmethod
+    def finished(cls) -> frozenset[str]:
+        """Statuses of an asset that was generated (whatever its review decided)."""
+        return frozenset({cls.IN_REVIEW, cls.APPROVED, cls.REJECTED, cls.PUBLISHED})
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """How far a batch is: its assets counted by status, and what they cost so far."""
+
+    by_status: dict[str, int]
+    cost: Decimal
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(self.by_status[status] for status in AssetStatus.finished())
+
+    @property
+    def failed(self) -> int:
+        return self.by_status[AssetStatus.FAILED]
+
+    @property
+    def running(self) -> int:
+        return sum(self.by_status[status] for status in AssetStatus.running())
+
+
+class GenerationBatchQuerySet(models.QuerySet):
+    def with_progress(self):
+        """Each batch with its assets counted by status (n_<status>) and their cost (asset_cost),
+        in the same query."""
+        counts = {f"n_{status}": Count("assets", filter=Q(assets__status=status))
+                  for status in AssetStatus.values}
+        return self.annotate(**counts, asset_cost=Sum("assets__cost"))
+
+
 class GenerationBatch(models.Model):
     """One request by a merchandiser: products × presets at one size, with its cost estimate."""
 
@@ -66,6 +122,8 @@ class GenerationBatch(models.Model):
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = GenerationBatchQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "generation batches"
@@ -74,30 +132,13 @@ class GenerationBatch(models.Model):
     def __str__(self) -> str:
         return f"Batch {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
 
-    def progress(self) -> dict:
-        """Counts by status, the total, and the cost so far (one query)."""
-        done = [AssetStatus.IN_REVIEW, AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED]
-        counts = self.assets.aggregate(
-            total=Count("pk"),
-            finished=Count("pk", filter=Q(status__in=done)),
-            failed=Count("pk", filter=Q(status=AssetStatus.FAILED)),
-            cost=Sum("cost"),
-        )
-        counts["running"] = counts["total"] - counts["finished"] - counts["failed"]
-        counts["cost"] = counts["cost"] or Decimal("0")
-        return counts
-
-
-class AssetStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RETRIEVING = "retrieving", "Retrieving bestsellers"
-    ANALYSING = "analysing", "Analysing style"
-    GENERATING = "generating", "Generating image"
-    IN_REVIEW = "in_review", "In review"
-    FAILED = "failed", "Failed"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    PUBLISHED = "published", "Published"
+    def progress(self) -> "BatchProgress":
+        """Counts by status and the cost so far: from `with_progress()`'s annotations when the
+        batch was read with them (the batch list), else in one query."""
+        row = self if hasattr(self, "asset_cost") else (
+            GenerationBatch.objects.with_progress().get(pk=self.pk))
+        return BatchProgress(by_status={status: getattr(row, f"n_{status}") for status in AssetStatus.values},
+                             cost=row.asset_cost or Decimal("0"))
 
 
 class GeneratedAsset(models.Model):

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from generation.models import AssetReference, AssetStatus, GeneratedAsset
 from generation.provenance import with_provenance, xmp_packet
-from generation.services import asset_queue, asset_transition
+from generation.services import asset_queue
+from generation.transitions import asset_transition
 
 REVIEW = "generation.review_asset"
 PUBLISH = "generation.publish_asset"

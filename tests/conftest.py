@@ -12,6 +12,14 @@ def isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory):
+    """The demo catalog's files (CSVs, photos, ZIPs), drawn once per test session. Read only."""
+    from demo.sample import write_sample_catalog
+
+    return write_sample_catalog(tmp_path_factory.mktemp("sample-catalog"))
+
+
+@pytest.fixture(scope="session")
 def milvus_db(tmp_path_factory):
     """One Milvus Lite database file per test session (a real engine, in this process)."""
     yield str(tmp_path_factory.mktemp("milvus") / "milvus.db")
@@ -24,15 +32,25 @@ def milvus_db(tmp_path_factory):
 @pytest.fixture
 def milvus(settings, milvus_db):
     """Point the app at Milvus Lite, with collections of its own that are dropped afterwards."""
-    from catalog.vector_index import drop_collections
-
     settings.MILVUS_URI = milvus_db
     settings.MILVUS_TOKEN = ""
     settings.MILVUS_COLLECTION_PREFIX = f"t{uuid.uuid4().hex[:10]}"
     settings.MILVUS_DENSE_INDEX = "FLAT"
     settings.MILVUS_WRITE_LOCK_FILE = milvus_db + ".lock"
     yield settings.MILVUS_COLLECTION_PREFIX
-    drop_collections(settings.MILVUS_COLLECTION_PREFIX)
+    _drop_collections(settings.MILVUS_COLLECTION_PREFIX)
+
+
+def _drop_collections(prefix: str) -> None:
+    """Drop every collection and alias under a prefix."""
+    from catalog.vector_index import client
+
+    milvus = client()
+    for name in milvus.list_collections():
+        if name.startswith(prefix):
+            for alias in milvus.list_aliases(name).get("aliases", []):
+                milvus.drop_alias(alias)
+            milvus.drop_collection(name)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 
-from catalog.sample import write_sample_catalog
 from generation.models import AssetStatus, GeneratedAsset
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -98,8 +97,8 @@ def user(username: str, group: str) -> User:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, tmp_path):
-    sample = write_sample_catalog(tmp_path / "sample")
+def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, sample_catalog):
+    sample = sample_catalog
     user("merchandiser", "Merchandiser")
     user("reviewer", "Reviewer")
     site = Site(browser, live_server.url)

@@ -1,5 +1,6 @@
 """Embedders: the offline descriptor finds look-alikes in the sample catalog, and the OpenRouter
-embedder speaks the protocol, retries what is transient and reports what is not."""
+embedder speaks the protocol through the one OpenRouter client and says whether a failure is
+worth retrying (the index actors then retry it: see test_indexing)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,14 @@ import pytest
 import requests
 from PIL import Image
 
-from catalog import sample
-from catalog.embedders import (
-    Embedder,
-    EmbeddingError,
-    OfflineEmbedder,
-    OpenRouterEmbedder,
-    get_embedder,
-)
+from catalog.embedders import Embedder, get_embedder
+from catalog.embedders.offline import OfflineEmbedder
+from catalog.embedders.openrouter import OpenRouterEmbedder
+from core.openrouter import ProviderError
+from demo import sample
 from tests.openrouter_server import OpenRouterServer, decode_data_uri, error_body
 
 DIMENSION = 8
-MAX_ATTEMPTS = 3
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -44,9 +41,9 @@ def main_colour(product: sample.Historical | sample.NewProduct) -> str:
 # --------------------------------------------------------------------------- offline
 
 @pytest.fixture(scope="module")
-def catalog_vectors(tmp_path_factory) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def catalog_vectors(sample_catalog) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Offline vectors of the sample catalog's historical and new products, by sku / new_id."""
-    catalog = sample.write_sample_catalog(tmp_path_factory.mktemp("sample-catalog"))
+    catalog = sample_catalog
     embedder = OfflineEmbedder()
 
     def embed(paths: tuple[Path, ...]) -> dict[str, np.ndarray]:
@@ -78,7 +75,7 @@ def test_offline_embeds_pngs_with_transparency_and_keeps_the_input_order():
 
 
 def test_offline_rejects_bytes_that_are_not_an_image():
-    with pytest.raises(EmbeddingError, match="image 2 cannot be read") as caught:
+    with pytest.raises(ProviderError, match="image 2 cannot be read") as caught:
         OfflineEmbedder().embed_images([flatlay("skirt", "red"), b"not an image"])
     assert caught.value.retryable is False
 
@@ -132,13 +129,12 @@ def server():
 
 @pytest.fixture
 def openrouter_settings(settings, server):
-    settings.EMBEDDER_BACKEND = "catalog.embedders.OpenRouterEmbedder"
+    settings.EMBEDDER_BACKEND = "catalog.embedders.openrouter.OpenRouterEmbedder"
     settings.OPENROUTER_API_KEY = server.api_key
     settings.OPENROUTER_BASE_URL = server.base_url
     settings.OPENROUTER_SITE_URL = "https://shop.example"
     settings.OPENROUTER_APP_TITLE = "Promo studio tests"
     settings.OPENROUTER_TIMEOUT = 5
-    settings.OPENROUTER_MAX_ATTEMPTS = MAX_ATTEMPTS
     settings.OPENROUTER_MAX_RETRY_AFTER = 30
     settings.EMBEDDING_MODEL = "nvidia/llama-nemotron-embed-vl-1b-v2"
     settings.EMBEDDING_DIMENSION = DIMENSION
@@ -147,16 +143,9 @@ def openrouter_settings(settings, server):
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def embedder(openrouter_settings, sleeps) -> OpenRouterEmbedder:
-    """Built after the settings are final; waits are recorded instead of slept."""
-    built = OpenRouterEmbedder()
-    built.sleep = sleeps.append
-    return built
+def embedder(openrouter_settings) -> OpenRouterEmbedder:
+    """Built after the settings are final."""
+    return OpenRouterEmbedder()
 
 
 PHOTO_SIZES = [(1024, 1280), (1280, 720), (512, 640), (300, 200), (900, 900)]
@@ -169,13 +158,19 @@ def photos(count: int) -> list[bytes]:
             for size, colour in zip(PHOTO_SIZES[:count], colours)]
 
 
+def failure(embedder: OpenRouterEmbedder) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        embedder.embed_images(photos(1))
+    return caught.value
+
+
 def test_requests_follow_the_protocol_in_batches(embedder, server):
     vectors = embedder.embed_images(photos(5))
     assert [r.path for r in server.requests] == ["/api/v1/embeddings"] * 3
     assert [len(r.json["input"]) for r in server.requests] == [2, 2, 1]
     for request in server.requests:
         assert request.json["model"] == "nvidia/llama-nemotron-embed-vl-1b-v2"
-        assert request.json["encoding_format"] == "float"
+        assert request.json["encoding_format"] == "float"  # the SDK would ask for base64
         assert request.headers["authorization"] == f"Bearer {server.api_key}"
         assert request.headers["http-referer"] == "https://shop.example"
         assert request.headers["x-title"] == "Promo studio tests"
@@ -191,6 +186,15 @@ def test_requests_follow_the_protocol_in_batches(embedder, server):
         assert vector.shape == (DIMENSION,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
 
 
+def test_the_embedder_uses_the_same_client_as_the_chat_providers(embedder, server):
+    from core import openrouter
+
+    embedder.embed_images(photos(1))
+    assert openrouter.client() is openrouter.client()
+    assert str(openrouter.client().base_url).rstrip("/") == server.base_url
+    assert openrouter.client().max_retries == 0  # retries belong to the message, not the call
+
+
 def test_vectors_keep_the_input_order_when_the_answer_is_shuffled(embedder, server):
     server.shuffle_data = True
     vectors = embedder.embed_images(photos(5))
@@ -202,53 +206,39 @@ def test_vectors_keep_the_input_order_when_the_answer_is_shuffled(embedder, serv
     assert float(vectors[0] @ vectors[1]) < 0.99  # distinct colours, distinct vectors
 
 
-def test_rate_limit_waits_as_long_as_retry_after_says(embedder, server, sleeps):
+def test_a_rate_limit_is_retryable_after_the_providers_delay_without_waiting_here(embedder, server):
     server.fail_next(status=429, headers={"Retry-After": "7"})
-    assert len(embedder.embed_images(photos(1))) == 1
-    assert len(server.requests) == 2 and sleeps == [7.0]
+    error = failure(embedder)
+    assert error.retryable and error.retry_after == 7.0 and error.status == 429
+    assert len(server.requests) == 1  # no sleep and no second call inside the worker
 
 
-def test_retry_after_is_capped(embedder, server, sleeps):
+def test_retry_after_is_capped(embedder, server):
     server.fail_next(status=429, headers={"Retry-After": "3600"})
-    embedder.embed_images(photos(1))
-    assert sleeps == [30.0]
+    assert failure(embedder).retry_after == 30.0
 
 
-def test_server_error_is_retried_after_a_backoff(embedder, server, sleeps):
+def test_a_server_error_is_retryable_with_the_backoff(embedder, server):
     server.fail_next(status=500)
-    assert len(embedder.embed_images(photos(1))) == 1
-    assert len(server.requests) == 2 and sleeps == [0.5]
+    error = failure(embedder)
+    assert error.retryable and error.retry_after is None and error.status == 500
+    assert "OpenRouter 500: Scripted failure" in str(error) and len(server.requests) == 1
 
 
-def test_a_timeout_is_retried(openrouter_settings, server, sleeps):
-    openrouter_settings.OPENROUTER_TIMEOUT = 0.5
-    embedder = OpenRouterEmbedder()
-    embedder.sleep = sleeps.append
-    server.fail_next(delay=2.0)  # the first answer comes long after the client stopped waiting
-    assert len(embedder.embed_images(photos(1))) == 1
-    assert len(server.requests) == 2 and len(sleeps) == 1
+def test_a_timeout_is_retryable(openrouter_settings, server):
+    openrouter_settings.OPENROUTER_TIMEOUT = 0.3
+    server.fail_next(delay=30)  # answers long after the client stopped waiting
+    error = failure(OpenRouterEmbedder())
+    assert error.retryable and "did not answer within 0.3 s" in str(error)
 
 
-def test_persistent_server_errors_give_up_after_max_attempts(embedder, server, sleeps):
-    server.fail_next(status=503, times=MAX_ATTEMPTS + 1)
-    with pytest.raises(EmbeddingError) as caught:
-        embedder.embed_images(photos(1))
-    assert caught.value.retryable is True and caught.value.status == 503
-    assert len(server.requests) == MAX_ATTEMPTS
-    assert sleeps == [0.5, 1.0]
-    assert "HTTP 503" in str(caught.value) and f"after {MAX_ATTEMPTS} attempts" in str(caught.value)
-
-
-def test_an_unreachable_server_is_a_retryable_error(openrouter_settings, sleeps):
+def test_an_unreachable_server_is_a_retryable_error(openrouter_settings):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     openrouter_settings.OPENROUTER_BASE_URL = f"http://127.0.0.1:{port}/api/v1"
-    embedder = OpenRouterEmbedder()
-    embedder.sleep = sleeps.append
-    with pytest.raises(EmbeddingError, match="cannot reach OpenRouter") as caught:
-        embedder.embed_images(photos(1))
-    assert caught.value.retryable is True and len(sleeps) == MAX_ATTEMPTS - 1
+    error = failure(OpenRouterEmbedder())
+    assert error.retryable and "cannot reach OpenRouter" in str(error)
 
 
 @pytest.mark.parametrize(("status", "message"), [
@@ -256,21 +246,19 @@ def test_an_unreachable_server_is_a_retryable_error(openrouter_settings, sleeps)
     (401, "User not found."),
     (402, "Insufficient credits. Add more using https://openrouter.ai/credits"),
 ])
-def test_client_errors_fail_at_once_with_the_providers_message(embedder, server, sleeps,
-                                                               status, message):
+def test_client_errors_fail_at_once_with_the_providers_message(embedder, server, status, message):
     server.fail_next(status=status, json=error_body(status, message))
-    with pytest.raises(EmbeddingError) as caught:
-        embedder.embed_images(photos(1))
-    assert caught.value.retryable is False and caught.value.status == status
-    assert message in str(caught.value) and f"HTTP {status}" in str(caught.value)
-    assert len(server.requests) == 1 and sleeps == []
+    error = failure(embedder)
+    assert error.retryable is False and error.status == status
+    assert f"OpenRouter {status}: {message}" in str(error)
+    assert len(server.requests) == 1
 
 
 def test_a_wrong_api_key_is_reported(openrouter_settings, server):
     openrouter_settings.OPENROUTER_API_KEY = "sk-or-wrong"
-    with pytest.raises(EmbeddingError, match="HTTP 401.*No auth credentials found") as caught:
-        OpenRouterEmbedder().embed_images(photos(1))
-    assert caught.value.retryable is False and len(server.requests) == 1
+    error = failure(OpenRouterEmbedder())
+    assert error.retryable is False and "OpenRouter 401: No auth credentials found" in str(error)
+    assert len(server.requests) == 1
 
 
 def valid_body(embedding: list[float] | None = None) -> dict:
@@ -290,15 +278,15 @@ def valid_body(embedding: list[float] | None = None) -> dict:
 ])
 def test_malformed_answers_are_errors(embedder, server, reply, complaint):
     server.fail_next(**reply)
-    with pytest.raises(EmbeddingError, match=re.escape(complaint)) as caught:
+    with pytest.raises(ProviderError, match=re.escape(complaint)) as caught:
         embedder.embed_images(photos(1))
     assert caught.value.retryable is False and len(server.requests) == 1
 
 
-def test_a_transient_error_inside_a_200_answer_is_retried(embedder, server, sleeps):
+def test_a_transient_error_inside_a_200_answer_is_retryable(embedder, server):
     server.fail_next(status=200, json=error_body(502, "Upstream provider error"))
-    assert len(embedder.embed_images(photos(1))) == 1
-    assert len(server.requests) == 2 and sleeps == [0.5]
+    error = failure(embedder)
+    assert error.retryable and "Upstream provider error" in str(error)
 
 
 def test_the_test_server_rejects_requests_that_break_the_protocol(server):
@@ -312,11 +300,11 @@ def test_the_test_server_rejects_requests_that_break_the_protocol(server):
 # --------------------------------------------------------------------------- choosing
 
 def test_get_embedder_builds_the_backend_named_in_settings(settings):
-    settings.EMBEDDER_BACKEND = "catalog.embedders.OfflineEmbedder"
+    settings.EMBEDDER_BACKEND = "catalog.embedders.offline.OfflineEmbedder"
     offline = get_embedder()
     assert isinstance(offline, OfflineEmbedder) and get_embedder() is offline
 
-    settings.EMBEDDER_BACKEND = "catalog.embedders.OpenRouterEmbedder"
+    settings.EMBEDDER_BACKEND = "catalog.embedders.openrouter.OpenRouterEmbedder"
     settings.EMBEDDING_DIMENSION = 16
     remote = get_embedder()
     assert isinstance(remote, OpenRouterEmbedder) and isinstance(remote, Embedder)

@@ -7,11 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from catalog.embedders import OfflineEmbedder
+from catalog.embedders.offline import OfflineEmbedder
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import get_index, index_check, index_rebuild, products_remove, products_sync
 from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
-from catalog.sample import write_sample_catalog
 from catalog.selectors import bestseller_filter, similar_bestsellers
 from catalog.vector_index import IndexUnavailable, client
 from tests.factories import make_product
@@ -36,9 +35,9 @@ def counting_embedder(settings):
     return CountingEmbedder
 
 
-@pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory) -> Path:
-    return write_sample_catalog(tmp_path_factory.mktemp("sample")).directory
+@pytest.fixture
+def sample_dir(sample_catalog) -> Path:
+    return sample_catalog.directory
 
 
 def import_sample(sample_dir: Path) -> None:

@@ -9,9 +9,9 @@ from PIL import Image
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import index_rebuild
 from catalog.models import Product
-from catalog.sample import write_sample_catalog
 from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset, MonthlySpend
-from generation.services import BatchRequest, RetryLater, asset_run, batch_create, validate_image
+from generation.pipeline import RetryLater, asset_run, validate_image
+from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
 from generation.spending import month_spent
 from tests.openrouter_server import OpenRouterServer, Reply
@@ -23,9 +23,9 @@ OPENROUTER = {
 }
 
 
-@pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory) -> Path:
-    return write_sample_catalog(tmp_path_factory.mktemp("sample")).directory
+@pytest.fixture
+def sample_dir(sample_catalog) -> Path:
+    return sample_catalog.directory
 
 
 @pytest.fixture
@@ -43,7 +43,6 @@ def openrouter(settings):
     with OpenRouterServer() as server:
         settings.OPENROUTER_API_KEY = server.api_key
         settings.OPENROUTER_BASE_URL = server.base_url
-        settings.OPENROUTER_SDK_MAX_RETRIES = 0
         settings.OPENROUTER_TIMEOUT = 5
         for name, path in OPENROUTER.items():
             setattr(settings, name, path)
@@ -82,7 +81,9 @@ def test_four_new_products_and_two_presets_make_eight_images_in_review(catalog, 
         assert asset.offline and asset.cost == 0
         steps = list(asset.events.values_list("to_status", flat=True))
         assert steps == ["queued", "retrieving", "analysing", "generating", "in_review"]
-    assert batch.progress() == {"total": 8, "finished": 8, "failed": 0, "running": 0, "cost": Decimal("0")}
+    progress = batch.progress()
+    assert (progress.total, progress.finished, progress.failed, progress.running) == (8, 8, 0, 0)
+    assert progress.cost == 0
 
 
 def test_retrieved_references_are_the_bestseller_twins(catalog):

@@ -13,17 +13,15 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from catalog import sample
+from demo import sample
 
 THRESHOLD = 1500  # a product is a bestseller when sales_count > THRESHOLD
 
 
-@pytest.fixture(scope="module")
-def catalog_dir(tmp_path_factory) -> Path:
-    """Generated once per module: drawing 44 photos takes a few seconds."""
-    directory = tmp_path_factory.mktemp("sample-catalog")
-    sample.write_sample_catalog(directory)
-    return directory
+@pytest.fixture
+def catalog_dir(sample_catalog) -> Path:
+    """The session's sample catalog (drawing 44 photos takes a few seconds)."""
+    return sample_catalog.directory
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from core.openrouter import ProviderError  # noqa: F401 - the one error type, re-exported
+
 
 @dataclass(frozen=True)
 class ProductBrief:
@@ -81,22 +83,6 @@ class GeneratedImage:
     usage: dict = field(default_factory=dict)
     text: str = ""  # any text the model returned with the image (untrusted)
     offline: bool = False
-
-
-class ProviderError(Exception):
-    """A failed provider call, with what the provider said.
-
-    `retryable` marks transient failures (429, 5xx, timeouts, connection errors) worth trying
-    again later, after `retry_after` seconds when the provider said so. Everything else (400,
-    401, 402, 403, refusals, responses without an image) fails the asset at once.
-    """
-
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.status = status
 
 
 class StyleAnalyst:

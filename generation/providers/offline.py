@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 from scipy import ndimage
 
-# The embedder's decoder serves here unchanged.
-from catalog.embedders import EmbeddingError, open_image
+from core.images import ImageUnreadable, background_colour, border_pixels, foreground_mask, open_image
 from generation.prompts import generation_prompt
 from generation.providers.base import (
     GeneratedImage,
@@ -63,8 +62,8 @@ _NOT_PROSE = re.compile(r"[^\w\s,.'&-]")  # anything that could open a new claus
 def decode_image(data: bytes, label: str, *, max_side: int) -> Image.Image:
     """An RGB image no larger than max_side (transparency on white); ProviderError if unreadable."""
     try:
-        return open_image(data, 0, max_side=max_side)
-    except EmbeddingError as error:
+        return open_image(data, max_side=max_side)
+    except ImageUnreadable as error:
         raise ProviderError(f"{label} is not a readable image ({error})", retryable=False) from None
 
 
@@ -109,12 +108,6 @@ class PhotoLook:
     background: RGB  # median of the border pixels
     texture: float  # luma deviation of the border: 0 for a seamless backdrop
     palette: list[tuple[str, float]]  # colour names and their share of the photo
-
-
-def border_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
-    """The pixels (N×3) of the outer `width` rows and columns: where the background shows."""
-    return np.concatenate([rgb[:width].reshape(-1, 3), rgb[-width:].reshape(-1, 3),
-                           rgb[:, :width].reshape(-1, 3), rgb[:, -width:].reshape(-1, 3)])
 
 
 def measure(image: Image.Image) -> PhotoLook:
@@ -238,15 +231,11 @@ class OfflineImageGenerator(ImageGenerator):
 
 
 def garment_mask(rgb: np.ndarray) -> np.ndarray:
-    """Soft mask (0..1) of the garment on a flat-lay: what differs from the background colour
-    (the border's median), holes filled, the flat-lay's own cast shadow left out."""
-    background = np.median(border_pixels(rgb, 2), axis=0)
-    difference = np.abs(rgb - background).max(axis=2)
-    # Table grain and JPEG noise stay below 0.04; a ramp rather than a cut keeps edges smooth.
-    soft = np.clip((difference - 0.04) / 0.08, 0, 1)
-    # Pale cloth on a pale table shows little but its seams and hem: fill what they enclose.
-    # (Only true holes: a gap between sleeve and body stays open, unlike the embedder's mask.)
-    garment = ndimage.binary_fill_holes(soft > 0.5)
+    """Soft mask (0..1) of the garment on a flat-lay (core.images.foreground_mask, true holes
+    filled), with the flat-lay's own cast shadow left out."""
+    background = background_colour(rgb)
+    mask = foreground_mask(rgb, fill="holes")
+    garment = mask > 0.5  # what the fill made solid
     # The cast shadow is the table, darker, every channel scaled alike, along the garment's
     # outer edge; the new backdrop gets a shadow of its own. Deeper inside, the same look is
     # cloth (a hem line, grey on grey) and stays.
@@ -256,7 +245,7 @@ def garment_mask(rgb: np.ndarray) -> np.ndarray:
     reach = max(2, round(0.03 * min(rgb.shape[:2])))
     inside = ndimage.minimum_filter(garment, size=2 * reach + 1)
     shadow = uniform * ((shade > 0.6) & (shade < 1) & ~inside)
-    return np.maximum(soft, garment) * (1 - shadow)
+    return mask * (1 - shadow)
 
 
 def cut_out(image: Image.Image) -> Image.Image:

@@ -1,27 +1,24 @@
 """The OpenRouter providers: a vision-language model as style analyst and Nano Banana 2 as image
-generator, both through OpenRouter's OpenAI-compatible /chat/completions with the openai SDK.
+generator, both through OpenRouter's OpenAI-compatible /chat/completions on the one client of
+core.openrouter.
 
 Model ids are read from settings at each call, so switching models is a settings change. Every
 failure leaves this module as a ProviderError that quotes what OpenRouter said and says whether
-waiting may help (the pipeline schedules the retries; the SDK's own stay few).
+waiting may help (who retries is written in core.openrouter).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
-import os
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletion
 
-# Shared with the OpenRouter embedder so both classify failures alike.
-from catalog.embedders import TRANSIENT_STATUSES, retry_after_seconds
+from core import openrouter
+from core.openrouter import QUOTED_CHARS, cost_of, usage_of
 from generation.prompts import generation_prompt, style_analysis_prompt
 from generation.providers.base import (
     GeneratedImage,
@@ -35,7 +32,6 @@ from generation.providers.base import (
 from generation.providers.offline import decode_image
 
 MAX_SIDE, JPEG_QUALITY = 1024, 85  # input images as the seed sent them
-QUOTED_CHARS = 300  # how much of a model's text an error message quotes
 
 
 class OpenRouterStyleAnalyst(StyleAnalyst):
@@ -60,8 +56,8 @@ class OpenRouterStyleAnalyst(StyleAnalyst):
         if not text:
             raise ProviderError(f"{model} returned no style prompt ({_said(response)})",
                                 retryable=False, status=200)
-        usage = _usage(response)
-        return StyleResult(prompt=text, model=model, cost=_cost(usage), usage=usage)
+        usage = usage_of(response)
+        return StyleResult(prompt=text, model=model, cost=cost_of(usage), usage=usage)
 
 
 class OpenRouterImageGenerator(ImageGenerator):
@@ -92,9 +88,9 @@ class OpenRouterImageGenerator(ImageGenerator):
         if not urls:
             raise ProviderError(f"{model} returned no image ({_said(response)})",
                                 retryable=False, status=200)
-        usage = _usage(response)
+        usage = usage_of(response)
         return GeneratedImage(content=_decode_data_uri(urls[0]), prompt=prompt, model=model,
-                              cost=_cost(usage), usage=usage, text=_text(message).strip())
+                              cost=cost_of(usage), usage=usage, text=_text(message).strip())
 
 
 def image_part(data: bytes, label: str) -> dict[str, Any]:
@@ -107,93 +103,21 @@ def image_part(data: bytes, label: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the call
 
-def _client() -> openai.OpenAI:
-    """This process's client for the current settings (tests point them at a local server)."""
-    return _client_for(os.getpid(), settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY,
-                       settings.OPENROUTER_SITE_URL, settings.OPENROUTER_APP_TITLE,
-                       int(settings.OPENROUTER_SDK_MAX_RETRIES), float(settings.OPENROUTER_TIMEOUT))
-
-
-@functools.lru_cache(maxsize=4)
-def _client_for(pid: int, base_url: str, api_key: str, site_url: str, title: str,
-                max_retries: int, timeout: float) -> openai.OpenAI:
-    # `pid` is part of the key: a worker forked from a process that already had a client must
-    # not share its connection pool.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries,
-                         timeout=timeout,
-                         default_headers={"HTTP-Referer": site_url, "X-Title": title})
-
-
 def _complete(**arguments: Any) -> ChatCompletion:
     """A chat completion with at least one choice, or a ProviderError."""
-    if not settings.OPENROUTER_API_KEY:
-        raise ProviderError("OPENROUTER_API_KEY is not set", retryable=False)
-    try:
-        response = _client().chat.completions.create(**arguments)
-    except openai.APIStatusError as exc:
-        raise _status_error(exc) from None
-    except openai.APITimeoutError:
-        raise ProviderError(f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s",
-                            retryable=True) from None
-    except openai.APIConnectionError as exc:
-        raise ProviderError(f"cannot reach OpenRouter at {settings.OPENROUTER_BASE_URL}: "
-                            f"{exc.__cause__ or exc}", retryable=True) from None
-    except openai.OpenAIError as exc:
-        raise ProviderError(f"OpenRouter request failed: {exc}", retryable=False) from None
-    except ValueError as exc:  # a 200 labelled JSON that is not: the SDK lets json's error out
-        raise ProviderError(f"OpenRouter's answer is not JSON: {exc}", retryable=False,
-                            status=200) from None
-    _check_answer(response)
-    return response
-
-
-def _status_error(exc: openai.APIStatusError) -> ProviderError:
-    body = exc.body  # the SDK has already unwrapped {"error": {...}}
-    if not (isinstance(body, dict) and body.get("message")):  # not OpenRouter's shape: quote it
-        body = {"message": str(body or "")[:QUOTED_CHARS]}
-    return _provider_error(exc.status_code, body, head=f"OpenRouter {exc.status_code}",
-                           retry_after_header=exc.response.headers.get("retry-after"))
-
-
-def _check_answer(response: Any) -> None:
-    """OpenRouter reports failures after generation started inside an HTTP 200 answer."""
+    response = openrouter.request(openrouter.client().chat.completions.create, **arguments)
     if not isinstance(response, ChatCompletion):
         raise ProviderError(f"OpenRouter's answer is not a chat completion: "
                             f"{str(response)[:QUOTED_CHARS]!r}", retryable=False, status=200)
-    error = (response.model_extra or {}).get("error")
     choices = getattr(response, "choices", None)
-    if error is None and choices:  # a choice can carry the error too (finish_reason "error")
-        error = (choices[0].model_extra or {}).get("error")
+    # A choice can carry OpenRouter's error too (finish_reason "error").
+    error = (choices[0].model_extra or {}).get("error") if choices else None
     if error is not None:
-        details = error if isinstance(error, dict) else {"message": str(error)}
-        code = _status_code(details.get("code"))
-        raise _provider_error(code or 200, details,
-                              head=f"OpenRouter error {details.get('code')} in an HTTP 200 answer")
+        raise openrouter.error_in_answer(error)
     if not choices or getattr(choices[0], "message", None) is None:
         raise ProviderError("OpenRouter answered HTTP 200 without a choice", retryable=False,
                             status=200)
-
-
-def _provider_error(status: int, error: dict, *, head: str,
-                    retry_after_header: str | None = None) -> ProviderError:
-    """`head: message (provider X; reasons)` from an OpenRouter error object; transient
-    statuses (408, 429, 5xx) are retryable."""
-    metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
-    notes = [f"provider {metadata['provider_name']}"] if metadata.get("provider_name") else []
-    if isinstance(metadata.get("reasons"), list):  # a moderation refusal says why
-        notes.append("reasons: " + ", ".join(map(str, metadata["reasons"])))
-    text = f"{head}: {error.get('message') or 'no message'}"
-    text += f" ({'; '.join(notes)})" if notes else ""
-    if status not in TRANSIENT_STATUSES:
-        return ProviderError(text, retryable=False, status=status)
-    retry_after = retry_after_seconds(retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER))
-    return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
-
-
-def _status_code(code: Any) -> int | None:
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code
-    return int(code) if isinstance(code, str) and code.isdigit() else None
+    return response
 
 
 # --------------------------------------------------------------------------- reading answers
@@ -243,23 +167,3 @@ def _decode_data_uri(url: str) -> bytes:
     except (binascii.Error, ValueError):
         raise ProviderError("the returned image is malformed base64 and cannot be decoded",
                             retryable=False, status=200) from None
-
-
-def _usage(response: ChatCompletion) -> dict[str, Any]:
-    """Token counts and OpenRouter's `cost` (credits, about USD), as plain JSON values."""
-    usage = getattr(response, "usage", None)
-    values = usage.model_dump() if usage is not None else {}
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "cost")
-    return {key: values[key] for key in keys if values.get(key) is not None}
-
-
-def _cost(usage: dict[str, Any]) -> Decimal | None:
-    """usage.cost as a Decimal; None when missing or unreadable (the price table applies)."""
-    value = usage.get("cost")
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        cost = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return cost if cost.is_finite() and cost >= 0 else None

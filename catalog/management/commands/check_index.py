@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.embedders import EmbeddingError
 from catalog.indexing import index_check
 from catalog.vector_index import IndexUnavailable
+from core.openrouter import ProviderError
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, repair, **options):
         try:
             drift = index_check(repair=repair)
-        except (IndexUnavailable, EmbeddingError) as exc:
+        except (IndexUnavailable, ProviderError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"missing: {len(drift.missing)}  stale: {len(drift.stale)}  "
                           f"orphaned: {len(drift.orphaned)}")

@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.embedders import EmbeddingError
 from catalog.indexing import index_rebuild
 from catalog.models import Product
 from catalog.vector_index import IndexUnavailable
+from core.openrouter import ProviderError
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
                   disable=verbosity < 1, file=self.stderr._out) as bar:
             try:
                 run = index_rebuild(refit=refit, progress=bar.update)
-            except (IndexUnavailable, EmbeddingError) as exc:
+            except (IndexUnavailable, ProviderError) as exc:
                 raise CommandError(f"rebuild failed, the old index is unchanged: {exc}") from None
         self.stdout.write(self.style.SUCCESS(
             f"Indexed {run.repaired} products into {run.collection} (alias swapped)."))

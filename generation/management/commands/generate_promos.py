@@ -62,7 +62,7 @@ class Command(BaseCommand):
 
     def _products(self, skus: list[str] | None, new: bool) -> list[Product]:
         if new:
-            products = list(Product.objects.awaiting_promos().exclude(image="").order_by("sku"))
+            products = list(Product.objects.awaiting_promos().with_photo().order_by("sku"))
             if not products:
                 raise CommandError("No new product with a photo is awaiting promo images.")
             return products
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         unknown = [sku for sku in skus if sku not in found]
         if unknown:
             raise CommandError(f"Unknown SKU(s): {', '.join(unknown)}.")
-        no_photo = [sku for sku in skus if not found[sku].image]
+        no_photo = [sku for sku in skus if not found[sku].has_photo]
         if no_photo:
             raise CommandError(f"No photo to start from for: {', '.join(no_photo)}.")
         return [found[sku] for sku in dict.fromkeys(skus)]  # in the given order, once each
@@ -98,16 +98,16 @@ class Command(BaseCommand):
         last = None
         while True:
             progress = batch.progress()
-            line = (f"{progress['finished']}/{progress['total']} finished, {progress['failed']} failed, "
-                    f"cost so far {usd(progress['cost'])}")
+            line = (f"{progress.finished}/{progress.total} finished, {progress.failed} failed, "
+                    f"cost so far {usd(progress.cost)}")
             if line != last:  # one line per change, not one per second
                 self.stdout.write(line)
                 last = line
-            if progress["running"] == 0:
+            if progress.running == 0:
                 return
             if time.monotonic() >= deadline:
                 self._print_table(batch)
-                raise CommandError(f"Timed out after {timeout:g} s with {progress['running']} image(s) "
+                raise CommandError(f"Timed out after {timeout:g} s with {progress.running} image(s) "
                                    f"still running; batch {batch.pk} goes on in the background.")
             time.sleep(1)
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from catalog.sample import write_sample_catalog
+from demo.sample import write_sample_catalog
 
 
 class Command(BaseCommand):

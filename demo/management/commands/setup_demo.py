@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.models import Product
-from catalog.sample import write_sample_catalog
+from demo.sample import write_sample_catalog
 
 ADMIN_USERNAME = "admin"
 

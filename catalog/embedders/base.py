@@ -1,0 +1,72 @@
+"""The embedder base class and the backend named in settings."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
+from PIL import Image
+
+from core.images import ImageUnreadable, open_image
+from core.openrouter import ProviderError
+
+# Every setting an embedder reads in __init__: a change to any of them yields a new instance.
+_EMBEDDER_SETTINGS = (
+    "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "OPENROUTER_SITE_URL", "OPENROUTER_APP_TITLE",
+    "OPENROUTER_TIMEOUT", "EMBEDDING_MODEL", "EMBEDDING_DIMENSION", "EMBEDDING_BATCH_SIZE",
+)
+
+
+class Embedder:
+    """Turns product photos into vectors that are compared by cosine similarity.
+
+    Subclasses set:
+      name        stable id of the vector space: a cache key and part of Milvus collection
+                  names, so lowercase letters, digits and underscores only. Vectors from
+                  embedders with different names must never be compared.
+      dimension   length of every vector.
+      is_offline  True when no network or paid service is involved (results are previews).
+    and implement `embed_images`. Instances are built without arguments from settings and
+    may be shared between threads.
+    """
+
+    name: str = ""
+    dimension: int = 0
+    is_offline: bool = False
+
+    def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
+        """One float32 vector of length `dimension` with L2 norm 1 per image, in input order.
+
+        `images` are encoded image files (JPEG, PNG or WebP). Raises core.openrouter's
+        ProviderError (an unreadable image is one too, not retryable).
+        """
+        raise NotImplementedError
+
+
+def get_embedder() -> Embedder:
+    """The embedder named by settings.EMBEDDER_BACKEND, shared until its settings change."""
+    values = (repr(getattr(settings, name, None)) for name in _EMBEDDER_SETTINGS)
+    return _embedder_for((settings.EMBEDDER_BACKEND, *values))
+
+
+@functools.lru_cache(maxsize=8)
+def _embedder_for(key: tuple[str, ...]) -> Embedder:
+    return import_string(key[0])()
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """The vector scaled to length 1 (a zero vector stays zero), as float32."""
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def read_image(data: bytes, index: int, *, max_side: int) -> Image.Image:
+    """The index-th image of a request, decoded; an unreadable one fails the whole request."""
+    try:
+        return open_image(data, max_side=max_side)
+    except ImageUnreadable as exc:
+        raise ProviderError(f"image {index + 1} cannot be read: {exc}", retryable=False) from None

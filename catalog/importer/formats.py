@@ -1,0 +1,118 @@
+"""The three CSV formats, told apart by their header, and errors that name line and column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import models
+
+
+class ImportKind(models.TextChoices):
+    HISTORICAL = "historical", "Historical catalog"
+    NEW = "new", "New products"
+    SALES = "sales", "Sales update"
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    kind: ImportKind
+    columns: tuple[str, ...]
+    sku_column: str
+
+
+FORMATS = {
+    ImportKind.HISTORICAL: CsvFormat(
+        ImportKind.HISTORICAL,
+        ("product_id", "image_path", "category", "color", "style", "season", "sales_count",
+         "description", "price"),
+        "product_id",
+    ),
+    ImportKind.NEW: CsvFormat(
+        ImportKind.NEW,
+        ("new_id", "image_path", "category", "style", "season", "prompt_hint"),
+        "new_id",
+    ),
+    ImportKind.SALES: CsvFormat(ImportKind.SALES, ("sku", "sales_count"), "sku"),
+}
+
+# CSV column -> Product field, for the columns that are copied as cleaned text.
+TEXT_FIELDS = {
+    "category": "category",
+    "color": "color",
+    "style": "style",
+    "season": "season",
+    "description": "description",
+    "prompt_hint": "prompt_hint",
+}
+REQUIRED_TEXT = {"category"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 0 when the error concerns the file as a whole
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = [f"line {self.line}"] if self.line else []
+        where += [f"column {self.column!r}"] if self.column else []
+        return f"{', '.join(where) or 'file'}: {self.message}"
+
+
+class ImportAborted(Exception):
+    """A file-level problem: nothing after it can be read meaningfully."""
+
+    def __init__(self, error: RowError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def decode_csv(data: bytes) -> str:
+    if len(data) > settings.CATALOG_IMPORT_MAX_CSV_BYTES:
+        raise ImportAborted(RowError(0, "", (
+            f"the CSV file is {len(data):,} bytes; the limit is "
+            f"{settings.CATALOG_IMPORT_MAX_CSV_BYTES:,} bytes. Split it into smaller files."
+        )))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportAborted(RowError(line, "", (
+            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded). "
+            "Save it as 'CSV UTF-8'."
+        ))) from None
+    if not text.strip():
+        raise ImportAborted(RowError(1, "", "the file is empty; expected a header line and rows"))
+    return text
+
+
+def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
+    names = set(header)
+    for position, name in enumerate(header, start=1):
+        if not name:
+            raise ImportAborted(RowError(1, f"#{position}", "the header has an empty column name"))
+        if header.count(name) > 1:
+            raise ImportAborted(RowError(1, name, "this column appears more than once in the header"))
+    if kind is None:
+        matches = [fmt for fmt in FORMATS.values() if set(fmt.columns) == names]
+        if matches:
+            return matches[0]
+        # Report against the closest format so the errors say what to fix.
+        fmt = max(FORMATS.values(), key=lambda f: (len(names & set(f.columns)), -len(f.columns)))
+    else:
+        fmt = FORMATS[kind]
+    errors = [RowError(1, col, f"missing column (the {fmt.kind.label.lower()} format needs it)")
+              for col in fmt.columns if col not in names]
+    errors += [RowError(1, col, f"unknown column for the {fmt.kind.label.lower()} format "
+                                f"(expected: {', '.join(fmt.columns)})")
+               for col in header if col not in fmt.columns]
+    if errors:
+        raise HeaderErrors(errors)
+    return fmt
+
+
+class HeaderErrors(Exception):
+    def __init__(self, errors: list[RowError]):
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors

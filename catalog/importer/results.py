@@ -1,0 +1,64 @@
+"""What an import did or would do: a plan per row, every error, and the counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import models
+
+from catalog.importer.formats import ImportKind, RowError
+
+
+class ImportAction(models.TextChoices):
+    CREATE = "create", "will be created"
+    UPDATE = "update", "will be updated"
+    UNCHANGED = "unchanged", "unchanged"
+
+
+@dataclass
+class RowPlan:
+    line: int
+    sku: str
+    action: ImportAction
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    kind: ImportKind | None
+    dry_run: bool
+    rows: list[RowPlan] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    applied: bool = False
+
+    def _count(self, action: ImportAction) -> int:
+        return sum(1 for row in self.rows if row.action == action)
+
+    @property
+    def created(self) -> int:
+        return self._count(ImportAction.CREATE)
+
+    @property
+    def updated(self) -> int:
+        return self._count(ImportAction.UPDATE)
+
+    @property
+    def unchanged(self) -> int:
+        return self._count(ImportAction.UNCHANGED)
+
+    @property
+    def failed(self) -> int:
+        """Rows with at least one error (file-level errors count as one)."""
+        return len({error.line for error in self.errors})
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def changed_skus(self) -> list[str]:
+        return [row.sku for row in self.rows if row.action != ImportAction.UNCHANGED]
+
+    def summary(self) -> str:
+        return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+                f"{self.failed} failed")

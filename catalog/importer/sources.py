@@ -1,0 +1,112 @@
+"""Where the images named in image_path come from: a folder on disk or an uploaded ZIP."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+
+
+class ImageSourceError(Exception):
+    pass
+
+
+def safe_relative_path(raw: str) -> PurePosixPath:
+    """The image path as written in the CSV, refused if it could leave the images folder."""
+    text = raw.strip().replace("\\", "/")
+    if not text:
+        raise ImageSourceError("is empty")
+    if "\x00" in text:
+        raise ImageSourceError("contains a NUL character")
+    path = PurePosixPath(text)
+    if path.is_absolute() or (len(text) > 1 and text[1] == ":"):
+        raise ImageSourceError(f"{raw!r} is an absolute path; give a path relative to the images")
+    if ".." in path.parts:
+        raise ImageSourceError(f"{raw!r} leaves the images folder ('..' is not allowed)")
+    return path
+
+
+class DirectoryImages:
+    """Images in a folder on disk (the management command)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise ImageSourceError(f"images folder {str(root)!r} does not exist")
+
+    def describe(self) -> str:
+        return f"the images folder {str(self.root)!r}"
+
+    def read(self, relative: PurePosixPath) -> bytes:
+        path = (self.root / relative).resolve()
+        if self.root not in path.parents:  # a symlink pointing outside
+            raise ImageSourceError(f"{str(relative)!r} leaves the images folder")
+        if not path.is_file():
+            raise ImageSourceError(f"{str(relative)!r} is not in {self.describe()}")
+        size = path.stat().st_size
+        if size > settings.CATALOG_IMAGE_MAX_BYTES:
+            raise ImageSourceError(
+                f"{str(relative)!r} is {size:,} bytes; the limit is "
+                f"{settings.CATALOG_IMAGE_MAX_BYTES:,} bytes"
+            )
+        return path.read_bytes()
+
+
+def _is_archiver_litter(name: str) -> bool:
+    """Entries that macOS Finder adds to every ZIP it makes."""
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1] == ".DS_Store"
+
+
+class ZipImages:
+    """Images inside an uploaded ZIP (the admin page). Members are read, never extracted.
+
+    A ZIP made by compressing the images folder itself has one top-level folder; paths are
+    then looked up inside it too, so both ways of zipping work.
+    """
+
+    def __init__(self, file):
+        try:
+            self.zip = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, OSError):
+            raise ImageSourceError("the images file is not a valid ZIP archive") from None
+        self.members = {
+            info.filename: info for info in self.zip.infolist()
+            if not info.is_dir() and not _is_archiver_litter(info.filename)
+        }
+        tops = {name.split("/", 1)[0] for name in self.members}
+        self.prefix = ""
+        if len(tops) == 1 and all("/" in name for name in self.members):
+            self.prefix = tops.pop() + "/"
+
+    def describe(self) -> str:
+        return "the images ZIP"
+
+    def read(self, relative: PurePosixPath) -> bytes:
+        info = self.members.get(str(relative)) or self.members.get(self.prefix + str(relative))
+        if info is None:
+            raise ImageSourceError(f"{str(relative)!r} is not in {self.describe()}")
+        # file_size is what the archive claims; reading stops one byte past the limit anyway.
+        limit = settings.CATALOG_IMAGE_MAX_BYTES
+        if info.file_size > limit:
+            raise ImageSourceError(
+                f"{str(relative)!r} is {info.file_size:,} bytes; the limit is {limit:,} bytes"
+            )
+        try:
+            with self.zip.open(info) as member:
+                data = member.read(limit + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+            raise ImageSourceError(f"{str(relative)!r} cannot be read from the ZIP ({exc})") from None
+        if len(data) > limit:
+            raise ImageSourceError(f"{str(relative)!r} is larger than {limit:,} bytes")
+        return data
+
+
+def images_for_path(path: str | os.PathLike | None) -> DirectoryImages | ZipImages | None:
+    """The image source for a command-line argument: a folder or a .zip file."""
+    if path is None:
+        return None
+    if str(path).lower().endswith(".zip"):
+        return ZipImages(open(path, "rb"))
+    return DirectoryImages(path)

@@ -1,0 +1,173 @@
+"""The one OpenRouter client (the openai SDK pointed at OpenRouter) and its one error type.
+
+The embedder, the style analyst and the image generator all call through `request()`, so every
+failure leaves as a ProviderError that quotes what OpenRouter said and says whether waiting
+may help.
+
+Retry policy: one layer, the message
+-------------------------------------
+- The SDK never retries (``max_retries=0``). A retry inside a call would sleep in the worker
+  thread, hold the worker for minutes and multiply with the retries below.
+- Each call waits at most OPENROUTER_TIMEOUT seconds for the server (connect, and between any
+  two chunks of the answer).
+- A transient failure (connection error, timeout, 408, 429, 5xx, or such an error inside an
+  HTTP 200 answer) raises ProviderError(retryable=True), with `retry_after` when the server
+  sent Retry-After (capped at OPENROUTER_MAX_RETRY_AFTER). The task ends and Dramatiq delivers
+  the message again after that delay (or an exponential backoff); nothing sleeps:
+    * a generated asset: GENERATION_MAX_ATTEMPTS attempts in all, counted on the asset so a
+      redelivered message knows them (generation.pipeline), then the asset fails with the
+      last error; finished steps are never paid again;
+    * an index sync: the actor's max_retries (catalog.tasks), then the periodic reconcile
+      picks up whatever is still pending or failed; cached embeddings are never paid again.
+- Everything else (400, 401, 402, 403, unusable answers) raises ProviderError(retryable=False)
+  and is not retried: the asset or product shows the provider's message.
+- Time: a generation message makes at most three calls (embed the product's photo if it was
+  never embedded, analyse, generate), so it runs at most 3 × OPENROUTER_TIMEOUT plus local
+  work: 540 s with the defaults, below the actor's GENERATION_TIME_LIMIT_SECONDS (600 s).
+  An index sync that reaches its time limit is delivered again and resumes from the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import openai
+from django.conf import settings
+
+T = TypeVar("T")
+TRANSIENT_STATUSES = frozenset({408, 429, *range(500, 600)})
+QUOTED_CHARS = 300  # how much of an unexpected answer an error message quotes
+
+
+class ProviderError(Exception):
+    """A failed provider call, with what the provider said.
+
+    `retryable` marks transient failures (429, 5xx, timeouts, connection errors) worth trying
+    again later, after `retry_after` seconds when the provider said so. Everything else (400,
+    401, 402, 403, refusals, unusable answers) fails at once.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status  # the provider's HTTP status, when it answered
+
+
+def client() -> openai.OpenAI:
+    """This process's client for the current settings (tests point them at a local server)."""
+    return _client_for(os.getpid(), settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY,
+                       settings.OPENROUTER_SITE_URL, settings.OPENROUTER_APP_TITLE,
+                       float(settings.OPENROUTER_TIMEOUT))
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(pid: int, base_url: str, api_key: str, site_url: str, title: str,
+                timeout: float) -> openai.OpenAI:
+    # `pid` is part of the key: a worker forked from a process that already had a client must
+    # not share its connection pool.
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout,
+                         default_headers={"HTTP-Referer": site_url, "X-Title": title})
+
+
+def request(create: Callable[..., T], **arguments: Any) -> T:
+    """`create(**arguments)` (an SDK method of `client()`), its failures as ProviderError.
+
+    An answer that carries OpenRouter's error object (HTTP 200 after generation started) is a
+    failure too.
+    """
+    if not settings.OPENROUTER_API_KEY:
+        raise ProviderError("OPENROUTER_API_KEY is not set", retryable=False)
+    try:
+        response = create(**arguments)
+    except openai.APIStatusError as exc:
+        raise _status_error(exc) from None
+    except openai.APITimeoutError:
+        raise ProviderError(f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s",
+                            retryable=True) from None
+    except openai.APIConnectionError as exc:
+        raise ProviderError(f"cannot reach OpenRouter at {settings.OPENROUTER_BASE_URL}: "
+                            f"{exc.__cause__ or exc}", retryable=True) from None
+    except openai.OpenAIError as exc:
+        raise ProviderError(f"OpenRouter request failed: {exc}", retryable=False) from None
+    except ValueError as exc:  # a 200 labelled JSON that is not: the SDK lets json's error out
+        raise ProviderError(f"OpenRouter's answer is not JSON: {exc}", retryable=False,
+                            status=200) from None
+    error = (getattr(response, "model_extra", None) or {}).get("error")
+    if error is not None:
+        raise error_in_answer(error)
+    return response
+
+
+def error_in_answer(error: Any) -> ProviderError:
+    """The ProviderError for an error object inside an HTTP 200 answer; its code is the status."""
+    details = error if isinstance(error, dict) else {"message": str(error)}
+    code = _status_code(details.get("code"))
+    return provider_error(code or 200, details,
+                          head=f"OpenRouter error {details.get('code')} in an HTTP 200 answer")
+
+
+def _status_error(exc: openai.APIStatusError) -> ProviderError:
+    body = exc.body  # the SDK has already unwrapped {"error": {...}}
+    if not (isinstance(body, dict) and body.get("message")):  # not OpenRouter's shape: quote it
+        body = {"message": str(body or exc.response.text or "")[:QUOTED_CHARS]}
+    return provider_error(exc.status_code, body, head=f"OpenRouter {exc.status_code}",
+                          retry_after_header=exc.response.headers.get("retry-after"))
+
+
+def provider_error(status: int, error: dict, *, head: str,
+                   retry_after_header: str | None = None) -> ProviderError:
+    """`head: message (provider X; reasons)` from an OpenRouter error object; transient
+    statuses (408, 429, 5xx) are retryable."""
+    metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
+    notes = [f"provider {metadata['provider_name']}"] if metadata.get("provider_name") else []
+    if isinstance(metadata.get("reasons"), list):  # a moderation refusal says why
+        notes.append("reasons: " + ", ".join(map(str, metadata["reasons"])))
+    text = f"{head}: {error.get('message') or 'no message'}"
+    text += f" ({'; '.join(notes)})" if notes else ""
+    if status not in TRANSIENT_STATUSES:
+        return ProviderError(text, retryable=False, status=status)
+    retry_after = retry_after_seconds(retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER))
+    return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
+
+
+def _status_code(code: Any) -> int | None:
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    return int(code) if isinstance(code, str) and code.isdigit() else None
+
+
+def retry_after_seconds(value: str | None, cap: float) -> float | None:
+    """Seconds to wait from a Retry-After header, capped; None when absent or not a number
+    (OpenRouter sends seconds; an HTTP date falls back to the backoff)."""
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), cap) if math.isfinite(seconds) else None
+
+
+def usage_of(response: Any) -> dict[str, Any]:
+    """Token counts and OpenRouter's `cost` (credits, about USD), as plain JSON values."""
+    usage = getattr(response, "usage", None)
+    values = usage.model_dump() if hasattr(usage, "model_dump") else {}
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens", "cost")
+    return {key: values[key] for key in keys if values.get(key) is not None}
+
+
+def cost_of(usage: dict[str, Any]) -> Decimal | None:
+    """usage.cost as a Decimal; None when missing or unreadable (the price table applies)."""
+    value = usage.get("cost")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
