@@ -142,6 +142,8 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Most similar bestsellers (hybrid search)")
     def similar_panel(self, product: Product):
+        if not product.has_photo:
+            return "— (look-alikes are found from the product's photo; it has none yet)"
         try:
             result = similar_bestsellers(product=product)
         except (IndexUnavailable, ProviderError) as exc:

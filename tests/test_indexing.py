@@ -3,6 +3,7 @@
 import socket
 from pathlib import Path
 
+import dramatiq
 import pytest
 from django.core.management import call_command
 from django.db import transaction
@@ -12,8 +13,10 @@ from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import get_index, index_check, index_rebuild, products_remove, products_sync
 from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.selectors import bestseller_filter, similar_bestsellers
+from catalog.tasks import sync_products
 from catalog.vector_index import IndexUnavailable, client
 from tests.factories import make_product
+from tests.openrouter_server import OpenRouterServer, error_body
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +311,43 @@ def test_an_import_without_index_sync_leaves_products_pending_for_the_reconcile(
     assert result.created == 4
     assert broker.queues.get("index") is None or broker.queues["index"].qsize() == 0
     assert set(Product.objects.values_list("index_state", flat=True)) == {IndexState.PENDING}
+
+
+@pytest.fixture
+def openrouter_embedder(settings):
+    with OpenRouterServer(dimension=8) as server:
+        settings.EMBEDDER_BACKEND = "catalog.embedders.openrouter.OpenRouterEmbedder"
+        settings.OPENROUTER_API_KEY = server.api_key
+        settings.OPENROUTER_BASE_URL = server.base_url
+        settings.EMBEDDING_DIMENSION = 8
+        settings.OPENROUTER_MAX_RETRY_AFTER = 30
+        yield server
+
+
+def test_a_rate_limited_embedding_retries_the_sync_message_after_the_providers_delay(
+        milvus, openrouter_embedder):
+    product = make_product("SKU1")
+    openrouter_embedder.fail_next(status=429, headers={"Retry-After": "7"})
+
+    with pytest.raises(dramatiq.Retry) as caught:
+        sync_products.fn([product.pk])  # the actor's body, as the worker runs it
+
+    assert caught.value.delay == 7_000  # Dramatiq delivers it again then; nothing slept here
+    product.refresh_from_db()
+    assert product.index_state == IndexState.FAILED and "OpenRouter 429" in product.index_error
+    sync_products.fn([product.pk])  # the redelivered message
+    product.refresh_from_db()
+    assert product.index_state == IndexState.SYNCED
+    assert len(openrouter_embedder.requests) == 2
+
+
+def test_an_embedding_refused_for_good_is_not_retried_and_says_why(milvus, openrouter_embedder):
+    product = make_product("SKU1")
+    openrouter_embedder.fail_next(status=402, json=error_body(402, "Insufficient credits"))
+
+    sync_products.fn([product.pk])  # returns: retrying cannot help
+
+    product.refresh_from_db()
+    assert product.index_state == IndexState.FAILED
+    assert "OpenRouter 402: Insufficient credits" in product.index_error
+    assert len(openrouter_embedder.requests) == 1
