@@ -9,6 +9,8 @@ def isolated_media(settings, tmp_path):
     """Every test writes files into its own media root and import staging folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CATALOG_IMPORT_STAGING_DIR = tmp_path / "import-staging"
+    # Users are made in many tests: the production hasher's work factor would dominate them.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")

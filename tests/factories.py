@@ -13,6 +13,7 @@ from PIL import Image
 from catalog.images import image_prepare
 from catalog.models import Product
 from catalog.services import product_save
+from generation.providers import ImageGenerator, StyleAnalyst
 
 HISTORICAL_HEADER = ["product_id", "image_path", "category", "color", "style", "season",
                      "sales_count", "description", "price"]
@@ -59,3 +60,27 @@ def make_product(sku="SKU001", *, color="navy", **fields) -> Product:
     fields.setdefault("category", "dress")
     product = Product(sku=sku, **fields)
     return product_save(product=product, image=image_prepare(image_bytes(color)))
+
+
+# --- provider doubles, picked by dotted path like the real ones (only is_offline matters) --
+
+class PaidAnalyst(StyleAnalyst):
+    is_offline = False
+
+
+class PaidGenerator(ImageGenerator):
+    is_offline = False
+
+
+class OfflineAnalyst(StyleAnalyst):
+    is_offline = True
+
+
+class OfflineGenerator(ImageGenerator):
+    is_offline = True
+
+
+def use_providers(settings, kind: str) -> None:
+    """Point the style analyst and image generator settings at the "Paid" or "Offline" doubles."""
+    settings.STYLE_ANALYST_BACKEND = f"{__name__}.{kind}Analyst"
+    settings.IMAGE_GENERATOR_BACKEND = f"{__name__}.{kind}Generator"

@@ -35,8 +35,7 @@ from generation.models import (
     GeneratedAsset,
     GenerationBatch,
 )
-from generation.providers import ImageGenerator, StyleAnalyst
-from tests.factories import image_bytes, make_product
+from tests.factories import image_bytes, make_product, use_providers
 
 pytestmark = pytest.mark.django_db
 
@@ -86,33 +85,8 @@ for _model, _model_admin in admin.site._registry.items():
         CHANGELIST_QUERIES.setdefault(label(_model), []).append("q=a")
 
 
-# --- provider doubles for the promo request page's estimate --------------------------------
-
-class PaidAnalyst(StyleAnalyst):
-    is_offline = False
-
-
-class PaidGenerator(ImageGenerator):
-    is_offline = False
-
-
-class OfflineAnalyst(StyleAnalyst):
-    is_offline = True
-
-
-class OfflineGenerator(ImageGenerator):
-    is_offline = True
-
-
-def use_providers(settings, kind: str) -> None:
-    settings.STYLE_ANALYST_BACKEND = f"{__name__}.{kind}Analyst"
-    settings.IMAGE_GENERATOR_BACKEND = f"{__name__}.{kind}Generator"
-
-
 @pytest.fixture(autouse=True)
 def smoke_settings(settings):
-    # A superuser per test: the default hasher's work factor would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MILVUS_URI = "http://127.0.0.1:9"  # nothing listens on the discard port
     settings.MILVUS_TIMEOUT = 1
     use_providers(settings, "Offline")

@@ -37,11 +37,10 @@ from generation.models import (
     GeneratedAsset,
     GenerationBatch,
 )
-from generation.providers import ImageGenerator, StyleAnalyst
 from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
 from generation.spending import estimate
-from tests.factories import image_bytes, make_product
+from tests.factories import image_bytes, make_product, use_providers
 
 pytestmark = pytest.mark.django_db
 
@@ -50,29 +49,6 @@ REQUEST = reverse("admin:generation_generationbatch_request")
 HERO, MARKETPLACE = "Storefront hero", "Marketplace main image"  # seeded by a migration
 MERCHANDISER_PERMS = ("catalog.view_product", "catalog.change_product", "generation.request_promos",
                       "generation.view_generationbatch", "generation.view_generatedasset")
-
-
-# --- provider doubles, picked by dotted path like the real ones ----------------------------
-
-class PaidAnalyst(StyleAnalyst):
-    is_offline = False
-
-
-class PaidGenerator(ImageGenerator):
-    is_offline = False
-
-
-class OfflineAnalyst(StyleAnalyst):
-    is_offline = True
-
-
-class OfflineGenerator(ImageGenerator):
-    is_offline = True
-
-
-def use_providers(settings, kind: str) -> None:
-    settings.STYLE_ANALYST_BACKEND = f"{__name__}.{kind}Analyst"
-    settings.IMAGE_GENERATOR_BACKEND = f"{__name__}.{kind}Generator"
 
 
 @pytest.fixture(autouse=True)
