@@ -22,7 +22,8 @@ from catalog.models import IndexState, Product, bestseller_threshold
 from catalog.selectors import similar_bestsellers
 from catalog.services import product_save, products_resync
 from catalog.staging import staging_create, staging_discard, staging_get
-from catalog.tasks import rebuild_index, reconcile_index
+from catalog.periodic import reconcile_index
+from catalog.tasks import rebuild_index
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
 from core.queue import enqueue_after_commit

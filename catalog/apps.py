@@ -8,7 +8,7 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self):
-        from catalog import signals
+        from catalog import periodic, signals  # noqa: F401 - periodic registers its jobs
         from catalog.models import Product
 
         post_save.connect(signals.product_saved, sender=Product, dispatch_uid="catalog_product_saved")

@@ -8,15 +8,17 @@ Dense vectors come from the embedding cache whenever the image was embedded befo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from catalog.embedders import Embedder, get_embedder
@@ -24,9 +26,9 @@ from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.sparse import EMPTY_MARKER, active_vectorizer, encode, product_document, vectorizer_fit
 from catalog.vector_index import IndexUnavailable, VectorIndex, write_lock
 from core.openrouter import ProviderError
+from core.spending import SpendingCapReached
 
 logger = logging.getLogger(__name__)
-EMBED_CHUNK = 64
 SYNC_CHUNK = 256
 
 
@@ -54,7 +56,8 @@ def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None
         if row.dimension == embedder.dimension
     }
     missing = [p for sha, p in by_sha.items() if sha not in vectors]
-    for chunk in chunks(missing, EMBED_CHUNK):
+    # One provider call per chunk, its vectors saved before the next: nothing paid is lost.
+    for chunk in chunks(missing, embedder.batch_size):
         images = []
         for product in chunk:
             with product.image.storage.open(product.image.name, "rb") as handle:
@@ -94,6 +97,8 @@ def _rows(products: list[Product], vectors: dict[str, np.ndarray], version: int)
 
 
 def _scalars(product: Product, version: int) -> dict:
+    """Everything a row holds besides its vectors, and hashes of what the vectors are made of:
+    comparing these finds every row that no longer matches its product."""
     return {
         "sku": product.sku,
         "category": product.category,
@@ -103,6 +108,7 @@ def _scalars(product: Product, version: int) -> dict:
         "sales_count": product.sales_count,
         "price": float(product.price or 0),
         "image_sha256": product.image_sha256,
+        "text_sha256": hashlib.sha256(product_document(product).encode()).hexdigest(),
         "text_version": version,
     }
 
@@ -126,7 +132,7 @@ def products_sync(*, product_ids: list[int]) -> None:
     index = get_index()
     read_at = timezone.now()
     try:
-        index.ensure()
+        _ready(index)
         vectors = embeddings_for(Product.objects.filter(pk__in=product_ids))
         version = _text_version()
         # Read the rows again under the write lock, so an older read never overwrites a newer.
@@ -135,10 +141,31 @@ def products_sync(*, product_ids: list[int]) -> None:
             vectors.update(embeddings_for([p for p in products if p.image_sha256 not in vectors]))
             index.upsert(_rows(products, vectors, version))
             index.delete(set(product_ids) - {p.pk for p in products})
-    except (IndexUnavailable, ProviderError) as exc:
+    except (IndexUnavailable, ProviderError, SpendingCapReached) as exc:
         _mark(product_ids, IndexState.FAILED, str(exc))
         raise
     _mark([p.pk for p in products], IndexState.SYNCED, before=read_at)
+
+
+def _ready(index: VectorIndex) -> None:
+    """The collection exists and has this version's schema; an older one is rebuilt first."""
+    index.ensure()
+    if not index.schema_current():
+        logger.warning("the index %s predates this version's schema: rebuilding it", index.alias)
+        index_rebuild()
+
+
+def products_sync_waiting() -> int:
+    """Sync the products whose own sync never came: pending for a minute, or failed ten
+    minutes ago (a broker or Milvus outage, a sample loaded before the workers ran)."""
+    now = timezone.now()
+    waiting = Product.objects.filter(
+        Q(index_state=IndexState.PENDING, updated_at__lt=now - timedelta(seconds=60))
+        | Q(index_state=IndexState.FAILED, index_state_at__lt=now - timedelta(minutes=10)))
+    ids = list(waiting.values_list("pk", flat=True))
+    for chunk in chunks(ids, SYNC_CHUNK):
+        products_sync(product_ids=chunk)
+    return len(ids)
 
 
 def products_remove(*, product_ids: list[int]) -> None:
@@ -176,7 +203,7 @@ def index_check(*, repair: bool = False) -> Drift:
     embedder = get_embedder()
     index = get_index(embedder)
     with _recorded(IndexRun.Kind.RECONCILE, embedder) as run:
-        index.ensure()
+        _ready(index)
         active = active_vectorizer()
         version = active.version if active else 0
         expected = {p.pk: _scalars(p, version) for p in Product.objects.all().iterator()}

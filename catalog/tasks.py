@@ -10,6 +10,7 @@ import dramatiq
 from catalog import indexing
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
+from core.spending import SpendingCapReached
 from core.queue import retry_message
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ def _index_work(work, **arguments) -> None:
             logger.warning("index work failed for good: %s", exc)  # shown on the products
             return
         raise retry_message(str(exc), delay=exc.retry_after) from exc
+    except SpendingCapReached as exc:  # shown on the products; the next month resumes
+        logger.warning("index work stopped: %s", exc)
 
 
 # Milvus being down is worth a few patient retries; the reconcile actor covers longer outages.
@@ -42,11 +45,3 @@ def remove_products(product_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="index", max_retries=2, time_limit=3_600_000)
 def rebuild_index(refit: bool = False) -> None:
     indexing.index_rebuild(refit=refit)
-
-
-@dramatiq.actor(queue_name="index", max_retries=0, time_limit=1_800_000)
-def reconcile_index() -> None:
-    drift = indexing.index_check(repair=True)
-    if drift.total:
-        logger.info("reconcile repaired %s rows (%s missing, %s stale, %s orphaned)", drift.total,
-                    len(drift.missing), len(drift.stale), len(drift.orphaned))

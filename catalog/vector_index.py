@@ -27,13 +27,14 @@ from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, 
 logger = logging.getLogger(__name__)
 
 SCALAR_FIELDS = ("sku", "category", "color", "style", "season", "sales_count", "price",
-                 "image_sha256", "text_version")
+                 "image_sha256", "text_sha256", "text_version")
 WRITE_BATCH = 256
 _clients: dict[tuple, MilvusClient] = {}
 _client_lock = threading.Lock()
 _write_thread_lock = threading.Lock()
 _rebuild_thread_lock = threading.Lock()
 _held = threading.local()
+_current_schemas: set[str] = set()  # collections seen to have this version's schema
 
 
 class IndexUnavailable(Exception):
@@ -134,6 +135,7 @@ class VectorIndex:
         schema.add_field("sales_count", DataType.INT64)
         schema.add_field("price", DataType.FLOAT)
         schema.add_field("image_sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("text_sha256", DataType.VARCHAR, max_length=64)  # of the sparse document
         schema.add_field("text_version", DataType.INT64)
         return schema
 
@@ -182,6 +184,17 @@ class VectorIndex:
                     name = self._create_collection()
                     self._call("create_alias", name, self.alias)
         return name
+
+    def schema_current(self) -> bool:
+        """Whether the collection behind the alias has every field this version writes."""
+        name = self.collection_name()
+        if name is None or name in _current_schemas:
+            return True
+        fields = {field["name"] for field in self._call("describe_collection", name)["fields"]}
+        if {"id", "dense", "sparse", *SCALAR_FIELDS} <= fields:
+            _current_schemas.add(name)
+            return True
+        return False
 
     def _create_collection(self) -> str:
         name = f"{self.alias}_{time.strftime('%Y%m%d%H%M%S')}_{os.urandom(2).hex()}"

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_dramatiq",  # before our apps, so their tasks modules are discovered
+    "dramatiq_crontab",
+    "core",
     "catalog",
     "generation",
     "demo",  # the sample catalog and setup_demo; the apps above never import it
@@ -154,7 +156,15 @@ DRAMATIQ_BROKER = {
         "dramatiq.brokers.stub.StubBroker" if _TASK_BROKER == "stub"
         else "dramatiq.brokers.redis.RedisBroker"
     ),
-    "OPTIONS": {} if _TASK_BROKER == "stub" else {"url": REDIS_URL},
+    # A dead worker's unacknowledged messages come back once its heartbeat is older than
+    # heartbeat_timeout, at the broker's next maintenance pass; a pass runs on
+    # maintenance_chance of every million broker commands (Dramatiq's defaults, 60 s and 0.1 %,
+    # left them waiting 11 minutes here; bench/faults.py measures these).
+    "OPTIONS": {} if _TASK_BROKER == "stub" else {
+        "url": REDIS_URL,
+        "heartbeat_timeout": env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 20_000),
+        "maintenance_chance": env_int("DRAMATIQ_MAINTENANCE_CHANCE", 200_000),
+    },
     # This list replaces Dramatiq's defaults, so every default is named here.
     "MIDDLEWARE": [
         "dramatiq.middleware.AgeLimit",
@@ -167,6 +177,9 @@ DRAMATIQ_BROKER = {
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+# The periodic jobs (reconcile, sweepers, purge) are scheduled by dramatiq-crontab's `crontab`
+# command; its Redis lock lets only one scheduler run, however many are started.
+DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL if _TASK_BROKER == "redis" else None}
 
 # --- model providers: offline by default, OpenRouter when OPENROUTER_API_KEY is set ----------
 OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
@@ -179,6 +192,8 @@ OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longes
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
 EMBEDDING_DIMENSION = env_int("EMBEDDING_DIMENSION", 2048)
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8)
+# Worst case reserved per embedded image before a call (USD; a ":free" model reserves 0).
+EMBEDDING_PRICE_PER_IMAGE = env_str("EMBEDDING_PRICE_PER_IMAGE") or "0.0002"
 EMBEDDER_BACKEND = backend("EMBEDDER_BACKEND")
 STYLE_ANALYST_BACKEND = backend("STYLE_ANALYST_BACKEND")
 IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
@@ -195,7 +210,22 @@ STYLE_ANALYSIS_PRICE_ESTIMATE = env_str("STYLE_ANALYSIS_PRICE_ESTIMATE") or "0.0
 MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
 GENERATION_MAX_REFERENCES = 5
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
-GENERATION_TIME_LIMIT_SECONDS = 600  # the actor's limit: above 3 × OPENROUTER_TIMEOUT
+GENERATION_TIME_LIMIT_SECONDS = env_int("GENERATION_TIME_LIMIT_SECONDS", 600)  # the actor's
+# A worker's claim on an asset lasts this long and is renewed while it works; a dead worker's
+# claim ends with it. The sweeper sends an asset again when it has had no live claim, no
+# pending message and no change for GENERATION_REQUEUE_AFTER_SECONDS.
+GENERATION_CLAIM_LEASE_SECONDS = env_int("GENERATION_CLAIM_LEASE_SECONDS", 45)
+GENERATION_REQUEUE_AFTER_SECONDS = env_int("GENERATION_REQUEUE_AFTER_SECONDS", 60)
+# A reservation of a call in flight stops counting against the cap after this long.
+SPENDING_RESERVATION_SECONDS = env_int("SPENDING_RESERVATION_SECONDS", 0) or OPENROUTER_TIMEOUT + 60
+# Timeouts that add up (the retry policy is the docstring of core/openrouter.py): one asset's
+# message makes at most three calls (embedding, analysis, image), each waiting at most
+# OPENROUTER_TIMEOUT, and nothing waits for a Retry-After inside it.
+if 3 * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
+    raise ImproperlyConfigured(
+        f"3 × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + 30 s must stay below "
+        f"GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image makes up "
+        "to three provider calls. Lower OPENROUTER_TIMEOUT or raise GENERATION_TIME_LIMIT_SECONDS.")
 # Four-eyes rule: nobody approves an image from a batch they requested.
 REVIEW_FOUR_EYES = env_bool("REVIEW_FOUR_EYES", False)
 # Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).

@@ -24,7 +24,9 @@ Retry policy: one layer, the message
 - Time: a generation message makes at most three calls (embed the product's photo if it was
   never embedded, analyse, generate), so it runs at most 3 × OPENROUTER_TIMEOUT plus local
   work: 540 s with the defaults, below the actor's GENERATION_TIME_LIMIT_SECONDS (600 s).
-  An index sync that reaches its time limit is delivered again and resumes from the cache.
+  Settings refuse to load (ImproperlyConfigured) when 3 × OPENROUTER_TIMEOUT + 30 s does not
+  stay below it. An index sync that reaches its time limit is delivered again and resumes
+  from the embedding cache, which is saved after every call.
 """
 
 from __future__ import annotations
@@ -50,14 +52,28 @@ class ProviderError(Exception):
     `retryable` marks transient failures (429, 5xx, timeouts, connection errors) worth trying
     again later, after `retry_after` seconds when the provider said so. Everything else (400,
     401, 402, 403, refusals, unusable answers) fails at once.
+
+    `billed` is True when an answer arrived and was paid for although it cannot be used (no
+    image, malformed data): it is booked all the same, with `cost` (usage.cost, None when the
+    provider did not say) and `usage`.
     """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, billed: bool = False, cost: Decimal | None = None,
+                 usage: dict | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status  # the provider's HTTP status, when it answered
+        self.billed = billed
+        self.cost = cost
+        self.usage = usage or {}
+
+    def billed_by(self, response: Any) -> ProviderError:
+        """This error, marked as billed with the usage of the answer that caused it."""
+        self.billed, self.usage = True, usage_of(response)
+        self.cost = cost_of(self.usage)
+        return self
 
 
 def client() -> openai.OpenAI:
@@ -101,7 +117,9 @@ def request(create: Callable[..., T], **arguments: Any) -> T:
                             status=200) from None
     error = (getattr(response, "model_extra", None) or {}).get("error")
     if error is not None:
-        raise error_in_answer(error)
+        failure = error_in_answer(error)
+        # An answer that failed after generation started is billed when it says what it cost.
+        raise failure.billed_by(response) if "cost" in usage_of(response) else failure
     return response
 
 

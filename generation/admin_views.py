@@ -7,6 +7,8 @@ GenerationBatchAdmin), so the permission is checked on every request, whichever 
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterable
 
 from django.contrib import messages
@@ -25,6 +27,7 @@ from generation.spending import Estimate, estimate
 
 PERMISSION = "generation.request_promos"
 SELECTED = "_selected_action"  # the same field name the admin's changelist uses
+REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def can_request_promos(user) -> bool:
@@ -50,6 +53,12 @@ def promo_request_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpRe
     if "_confirm" in request.POST and form.is_valid():
         return _confirm(request, admin_site, ids, form)
     return _render(request, admin_site, ids, form)
+
+
+def _request_key(request: HttpRequest) -> str:
+    """The page's idempotency key: the one it was rendered with, or a new one."""
+    key = request.POST.get("request_key", "")
+    return key if REQUEST_KEY.fullmatch(key) else uuid.uuid4().hex
 
 
 def _ids(values: list[str]) -> list[int]:
@@ -80,8 +89,12 @@ def _confirm(request, admin_site, ids, form) -> HttpResponse:
         messages.warning(request, "The request changed since the estimate was shown. "
                                   "Check the new estimate and confirm again.")
         return _render(request, admin_site, ids, form)
+    key = _request_key(request)
+    if (done := GenerationBatch.objects.filter(request_key=key).first()) is not None:
+        messages.info(request, f"This request was already queued as batch {done.pk}.")
+        return redirect("admin:generation_generationbatch_change", done.pk)
     batch = batch_create(user=request.user, request=form.batch_request(products),
-                         estimated_cost=quote.total)
+                         estimated_cost=quote.total, request_key=key)
     admin_site.get_model_admin(GenerationBatch).log_addition(
         request, batch, f"Requested {quote.images} promo image(s) for {len(products)} product(s).")
     cost = "offline previews, no cost" if offline else f"estimated {usd(quote.total)}"
@@ -109,5 +122,6 @@ def _render(request, admin_site, ids, form) -> HttpResponse:
         "expected_total": str(quote.total) if quote else "",  # compared as text on confirm
         "action_url": reverse("admin:generation_generationbatch_request"),
         "selected_field": SELECTED,
+        "request_key": _request_key(request),
     }
     return TemplateResponse(request, "admin/generation/promo_request.html", context)

@@ -5,3 +5,6 @@ class GenerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "generation"
     verbose_name = "Promo generation"
+
+    def ready(self):
+        from generation import periodic  # noqa: F401 - registers its job with worker and scheduler

@@ -120,6 +120,10 @@ class GenerationBatch(models.Model):
     reference_count = models.PositiveSmallIntegerField(default=1)
     estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
+    stopped_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="When the batch stopped; no paid call starts after.")
+    # The request page's key: a form submitted twice makes one batch.
+    request_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = GenerationBatchQuerySet.as_manager()
@@ -183,8 +187,13 @@ class GeneratedAsset(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     failure_reason = models.TextField(blank=True)
+    # A worker's lease on the asset, renewed while it works (GENERATION_CLAIM_LEASE_SECONDS).
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The Dramatiq message that carries the asset (the sweeper re-sends it when it is lost),
+    # and when its delayed retry is due.
+    message_id = models.CharField(max_length=64, blank=True, editable=False)
+    retry_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # review and publishing
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -210,6 +219,11 @@ class GeneratedAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.sku} · {self.preset.name} · v{self.version}"
+
+    @property
+    def ledger_subject(self) -> str:
+        """How this asset's paid calls are named in the spending ledger (core.ProviderCall)."""
+        return f"asset:{self.pk}"
 
 
 class AssetReference(models.Model):
@@ -240,17 +254,3 @@ class AssetEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-
-
-class MonthlySpend(models.Model):
-    """Money spent on paid model calls in a calendar month, with what is reserved right now.
-
-    Before every paid call its worst-case cost is reserved under a row lock; the call is
-    refused if spent + reserved would pass the cap. After the call the reservation becomes
-    the actual cost.
-    """
-
-    month = models.DateField(unique=True)  # the first day of the month
-    spent = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
-    reserved = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
-    updated_at = models.DateTimeField(auto_now=True)

@@ -3,26 +3,43 @@
 `asset_run` retrieves similar bestsellers, analyses their style, generates the image, then
 validates and stores it. Every step saves its result on the asset before the next starts; a
 redelivered message resumes at the first unfinished step and never pays twice for a finished
-one. Who retries what, and how often, is written in core.openrouter.
+one. A paid answer is kept (and booked, core.spending) the moment it arrives, before it is
+validated. Who retries what, and how often, is written in core.openrouter.
+
+A worker holds a short lease on the asset while it works and renews it; a dead worker's lease
+runs out, and the redelivered message (or the sweeper, services.assets_requeue_lost) takes over.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 from catalog.models import Product
 from catalog.selectors import similar_bestsellers
 from catalog.vector_index import IndexUnavailable
+from core.models import ProviderCall
+from core.spending import (
+    SpendingCapReached,
+    overrun,
+    paid_call,
+    spend_book,
+    spending_cap,
+    subject_costs,
+)
+from generation.answers import ImageAnswer, answer_discard, answer_keep, answer_load
 from generation.models import AssetReference, AssetStatus, GeneratedAsset, GenerationBatch
 from generation.providers import (
     ImageRequest,
@@ -34,8 +51,8 @@ from generation.providers import (
     get_style_analyst,
 )
 from generation.sizes import pixel_size, ratio_value
-from generation.spending import SpendingCapReached, analysis_price, image_price, paid_call
-from generation.transitions import asset_transition
+from generation.spending import analysis_price, image_price
+from generation.transitions import IllegalTransition, asset_transition
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +72,10 @@ class GenerationFailed(Exception):
     """A failure that retrying will not fix; the message is shown on the asset."""
 
 
+class BatchStopped(Exception):
+    """The asset's batch was stopped (spending cap, overcharge): no paid call may start."""
+
+
 def asset_run(*, asset_id: int, worker: str) -> None:
     """Run the unfinished steps of one asset. Duplicate messages are no-ops.
 
@@ -63,44 +84,107 @@ def asset_run(*, asset_id: int, worker: str) -> None:
     asset = _claim(asset_id, worker)
     if asset is None:
         return
-    try:
-        if asset.retrieved_at is None:
-            _retrieve(asset, worker)
-        if not asset.style_prompt:
-            _analyse(asset, worker)
-        if not asset.image:
-            _generate(asset, worker)
-    except SpendingCapReached as exc:
-        _stop_batch(asset, str(exc), worker)
-    except GenerationFailed as exc:
-        _fail(asset, str(exc), worker)
-    except ProviderError as exc:
-        if not exc.retryable:
+    with _lease_kept(asset, worker):
+        try:
+            if asset.retrieved_at is None:
+                _retrieve(asset, worker)
+            if not asset.style_prompt:
+                _analyse(asset, worker)
+            if not asset.image:
+                _generate(asset, worker)
+        except SpendingCapReached as exc:
+            _stop_batch(asset, str(exc), worker)
+        except BatchStopped as exc:
             _fail(asset, str(exc), worker)
-        else:
-            _retry_or_fail(asset, str(exc), worker, exc.retry_after)
-    except IndexUnavailable as exc:
-        _retry_or_fail(asset, str(exc), worker, None)
-    except Exception as exc:
-        logger.exception("asset %s failed unexpectedly", asset_id)
-        _retry_or_fail(asset, f"{type(exc).__name__}: {exc}", worker, None)
+        except GenerationFailed as exc:
+            _fail(asset, str(exc), worker)
+        except ProviderError as exc:
+            if not exc.retryable:
+                _fail(asset, str(exc), worker)
+            else:
+                _retry_or_fail(asset, str(exc), worker, exc.retry_after)
+        except IndexUnavailable as exc:
+            _retry_or_fail(asset, str(exc), worker, None)
+        except IllegalTransition as exc:  # someone else moved it on (a duplicate message)
+            logger.info("asset %s: %s", asset_id, exc)
+        except Exception as exc:
+            logger.exception("asset %s failed unexpectedly", asset_id)
+            _retry_or_fail(asset, f"{type(exc).__name__}: {exc}", worker, None)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.GENERATION_CLAIM_LEASE_SECONDS)
 
 
 def _claim(asset_id: int, worker: str) -> GeneratedAsset | None:
-    lease = timedelta(seconds=settings.GENERATION_TIME_LIMIT_SECONDS)
     with transaction.atomic():
         asset = GeneratedAsset.objects.select_for_update().filter(pk=asset_id).first()
         if asset is None or asset.status not in AssetStatus.running():
             return None  # deleted, finished or failed: a duplicate or late message
         now = timezone.now()
-        if asset.claimed_by and asset.claimed_at and now - asset.claimed_at < lease:
+        if asset.claimed_by and asset.claimed_at and now - asset.claimed_at < _lease():
             # Another worker holds it. Look again once its lease ends, in case it died.
             raise RetryLater(f"asset {asset_id} is being generated by {asset.claimed_by}",
-                             delay=(asset.claimed_at + lease - now).total_seconds() + 1)
-        asset.claimed_by, asset.claimed_at = worker, now
+                             delay=(asset.claimed_at + _lease() - now).total_seconds() + 1)
+        asset.claimed_by, asset.claimed_at, asset.retry_at = worker, now, None
         asset.attempts += 1
-        asset.save(update_fields=["claimed_by", "claimed_at", "attempts", "updated_at"])
+        asset.save(update_fields=["claimed_by", "claimed_at", "retry_at", "attempts", "updated_at"])
     return asset
+
+
+@contextmanager
+def _lease_kept(asset: GeneratedAsset, worker: str) -> Iterator[None]:
+    """Renew the worker's lease on the asset every third of its length while the block runs."""
+    done = threading.Event()
+    every = settings.GENERATION_CLAIM_LEASE_SECONDS / 3
+
+    def renew():
+        try:
+            while not done.wait(every):
+                GeneratedAsset.objects.filter(pk=asset.pk, claimed_by=worker).update(
+                    claimed_at=timezone.now())
+        except Exception:  # noqa: BLE001 - the database is away: the lease simply runs out
+            logger.warning("could not renew the lease on asset %s", asset.pk, exc_info=True)
+        finally:
+            if not connection.allow_thread_sharing:  # tests share one connection between threads
+                connection.close()
+
+    keeper = threading.Thread(target=renew, name=f"lease-{asset.pk}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
+
+
+def _move(asset: GeneratedAsset, status: str, worker: str) -> None:
+    """Into the step's status, unless a redelivered message finds it there already."""
+    if asset.status != status:
+        asset_transition(asset, status, worker)
+
+
+def _check_batch(asset: GeneratedAsset) -> None:
+    """Before a paid call: a stopped batch starts none."""
+    batch = GenerationBatch.objects.only("stopped_at", "note").get(pk=asset.batch_id)
+    if batch.stopped_at is not None:
+        raise BatchStopped(f"Batch {batch.pk} was stopped: {batch.note}")
+
+
+def _costs(asset: GeneratedAsset) -> dict:
+    """The asset's cost and usage fields, from its rows in the spending ledger."""
+    cost, usage = subject_costs(asset.ledger_subject)
+    return {"cost": cost, "usage": usage}
+
+
+def _after_paid(asset: GeneratedAsset, call: ProviderCall, worker: str) -> None:
+    """A provider that charged more than was reserved stops the batch before its next paid
+    call, when a cap is set; the difference is booked already."""
+    extra = overrun(call)
+    if extra > 0 and spending_cap() is not None:
+        _stop(asset.batch_id, f"The provider charged ${call.cost} for a call ${call.reserved} "
+                              f"was reserved for ({call.get_kind_display().lower()} of {asset}); "
+                              "the batch stopped so the price table can be checked.", worker)
 
 
 def _timed(asset: GeneratedAsset, step: str, started: float) -> dict:
@@ -119,7 +203,7 @@ def _read(field_file) -> bytes:
 
 
 def _retrieve(asset: GeneratedAsset, worker: str) -> None:
-    asset_transition(asset, AssetStatus.RETRIEVING, worker)
+    _move(asset, AssetStatus.RETRIEVING, worker)
     started = time.monotonic()
     result = similar_bestsellers(product=asset.product, top_k=asset.reference_count, relax_to=0)
     if not result.hits:
@@ -147,27 +231,60 @@ def _references(asset: GeneratedAsset, limit: int | None = None) -> list[Referen
 
 
 def _analyse(asset: GeneratedAsset, worker: str) -> None:
-    if asset.status != AssetStatus.ANALYSING:
-        asset_transition(asset, AssetStatus.ANALYSING, worker)
+    _move(asset, AssetStatus.ANALYSING, worker)
     analyst = get_style_analyst()
     request = StyleRequest(product=_brief(asset.product), references=_references(asset))
     started = time.monotonic()
-    worst_case = Decimal("0") if analyst.is_offline else analysis_price()
-    with paid_call(worst_case) as settle:
+    if analyst.is_offline:
+        _analysed(asset, worker, analyst.analyse(request), started)
+        return
+    _check_batch(asset)
+    with paid_call(kind=ProviderCall.Kind.ANALYSIS, model=analyst.model,
+                   subject=asset.ledger_subject, key=f"{asset.ledger_subject}:analysis:{asset.attempts}",
+                   worst_case=analysis_price(), owner=worker) as book:
         result = analyst.analyse(request)
-        cost = result.cost if result.cost is not None else worst_case
-        settle(cost)
-    asset_transition(
-        asset, AssetStatus.GENERATING, worker,
-        style_prompt=result.prompt, analyst_model=result.model, cost=asset.cost + cost,
-        usage={**asset.usage, "analysis": {**result.usage, "cost": str(cost)}},
-        timings=_timed(asset, "analyse", started), offline=result.offline,
-    )
+        with transaction.atomic():  # the answer and its booking, together
+            call = book(cost=result.cost, usage=result.usage)
+            _analysed(asset, worker, result, started)
+    _after_paid(asset, call, worker)
+
+
+def _analysed(asset: GeneratedAsset, worker: str, result, started: float) -> None:
+    asset_transition(asset, AssetStatus.GENERATING, worker, style_prompt=result.prompt,
+                     analyst_model=result.model, offline=result.offline,
+                     timings=_timed(asset, "analyse", started), **_costs(asset))
 
 
 def _generate(asset: GeneratedAsset, worker: str) -> None:
-    if asset.status != AssetStatus.GENERATING:
-        asset_transition(asset, AssetStatus.GENERATING, worker)
+    _move(asset, AssetStatus.GENERATING, worker)
+    started = time.monotonic()
+    answer = answer_load(asset)
+    if answer is not None:  # paid for by an earlier delivery: finish it, never pay again
+        spend_book(key=answer.key, kind=ProviderCall.Kind.IMAGE, subject=asset.ledger_subject,
+                   model=answer.model, cost=answer.cost_decimal, price=Decimal(answer.price),
+                   usage=answer.usage)
+        _record_answer(asset, answer)
+    else:
+        answer = _image_answer(asset, worker)
+    try:
+        image_format, width, height = validate_image(answer.content, asset.aspect_ratio)
+    except GenerationFailed as exc:
+        if answer.key:  # paid for and unusable: the ledger says why
+            ProviderCall.objects.filter(key=answer.key).update(rejected_reason=str(exc))
+            GeneratedAsset.objects.filter(pk=asset.pk).update(**_costs(asset))
+        raise
+    extension = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[image_format]
+    name = f"{asset.product.sku}-preset{asset.preset_id}-v{asset.version}-{asset.pk}.{extension}"
+    asset.image.save(name, ContentFile(answer.content), save=False)
+    asset_transition(asset, AssetStatus.IN_REVIEW, worker, image=asset.image.name,
+                     width=width, height=height, offline=asset.offline or answer.offline,
+                     timings=_timed(asset, "generate", started), claimed_by="",
+                     claimed_at=None, last_error="")
+    transaction.on_commit(lambda: answer_discard(asset))
+
+
+def _image_answer(asset: GeneratedAsset, worker: str) -> ImageAnswer:
+    """Ask the image model; a paid answer is kept and booked before it is looked at."""
     generator = get_image_generator()
     width, height = pixel_size(asset.aspect_ratio, asset.size_tier)
     request = ImageRequest(
@@ -177,26 +294,36 @@ def _generate(asset: GeneratedAsset, worker: str) -> None:
         white_background=asset.preset.white_background, aspect_ratio=asset.aspect_ratio,
         size_tier=asset.size_tier, width=width, height=height, feedback=asset.feedback,
     )
-    started = time.monotonic()
-    worst_case = Decimal("0") if generator.is_offline else image_price(asset.size_tier)
-    with paid_call(worst_case) as settle:
+    if generator.is_offline:
         result = generator.generate(request)
-        cost = result.cost if result.cost is not None else worst_case
-        settle(cost)
-    # Paid for: record it before anything else can fail.
-    asset.cost += cost
-    asset.usage = {**asset.usage, "generation": {**result.usage, "cost": str(cost)}}
-    asset.generation_prompt, asset.image_model = result.prompt, result.model
-    asset.model_text = result.text
-    asset.save(update_fields=["cost", "usage", "generation_prompt", "image_model", "model_text", "updated_at"])
+        answer = ImageAnswer(content=result.content, prompt=result.prompt, model=result.model,
+                             text=result.text, offline=result.offline)
+        _record_answer(asset, answer)
+        return answer
+    _check_batch(asset)
+    price = image_price(asset.size_tier)
+    key = f"{asset.ledger_subject}:image:{asset.attempts}"
+    with paid_call(kind=ProviderCall.Kind.IMAGE, model=generator.model, subject=asset.ledger_subject,
+                   key=key, worst_case=price, owner=worker) as book:
+        result = generator.generate(request)
+        answer = ImageAnswer(content=result.content, prompt=result.prompt, model=result.model,
+                             text=result.text, offline=result.offline, key=key,
+                             cost=None if result.cost is None else str(result.cost),
+                             price=str(price), usage=result.usage)
+        answer_keep(asset, answer)  # first: from here on a crash loses nothing paid for
+        with transaction.atomic():
+            call = book(cost=result.cost, usage=result.usage)
+            _record_answer(asset, answer)
+    _after_paid(asset, call, worker)
+    return answer
 
-    image_format, img_width, img_height = validate_image(result.content, asset.aspect_ratio)
-    extension = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[image_format]
-    name = f"{asset.product.sku}-preset{asset.preset.pk}-v{asset.version}-{asset.pk}.{extension}"
-    asset.image.save(name, ContentFile(result.content), save=False)
-    asset_transition(asset, AssetStatus.IN_REVIEW, worker, width=img_width, height=img_height,
-                offline=asset.offline or result.offline, timings=_timed(asset, "generate", started),
-                claimed_by="", claimed_at=None, last_error="")
+
+def _record_answer(asset: GeneratedAsset, answer: ImageAnswer) -> None:
+    asset.generation_prompt, asset.image_model, asset.model_text = answer.prompt, answer.model, answer.text
+    for name, value in _costs(asset).items():
+        setattr(asset, name, value)
+    asset.save(update_fields=["generation_prompt", "image_model", "model_text", "cost", "usage",
+                              "updated_at"])
 
 
 def validate_image(content: bytes, aspect_ratio: str) -> tuple[str, int, int]:
@@ -221,24 +348,36 @@ def validate_image(content: bytes, aspect_ratio: str) -> tuple[str, int, int]:
 # --- failures ------------------------------------------------------------------------------
 
 def _fail(asset: GeneratedAsset, reason: str, worker: str) -> None:
-    asset_transition(asset, AssetStatus.FAILED, worker, note=reason, failure_reason=reason,
-                last_error=reason, claimed_by="", claimed_at=None)
+    try:
+        asset_transition(asset, AssetStatus.FAILED, worker, note=reason, failure_reason=reason,
+                         last_error=reason, claimed_by="", claimed_at=None)
+    except IllegalTransition as exc:  # finished meanwhile by a duplicate message
+        logger.info("asset %s not failed: %s", asset.pk, exc)
 
 
 def _retry_or_fail(asset: GeneratedAsset, error: str, worker: str, retry_after: float | None) -> None:
     if asset.attempts >= settings.GENERATION_MAX_ATTEMPTS:
         _fail(asset, f"Gave up after {asset.attempts} attempts. Last error: {error}", worker)
         return
-    asset.last_error, asset.claimed_by, asset.claimed_at = error, "", None
-    asset.save(update_fields=["last_error", "claimed_by", "claimed_at", "updated_at"])
     delay = retry_after if retry_after is not None else min(10 * 2 ** (asset.attempts - 1), 600)
+    GeneratedAsset.objects.filter(pk=asset.pk).update(
+        last_error=error, claimed_by="", claimed_at=None,
+        retry_at=timezone.now() + timedelta(seconds=delay), updated_at=timezone.now())
     raise RetryLater(error, delay=delay)
+
+
+def _stop(batch_id: int, reason: str, worker: str) -> None:
+    """Stop a batch: no paid call starts after, and its unstarted assets fail with the reason."""
+    stopped = GenerationBatch.objects.filter(pk=batch_id, stopped_at__isnull=True).update(
+        stopped_at=timezone.now(), note=reason)
+    if not stopped:
+        return  # stopped already, with its first reason
+    for other in GeneratedAsset.objects.filter(batch_id=batch_id, status=AssetStatus.QUEUED,
+                                               claimed_by=""):
+        _fail(other, reason, worker)
 
 
 def _stop_batch(asset: GeneratedAsset, reason: str, worker: str) -> None:
     """The spending cap is reached: this asset and the batch's unstarted ones stop here."""
     _fail(asset, reason, worker)
-    batch = asset.batch
-    for other in batch.assets.filter(status=AssetStatus.QUEUED, claimed_by=""):
-        _fail(other, reason, worker)
-    GenerationBatch.objects.filter(pk=batch.pk).update(note=reason)
+    _stop(asset.batch_id, reason, worker)

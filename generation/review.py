@@ -11,12 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from generation.models import AssetReference, AssetStatus, GeneratedAsset
 from generation.provenance import with_provenance, xmp_packet
-from generation.services import asset_queue
+from generation.services import asset_create_version, asset_queue
 from generation.transitions import asset_transition
 
 REVIEW = "generation.review_asset"
@@ -75,10 +74,8 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
         raise ReviewError("Say what should change: the feedback goes into the new prompt.")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
-        version = GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset).aggregate(
-            v=Max("version"))["v"] + 1
-        new = GeneratedAsset.objects.create(
-            batch=asset.batch, product=asset.product, preset=asset.preset, version=version,
+        new = asset_create_version(
+            product=asset.product, preset=asset.preset, batch=asset.batch,
             previous_version=asset, aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
             reference_count=asset.reference_count, feedback=feedback,
             retrieved_at=asset.retrieved_at, retrieval_note=asset.retrieval_note,
@@ -91,7 +88,7 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
         ])
         if asset.status == AssetStatus.IN_REVIEW:
             asset_transition(asset, AssetStatus.REJECTED, user=user, rejection_reason=feedback,
-                             note=f"Regenerated as v{version}: {feedback}",
+                             note=f"Regenerated as v{new.version}: {feedback}",
                              reviewed_by=user, reviewed_at=timezone.now())
         asset_queue(asset=new, user=user, note=f"regenerated from v{asset.version}: {feedback}")
     return new

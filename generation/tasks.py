@@ -1,18 +1,10 @@
 """The Dramatiq actor of the generation pipeline: ids in, the work in generation.pipeline."""
 
-import os
-import socket
-import threading
-
 import dramatiq
 from django.conf import settings
 
-from core.queue import retry_message
+from core.queue import retry_message, worker_name
 from generation import pipeline
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 # The pipeline decides retries (RetryLater carries the delay, e.g. Retry-After) and counts the
@@ -22,6 +14,6 @@ def _worker_name() -> str:
                 time_limit=settings.GENERATION_TIME_LIMIT_SECONDS * 1000)
 def generate_asset(asset_id: int) -> None:
     try:
-        pipeline.asset_run(asset_id=asset_id, worker=_worker_name())
+        pipeline.asset_run(asset_id=asset_id, worker=worker_name())
     except pipeline.RetryLater as exc:
         raise retry_message(str(exc), delay=exc.delay) from None

@@ -128,7 +128,7 @@ def server():
 
 
 @pytest.fixture
-def openrouter_settings(settings, server):
+def openrouter_settings(settings, server, db):  # each call is booked in the spending ledger
     settings.EMBEDDER_BACKEND = "catalog.embedders.openrouter.OpenRouterEmbedder"
     settings.OPENROUTER_API_KEY = server.api_key
     settings.OPENROUTER_BASE_URL = server.base_url

@@ -61,7 +61,7 @@ def test_collection_has_the_seed_schema_behind_an_alias(milvus):
     description = client().describe_collection(name)
     fields = {f["name"]: f for f in description["fields"]}
     assert set(fields) == {"id", "dense", "sparse", "sku", "category", "color", "style", "season",
-                           "sales_count", "price", "image_sha256", "text_version"}
+                           "sales_count", "price", "image_sha256", "text_sha256", "text_version"}
     assert fields["id"]["is_primary"] and not description.get("auto_id")
     assert fields["dense"]["params"]["dim"] == OfflineEmbedder.dimension
     indexes = {i: client().describe_index(name, i) for i in client().list_indexes(name)}

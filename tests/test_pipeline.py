@@ -9,11 +9,12 @@ from PIL import Image
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import index_rebuild
 from catalog.models import Product
-from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset, MonthlySpend
+from core.models import MonthlySpend, SpendReservation
+from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset
 from generation.pipeline import RetryLater, asset_run, validate_image
 from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
-from generation.spending import month_spent
+from core.spending import month_spent
 from tests.openrouter_server import OpenRouterServer, Reply
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +192,7 @@ def test_spending_cap_stops_the_batch_before_overspending(catalog, openrouter, s
     assert statuses == [AssetStatus.IN_REVIEW, AssetStatus.FAILED, AssetStatus.FAILED]
     assert chat_calls(openrouter, generation=True) == 1
     spend = MonthlySpend.objects.get()
-    assert spend.spent <= Decimal("0.10") and spend.reserved == 0
+    assert spend.spent <= Decimal("0.10") and not SpendReservation.objects.exists()
     batch.refresh_from_db()
     assert "spending cap" in batch.note
     assert "spending cap" in GeneratedAsset.objects.get(pk=assets[1].pk).failure_reason

@@ -17,6 +17,7 @@ from core.openrouter import ProviderError
 _EMBEDDER_SETTINGS = (
     "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "OPENROUTER_SITE_URL", "OPENROUTER_APP_TITLE",
     "OPENROUTER_TIMEOUT", "EMBEDDING_MODEL", "EMBEDDING_DIMENSION", "EMBEDDING_BATCH_SIZE",
+    "EMBEDDING_PRICE_PER_IMAGE",
 )
 
 
@@ -29,6 +30,7 @@ class Embedder:
                   embedders with different names must never be compared.
       dimension   length of every vector.
       is_offline  True when no network or paid service is involved (results are previews).
+      batch_size  how many images one paid call takes (callers keep each call's vectors).
     and implement `embed_images`. Instances are built without arguments from settings and
     may be shared between threads.
     """
@@ -36,12 +38,14 @@ class Embedder:
     name: str = ""
     dimension: int = 0
     is_offline: bool = False
+    batch_size: int = 64  # images per call; callers save the vectors after each call
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
         """One float32 vector of length `dimension` with L2 norm 1 per image, in input order.
 
-        `images` are encoded image files (JPEG, PNG or WebP). Raises core.openrouter's
-        ProviderError (an unreadable image is one too, not retryable).
+        `images` are encoded image files (JPEG, PNG or WebP). A paid embedder books each of its
+        calls (core.spending). Raises core.openrouter's ProviderError (an unreadable image is
+        one too, not retryable) or core.spending's SpendingCapReached.
         """
         raise NotImplementedError
 

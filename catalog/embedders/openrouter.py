@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import re
+import uuid
 import zlib
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -14,15 +16,19 @@ from django.conf import settings
 
 from catalog.embedders.base import Embedder, read_image, unit
 from core import openrouter
+from core.models import ProviderCall
 from core.openrouter import ProviderError
+from core.queue import worker_name
+from core.spending import paid_call
 
 
 class OpenRouterEmbedder(Embedder):
     """A multimodal embedding model (settings.EMBEDDING_MODEL) through OpenRouter's /embeddings.
 
     Images are sent as JPEG data URIs, EMBEDDING_BATCH_SIZE per request, with
-    `client.embeddings.create`. Failures are ProviderErrors; who retries them is written in
-    core.openrouter.
+    `client.embeddings.create`. Each request is a paid call (core.spending): reserved at
+    EMBEDDING_PRICE_PER_IMAGE per image (0 for a ":free" model) and booked with usage.cost.
+    Failures are ProviderErrors; who retries them is written in core.openrouter.
     """
 
     is_offline = False
@@ -33,6 +39,8 @@ class OpenRouterEmbedder(Embedder):
         self.dimension = int(settings.EMBEDDING_DIMENSION)
         self.name = _space_name(self.model, self.dimension)
         self.batch_size = max(1, int(settings.EMBEDDING_BATCH_SIZE))
+        free = self.model.endswith(":free")
+        self.price_per_image = Decimal("0") if free else Decimal(settings.EMBEDDING_PRICE_PER_IMAGE)
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
         uris = [self._data_uri(data, i) for i, data in enumerate(images)]
@@ -47,11 +55,20 @@ class OpenRouterEmbedder(Embedder):
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def _embed_batch(self, uris: list[str]) -> list[np.ndarray]:
-        # The SDK asks for base64 unless told otherwise; OpenRouter's gateway is asked for floats.
-        response = openrouter.request(
-            openrouter.client().embeddings.create, model=self.model, encoding_format="float",
-            input=[{"content": [{"type": "image_url", "image_url": {"url": uri}}]} for uri in uris])
-        return self._vectors(_plain(response), len(uris))
+        with paid_call(kind=ProviderCall.Kind.EMBEDDING, model=self.model,
+                       subject=f"embedder:{self.name}", key=f"embedding:{uuid.uuid4().hex}",
+                       worst_case=self.price_per_image * len(uris), owner=worker_name()) as book:
+            # The SDK asks for base64 unless told otherwise; the gateway is asked for floats.
+            response = openrouter.request(
+                openrouter.client().embeddings.create, model=self.model, encoding_format="float",
+                input=[{"content": [{"type": "image_url", "image_url": {"url": uri}}]} for uri in uris])
+            try:
+                vectors = self._vectors(_plain(response), len(uris))
+            except ProviderError as exc:
+                raise exc.billed_by(response) from None
+            usage = openrouter.usage_of(response)
+            book(cost=openrouter.cost_of(usage), usage=usage)
+        return vectors
 
     def _vectors(self, body: Any, count: int) -> list[np.ndarray]:
         """Unit vectors in input order from a response body, after checking every item."""

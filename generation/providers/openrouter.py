@@ -55,7 +55,7 @@ class OpenRouterStyleAnalyst(StyleAnalyst):
         text = _text(message).strip()
         if not text:
             raise ProviderError(f"{model} returned no style prompt ({_said(response)})",
-                                retryable=False, status=200)
+                                retryable=False, status=200).billed_by(response)
         usage = usage_of(response)
         return StyleResult(prompt=text, model=model, cost=cost_of(usage), usage=usage)
 
@@ -87,9 +87,13 @@ class OpenRouterImageGenerator(ImageGenerator):
         urls = _image_urls(message)
         if not urls:
             raise ProviderError(f"{model} returned no image ({_said(response)})",
-                                retryable=False, status=200)
+                                retryable=False, status=200).billed_by(response)
+        try:
+            content = _decode_data_uri(urls[0])
+        except ProviderError as exc:
+            raise exc.billed_by(response) from None
         usage = usage_of(response)
-        return GeneratedImage(content=_decode_data_uri(urls[0]), prompt=prompt, model=model,
+        return GeneratedImage(content=content, prompt=prompt, model=model,
                               cost=cost_of(usage), usage=usage, text=_text(message).strip())
 
 
@@ -113,7 +117,8 @@ def _complete(**arguments: Any) -> ChatCompletion:
     # A choice can carry OpenRouter's error too (finish_reason "error").
     error = (choices[0].model_extra or {}).get("error") if choices else None
     if error is not None:
-        raise openrouter.error_in_answer(error)
+        failure = openrouter.error_in_answer(error)
+        raise failure.billed_by(response) if "cost" in usage_of(response) else failure
     if not choices or getattr(choices[0], "message", None) is None:
         raise ProviderError("OpenRouter answered HTTP 200 without a choice", retryable=False,
                             status=200)

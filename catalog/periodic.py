@@ -1,0 +1,37 @@
+"""The catalog's periodic jobs, sent by the scheduler (`manage.py crontab`, dramatiq-crontab)
+and registered when the app is ready, so the worker and the scheduler both know them."""
+
+import logging
+
+import dramatiq
+from django.conf import settings
+from dramatiq_crontab import cron, interval
+
+from catalog import indexing
+from catalog.staging import staging_purge_stale
+
+logger = logging.getLogger(__name__)
+
+
+@interval(seconds=settings.INDEX_RECONCILE_INTERVAL_SECONDS)
+@dramatiq.actor(queue_name="index", max_retries=0, time_limit=1_800_000)
+def reconcile_index() -> None:
+    """Compare Milvus with the database and repair every difference."""
+    drift = indexing.index_check(repair=True)
+    if drift.total:
+        logger.info("reconcile repaired %s rows (%s missing, %s stale, %s orphaned)", drift.total,
+                    len(drift.missing), len(drift.stale), len(drift.orphaned))
+
+
+@interval(seconds=60)
+@dramatiq.actor(queue_name="index", max_retries=0)
+def sync_waiting_products() -> None:
+    """Index products whose sync message never came (broker down, sample loaded at setup)."""
+    indexing.products_sync_waiting()
+
+
+@cron("17 * * * *")
+@dramatiq.actor(max_retries=0)
+def purge_import_staging() -> None:
+    """Remove import uploads that were previewed and never confirmed."""
+    staging_purge_stale()

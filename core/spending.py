@@ -1,0 +1,158 @@
+"""Paying for model calls: reserve before, book what the provider billed after, and hold the cap.
+
+Every paid call runs inside `paid_call`:
+
+    with paid_call(kind=..., model=..., subject="asset:12", key="asset:12:image:1",
+                   worst_case=Decimal("0.067"), owner=worker) as book:
+        result = provider.generate(...)
+        with transaction.atomic():
+            call = book(cost=result.cost, usage=result.usage)   # the ledger row
+            ...save the answer in the same transaction...
+
+- Before the call its worst case is reserved under the month's row lock; the call is refused
+  (SpendingCapReached) when spent + the live reservations + this one would pass
+  MONTHLY_SPENDING_CAP. Concurrent workers therefore never pass the cap together.
+- A reservation has an owner and an expiry: a worker killed mid-call leaves one behind, and it
+  stops counting when it expires (the sweeper deletes it).
+- Booking replaces the reservation by what the provider said the answer cost (usage.cost), or
+  the price table when it did not say. A provider error for an answer that was billed anyway
+  (no image, malformed, blank) is booked too, with the reason. A charge above the
+  reservation is booked in full; the caller learns it from `ProviderCall.overrun`.
+- Booking is idempotent by key, so a redelivered task that finds a stored answer books it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from core.models import MonthlySpend, ProviderCall, SpendReservation
+from core.openrouter import ProviderError
+
+
+class SpendingCapReached(Exception):
+    """A paid call would take this month's spending past MONTHLY_SPENDING_CAP."""
+
+
+def spending_cap() -> Decimal | None:
+    return Decimal(settings.MONTHLY_SPENDING_CAP) if settings.MONTHLY_SPENDING_CAP else None
+
+
+def _month_locked() -> MonthlySpend:
+    first_day = timezone.localdate().replace(day=1)
+    MonthlySpend.objects.get_or_create(month=first_day)
+    return MonthlySpend.objects.select_for_update().get(month=first_day)
+
+
+def reserved_now(month: MonthlySpend) -> Decimal:
+    """What the live (unexpired) reservations of the month hold."""
+    live = month.reservations.filter(expires_at__gt=timezone.now())
+    return live.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+
+
+def month_spent() -> Decimal:
+    row = MonthlySpend.objects.filter(month=timezone.localdate().replace(day=1)).first()
+    return row.spent if row else Decimal("0")
+
+
+def spend_reserve(*, amount: Decimal, owner: str, subject: str) -> SpendReservation:
+    """Hold `amount` against the cap for one call; raises SpendingCapReached instead."""
+    cap = spending_cap()
+    with transaction.atomic():
+        month = _month_locked()
+        if cap is not None and amount > 0:  # a free call spends nothing, whatever the cap
+            reserved = reserved_now(month)
+            if month.spent + reserved + amount > cap:
+                raise SpendingCapReached(
+                    f"The monthly spending cap of ${cap} would be passed: ${month.spent} spent "
+                    f"and ${reserved} reserved this month, and this call may cost ${amount}.")
+        ttl = timedelta(seconds=settings.SPENDING_RESERVATION_SECONDS)
+        return SpendReservation.objects.create(month=month, amount=amount, owner=owner,
+                                               subject=subject, expires_at=timezone.now() + ttl)
+
+
+def spend_release(reservation: SpendReservation) -> None:
+    """The call was not made or not billed: its reservation stops counting."""
+    SpendReservation.objects.filter(pk=reservation.pk).delete()
+
+
+def spend_book(*, key: str, kind: str, subject: str, model: str, cost: Decimal | None,
+               price: Decimal, usage: dict | None = None, rejected_reason: str = "",
+               reservation: SpendReservation | None = None) -> ProviderCall:
+    """Book one billed answer (once per key) and drop its reservation.
+
+    `cost` is what the provider said (None: it did not, and the price table's `price` counts).
+    """
+    with transaction.atomic():
+        month = _month_locked()
+        call, created = ProviderCall.objects.get_or_create(key=key, defaults={
+            "kind": kind, "subject": subject, "model": model, "month": month,
+            "cost": price if cost is None else cost,
+            "cost_source": "price table" if cost is None else "provider",
+            "reserved": reservation.amount if reservation else price,
+            "usage": usage or {}, "rejected_reason": rejected_reason,
+        })
+        if created:
+            MonthlySpend.objects.filter(pk=month.pk).update(spent=F("spent") + call.cost)
+        if reservation is not None:
+            spend_release(reservation)
+    return call
+
+
+def overrun(call: ProviderCall) -> Decimal:
+    """How much more the provider charged than was reserved for the call (0 when not)."""
+    return max(call.cost - call.reserved, Decimal("0"))
+
+
+@contextmanager
+def paid_call(*, kind: str, model: str, subject: str, key: str, worst_case: Decimal,
+              owner: str) -> Iterator[Callable[..., ProviderCall]]:
+    """Reserve `worst_case` for the call in the block; yields `book(cost=, usage=)`.
+
+    A ProviderError that says the answer was billed is booked with its reason before it
+    propagates; anything else that ends the block unbooked releases the reservation.
+    """
+    reservation = spend_reserve(amount=worst_case, owner=owner, subject=subject)
+
+    def book(*, cost: Decimal | None, usage: dict | None = None, rejected_reason: str = "") -> ProviderCall:
+        return spend_book(key=key, kind=kind, subject=subject, model=model, cost=cost,
+                          price=worst_case, usage=usage, rejected_reason=rejected_reason,
+                          reservation=reservation)
+
+    try:
+        yield book
+    except ProviderError as exc:
+        if exc.billed and not ProviderCall.objects.filter(key=key).exists():
+            book(cost=exc.cost, usage=exc.usage, rejected_reason=str(exc))
+        raise
+    finally:
+        # Booked or not (a booking rolled back with the caller's transaction counts as not),
+        # the reservation has done its work.
+        spend_release(reservation)
+
+
+def reservations_sweep() -> int:
+    """Delete expired reservations (crashed workers' calls); returns how many."""
+    deleted, _ = SpendReservation.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted
+
+
+def subject_costs(subject: str) -> tuple[Decimal, dict]:
+    """What a subject's booked answers cost in all, and per kind of call its usage and cost
+    (rejected answers listed apart), for showing on the asset."""
+    total, usage = Decimal("0"), {}
+    for call in ProviderCall.objects.filter(subject=subject).order_by("created_at", "pk"):
+        total += call.cost
+        label = call.kind + (" (rejected)" if call.rejected_reason else "")
+        entry = {**call.usage, "cost": str(call.cost)}
+        if call.rejected_reason:
+            entry["reason"] = call.rejected_reason[:200]
+        usage[label if label not in usage else f"{label} {len(usage) + 1}"] = entry
+    return total, usage
