@@ -350,7 +350,7 @@ def validate_image(content: bytes, aspect_ratio: str) -> tuple[str, int, int]:
 def _fail(asset: GeneratedAsset, reason: str, worker: str) -> None:
     try:
         asset_transition(asset, AssetStatus.FAILED, worker, note=reason, failure_reason=reason,
-                         last_error=reason, claimed_by="", claimed_at=None)
+                         last_error=reason, claimed_by="", claimed_at=None, **_costs(asset))
     except IllegalTransition as exc:  # finished meanwhile by a duplicate message
         logger.info("asset %s not failed: %s", asset.pk, exc)
 

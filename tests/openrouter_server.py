@@ -13,8 +13,14 @@ Scripted responses (`fail_next`) are served first, in order, to whichever reques
 
 Routes: /embeddings (one vector per image) and /chat/completions (a style prompt for analysis
 requests; a small PNG at the requested aspect ratio for requests with `modalities`). Faults beyond
-`fail_next`: `next_reply_without_image()`, `next_reply_with_malformed_image()` and the
-`images_in_content` switch (images as parts of `content` instead of `message.images`).
+`fail_next`: `next_reply_without_image()`, `next_reply_with_malformed_image()`,
+`next_reply_with_blank_image()` and the `images_in_content` switch (images as parts of
+`content` instead of `message.images`). For fault runs (bench/faults.py): `latency` before every
+answer, and `fault_rate` of chat answers replaced by a random fault of `FAULTS`.
+
+The server keeps the provider's side of the money: `bills` lists every answer that carried a
+usage.cost and reached a client that was still there to read it (a client killed while waiting
+gets no answer and no bill).
 
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
@@ -27,6 +33,10 @@ import binascii
 import io
 import json as jsonlib  # `json` is also a keyword argument of fail_next
 import math
+import random
+import re
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -121,11 +131,32 @@ class _Script:
     delay: float
 
 
+@dataclass
+class Bill:
+    path: str
+    kind: str  # "embedding", "analysis" or "image"
+    subject: str  # the product's sku (chat calls) or "" (embeddings)
+    cost: float
+
+
+# What a fault run injects: transient failures the client must retry, and billed answers
+# that cannot be used.
+FAULTS = ("429", "500", "hang", "no image", "malformed image", "blank image")
+
+
 class OpenRouterServer:
     """ThreadingHTTPServer on 127.0.0.1 (a free port) run in a background thread."""
 
-    def __init__(self, *, api_key: str = "test-openrouter-key", dimension: int = 8) -> None:
+    def __init__(self, *, api_key: str = "test-openrouter-key", dimension: int = 8,
+                 port: int = 0, latency: float = 0.0, fault_rate: float = 0.0,
+                 seed: int = 0, hang_seconds: float = 30.0) -> None:
         self.api_key = api_key
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.hang_seconds = hang_seconds
+        self.faults_injected: list[str] = []
+        self.bills: list[Bill] = []
+        self._random = random.Random(seed)
         self.dimension = dimension
         self.shuffle_data = False  # answer embeddings out of order: clients must sort by index
         self.images_in_content = False  # answer generated images as parts of message.content
@@ -137,7 +168,7 @@ class OpenRouterServer:
         }
         self._scripts: deque[_Script] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.daemon_threads = True  # a handler in a scripted delay must not block exit
         # A short poll interval: shutdown() waits up to one interval, at every test's teardown.
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
@@ -181,21 +212,76 @@ class OpenRouterServer:
         self.fail_next(json=chat_completion("google/test-image-model", "Here it is.",
                                             images=["data:image/png;base64,iVBOR#not-base64#"]))
 
+    def next_reply_with_blank_image(self, size: tuple[int, int] = (128, 128)) -> None:
+        """A valid PNG of the requested... nothing: one flat colour (billed like any image)."""
+        self.fail_next(json=_blank_image_reply(size))
+
+    def _random_fault(self, request: RecordedRequest) -> Reply | None:
+        """With probability fault_rate, a fault in place of a chat answer (None: answer)."""
+        if not request.path.endswith("/chat/completions") or self._random.random() >= self.fault_rate:
+            return None
+        fault = self._random.choice(FAULTS)
+        is_image = "modalities" in (request.json or {})
+        if fault in ("no image", "malformed image", "blank image") and not is_image:
+            fault = "500"  # an analysis answer is text: it fails as a server error instead
+        self.faults_injected.append(fault)
+        if fault == "429":
+            return Reply.error(429, "Rate limit exceeded", {"Retry-After": "1"})
+        if fault == "500":
+            return Reply.error(500, "Internal Server Error")
+        if fault == "hang":
+            time.sleep(self.hang_seconds)
+            return Reply.error(504, "Gateway timeout")  # long after the client stopped waiting
+        if fault == "no image":
+            return Reply.json(chat_completion("google/test-image-model", "I cannot draw that.",
+                                              cost=0.067))
+        if fault == "malformed image":
+            return Reply.json(chat_completion("google/test-image-model", "Here it is.", cost=0.067,
+                                              images=["data:image/png;base64,iVBOR#not-base64#"]))
+        ratio = (request.json.get("image_config") or {}).get("aspect_ratio", "1:1")
+        width, height = ONE_K.get(ratio, (1024, 1024))
+        return Reply.json(_blank_image_reply((width // 8, height // 8)))
+
+    def bill(self, request: RecordedRequest, reply: Reply) -> None:
+        """Record an answer delivered to a client: what it cost, and for which product."""
+        try:
+            payload = jsonlib.loads(reply.body) if reply.status == 200 else None
+        except ValueError:
+            return
+        cost = ((payload or {}).get("usage") or {}).get("cost") if isinstance(payload, dict) else None
+        if cost is None:
+            return
+        body = request.json or {}
+        kind = ("embedding" if request.path.endswith("/embeddings")
+                else "image" if "modalities" in body else "analysis")
+        with self._lock:
+            self.bills.append(Bill(request.path, kind, _sku_of(body), float(cost)))
+
     # ------------------------------------------------------------------ dispatch
 
-    def respond(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    def respond(self, method: str, path: str, headers: dict[str, str],
+                raw: bytes) -> tuple[RecordedRequest, Reply]:
+        """Record the request and work out its answer."""
         try:
             payload = jsonlib.loads(raw) if raw else None
         except ValueError:
             payload = None
         request = RecordedRequest(method, path, headers, payload)
+        return request, self._answer(request)
+
+    def _answer(self, request: RecordedRequest) -> Reply:
+        path, headers, method, payload = request.path, request.headers, request.method, request.json
         with self._lock:
             self.requests.append(request)
             script = self._scripts.popleft() if self._scripts else None
+        if self.latency:
+            time.sleep(self.latency)
         if script:
             time.sleep(script.delay)
             if script.reply:
                 return script.reply
+        if self.fault_rate and (fault := self._random_fault(request)) is not None:
+            return fault
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return Reply.error(401, "No auth credentials found")
         route_path = path.partition("?")[0]
@@ -277,6 +363,32 @@ class OpenRouterServer:
         return [math.cos(3 * mean[i % 3] / 255 + i) for i in range(self.dimension)]
 
 
+def _blank_image_reply(size: tuple[int, int]) -> dict[str, Any]:
+    return chat_completion("google/test-image-model", "Here it is.", cost=0.067,
+                           images=[png_data_uri(Image.new("RGB", size, (240, 240, 240)))])
+
+
+_SKU = re.compile(r'"sku": "([^"]+)"')
+
+
+def _sku_of(body: dict[str, Any]) -> str:
+    """The new product's sku in a chat request's prompt (its data block), or ""."""
+    texts = [part.get("text", "") for message in body.get("messages") or [] if isinstance(message, dict)
+             for part in (message.get("content") if isinstance(message.get("content"), list) else [])
+             if isinstance(part, dict) and part.get("type") == "text"]
+    found = _SKU.findall(texts[-1]) if texts else []
+    return found[-1] if found else ""
+
+
+def _client_gone(sock: socket.socket) -> bool:
+    """True when the client closed its end (a killed process): it would read no answer."""
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+        return bool(ready) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def _mean_colour(image: Image.Image) -> tuple[int, int, int]:
     return image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
 
@@ -325,7 +437,9 @@ def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {key.lower(): value for key, value in self.headers.items()}
-            reply = server.respond(self.command, self.path, headers, raw)
+            request, reply = server.respond(self.command, self.path, headers, raw)
+            if _client_gone(self.connection):
+                return  # the client gave up waiting or died: nothing delivered, nothing billed
             try:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
@@ -333,8 +447,10 @@ def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (a scripted delay): nothing to answer
+                return  # the client gave up waiting (a scripted delay): nothing to answer
+            server.bill(request, reply)
 
         do_GET = do_POST = _serve
 
