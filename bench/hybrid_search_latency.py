@@ -51,7 +51,7 @@ def rows(count: int, dim: int, rng: np.random.Generator) -> list[dict]:
             "sparse": {int(t): float(w) for t, w in zip(terms, rng.random(8))},
             "sku": f"SKU{i}", "category": CATEGORIES[i % len(CATEGORIES)], "color": "", "style": "",
             "season": "", "sales_count": int(rng.integers(0, 5000)), "price": 10.0,
-            "image_sha256": "", "text_version": 1,
+            "image_sha256": "", "text_sha256": "", "text_version": 1,
         })
     return result
 
