@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from catalog.models import IndexRun, IndexState, Product
 from catalog.sparse import vectorizer_fit
+from core.models import ProviderCall
+from core.spending import spend_book, spend_reserve
 from generation.models import (
     AssetEvent,
     AssetReference,
@@ -191,6 +193,15 @@ def admin_data(admin_user):
     IndexRun.objects.create(kind=IndexRun.Kind.REBUILD, embedder="offline_v1", collection="products_v1",
                             error="Milvus is unavailable")
 
+    # The spending ledger: a used answer, a paid one that was rejected, a call in flight.
+    spend_book(key="asset:1:image:1", kind=ProviderCall.Kind.IMAGE, subject="asset:1",
+               model="google/gemini-3.1-flash-image-preview", cost=Decimal("0.067"),
+               price=Decimal("0.067"), usage={"completion_tokens": 1290, "cost": 0.067})
+    spend_book(key="asset:2:image:1", kind=ProviderCall.Kind.IMAGE, subject="asset:2",
+               model="google/gemini-3.1-flash-image-preview", cost=None, price=Decimal("0.067"),
+               rejected_reason="The model returned a blank image. <script>alert(1)</script>")
+    spend_reserve(amount=Decimal("0.005"), owner="host:1:2", subject="asset:3")
+
     hero, marketplace = ChannelPreset.objects.get(name=HERO), ChannelPreset.objects.get(name=MARKETPLACE)
     references = [bestseller, failed]
     common = {"references": references, "reviewer": admin_user}
@@ -327,7 +338,11 @@ def test_history_page(admin_client, admin_data, model):
 def test_delete_confirmation_page(admin_client, admin_data, model):
     case = CHANGE_CASES.get(label(model), ["first"])[-1]
     obj = stored_object(admin_data, model, case)
-    assert_renders(admin_client.get(admin_url(model, "delete", obj.pk)))
+    response = admin_client.get(admin_url(model, "delete", obj.pk))
+    if not admin.site._registry[model].has_delete_permission(response.wsgi_request, obj):
+        assert response.status_code == 403  # the ledger is never deleted by hand
+    else:
+        assert_renders(response)
     assert model._default_manager.filter(pk=obj.pk).exists()  # a GET deletes nothing
 
 

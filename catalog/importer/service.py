@@ -166,7 +166,7 @@ def catalog_import(
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
 
-    With sync_index off, changed products stay pending for the periodic reconcile instead of
+    With sync_index off, changed products stay pending for the periodic sync instead of
     being queued (for imports made before the task broker runs).
 
     Returns the result with a plan per row and every error found. On a dry run, or when any

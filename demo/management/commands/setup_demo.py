@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def _load_sample(self, folder: Path) -> None:
         write_sample_catalog(folder)
         for csv_name, images in (("products.csv", "images"), ("new_products.csv", "new_products")):
-            # The broker is not running yet: the stack's first reconcile indexes the sample.
+            # The broker is not running yet: the scheduler's minute job indexes the sample.
             result = catalog_import(csv_data=(folder / csv_name).read_bytes(),
                                     images=DirectoryImages(folder / images), sync_index=False)
             if not result.ok:
