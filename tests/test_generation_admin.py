@@ -120,7 +120,8 @@ def confirm_data(page) -> dict:
                            [p.name for p in context["form"].cleaned_data["presets"]],
                            context["form"].cleaned_data["size_tier"]),
             "expected_images": str(context["estimate"].images),
-            "expected_total": context["expected_total"], "_confirm": "Generate"}
+            "expected_total": context["expected_total"], "_confirm": "Generate",
+            "request_key": context["request_key"]}
 
 
 def queued_asset_ids(broker) -> list[int]:
@@ -274,6 +275,19 @@ def test_confirming_creates_the_batch_and_queues_its_assets_after_commit(
     assert queued_asset_ids(broker) == [a.pk for a in assets]
     assert messages_of(response) == [
         f"Queued 4 promo image(s) in batch {batch.pk} (estimated $0.424)."]
+
+
+def test_pressing_generate_twice_makes_one_batch(merchandiser_client, products, broker):
+    page = merchandiser_client.post(REQUEST, request_data(products, _update="1"))
+    assert f'name="request_key" value="{page.context["request_key"]}"' in page.content.decode()
+
+    first = merchandiser_client.post(REQUEST, confirm_data(page))
+    second = merchandiser_client.post(REQUEST, confirm_data(page))  # the same page, again
+
+    batch = GenerationBatch.objects.get()
+    assert first.url == second.url == reverse("admin:generation_generationbatch_change", args=[batch.pk])
+    assert batch.assets.count() == 4
+    assert f"This request was already queued as batch {batch.pk}." in messages_of(second)
 
 
 def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
