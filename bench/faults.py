@@ -17,6 +17,10 @@ whose analysis or image the provider billed more than once), what the ledger boo
 what the provider billed, index drift after the repair, and how long after the fault ended
 the last asset (or product) reached its end state.
 
+The provider bills an answer once the client's process has taken it from its socket; an
+answer still unread when its worker is killed never arrived, and asking again is allowed
+(tests/openrouter_server.py, `confirm_delivery`).
+
     .venv/bin/python bench/faults.py [--scenarios abcd] [--assets 100] [--kill-batch 40]
 """
 
@@ -139,6 +143,7 @@ def main() -> int:
     }
     print(f"folder: {folder}")
     with OpenRouterServer(port=ports["openrouter"], hang_seconds=10) as provider:
+        provider.confirm_delivery = 0.5
         try:
             stack["redis"].start()
             stack["milvus"].start()
@@ -234,7 +239,14 @@ class Bench:
 
         assets = list(batch.assets.all()) if batch is not None else []
         bills = [bill for bill in self.provider.bills[bills_before:] if bill.subject in skus]
-        twice = sum(1 for n in Counter((bill.kind, bill.subject) for bill in bills).values() if n > 1)
+        counted = Counter((bill.kind, bill.subject) for bill in bills)
+        twice = sum(1 for n in counted.values() if n > 1)
+        if twice:
+            repeated = sorted(key for key, n in counted.items() if n > 1)
+            print(f"   paid twice: {repeated}")
+            for bill in bills:
+                if (bill.kind, bill.subject) in repeated:
+                    print(f"     {bill.kind} {bill.subject} billed {bill.at - getattr(self, 'killed_at', 0):+.3f} s after the kill")
         subjects = {asset.ledger_subject for asset in assets}
         calls = ProviderCall.objects.filter(subject__in=subjects)
         booked = sum((call.cost for call in calls), Decimal("0"))
@@ -300,6 +312,7 @@ class Bench:
         while batch.assets.filter(status=AssetStatus.IN_REVIEW).count() < args.kill_batch // 4:
             time.sleep(0.2)
         in_flight = batch.assets.filter(status__in=AssetStatus.running()).count()
+        self.killed_at = time.time()
         self.stack["workers"].kill(signal.SIGKILL)
         print(f"   killed the workers with {in_flight} assets unfinished; starting them again", flush=True)
         self.stack["workers"].start()

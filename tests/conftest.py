@@ -71,3 +71,23 @@ def worker(broker):
     worker.start()
     yield worker
     worker.stop()
+
+
+OPENROUTER_PROVIDERS = {
+    "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
+    "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
+}
+
+
+@pytest.fixture
+def openrouter(settings):
+    """The OpenRouter style analyst and image generator, talking to a local protocol server."""
+    from tests.openrouter_server import OpenRouterServer
+
+    with OpenRouterServer() as server:
+        settings.OPENROUTER_API_KEY = server.api_key
+        settings.OPENROUTER_BASE_URL = server.base_url
+        settings.OPENROUTER_TIMEOUT = 5
+        for name, path in OPENROUTER_PROVIDERS.items():
+            setattr(settings, name, path)
+        yield server

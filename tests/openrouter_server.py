@@ -19,8 +19,10 @@ requests; a small PNG at the requested aspect ratio for requests with `modalitie
 answer, and `fault_rate` of chat answers replaced by a random fault of `FAULTS`.
 
 The server keeps the provider's side of the money: `bills` lists every answer that carried a
-usage.cost and reached a client that was still there to read it (a client killed while waiting
-gets no answer and no bill).
+usage.cost and reached a client that was still there to read it. A client killed while waiting
+gets no answer and no bill; with `confirm_delivery` set, neither does one killed with the answer
+still unread in its socket (it resets the connection): "billed" means the client's process took
+the answer.
 
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
@@ -137,6 +139,7 @@ class Bill:
     kind: str  # "embedding", "analysis" or "image"
     subject: str  # the product's sku (chat calls) or "" (embeddings)
     cost: float
+    at: float = field(default_factory=time.time)  # when it was delivered
 
 
 # What a fault run injects: transient failures the client must retry, and billed answers
@@ -156,6 +159,9 @@ class OpenRouterServer:
         self.hang_seconds = hang_seconds
         self.faults_injected: list[str] = []
         self.bills: list[Bill] = []
+        # Seconds to watch a connection after an answer before billing it (fault runs): a
+        # client killed with the answer unread resets the connection and is not billed.
+        self.confirm_delivery = 0.0
         self._random = random.Random(seed)
         self.dimension = dimension
         self.shuffle_data = False  # answer embeddings out of order: clients must sort by index
@@ -380,6 +386,21 @@ def _sku_of(body: dict[str, Any]) -> str:
     return found[-1] if found else ""
 
 
+def _reset_unread(sock: socket.socket, grace: float) -> bool:
+    """True when, within `grace` seconds of an answer, the client's end was reset: its
+    process died with the answer still unread in its socket (a process that read it and then
+    died or closed sends a normal FIN instead; one that lives on sends its next request)."""
+    try:
+        ready, _, _ = select.select([sock], [], [], grace)
+        if ready:
+            sock.recv(1, socket.MSG_PEEK)
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _client_gone(sock: socket.socket) -> bool:
     """True when the client closed its end (a killed process): it would read no answer."""
     try:
@@ -450,6 +471,8 @@ def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up waiting (a scripted delay): nothing to answer
+            if server.confirm_delivery and _reset_unread(self.connection, server.confirm_delivery):
+                return  # the client died with the answer unread in its socket
             server.bill(request, reply)
 
         do_GET = do_POST = _serve

@@ -15,13 +15,9 @@ from generation.pipeline import RetryLater, asset_run, validate_image
 from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
 from core.spending import month_spent
-from tests.openrouter_server import OpenRouterServer, Reply
+from tests.openrouter_server import Reply
 
 pytestmark = pytest.mark.django_db
-OPENROUTER = {
-    "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
-    "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
-}
 
 
 @pytest.fixture
@@ -37,17 +33,6 @@ def catalog(milvus, sample_dir):
                               images=DirectoryImages(sample_dir / images)).ok
     index_rebuild()
     return Product.objects.awaiting_promos().order_by("sku")
-
-
-@pytest.fixture
-def openrouter(settings):
-    with OpenRouterServer() as server:
-        settings.OPENROUTER_API_KEY = server.api_key
-        settings.OPENROUTER_BASE_URL = server.base_url
-        settings.OPENROUTER_TIMEOUT = 5
-        for name, path in OPENROUTER.items():
-            setattr(settings, name, path)
-        yield server
 
 
 def preset(name: str) -> ChannelPreset:

@@ -38,25 +38,11 @@ from generation.pipeline import asset_run
 from generation.services import BatchRequest, assets_requeue_lost, batch_create
 from generation.tasks import generate_asset
 from generation.transitions import IllegalTransition, asset_transition
+from tests.conftest import OPENROUTER_PROVIDERS
 from tests.factories import make_product
 from tests.openrouter_server import OpenRouterServer, chat_completion, png_data_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENROUTER = {
-    "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
-    "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
-}
-
-
-@pytest.fixture
-def openrouter(settings):
-    with OpenRouterServer() as server:
-        settings.OPENROUTER_API_KEY = server.api_key
-        settings.OPENROUTER_BASE_URL = server.base_url
-        settings.OPENROUTER_TIMEOUT = 5
-        for name, path in OPENROUTER.items():
-            setattr(settings, name, path)
-        yield server
 
 
 def preset(name: str = "Storefront hero") -> ChannelPreset:
@@ -163,7 +149,7 @@ def _subprocess_env(settings, server) -> dict:
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url,
-        **OPENROUTER,
+        **OPENROUTER_PROVIDERS,
     })
     return env
 
