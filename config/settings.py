@@ -17,7 +17,10 @@ from config.env import backend, env_bool, env_int, env_list, env_str, missing_va
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
-load_dotenv(BASE_DIR / ".env", override=False)
+# The real environment wins over the .env file; DJANGO_ENV_FILE names another file ("" for none).
+_env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    load_dotenv(_env_file, override=False)
 
 _missing = missing_variables()
 if _missing:
@@ -26,10 +29,21 @@ if _missing:
         + " (see .env.example for what each variable means)."
     )
 
-DEBUG = env_bool("DJANGO_DEBUG", False)
+DEBUG = env_bool("DJANGO_DEBUG", False)  # a development mode, only when asked for
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-development-only"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- HTTPS: on by default without DEBUG; each can be turned off for plain http on 127.0.0.1 ---
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+# Behind a proxy that ends TLS: the header it sets, e.g. "HTTP_X_FORWARDED_PROTO,https".
+_proxy_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -48,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, hashed names, from the app
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,12 +125,17 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 # --- files: local media under var/media, or S3 through django-storages ---------------------
+# Every stored file is private: product photos and unpublished images are served only to
+# staff by an authenticated view (generation.media); published images by stable public URLs of
+# the app (/published/...), which stop answering when an image is unpublished.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or VAR_DIR / "media")
-SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)  # Django serves local media (development, tests)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Hashed names, compressed copies; `collectstatic` fills STATIC_ROOT (bin/run does it).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if env_bool("DJANGO_STATIC_MANIFEST", True)
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if env_str("AWS_STORAGE_BUCKET_NAME"):
     STORAGES["default"] = {
@@ -126,13 +146,20 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
             "secret_key": env_str("AWS_SECRET_ACCESS_KEY"),
             "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
             "region_name": env_str("AWS_S3_REGION_NAME") or None,
-            "custom_domain": env_str("AWS_S3_CUSTOM_DOMAIN") or None,
             "addressing_style": "path" if env_str("AWS_S3_ENDPOINT_URL") else None,
             # Content-addressed names: an existing key already holds the same bytes.
             "file_overwrite": False,
-            "querystring_auth": env_bool("AWS_QUERYSTRING_AUTH", True),
+            # Private: every URL is signed and short-lived (the media view redirects to one).
+            "querystring_auth": True,
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300),
+            "default_acl": None,
         },
     }
+
+# Published images answer at stable URLs of this site (/published/...). Set this to serve them
+# from a CDN or a public bucket instead (e.g. https://cdn.example.com): the feed then lists
+# PUBLISHED_BASE_URL/<name> (docs/deploy.md says what the bucket and CDN need).
+PUBLISHED_BASE_URL = env_str("PUBLISHED_BASE_URL").rstrip("/")
 
 # --- Milvus: a local `milvus-lite server`, Milvus standalone/distributed or Zilliz Cloud ------
 MILVUS_URI = env_str("MILVUS_URI") or "http://127.0.0.1:19530"

@@ -22,6 +22,7 @@ from generation.forms import usd
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
 from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
 from generation.selectors import published_assets
+from generation.views import published_url
 
 PRE = '<pre style="white-space:pre-wrap;word-break:break-word;max-width:60em">{}</pre>'
 THUMBNAIL = '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">'
@@ -295,8 +296,9 @@ class PromoProductAdmin(ProductAdmin):
 
     @admin.display(description="By channel")
     def published_panel(self, product: Product):
+        assets = published_assets().filter(product=product)
         return render_to_string("admin/generation/published_panel.html",
-                                {"assets": published_assets().filter(product=product)})
+                                {"assets": [(asset, published_url(asset)) for asset in assets]})
 
 
 admin.site.unregister(Product)

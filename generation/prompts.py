@@ -19,9 +19,10 @@ DATA_RULE = (
 
 
 def data_block(value) -> str:
-    """Untrusted values as JSON in a delimited block (closing tags inside cannot end it)."""
+    """Untrusted values as JSON in a delimited block. Every < and > inside is written as a
+    JSON escape, so no text can close (or open) a tag, whatever its case or spacing."""
     text = json.dumps(value, ensure_ascii=False, indent=None)
-    return "<data>" + text.replace("</data>", "<\\/data>") + "</data>"
+    return "<data>" + text.replace("<", "\\u003c").replace(">", "\\u003e") + "</data>"
 
 
 def _brief(product: ProductBrief, *, with_description: bool = True) -> dict:
@@ -60,8 +61,8 @@ def generation_prompt(request: ImageRequest) -> str:
         "garment of Image 1: same colour, pattern, cut and details.",
         "Style guidance (from an analysis of the bestsellers): " + data_block(request.style_prompt),
         "Scene hint: " + data_block(request.product.prompt_hint or ""),
-        f"Channel: {request.channel_name}, aspect ratio {request.aspect_ratio}. "
-        "Channel rules: " + data_block(request.channel_rules),
+        f"Aspect ratio {request.aspect_ratio}. The sales channel and its rules: "
+        + data_block({"channel": request.channel_name, "rules": request.channel_rules}),
         background,
         "Requirements: photorealistic, sharp garment details, natural fit on the body, no added "
         "labels, logos, watermarks or text, nothing copied from the reference photos but their style.",

@@ -1,4 +1,5 @@
-"""The published-images feed that channel uploads read: CSV or JSON, login or token."""
+"""What channels read: published images at stable public URLs, and the feed that lists them
+(CSV or JSON, for a logged-in user or a bearer token)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,47 @@ import csv
 import hmac
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 
+from core.media import stored_file
+from generation.models import GeneratedAsset
 from generation.selectors import published_assets
 
 FIELDS = ["sku", "preset", "aspect_ratio", "width", "height", "url", "published_at"]
+PUBLISHED_PREFIX = "published/"
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _token(request: HttpRequest) -> str:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header.removeprefix("Bearer ").strip()
-    return request.GET.get("token", "")
+def published_url(asset: GeneratedAsset, request: HttpRequest | None = None) -> str:
+    """The image's stable public URL: on this site, or under PUBLISHED_BASE_URL (a CDN)."""
+    name = asset.published_image.name
+    if settings.PUBLISHED_BASE_URL:
+        return f"{settings.PUBLISHED_BASE_URL}/{name}"
+    path = reverse("published_image", args=[name.removeprefix(PUBLISHED_PREFIX)])
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def published_image(request: HttpRequest, name: str) -> HttpResponse:
+    """A published image, to anyone; the same URL stops answering once it is unpublished."""
+    stored = PUBLISHED_PREFIX + name
+    if ".." in name.split("/") or not published_assets().filter(published_image=stored).exists():
+        raise Http404
+    response = stored_file(stored)
+    # Republishing replaces the image behind the URL: caches keep it for minutes, not days.
+    response["Cache-Control"] = "no-store" if response.status_code == 302 else "public, max-age=300"
+    return response
+
+
+def _token(request: HttpRequest) -> bytes | None:
+    """The bearer token of the Authorization header (never the query string, which lands in
+    access logs), as bytes; None when there is none or it is not plain ASCII."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not token.isascii() or not token.isprintable():
+        return None
+    return token.encode("ascii")
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -25,10 +55,14 @@ def _allowed(request: HttpRequest) -> bool:
     if request.user.is_authenticated and request.user.has_perm("generation.view_generatedasset"):
         return True
     token = _token(request)
-    return bool(token) and any(hmac.compare_digest(token, known) for known in settings.FEED_TOKENS)
+    return token is not None and any(hmac.compare_digest(token, known.encode())
+                                     for known in settings.FEED_TOKENS)
 
 
 def _rows(request: HttpRequest) -> list[dict]:
+    assets = published_assets()
+    if channel := request.GET.get("preset", "").strip():
+        assets = assets.filter(preset__name=channel)
     return [
         {
             "sku": asset.product.sku,
@@ -36,16 +70,21 @@ def _rows(request: HttpRequest) -> list[dict]:
             "aspect_ratio": asset.aspect_ratio,
             "width": asset.width,
             "height": asset.height,
-            "url": request.build_absolute_uri(asset.published_image.url),
+            "url": published_url(asset, request),
             "published_at": asset.published_at.isoformat(),
         }
-        for asset in published_assets()
+        for asset in assets
     ]
+
+
+def spreadsheet_safe(value) -> object:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a quote."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def published_feed(request: HttpRequest, fmt: str) -> HttpResponse:
     if not _allowed(request):
-        response = HttpResponse("Log in, or pass a feed token (Authorization: Bearer <token>).\n",
+        response = HttpResponse("Log in, or send a feed token (Authorization: Bearer <token>).\n",
                                 status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="published feed"'
         return response
@@ -56,5 +95,5 @@ def published_feed(request: HttpRequest, fmt: str) -> HttpResponse:
     response["Content-Disposition"] = 'inline; filename="published.csv"'
     writer = csv.DictWriter(response, fieldnames=FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     return response

@@ -539,3 +539,10 @@ def test_the_command_refuses_a_user_without_the_request_permission(products):
     reviewer.groups.add(Group.objects.get(name="Reviewer"))
     with pytest.raises(CommandError, match="may not request promo images"):
         run_command("--sku", "NEW-1", "--preset", "Storefront hero", "--user", "rev2")
+
+
+def test_the_command_needs_a_user_when_four_eyes_is_on(products, settings):
+    settings.REVIEW_FOUR_EYES = True
+    with pytest.raises(CommandError, match="REVIEW_FOUR_EYES is on: name who requests the batch"):
+        run_command("--new", "--preset", HERO)
+    assert not GenerationBatch.objects.exists()

@@ -200,6 +200,59 @@ def test_feed_is_closed_to_anonymous_visitors(client, published):
     assert client.get("/feeds/published.json?token=guess").status_code == 401
 
 
+@pytest.mark.parametrize("header", [
+    "Bearer wrong-token", "Bearer", "Basic Y2hhbm5lbDpzeW5j", "Bearer tökén-ünïcode", "Bearer a\x01b"])
+def test_a_wrong_or_malformed_token_gets_401(client, settings, published, header):
+    settings.FEED_TOKENS = ["channel-sync-token"]
+    assert client.get("/feeds/published.json", HTTP_AUTHORIZATION=header).status_code == 401
+
+
+def test_the_token_is_read_from_the_header_only(client, settings, published):
+    settings.FEED_TOKENS = ["channel-sync-token"]
+    assert client.get("/feeds/published.json?token=channel-sync-token").status_code == 401
+
+
+def test_the_feed_filters_by_channel(client, settings, published):
+    settings.FEED_TOKENS = ["t"]
+    auth = {"HTTP_AUTHORIZATION": "Bearer t"}
+    assert len(client.get("/feeds/published.json?preset=Storefront hero", **auth).json()["images"]) == 1
+    assert client.get("/feeds/published.json?preset=Web banner", **auth).json() == {"images": []}
+
+
+def test_csv_cells_that_would_start_a_formula_are_neutralized(client, reviewer, published):
+    ChannelPreset.objects.filter(pk=published.preset_id).update(name='=HYPERLINK("http://x","y")')
+    client.force_login(reviewer)
+
+    rows = list(csv.DictReader(io.StringIO(client.get("/feeds/published.csv").content.decode())))
+
+    assert rows[0]["preset"] == "'=HYPERLINK(\"http://x\",\"y\")"
+
+
+def test_a_published_image_is_public_at_a_stable_url_until_unpublished(
+        client, reviewer, published, django_capture_on_commit_callbacks):
+    url = f"/published/NEW1/preset-{published.preset_id}.png"
+    response = client.get(url)  # anonymous
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asset_unpublish(asset=published, user=reviewer)
+
+    assert client.get(url).status_code == 404
+
+
+def test_private_files_need_a_staff_login_with_the_view_permission(client, reviewer, published):
+    private = [published.image.url, published.product.image.url, published.product.thumbnail.url,
+               published.published_image.url]
+    assert all(url.startswith("/media/") for url in private)
+    for url in private:
+        assert client.get(url).status_code == 404  # anonymous: nothing, not even a name
+    client.force_login(reviewer)
+    assert [client.get(url).status_code for url in private] == [200, 200, 200, 200]
+    assert client.get("/media/answers/asset-1/image.bin").status_code == 404
+    assert client.get("/media/products/../promos/x.png").status_code == 404
+
+
 def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, published):
     settings.FEED_TOKENS = ["channel-sync-token"]
 
@@ -207,7 +260,7 @@ def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, p
 
     assert data == {"images": [{
         "sku": "NEW1", "preset": "Storefront hero", "aspect_ratio": "3:4", "width": 96, "height": 128,
-        "url": f"http://testserver{published.published_image.url}",
+        "url": f"http://testserver/published/NEW1/preset-{published.preset_id}.png",
         "published_at": published.published_at.isoformat(),
     }]}
 
@@ -220,4 +273,4 @@ def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert response["Content-Type"].startswith("text/csv")
     assert [(r["sku"], r["preset"], r["width"], r["height"]) for r in rows] == [("NEW1", "Storefront hero", "96", "128")]
-    assert rows[0]["url"].endswith(published.published_image.url)
+    assert rows[0]["url"] == f"http://testserver/published/NEW1/preset-{published.preset_id}.png"

@@ -64,3 +64,18 @@ def test_startup_fails_naming_every_missing_variable(tmp_path):
     assert "ImproperlyConfigured" in done.stderr
     for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert name in done.stderr
+
+
+def test_check_deploy_is_clean_with_only_debug_off_a_secret_key_and_allowed_hosts(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("DJANGO_", "AWS_", "PUBLISHED_"))}
+    env.update({"DJANGO_ENV_FILE": "", "DJANGO_DEBUG": "0",
+                "DJANGO_SECRET_KEY": "k3y-" + "x7Qp2vLm9Rt4Wz8Yb6Nc1Hd5Jf0Gs3Ka" * 2,
+                "DJANGO_ALLOWED_HOSTS": "promo.example.com",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+
+    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "System check identified no issues (0 silenced)." in done.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -85,6 +86,9 @@ class Command(BaseCommand):
 
     def _user(self, username: str | None):
         if username is None:
+            if settings.REVIEW_FOUR_EYES:
+                raise CommandError("REVIEW_FOUR_EYES is on: name who requests the batch with "
+                                   "--user USERNAME, so that they cannot approve its images.")
             return None
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
