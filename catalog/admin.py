@@ -59,12 +59,7 @@ class ProductAdminForm(forms.ModelForm):
     def clean_image(self):
         upload = self.cleaned_data.get("image")
         self.prepared_image = None
-        if isinstance(upload, UploadedFile):
-            if upload.size > settings.CATALOG_IMAGE_MAX_BYTES:
-                raise forms.ValidationError(
-                    f"The file is {upload.size:,} bytes; the limit is "
-                    f"{settings.CATALOG_IMAGE_MAX_BYTES:,} bytes."
-                )
+        if isinstance(upload, UploadedFile):  # its size was checked as it arrived (uploads.py)
             try:
                 self.prepared_image = image_prepare(upload.read())
             except ImageRejected as exc:
@@ -85,20 +80,6 @@ class CatalogImportForm(forms.Form):
         label="Format", required=False,
         choices=[("", "Detect from the header")] + list(ImportKind.choices),
     )
-
-    def _check_size(self, field: str, limit: int):
-        upload = self.cleaned_data.get(field)
-        if upload is not None and upload.size > limit:
-            raise forms.ValidationError(
-                f"The file is {upload.size:,} bytes; the limit is {limit:,} bytes."
-            )
-        return upload
-
-    def clean_csv_file(self):
-        return self._check_size("csv_file", settings.CATALOG_IMPORT_MAX_CSV_BYTES)
-
-    def clean_images_zip(self):
-        return self._check_size("images_zip", settings.CATALOG_IMPORT_MAX_ZIP_BYTES)
 
 
 @admin.register(Product)
@@ -189,6 +170,13 @@ class ProductAdmin(admin.ModelAdmin):
         return format_html("{}×{} px, SHA-256 {}…", product.image_width, product.image_height,
                            product.image_sha256[:12])
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        request.FILES  # noqa: B018 - reading the upload is what may refuse it
+        if refused := getattr(request, "upload_refused", None):  # stopped while it arrived
+            messages.error(request, f"Nothing was saved. {refused}")
+            return redirect(request.get_full_path())
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         product_save(product=obj, image=form.prepared_image,
                      sales_changed="sales_count" in form.changed_data)
@@ -232,7 +220,10 @@ class ProductAdmin(admin.ModelAdmin):
         if request.method == "POST" and "token" in request.POST:
             return self._import_confirm(request)
         form = CatalogImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        if refused := getattr(request, "upload_refused", None):  # stopped while it arrived
+            messages.error(request, f"Nothing was stored. {refused}")
+            form = CatalogImportForm()
+        elif request.method == "POST" and form.is_valid():
             staged = staging_create(csv_file=form.cleaned_data["csv_file"],
                                     zip_file=form.cleaned_data["images_zip"])
             result = self._run_import(staged, form.cleaned_data["kind"] or None, dry_run=True)
@@ -248,11 +239,10 @@ class ProductAdmin(admin.ModelAdmin):
 
     def _run_import(self, staged, kind, *, dry_run: bool):
         """The import service on staged files; an unreadable ZIP comes back as the error."""
-        zip_path = staged.zip_path
         try:
-            with open(zip_path, "rb") if zip_path else nullcontext() as zip_file:
+            with staged.open_zip() or nullcontext() as zip_file:
                 images = ZipImages(zip_file) if zip_file else None
-                return catalog_import(csv_data=staged.csv_path.read_bytes(), images=images,
+                return catalog_import(csv_data=staged.csv_data(), images=images,
                                       kind=kind, dry_run=dry_run)
         except ImageSourceError as exc:
             return exc

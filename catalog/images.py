@@ -26,8 +26,9 @@ class ImageRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class PreparedImage:
-    content: bytes
+class ImageRef:
+    """A product photo by its content hash: where it and its thumbnail are stored."""
+
     sha256: str
     extension: str
     width: int
@@ -41,6 +42,16 @@ class PreparedImage:
     def thumbnail_name(self) -> str:
         size = settings.CATALOG_THUMBNAIL_SIZE
         return f"products/thumbs/{self.sha256[:2]}/{self.sha256}-{size}.jpg"
+
+
+@dataclass(frozen=True)
+class PreparedImage(ImageRef):
+    """A checked, re-encoded photo with its bytes (held only until it is stored)."""
+
+    content: bytes = b""
+
+    def ref(self) -> ImageRef:
+        return ImageRef(self.sha256, self.extension, self.width, self.height)
 
 
 def image_prepare(data: bytes) -> PreparedImage:
@@ -99,11 +110,11 @@ def _reencode(image: Image.Image) -> PreparedImage:
         extension = "jpg"
     content = buffer.getvalue()
     return PreparedImage(
-        content=content,
         sha256=hashlib.sha256(content).hexdigest(),
         extension=extension,
         width=image.width,
         height=image.height,
+        content=content,
     )
 
 

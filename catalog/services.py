@@ -6,14 +6,14 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.images import PreparedImage, image_store
+from catalog.images import ImageRef, PreparedImage, image_store
 from catalog.indexing import SYNC_CHUNK, chunks
 from catalog.models import Product
 from catalog.tasks import rebuild_index, sync_products
 from core.queue import enqueue_after_commit
 
 
-def product_use_image(*, product: Product, image: PreparedImage) -> None:
+def product_use_image(*, product: Product, image: ImageRef) -> None:
     """Point the product at a prepared photo and its thumbnail (neither stored nor saved)."""
     # Plain names, not file objects: assigning to .name would leave an upload attached,
     # and Model.save() would store the raw upload again under another name.

@@ -1,80 +1,96 @@
 """Uploaded import files kept between the dry-run preview and the confirmation.
 
-Each upload gets a random token and a folder of its own under CATALOG_IMPORT_STAGING_DIR.
-The admin keeps the tokens a user staged in their session, so nobody confirms another
-person's upload. Folders older than a day are removed whenever a new upload arrives.
+They live in the default (private) storage under import-staging/<token>/, so the preview and
+the confirmation may be served by different web hosts. Each upload gets a random token; the
+admin keeps the tokens a user staged in their session, so nobody confirms another person's
+upload. Stale uploads are purged on schedule (catalog.periodic).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
-import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import IO
 
-from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.utils import timezone
 
-MAX_AGE_SECONDS = 24 * 3600
+ROOT = "import-staging"
+MAX_AGE = timedelta(days=1)
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+CSV, ZIP, NAME = "catalog.csv", "images.zip", "name.txt"
 
 
 @dataclass(frozen=True)
 class StagedImport:
     token: str
-    folder: Path
 
-    @property
-    def csv_path(self) -> Path:
-        return self.folder / "catalog.csv"
+    def _name(self, file: str) -> str:
+        return f"{ROOT}/{self.token}/{file}"
 
-    @property
-    def zip_path(self) -> Path | None:
-        path = self.folder / "images.zip"
-        return path if path.exists() else None
+    def csv_data(self) -> bytes:
+        with default_storage.open(self._name(CSV), "rb") as handle:
+            return handle.read()
+
+    def open_zip(self) -> IO[bytes] | None:
+        """The images ZIP, opened for reading (the caller closes it), or None without one."""
+        name = self._name(ZIP)
+        return default_storage.open(name, "rb") if default_storage.exists(name) else None
 
     @property
     def csv_name(self) -> str:
-        return (self.folder / "name.txt").read_text()
-
-
-def _root() -> Path:
-    return Path(settings.CATALOG_IMPORT_STAGING_DIR)
+        with default_storage.open(self._name(NAME), "rb") as handle:
+            return handle.read().decode()
 
 
 def staging_create(*, csv_file, zip_file=None) -> StagedImport:
-    """Copy the uploaded files into a new staging folder."""
-    staging_purge_stale()
-    token = uuid.uuid4().hex
-    staged = StagedImport(token, _root() / token)
-    staged.folder.mkdir(parents=True)
-    (staged.folder / "name.txt").write_text(Path(csv_file.name).name)
-    for upload, target in ((csv_file, staged.csv_path), (zip_file, staged.folder / "images.zip")):
-        if upload is None:
-            continue
-        with open(target, "wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
+    """Store the uploaded files under a new token."""
+    staged = StagedImport(uuid.uuid4().hex)
+    default_storage.save(staged._name(NAME), ContentFile(PurePosixPath(csv_file.name).name.encode()))
+    default_storage.save(staged._name(CSV), File(csv_file))
+    if zip_file is not None:
+        default_storage.save(staged._name(ZIP), File(zip_file))
     return staged
 
 
 def staging_get(token: str) -> StagedImport | None:
     if not TOKEN_RE.match(token or ""):
         return None
-    folder = _root() / token
-    return StagedImport(token, folder) if folder.is_dir() else None
+    staged = StagedImport(token)
+    return staged if default_storage.exists(staged._name(CSV)) else None
 
 
 def staging_discard(staged: StagedImport) -> None:
-    shutil.rmtree(staged.folder, ignore_errors=True)
+    for file in (CSV, ZIP, NAME):
+        default_storage.delete(staged._name(file))
+    try:  # local storage keeps the emptied folder; object stores have none
+        os.rmdir(default_storage.path(f"{ROOT}/{staged.token}"))
+    except (NotImplementedError, OSError):
+        pass
 
 
-def staging_purge_stale(max_age: float = MAX_AGE_SECONDS) -> None:
-    root = _root()
-    if not root.is_dir():
-        return
-    cutoff = time.time() - max_age
-    for folder in root.iterdir():
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
+def staging_tokens() -> list[str]:
+    """The tokens of every staged upload."""
+    try:
+        folders, _ = default_storage.listdir(ROOT)
+    except FileNotFoundError:
+        return []
+    return sorted(token for token in folders if TOKEN_RE.match(token))
+
+
+def staging_purge_stale(max_age: timedelta = MAX_AGE) -> int:
+    """Remove uploads previewed and never confirmed for `max_age`; returns how many."""
+    cutoff = timezone.now() - max_age
+    purged = 0
+    for token in staging_tokens():
+        staged = StagedImport(token)
+        name = staged._name(NAME)
+        if not default_storage.exists(name) or default_storage.get_modified_time(name) < cutoff:
+            staging_discard(staged)
+            purged += 1
+    return purged

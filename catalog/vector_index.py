@@ -5,8 +5,8 @@ through an alias, `<prefix>_<embedder>`; a rebuild fills a new collection
 `<prefix>_<embedder>_<build>` and moves the alias to it in one step.
 
 The client is created lazily in each process: gRPC channels do not survive fork(), and
-Dramatiq forks its workers. Milvus Lite takes one writer per collection, so every write on
-this machine goes through `write_lock()`.
+Dramatiq forks its workers. Milvus Lite takes one writer per collection, so with it every write
+goes through `write_lock()`, held in Redis so that every host's processes queue on it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker
 
@@ -30,6 +31,7 @@ SCALAR_FIELDS = ("sku", "category", "color", "style", "season", "sales_count", "
                  "image_sha256", "text_sha256", "text_version")
 WRITE_BATCH = 256
 _clients: dict[tuple, MilvusClient] = {}
+_redis_clients: dict[tuple, "redis.Redis"] = {}
 _client_lock = threading.Lock()
 _write_thread_lock = threading.Lock()
 _rebuild_thread_lock = threading.Lock()
@@ -62,18 +64,19 @@ def _connect() -> MilvusClient:
 
 @contextmanager
 def write_lock() -> Iterator[None]:
-    """Serialise writes: threads of this process, then processes of this machine.
+    """Serialise writes where Milvus needs it (MILVUS_SINGLE_WRITER: Milvus Lite takes one
+    writer per collection); a Milvus server takes concurrent writes, and nothing waits.
 
     Re-entrant within a thread, so a caller can hold it around a read-then-write.
     """
-    if getattr(_held, "depth", 0):
-        _held.depth += 1
+    if getattr(_held, "depth", 0) or not settings.MILVUS_SINGLE_WRITER:
+        _held.depth = getattr(_held, "depth", 0) + 1
         try:
             yield
         finally:
             _held.depth -= 1
         return
-    with _file_lock(_write_thread_lock, Path(settings.MILVUS_WRITE_LOCK_FILE)):
+    with shared_lock("milvus-write", _write_thread_lock, timeout=300):
         _held.depth = 1
         try:
             yield
@@ -82,14 +85,40 @@ def write_lock() -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(thread_lock: threading.Lock, path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with thread_lock, open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iterator[None]:
+    """A lock every process of the deployment sees: in Redis when the task broker is Redis
+    (any number of hosts), else a file lock (one machine: tests, scripts). A holder that dies
+    frees a Redis lock after `timeout` seconds."""
+    with thread_lock:
+        if settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker"):
+            lock = _redis().lock(f"promo:{name}:{settings.MILVUS_COLLECTION_PREFIX}",
+                                 timeout=timeout, blocking_timeout=timeout)
+            if not lock.acquire():
+                raise IndexUnavailable(f"another process has held the {name} lock for {timeout} s")
+            try:
+                yield
+            finally:
+                try:
+                    lock.release()
+                except redis.exceptions.LockError:  # expired meanwhile: nothing to release
+                    pass
+            return
+        path = Path(f"{settings.MILVUS_WRITE_LOCK_FILE}.{name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _redis() -> redis.Redis:
+    key = (os.getpid(), settings.REDIS_URL)
+    with _client_lock:
+        if key not in _redis_clients:
+            _redis_clients[key] = redis.Redis.from_url(settings.REDIS_URL)
+        return _redis_clients[key]
 
 
 def filter_literal(value: str) -> str:
@@ -236,8 +265,7 @@ class VectorIndex:
 
         One rebuild at a time on this machine: a second one waits, then runs on fresh data.
         """
-        lock_path = Path(f"{settings.MILVUS_WRITE_LOCK_FILE}.rebuild")
-        with _file_lock(_rebuild_thread_lock, lock_path):
+        with shared_lock("milvus-rebuild", _rebuild_thread_lock, timeout=3600):
             new = self._create_collection()
             try:
                 for rows in batches:

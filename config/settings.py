@@ -8,6 +8,7 @@ and offline model providers.
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -167,7 +168,11 @@ MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT = env_int("MILVUS_TIMEOUT", 10)  # seconds per call; a down server fails fast
 # Collections are named "<prefix>_<embedder>_<build>"; the app reads and writes "<prefix>_<embedder>".
 MILVUS_COLLECTION_PREFIX = env_str("MILVUS_COLLECTION_PREFIX") or "products"
-# Milvus Lite takes one writer per collection: writers on this machine queue on this file lock.
+# Milvus Lite takes one writer per collection, so writers queue on a lock (in Redis, or in
+# this file without a Redis broker); a Milvus server takes concurrent writes and needs none.
+MILVUS_SINGLE_WRITER = env_bool(
+    "MILVUS_SINGLE_WRITER",
+    MILVUS_URI.endswith(".db") or urlparse(MILVUS_URI).hostname in ("127.0.0.1", "localhost"))
 MILVUS_WRITE_LOCK_FILE = VAR_DIR / "milvus-write.lock"
 # Dense index: HNSW for real catalogs; FLAT (exact) is as good below a few thousand rows.
 MILVUS_DENSE_INDEX = env_str("MILVUS_DENSE_INDEX") or "HNSW"
@@ -271,9 +276,13 @@ CATALOG_IMAGE_MAX_PIXELS = env_int("CATALOG_IMAGE_MAX_PIXELS", 40_000_000)
 CATALOG_IMAGE_MAX_BYTES = env_int("CATALOG_IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 CATALOG_IMPORT_MAX_CSV_BYTES = env_int("CATALOG_IMPORT_MAX_CSV_BYTES", 20 * 1024 * 1024)
 CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 1024 * 1024)
-# Uploaded files wait here between the dry-run preview and the confirmation.
-CATALOG_IMPORT_STAGING_DIR = VAR_DIR / "import-staging"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Oversized uploads are refused while they arrive, before anything is stored (catalog.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "catalog.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGGING = {
     "version": 1,

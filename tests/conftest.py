@@ -6,9 +6,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_media(settings, tmp_path):
-    """Every test writes files into its own media root and import staging folder."""
+    """Every test writes files (import staging included) into its own media root."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.CATALOG_IMPORT_STAGING_DIR = tmp_path / "import-staging"
     # Users are made in many tests: the production hasher's work factor would dominate them.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -136,7 +136,8 @@ def post_import(client, csv_data: bytes, zip_data: bytes | None = None, *, kind=
 
 
 def staging_folders(settings) -> list[Path]:
-    root = Path(settings.CATALOG_IMPORT_STAGING_DIR)
+    """The staged uploads, as folders of the (private, local) storage."""
+    root = Path(settings.MEDIA_ROOT) / "import-staging"
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
@@ -334,17 +335,19 @@ def test_uploading_an_unsupported_image_format_is_rejected_by_the_photo_check(ed
 def test_uploading_a_too_large_photo_is_rejected_with_the_limit(editor_client, db, settings):
     product = make_product("DR-1")
     sha_before = product.image_sha256
+    files_before = sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
     photo = image_bytes((5, 5, 5))
     settings.CATALOG_IMAGE_MAX_BYTES = len(photo) - 1
 
     response = editor_client.post(change_url(product), change_form_data(
-        product, image=upload("big.jpg", photo, "image/jpeg")))
+        product, image=upload("big.jpg", photo, "image/jpeg")), follow=True)
 
     assert response.status_code == 200
-    errors = " ".join(response.context["adminform"].form.errors["image"])
-    assert f"the limit is {len(photo) - 1:,} bytes" in errors
+    assert (f"Nothing was saved. big.jpg is larger than {len(photo) - 1:,} bytes"
+            in response.content.decode())
     product.refresh_from_db()
     assert product.image_sha256 == sha_before
+    assert sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()) == files_before
 
 
 def test_editing_sales_count_sets_sales_updated_at(editor_client, db):
@@ -431,7 +434,8 @@ def test_import_preview_lists_rows_to_create_and_writes_nothing(importer_client,
     assert confirm_data(response) == {"token": response.context["token"], "kind": "historical"}
     assert Product.objects.count() == 0
     media = Path(default_storage.location)
-    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+    stored = [p for p in media.rglob("*") if p.is_file() and "import-staging" not in p.parts]
+    assert stored == []  # no photo stored: only the upload waits for the confirmation
     assert [f.name for f in staging_folders(settings)] == [response.context["token"]]
     assert importer_client.session[SESSION_KEY] == [response.context["token"]]
 
@@ -587,18 +591,28 @@ def test_a_token_that_is_a_path_is_refused_even_if_it_is_in_the_session(importer
     assert any("expired or was already used" in m for m in messages_of(response))
 
 
-def test_an_oversized_csv_is_rejected_with_a_form_error(importer_client, settings):
+def test_an_oversized_csv_is_refused_while_it_arrives(importer_client, settings):
     settings.CATALOG_IMPORT_MAX_CSV_BYTES = 10
     csv_data, zip_data = two_product_upload()
 
     response = post_import(importer_client, csv_data, zip_data)
 
     assert response.status_code == 200
-    form = response.context["form"]
-    assert form.errors["csv_file"] == [
-        f"The file is {len(csv_data):,} bytes; the limit is 10 bytes."]
-    assert "the limit is 10 bytes" in response.content.decode()
+    assert "Nothing was stored. catalog.csv is larger than 10 bytes" in response.content.decode()
     assert staging_folders(settings) == []
+    assert Product.objects.count() == 0
+
+
+def test_an_oversized_zip_is_refused_while_it_arrives_and_nothing_is_stored(importer_client, settings):
+    csv_data, zip_data = two_product_upload()
+    settings.CATALOG_IMPORT_MAX_ZIP_BYTES = len(zip_data) // 2
+
+    response = post_import(importer_client, csv_data, zip_data)
+
+    assert response.status_code == 200
+    assert f"images.zip is larger than {len(zip_data) // 2:,} bytes" in response.content.decode()
+    assert staging_folders(settings) == []
+    assert not any(p.is_file() for p in Path(settings.MEDIA_ROOT).rglob("*"))
     assert Product.objects.count() == 0
 
 

@@ -361,3 +361,36 @@ def test_command_exits_non_zero_on_errors(tmp_path):
 
     assert done.returncode != 0
     assert "the file is empty" in done.stderr
+
+
+class CountingImages(DirectoryImages):
+    """The folder source, counting the photos it is asked to read."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.reads = 0
+
+    def read(self, relative):
+        self.reads += 1
+        return super().read(relative)
+
+
+def test_a_photo_named_by_many_rows_is_read_and_stored_once(images, settings):
+    rows = [historical_row(f"SKU{n:03}", "SKU001.jpg") for n in range(12)]
+    source = CountingImages(images)
+
+    result = catalog_import(csv_data=csv_bytes(HISTORICAL_HEADER, rows), images=source)
+
+    assert result.created == 12 and source.reads == 1
+    assert len(stored_files(settings)) == 2  # the photo and its thumbnail
+    assert len(set(Product.objects.values_list("image", flat=True))) == 1
+
+
+def test_a_dry_run_stores_no_photo_and_a_failed_import_removes_those_it_stored(images, settings):
+    good = [historical_row("SKU001", "SKU001.jpg"), historical_row("SKU002", "SKU002.jpg")]
+    assert run(csv_bytes(HISTORICAL_HEADER, good), images, dry_run=True).ok
+    assert stored_files(settings) == []
+
+    bad = [*good, historical_row("SKU003", "SKU003.jpg", price="-1")]  # its error is found last
+    assert not run(csv_bytes(HISTORICAL_HEADER, bad), images).ok
+    assert stored_files(settings) == [] and Product.objects.count() == 0

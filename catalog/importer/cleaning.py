@@ -8,9 +8,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 
-from catalog.images import ImageRejected, PreparedImage, image_prepare
+from catalog.images import ImageRef, ImageRejected
 from catalog.importer.formats import REQUIRED_TEXT, TEXT_FIELDS, CsvFormat, RowError
-from catalog.importer.sources import ImageSourceError, safe_relative_path
+from catalog.importer.sources import ImageSourceError, Photos
 from catalog.models import Product, sku_validator
 
 
@@ -19,7 +19,7 @@ class CleanRow:
     line: int
     sku: str
     values: dict[str, object]
-    image: PreparedImage | None = None
+    image: ImageRef | None = None
 
 
 def clean_int(raw: str) -> int:
@@ -79,7 +79,8 @@ def clean_sku(raw: str) -> str:
     return sku
 
 
-def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], images, errors: list[RowError]):
+def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], photos: Photos | None,
+              errors: list[RowError]):
     values: dict[str, object] = {}
     row_errors: list[RowError] = []
 
@@ -98,10 +99,10 @@ def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], images, errors:
         values["sales_count"] = cell("sales_count", clean_int)
     if "price" in fmt.columns:
         values["price"] = cell("price", clean_price)
-    prepared = None
+    photo = None
     if "image_path" in fmt.columns:
         try:
-            prepared = image_prepare(images.read(safe_relative_path(record["image_path"])))
+            photo = photos.get(record["image_path"])
         except ImageSourceError as exc:
             row_errors.append(RowError(line, "image_path", f"image path {exc}"))
         except ImageRejected as exc:
@@ -109,4 +110,4 @@ def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], images, errors:
     errors.extend(row_errors)
     if row_errors:
         return None
-    return CleanRow(line=line, sku=sku, values=values, image=prepared)
+    return CleanRow(line=line, sku=sku, values=values, image=photo)

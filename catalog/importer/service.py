@@ -15,11 +15,9 @@ import csv
 import io
 from collections.abc import Callable
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.images import image_store
 from catalog.importer.cleaning import CleanRow, clean_row
 from catalog.importer.formats import (
     CsvFormat,
@@ -31,20 +29,21 @@ from catalog.importer.formats import (
     detect_format,
 )
 from catalog.importer.results import ImportAction, ImportResult, RowPlan
-from catalog.importer.sources import DirectoryImages, ZipImages
+from catalog.importer.sources import DirectoryImages, Photos, ZipImages
 from catalog.indexing import refit_needed
 from catalog.models import Product
 from catalog.services import product_use_image, products_schedule_sync
 
 
-def _parse(text: str, kind: ImportKind | None, images, progress) -> tuple[CsvFormat, list[CleanRow], list[RowError]]:
+def _parse(text: str, kind: ImportKind | None, photos: Photos | None,
+           progress) -> tuple[CsvFormat, list[CleanRow], list[RowError]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [name.strip() for name in next(reader)]
         fmt = detect_format(header, kind)
     except csv.Error as exc:
         raise ImportAborted(RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")) from None
-    if fmt.kind != ImportKind.SALES and images is None:
+    if fmt.kind != ImportKind.SALES and photos is None:
         raise ImportAborted(RowError(1, "image_path", "this format needs its images: give the images folder or ZIP"))
 
     rows: list[CleanRow] = []
@@ -66,7 +65,7 @@ def _parse(text: str, kind: ImportKind | None, images, progress) -> tuple[CsvFor
             errors.append(RowError(row_line, "", f"expected {len(header)} fields as in the header, found {len(fields)}"))
             continue
         record = dict(zip(header, fields))
-        cleaned = clean_row(fmt, row_line, record, images, errors)
+        cleaned = clean_row(fmt, row_line, record, photos, errors)
         sku = (record.get(fmt.sku_column) or "").strip()
         if sku:
             if sku in first_line_of:
@@ -116,43 +115,34 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
 
 
 def _write(fmt: CsvFormat, plans: list[tuple[CleanRow, RowPlan, Product]], *, sync_index: bool) -> None:
-    """Store new images, then write every row in one transaction; undo the files on failure."""
-    created_files: list[str] = []
-    try:
-        for row, plan, _ in plans:
-            if row.image and (plan.action == ImportAction.CREATE or "image" in plan.changes):
-                created_files += image_store(row.image)
-        now = timezone.now()
-        to_create, to_update, fields = [], [], {"updated_at", "index_state"}
-        for _, plan, product in plans:
-            if plan.action == ImportAction.UNCHANGED:
-                continue
-            product.updated_at = now  # bulk_update skips auto_now
-            product.mark_index_pending()  # bulk writes skip Product.save()
-            if "sales_count" in fmt.columns and (
-                plan.action == ImportAction.CREATE or "sales_count" in plan.changes
-            ):
-                product.sales_updated_at = now
-                fields.add("sales_updated_at")
-            (to_create if plan.action == ImportAction.CREATE else to_update).append(product)
-            fields.update(plan.changes)
-        if "image" in fields:
-            fields |= {"thumbnail", "image_sha256", "image_width", "image_height"}
-        with transaction.atomic():
-            Product.objects.bulk_create(to_create, batch_size=500)
-            if to_update:
-                Product.objects.bulk_update(to_update, sorted(fields), batch_size=500)
-            # Bulk writes send no signals: queue the index sync here, sent after commit.
-            changed_skus = [p.sku for p in to_create + to_update]
-            if changed_skus and sync_index:
-                products_schedule_sync(
-                    product_ids=list(Product.objects.filter(sku__in=changed_skus).values_list("pk", flat=True)),
-                    refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_skus)),
-                )
-    except BaseException:
-        for name in created_files:
-            default_storage.delete(name)
-        raise
+    """Write every row in one transaction (the photos were stored as they were read)."""
+    now = timezone.now()
+    to_create, to_update, fields = [], [], {"updated_at", "index_state"}
+    for _, plan, product in plans:
+        if plan.action == ImportAction.UNCHANGED:
+            continue
+        product.updated_at = now  # bulk_update skips auto_now
+        product.mark_index_pending()  # bulk writes skip Product.save()
+        if "sales_count" in fmt.columns and (
+            plan.action == ImportAction.CREATE or "sales_count" in plan.changes
+        ):
+            product.sales_updated_at = now
+            fields.add("sales_updated_at")
+        (to_create if plan.action == ImportAction.CREATE else to_update).append(product)
+        fields.update(plan.changes)
+    if "image" in fields:
+        fields |= {"thumbnail", "image_sha256", "image_width", "image_height"}
+    with transaction.atomic():
+        Product.objects.bulk_create(to_create, batch_size=500)
+        if to_update:
+            Product.objects.bulk_update(to_update, sorted(fields), batch_size=500)
+        # Bulk writes send no signals: queue the index sync here, sent after commit.
+        changed_skus = [p.sku for p in to_create + to_update]
+        if changed_skus and sync_index:
+            products_schedule_sync(
+                product_ids=list(Product.objects.filter(sku__in=changed_skus).values_list("pk", flat=True)),
+                refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_skus)),
+            )
 
 
 def catalog_import(
@@ -175,22 +165,23 @@ def catalog_import(
     """
     kind = ImportKind(kind) if kind else None
     result = ImportResult(kind=kind, dry_run=dry_run)
+    photos = Photos(images, store=not dry_run) if images is not None else None
     try:
-        fmt, rows, result.errors = _parse(decode_csv(csv_data), kind, images, progress)
+        fmt, rows, result.errors = _parse(decode_csv(csv_data), kind, photos, progress)
+        result.kind = fmt.kind
+        plans = _plan(fmt, rows, result.errors)
+        result.rows = [plan for _, plan, _ in plans]
+        result.errors.sort(key=lambda error: error.line)
+        if not result.errors and not dry_run:
+            _write(fmt, plans, sync_index=sync_index)
+            result.applied = True
     except ImportAborted as exc:
         result.errors = [exc.error]
-        return result
     except HeaderErrors as exc:
         result.errors = exc.errors
-        return result
-    result.kind = fmt.kind
-    plans = _plan(fmt, rows, result.errors)
-    result.rows = [plan for _, plan, _ in plans]
-    result.errors.sort(key=lambda error: error.line)
-    if result.errors or dry_run:
-        return result
-    _write(fmt, plans, sync_index=sync_index)
-    result.applied = True
+    finally:
+        if photos is not None and not result.applied:
+            photos.discard()  # nothing written: the photos this import stored go too
     return result
 
 

@@ -7,6 +7,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
+from django.core.files.storage import default_storage
+
+from catalog.images import ImageRef, ImageRejected, image_prepare, image_store
 
 
 class ImageSourceError(Exception):
@@ -110,3 +113,36 @@ def images_for_path(path: str | os.PathLike | None) -> DirectoryImages | ZipImag
     if str(path).lower().endswith(".zip"):
         return ZipImages(open(path, "rb"))
     return DirectoryImages(path)
+
+
+class Photos:
+    """The photos an import reads, each distinct path read and checked once, however many rows
+    name it. When the import writes, each photo is stored as soon as it is checked, so no row
+    holds image bytes and memory stays flat in the number of rows; `discard()` removes what
+    this import stored when it ends without writing."""
+
+    def __init__(self, source: DirectoryImages | ZipImages, *, store: bool):
+        self.source, self.store = source, store
+        self.created: list[str] = []
+        self._seen: dict[PurePosixPath, ImageRef | Exception] = {}
+
+    def get(self, raw_path: str) -> ImageRef:
+        """The photo at a CSV path; raises ImageSourceError or ImageRejected."""
+        path = safe_relative_path(raw_path)
+        if path not in self._seen:
+            try:
+                prepared = image_prepare(self.source.read(path))
+                if self.store:
+                    self.created += image_store(prepared)
+                self._seen[path] = prepared.ref()
+            except (ImageSourceError, ImageRejected) as exc:
+                self._seen[path] = exc
+        found = self._seen[path]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def discard(self) -> None:
+        for name in self.created:
+            default_storage.delete(name)
+        self.created = []
