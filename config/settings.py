@@ -123,7 +123,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or VAR_DIR / "static")
 
 # --- files: local media under var/media, or S3 through django-storages ---------------------
 # Every stored file is private: product photos and unpublished images are served only to

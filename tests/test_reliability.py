@@ -143,10 +143,18 @@ def test_a_worker_killed_after_the_image_arrived_is_finished_without_paying_agai
     assert answer_load(asset) is None  # the kept answer is gone once the image is stored
 
 
+def _database_url() -> str:
+    """The test database, for a worker process of its own."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def _subprocess_env(settings, server) -> dict:
     env = {key: value for key, value in os.environ.items()}
     env.update({
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": _database_url(),
         "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url,
         **OPENROUTER_PROVIDERS,
