@@ -290,4 +290,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+    # The scheduler logs every run of every job (the lock's renewal every 5 s): failures only.
+    "loggers": {"apscheduler": {"level": "WARNING"}},
 }
