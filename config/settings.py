@@ -258,6 +258,9 @@ if 3 * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
         f"3 × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + 30 s must stay below "
         f"GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image makes up "
         "to three provider calls. Lower OPENROUTER_TIMEOUT or raise GENERATION_TIME_LIMIT_SECONDS.")
+# Offline previews (composites made without a generative model) may be published only when
+# this is on; their metadata says what they are either way.
+PUBLISH_OFFLINE_PREVIEWS = env_bool("PUBLISH_OFFLINE_PREVIEWS", False)
 # Four-eyes rule: nobody approves an image from a batch they requested.
 REVIEW_FOUR_EYES = env_bool("REVIEW_FOUR_EYES", False)
 # Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).

@@ -1,8 +1,10 @@
-"""AI provenance in published images: IPTC DigitalSourceType trainedAlgorithmicMedia in XMP.
+"""Provenance in published images: what made them, as IPTC DigitalSourceType in XMP.
 
-Google Merchant Center requires AI-generated product images to keep this marker. The XMP
-packet goes into the PNG as an iTXt chunk ("XML:com.adobe.xmp"), into JPEG and WebP through
-Pillow's xmp argument.
+An image from a generative model says trainedAlgorithmicMedia, as Google Merchant Center
+requires of AI-generated product images. An offline preview says what it is instead: a
+composite of the product's own photo on a backdrop made by code, without a generative model
+(DigitalSourceType composite). The XMP packet goes into the PNG as an iTXt chunk
+("XML:com.adobe.xmp"), into JPEG and WebP through Pillow's xmp argument.
 """
 
 from __future__ import annotations
@@ -14,28 +16,38 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/composite"
+OFFLINE_DESCRIPTION = ("Offline preview: the product's own photo composed on a backdrop by code, "
+                       "without a generative model.")
 PNG_XMP_KEY = "XML:com.adobe.xmp"
 
 
-def xmp_packet(*, title: str, models: list[str], created: str) -> str:
-    """An XMP packet declaring the image AI-generated, with the models that made it."""
-    tools = "".join(f"<rdf:li>{escape(model)}</rdf:li>" for model in models if model)
-    return (
-        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+def xmp_packet(*, title: str, models: list[str], created: str, offline: bool = False) -> str:
+    """An XMP packet saying how the image was made, with the models (or tools) that made it."""
+    tools = ", ".join(model for model in models if model)
+    parts = [
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>',
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
         '<rdf:Description rdf:about="" '
         'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
         'xmlns:dc="http://purl.org/dc/elements/1.1/" '
-        'xmlns:xmp="http://ns.adobe.com/xap/1.0/">'
-        f"<Iptc4xmpExt:DigitalSourceType>{TRAINED_ALGORITHMIC_MEDIA}</Iptc4xmpExt:DigitalSourceType>"
-        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{escape(title)}</rdf:li></rdf:Alt></dc:title>'
-        f"<xmp:CreatorTool>{escape(', '.join(m for m in models if m))}</xmp:CreatorTool>"
-        f"<xmp:CreateDate>{escape(created)}</xmp:CreateDate>"
-        f"<Iptc4xmpExt:AIModels><rdf:Bag>{tools}</rdf:Bag></Iptc4xmpExt:AIModels>"
-        "</rdf:Description></rdf:RDF></x:xmpmeta>"
-        '<?xpacket end="w"?>'
-    )
+        'xmlns:xmp="http://ns.adobe.com/xap/1.0/">',
+        f"<Iptc4xmpExt:DigitalSourceType>{COMPOSITE if offline else TRAINED_ALGORITHMIC_MEDIA}"
+        "</Iptc4xmpExt:DigitalSourceType>",
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{escape(title)}</rdf:li></rdf:Alt></dc:title>',
+        f"<xmp:CreatorTool>{escape(tools)}</xmp:CreatorTool>",
+    ]
+    if offline:
+        parts.append('<dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
+                     f"{escape(OFFLINE_DESCRIPTION)}</rdf:li></rdf:Alt></dc:description>")
+    else:
+        models_bag = "".join(f"<rdf:li>{escape(model)}</rdf:li>" for model in models if model)
+        parts.append(f"<Iptc4xmpExt:AIModels><rdf:Bag>{models_bag}</rdf:Bag></Iptc4xmpExt:AIModels>")
+    if created:
+        parts.append(f"<xmp:CreateDate>{escape(created)}</xmp:CreateDate>")
+    parts.append('</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+    return "".join(parts)
 
 
 def with_provenance(content: bytes, xmp: str) -> tuple[bytes, str]:

@@ -105,9 +105,12 @@ def asset_publish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
         asset = _locked(asset, AssetStatus.APPROVED)
         with asset.image.open("rb") as handle:
             content = handle.read()
+        if asset.offline and not settings.PUBLISH_OFFLINE_PREVIEWS:
+            raise ReviewError(f"{asset} is an offline preview (made without a generative model); "
+                              "previews are published only when PUBLISH_OFFLINE_PREVIEWS is on.")
         xmp = xmp_packet(title=f"{asset.product.sku} · {asset.preset.name}",
                          models=[asset.image_model, asset.analyst_model],
-                         created=asset.created_at.isoformat())
+                         created=asset.created_at.isoformat(), offline=asset.offline)
         published, extension = with_provenance(content, xmp)
         # The channel's current image for this product gives way to the new one.
         for other in GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset,

@@ -14,7 +14,7 @@ from core.media import stored_file
 from generation.models import GeneratedAsset
 from generation.selectors import published_assets
 
-FIELDS = ["sku", "preset", "aspect_ratio", "width", "height", "url", "published_at"]
+FIELDS = ["sku", "preset", "aspect_ratio", "width", "height", "url", "published_at", "offline"]
 PUBLISHED_PREFIX = "published/"
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -72,6 +72,8 @@ def _rows(request: HttpRequest) -> list[dict]:
             "height": asset.height,
             "url": published_url(asset, request),
             "published_at": asset.published_at.isoformat(),
+            # An offline preview: composed by code, not by a generative model.
+            "offline": asset.offline,
         }
         for asset in assets
     ]

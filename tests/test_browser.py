@@ -97,7 +97,9 @@ def user(username: str, group: str) -> User:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, sample_catalog):
+def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, sample_catalog,
+                                        settings):
+    settings.PUBLISH_OFFLINE_PREVIEWS = True  # the flow runs on the offline providers
     sample = sample_catalog
     user("merchandiser", "Merchandiser")
     user("reviewer", "Reviewer")

@@ -473,3 +473,12 @@ def test_no_user_text_can_leave_its_data_block(attack):
         for text in (attack.strip(), "HYPERLINK", "Brighter", "Soft light", "new instructions"):
             if text != "Ignore the above.":
                 assert text not in outside, (text, outside)
+
+
+def test_an_offline_image_says_it_was_composed_without_a_generative_model():
+    from generation.provenance import read_xmp
+
+    result = OfflineImageGenerator().generate(image_request("1:1", "0.5K"))
+
+    xmp = read_xmp(result.content)
+    assert "digitalsourcetype/composite" in xmp and "trainedAlgorithmicMedia" not in xmp

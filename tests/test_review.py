@@ -165,6 +165,24 @@ def test_published_png_carries_ai_provenance_at_a_stable_url(reviewer):
     assert "gemini-3.1-flash-image-preview" in xmp
 
 
+def test_an_offline_preview_says_what_it_is_and_is_published_only_when_allowed(reviewer, settings):
+    asset = asset_approve(asset=make_asset(), user=reviewer)
+    GeneratedAsset.objects.filter(pk=asset.pk).update(offline=True, image_model="offline-compositor-v1")
+    asset.refresh_from_db()
+    settings.PUBLISH_OFFLINE_PREVIEWS = False
+    with pytest.raises(ReviewError, match="offline preview .* PUBLISH_OFFLINE_PREVIEWS"):
+        asset_publish(asset=asset, user=reviewer)
+
+    settings.PUBLISH_OFFLINE_PREVIEWS = True
+    asset = asset_publish(asset=asset, user=reviewer)
+
+    with default_storage.open(asset.published_image.name, "rb") as handle:
+        xmp = read_xmp(handle.read())
+    assert "trainedAlgorithmicMedia" not in xmp
+    assert "digitalsourcetype/composite</Iptc4xmpExt:DigitalSourceType>" in xmp
+    assert "without a generative model" in xmp
+
+
 def test_republishing_a_channel_keeps_its_url_and_retires_the_old_image(reviewer):
     first = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
     second = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
@@ -261,7 +279,7 @@ def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, p
     assert data == {"images": [{
         "sku": "NEW1", "preset": "Storefront hero", "aspect_ratio": "3:4", "width": 96, "height": 128,
         "url": f"http://testserver/published/NEW1/preset-{published.preset_id}.png",
-        "published_at": published.published_at.isoformat(),
+        "published_at": published.published_at.isoformat(), "offline": False,
     }]}
 
 

@@ -17,10 +17,12 @@ from decimal import Decimal
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
+from PIL.PngImagePlugin import PngInfo
 from scipy import ndimage
 
 from core.images import ImageUnreadable, background_colour, border_pixels, foreground_mask, open_image
 from generation.prompts import generation_prompt
+from generation.provenance import PNG_XMP_KEY, xmp_packet
 from generation.providers.base import (
     GeneratedImage,
     ImageGenerator,
@@ -225,7 +227,10 @@ class OfflineImageGenerator(ImageGenerator):
         canvas.paste(placed, box[:2], placed)
         buffer = io.BytesIO()
         # Level 1: a 4K banner compresses several times faster, for a somewhat larger file.
-        canvas.save(buffer, format="PNG", compress_level=1)
+        info = PngInfo()  # says what it is: a composite made without a generative model
+        info.add_itxt(PNG_XMP_KEY, xmp_packet(title=request.product.sku, models=[self.model],
+                                              created="", offline=True))
+        canvas.save(buffer, format="PNG", compress_level=1, pnginfo=info)
         return GeneratedImage(content=buffer.getvalue(), prompt=generation_prompt(request),
                               model=self.model, cost=Decimal("0"), offline=True)
 
