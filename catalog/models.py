@@ -57,6 +57,7 @@ class Product(models.Model):
     class Lifecycle(models.TextChoices):
         HISTORICAL = "historical", "Historical listing"
         NEW = "new", "New, awaiting promo images"
+        PUBLISHED = "published", "New, has published images"
 
     sku = models.CharField("SKU", max_length=64, unique=True, validators=[sku_validator])
     lifecycle = models.CharField(
@@ -100,7 +101,8 @@ class Product(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative"),
             models.CheckConstraint(
-                condition=models.Q(lifecycle__in=["historical", "new"]), name="product_lifecycle_valid"
+                condition=models.Q(lifecycle__in=["historical", "new", "published"]),
+                name="product_lifecycle_valid",
             ),
         ]
 

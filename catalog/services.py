@@ -59,3 +59,12 @@ def products_resync(*, product_ids: list[int]) -> None:
     with transaction.atomic():
         Product.objects.filter(pk__in=product_ids).mark_index_pending()
         products_schedule_sync(product_ids=product_ids)
+
+
+def product_set_published(*, product_id: int, published: bool) -> None:
+    """A new product moves to "has published images" with its first published image, and back
+    when its last one is unpublished. Historical listings keep their lifecycle. (The lifecycle
+    is not in the vector index: an update without save() leaves the index alone.)"""
+    before, after = ((Product.Lifecycle.NEW, Product.Lifecycle.PUBLISHED) if published
+                     else (Product.Lifecycle.PUBLISHED, Product.Lifecycle.NEW))
+    Product.objects.filter(pk=product_id, lifecycle=before).update(lifecycle=after)

@@ -263,6 +263,17 @@ if 3 * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
 PUBLISH_OFFLINE_PREVIEWS = env_bool("PUBLISH_OFFLINE_PREVIEWS", False)
 # Four-eyes rule: nobody approves an image from a batch they requested.
 REVIEW_FOUR_EYES = env_bool("REVIEW_FOUR_EYES", False)
+# Mail: rejections reach the batch's requester. The console backend prints them (development);
+# production names an SMTP server.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "promo-studio@localhost"
+# The site's address in mails (links to the admin).
+SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 # Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).
 FEED_TOKENS = env_list("FEED_TOKENS")
 

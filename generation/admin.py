@@ -14,6 +14,7 @@ from django.http import Http404, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from catalog.admin import ProductAdmin
 from catalog.models import Product
@@ -163,8 +164,8 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """The review queue: images in review by default, decisions on each page and in bulk."""
 
-    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "cost_usd",
-                    "offline_tag", "created_at")
+    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "reason",
+                    "cost_usd", "offline_tag", "created_at")
     list_display_links = ("thumbnail_tag", "product")
     list_filter = (ReviewStatusFilter, "preset", "batch", "offline")
     actions = ["approve_selected", "reject_selected"]
@@ -204,6 +205,11 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     @admin.display(description="Image")
     def thumbnail_tag(self, asset: GeneratedAsset):
         return asset_thumbnail(asset)
+
+    @admin.display(description="Why")
+    def reason(self, asset: GeneratedAsset) -> str:
+        """Why it was rejected or failed, in short (the asset page has it whole)."""
+        return Truncator(asset.rejection_reason or asset.failure_reason).chars(90)
 
     @admin.display(description="Cost", ordering="cost")
     def cost_usd(self, asset: GeneratedAsset) -> str:

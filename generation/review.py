@@ -13,9 +13,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.services import product_set_published
+from core.queue import enqueue_after_commit
 from generation.models import AssetReference, AssetStatus, GeneratedAsset
 from generation.provenance import with_provenance, xmp_packet
 from generation.services import asset_create_version, asset_queue
+from generation.tasks import notify_rejection
 from generation.transitions import asset_transition
 
 REVIEW = "generation.review_asset"
@@ -60,6 +63,7 @@ def asset_reject(*, asset: GeneratedAsset, user, reason: str) -> GeneratedAsset:
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.APPROVED)
         asset_transition(asset, AssetStatus.REJECTED, user=user, note=reason, rejection_reason=reason,
                          reviewed_by=user, reviewed_at=timezone.now())
+        enqueue_after_commit(notify_rejection, asset.pk)
     return asset
 
 
@@ -90,6 +94,7 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
             asset_transition(asset, AssetStatus.REJECTED, user=user, rejection_reason=feedback,
                              note=f"Regenerated as v{new.version}: {feedback}",
                              reviewed_by=user, reviewed_at=timezone.now())
+            enqueue_after_commit(notify_rejection, asset.pk)
         asset_queue(asset=new, user=user, note=f"regenerated from v{asset.version}: {feedback}")
     return new
 
@@ -122,6 +127,7 @@ def asset_publish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
         saved = default_storage.save(name, ContentFile(published))
         asset_transition(asset, AssetStatus.PUBLISHED, user=user, published_image=saved,
                          published_at=timezone.now())
+        product_set_published(product_id=asset.product_id, published=True)
     return asset
 
 
@@ -132,5 +138,7 @@ def asset_unpublish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
         name = asset.published_image.name
         asset_transition(asset, AssetStatus.APPROVED, user=user, note="unpublished",
                          published_image="", published_at=None)
+        if not GeneratedAsset.objects.filter(product=asset.product_id, status=AssetStatus.PUBLISHED).exists():
+            product_set_published(product_id=asset.product_id, published=False)
         transaction.on_commit(lambda: default_storage.delete(name))
     return asset

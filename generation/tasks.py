@@ -4,7 +4,7 @@ import dramatiq
 from django.conf import settings
 
 from core.queue import retry_message, worker_name
-from generation import pipeline
+from generation import notifications, pipeline
 
 
 # The pipeline decides retries (RetryLater carries the delay, e.g. Retry-After) and counts the
@@ -17,3 +17,8 @@ def generate_asset(asset_id: int) -> None:
         pipeline.asset_run(asset_id=asset_id, worker=worker_name())
     except pipeline.RetryLater as exc:
         raise retry_message(str(exc), delay=exc.delay) from None
+
+
+@dramatiq.actor(queue_name="default", max_retries=5)
+def notify_rejection(asset_id: int) -> None:
+    notifications.rejection_notify(asset_id=asset_id)

@@ -4,6 +4,7 @@ import csv
 import io
 from decimal import Decimal
 
+import dramatiq
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
@@ -292,3 +293,42 @@ def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
     assert response["Content-Type"].startswith("text/csv")
     assert [(r["sku"], r["preset"], r["width"], r["height"]) for r in rows] == [("NEW1", "Storefront hero", "96", "128")]
     assert rows[0]["url"] == f"http://testserver/published/NEW1/preset-{published.preset_id}.png"
+
+
+# --- the loop closes -------------------------------------------------------------------------
+
+def test_a_rejection_is_mailed_to_the_requester_with_its_reason(
+        reviewer, broker, django_capture_on_commit_callbacks, mailoutbox):
+    from generation.tasks import notify_rejection
+
+    requester = user_in("Merchandiser", "merch2")
+    requester.email = "merch2@example.com"
+    requester.save()
+    asset = make_asset(requested_by=requester)
+    with django_capture_on_commit_callbacks(execute=True):
+        asset_reject(asset=asset, user=reviewer, reason="The sleeves are the wrong length")
+    [message] = broker.queues["default"].queue  # sent after the decision committed
+    notify_rejection.fn(*dramatiq.Message.decode(message).args)
+
+    [mail] = mailoutbox
+    assert mail.to == ["merch2@example.com"] and "NEW1" in mail.subject
+    assert "Reason: The sleeves are the wrong length" in mail.body
+
+
+def test_a_batch_from_the_shell_has_nobody_to_tell(reviewer, mailoutbox):
+    from generation.notifications import rejection_notify
+
+    asset = asset_reject(asset=make_asset(), user=reviewer, reason="Too dark")
+    assert rejection_notify(asset_id=asset.pk) is False and mailoutbox == []
+
+
+def test_a_new_products_lifecycle_follows_its_published_images(reviewer, django_capture_on_commit_callbacks):
+    from catalog.models import Product
+
+    asset = asset_approve(asset=make_asset(), user=reviewer)
+    assert asset.product.lifecycle == Product.Lifecycle.NEW
+    asset = asset_publish(asset=asset, user=reviewer)
+    assert Product.objects.get(pk=asset.product_id).lifecycle == Product.Lifecycle.PUBLISHED
+    with django_capture_on_commit_callbacks(execute=True):
+        asset_unpublish(asset=asset, user=reviewer)
+    assert Product.objects.get(pk=asset.product_id).lifecycle == Product.Lifecycle.NEW

@@ -97,6 +97,9 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
         if fmt.kind != ImportKind.SALES:
             wanted["lifecycle"] = (Product.Lifecycle.HISTORICAL if fmt.kind == ImportKind.HISTORICAL
                                    else Product.Lifecycle.NEW)
+            if (fmt.kind == ImportKind.NEW and product is not None
+                    and product.lifecycle == Product.Lifecycle.PUBLISHED):
+                wanted["lifecycle"] = product.lifecycle  # imported again: its images stay published
         if product is None:
             product = Product(sku=row.sku)
             action = ImportAction.CREATE
