@@ -36,10 +36,10 @@ def offline_badge():
 
 
 def asset_thumbnail(asset: GeneratedAsset, size: int = 80):
-    # Generated images have no thumbnail rendition; lazy loading keeps long lists usable.
-    if not asset.image:
+    """The list rendition (never the full-size image); "—" until there is one."""
+    if not asset.thumbnail:
         return "—"
-    return format_html(THUMBNAIL, asset.image.url, asset.product.sku, size, size)
+    return format_html(THUMBNAIL, asset.thumbnail.url, asset.product.sku, size, size)
 
 
 @admin.register(ChannelPreset)
@@ -230,10 +230,11 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def generated_image(self, asset: GeneratedAsset):
         if not asset.image:
             return "— (not generated yet)"
-        image = format_html('<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
+        shown = asset.preview.url if asset.preview else asset.image.url  # the full image on click
+        image = format_html('<a href="{0}" target="_blank" rel="noopener"><img src="{1}" alt="{2}" '
                             'style="max-width:480px;max-height:600px;'
                             'border:1px solid var(--hairline-color)"></a>',
-                            asset.image.url, asset.product.sku)
+                            asset.image.url, shown, asset.product.sku)
         badge = format_html(" {}", offline_badge()) if asset.offline else ""
         return format_html("{}<p>{}×{} px{}</p>", image, asset.width or "?", asset.height or "?", badge)
 

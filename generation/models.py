@@ -176,6 +176,9 @@ class GeneratedAsset(models.Model):
     generation_prompt = models.TextField(blank=True)
     image_model = models.CharField(max_length=200, blank=True)
     image = models.ImageField(upload_to="promos/%Y/%m/", max_length=255, blank=True)
+    # Made once when the image is stored: lists and pages never send the full-size image.
+    thumbnail = models.ImageField(max_length=255, blank=True, editable=False)
+    preview = models.ImageField(max_length=255, blank=True, editable=False)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     model_text = models.TextField(blank=True, help_text="Text the image model returned with the image.")

@@ -50,6 +50,7 @@ from generation.providers import (
     get_image_generator,
     get_style_analyst,
 )
+from generation.renditions import renditions_make
 from generation.sizes import pixel_size, ratio_value
 from generation.spending import analysis_price, image_price
 from generation.transitions import IllegalTransition, asset_transition
@@ -277,6 +278,7 @@ def _generate(asset: GeneratedAsset, worker: str) -> None:
     name = f"{asset.product.sku}-preset{asset.preset_id}-v{asset.version}-{asset.pk}.{extension}"
     asset.image.save(name, ContentFile(answer.content), save=False)
     asset_transition(asset, AssetStatus.IN_REVIEW, worker, image=asset.image.name,
+                     **renditions_make(asset, answer.content),
                      width=width, height=height, offline=asset.offline or answer.offline,
                      timings=_timed(asset, "generate", started), claimed_by="",
                      claimed_at=None, last_error="")

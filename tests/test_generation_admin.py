@@ -546,3 +546,12 @@ def test_the_command_needs_a_user_when_four_eyes_is_on(products, settings):
     with pytest.raises(CommandError, match="REVIEW_FOUR_EYES is on: name who requests the batch"):
         run_command("--new", "--preset", HERO)
     assert not GenerationBatch.objects.exists()
+
+
+def test_make_renditions_fills_in_images_stored_before_renditions_existed(finished_asset):
+    assert not finished_asset.thumbnail
+    out = io.StringIO()
+    call_command("make_renditions", stdout=out)
+    finished_asset.refresh_from_db()
+    assert finished_asset.thumbnail and finished_asset.preview
+    assert "Made the renditions of 1 image(s)." in out.getvalue()

@@ -63,6 +63,9 @@ def test_four_new_products_and_two_presets_make_eight_images_in_review(catalog, 
         assert asset.status == AssetStatus.IN_REVIEW, (asset, asset.last_error)
         with Image.open(asset.image.path) as image:
             assert image.size == pixel_size(asset.preset.aspect_ratio, "0.5K") == (asset.width, asset.height)
+        for rendition, side in ((asset.thumbnail, 320), (asset.preview, 1280)):  # made once, stored
+            with Image.open(rendition.path) as image:
+                assert image.format == "JPEG" and max(image.size) <= side
         assert asset.references.count() == 2 and asset.style_prompt and asset.generation_prompt
         assert asset.offline and asset.cost == 0
         steps = list(asset.events.values_list("to_status", flat=True))
