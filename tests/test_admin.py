@@ -233,7 +233,7 @@ def test_changelist_search_by_sku_and_description_words(editor_client, catalog, 
 
 
 def test_changelist_sorts_by_sales_count(editor_client, catalog):
-    column = list_display_position("sales_count")
+    column = list_display_position("sales")
     ascending = editor_client.get(CHANGELIST, {"o": str(column)})
     descending = editor_client.get(CHANGELIST, {"o": f"-{column}"})
     assert result_skus(ascending) == ["JK-300", "TS-200", "DR-100"]
@@ -640,8 +640,10 @@ def test_a_sales_update_imports_without_a_zip_and_changes_only_sales(importer_cl
     preview = post_import(importer_client, csv_bytes(["sku", "sales_count"],
                                                      [["DR-1", 1234], ["TS-2", 5]]))
     result = preview.context["result"]
-    assert [(r.sku, r.action.label, r.changes) for r in result.rows] == [
+    assert [(r.sku, r.action.label, r.changed_fields) for r in result.rows] == [
         ("DR-1", "will be updated", ["sales_count"]), ("TS-2", "unchanged", [])]
+    html = preview.content.decode()
+    assert "sales_count: 10 → 1234" in html  # old → new in the preview
     assert Product.objects.get(pk=dress.pk).sales_count == 10
 
     importer_client.post(IMPORT, confirm_data(preview))

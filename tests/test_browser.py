@@ -117,6 +117,14 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     worker.join()
     site.open("/admin/catalog/product/")
     site.shot("02-product-list")
+    browser.set_window_size(1400, 900)  # the product list fits a 1400 px window, no sideways scroll
+    widths = browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return [document.documentElement.scrollWidth, r.scrollWidth, r.clientWidth];")
+    browser.set_window_size(1400, 1100)
+    columns = browser.execute_script(
+        "return [...document.querySelectorAll('#result_list thead th')].map(th => th.innerText.trim() + ':' + th.offsetWidth)")
+    assert widths[0] <= 1400 and widths[1] <= widths[2], f"the product list scrolls sideways: {widths} {columns}"
 
     # "Generate promo images" on the new products, two presets, after the estimate.
     site.open("/admin/catalog/product/?lifecycle__exact=new")

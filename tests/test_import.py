@@ -102,8 +102,8 @@ def test_reimport_updates_only_changed_rows_and_names_the_fields(images):
 
     plans = {row.sku: row for row in result.rows}
     assert plans["SKU001"].action == ImportAction.UNCHANGED
-    assert plans["SKU002"].changes == ["price"]
-    assert plans["SKU003"].changes == ["image"]
+    assert [str(change) for change in plans["SKU002"].changes] == ["price: 19.00 → 21.50"]
+    assert plans["SKU003"].changed_fields == ["image"]
     assert Product.objects.get(sku="SKU002").price == Decimal("21.50")
 
 
@@ -128,7 +128,8 @@ def test_sales_update_changes_only_sales_counts():
     result = run(data, None)
 
     assert result.kind == ImportKind.SALES and result.updated == 1
-    assert result.rows[0].changes == ["sales_count"]
+    assert [str(change) for change in result.rows[0].changes] == ["sales_count: 10 → 2500"]
+    assert result.rows[0].bestseller == "becomes a bestseller"
     product.refresh_from_db()
     assert (product.sales_count, product.description) == (2500, "kept")
     assert product.sales_updated_at is not None
@@ -394,3 +395,13 @@ def test_a_dry_run_stores_no_photo_and_a_failed_import_removes_those_it_stored(i
     bad = [*good, historical_row("SKU003", "SKU003.jpg", price="-1")]  # its error is found last
     assert not run(csv_bytes(HISTORICAL_HEADER, bad), images).ok
     assert stored_files(settings) == [] and Product.objects.count() == 0
+
+
+def test_an_unknown_header_names_the_formats_there_are(images):
+    result = run(csv_bytes(["title", "colour", "stock"], [["Red dress", "red", 3]]), images)
+
+    [error] = result.errors
+    assert (error.line, error.column) == (1, "")
+    assert "matches none of the CSV formats" in error.message
+    for fmt in ("historical catalog (product_id, image_path", "new products (new_id", "sales update (sku, sales_count)"):
+        assert fmt in error.message

@@ -332,3 +332,17 @@ def test_a_new_products_lifecycle_follows_its_published_images(reviewer, django_
     with django_capture_on_commit_callbacks(execute=True):
         asset_unpublish(asset=asset, user=reviewer)
     assert Product.objects.get(pk=asset.product_id).lifecycle == Product.Lifecycle.NEW
+
+
+def test_a_user_is_created_with_a_role_in_one_step(client):
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("create_user", "rita", "--role", "reviewer", "--email", "rita@example.com", stdout=out)
+
+    password = out.getvalue().split("Password: ")[1].strip()
+    rita = User.objects.get(username="rita")
+    assert rita.is_staff and [g.name for g in rita.groups.all()] == ["Reviewer"]
+    assert client.login(username="rita", password=password)
+    assert client.get("/admin/generation/generatedasset/").status_code == 200

@@ -98,8 +98,12 @@ def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
         matches = [fmt for fmt in FORMATS.values() if set(fmt.columns) == names]
         if matches:
             return matches[0]
-        # Report against the closest format so the errors say what to fix.
+        # Report against the closest format so the errors say what to fix; a header that is
+        # not close to any of them is told the formats there are.
         fmt = max(FORMATS.values(), key=lambda f: (len(names & set(f.columns)), -len(f.columns)))
+        if len(names & set(fmt.columns)) * 2 < len(fmt.columns):
+            known = "; ".join(f"{f.kind.label.lower()} ({', '.join(f.columns)})" for f in FORMATS.values())
+            raise HeaderErrors([RowError(1, "", f"this header matches none of the CSV formats: {known}")])
     else:
         fmt = FORMATS[kind]
     errors = [RowError(1, col, f"missing column (the {fmt.kind.label.lower()} format needs it)")

@@ -15,12 +15,36 @@ class ImportAction(models.TextChoices):
     UNCHANGED = "unchanged", "unchanged"
 
 
+@dataclass(frozen=True)
+class Change:
+    """One field of an existing product that the row changes: from what, to what."""
+
+    field: str
+    old: object
+    new: object
+
+    def __str__(self) -> str:
+        if self.field == "image":
+            return "new photo"
+        return f"{self.field}: {_shown(self.old)} → {_shown(self.new)}"
+
+
+def _shown(value: object) -> str:
+    text = "—" if value in (None, "") else str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 @dataclass
 class RowPlan:
     line: int
     sku: str
     action: ImportAction
-    changes: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    bestseller: str = ""  # "becomes a bestseller" / "no longer a bestseller" when sales flip it
+
+    @property
+    def changed_fields(self) -> list[str]:
+        return [change.field for change in self.changes]
 
 
 @dataclass

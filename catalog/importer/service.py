@@ -28,10 +28,10 @@ from catalog.importer.formats import (
     decode_csv,
     detect_format,
 )
-from catalog.importer.results import ImportAction, ImportResult, RowPlan
+from catalog.importer.results import Change, ImportAction, ImportResult, RowPlan
 from catalog.importer.sources import DirectoryImages, Photos, ZipImages
 from catalog.indexing import refit_needed
-from catalog.models import Product
+from catalog.models import Product, bestseller_threshold
 from catalog.services import product_use_image, products_schedule_sync
 
 
@@ -100,20 +100,26 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
             if (fmt.kind == ImportKind.NEW and product is not None
                     and product.lifecycle == Product.Lifecycle.PUBLISHED):
                 wanted["lifecycle"] = product.lifecycle  # imported again: its images stay published
+        bestseller = ""
         if product is None:
             product = Product(sku=row.sku)
             action = ImportAction.CREATE
             changes = []
         else:
-            changes = [name for name, value in wanted.items() if getattr(product, name) != value]
+            changes = [Change(name, getattr(product, name), value) for name, value in wanted.items()
+                       if getattr(product, name) != value]
             if row.image and product.image_sha256 != row.image.sha256:
-                changes.append("image")
+                changes.append(Change("image", product.image_sha256[:12], row.image.sha256[:12]))
             action = ImportAction.UPDATE if changes else ImportAction.UNCHANGED
+            if "sales_count" in wanted:
+                was, will = product.is_bestseller, wanted["sales_count"] > bestseller_threshold()
+                bestseller = ("becomes a bestseller" if will and not was
+                              else "no longer a bestseller" if was and not will else "")
         for name, value in wanted.items():
             setattr(product, name, value)
-        if row.image and (action == ImportAction.CREATE or "image" in changes):
+        if row.image and (action == ImportAction.CREATE or any(c.field == "image" for c in changes)):
             product_use_image(product=product, image=row.image)
-        plans.append((row, RowPlan(row.line, row.sku, action, changes), product))
+        plans.append((row, RowPlan(row.line, row.sku, action, changes, bestseller), product))
     return plans
 
 
@@ -127,12 +133,12 @@ def _write(fmt: CsvFormat, plans: list[tuple[CleanRow, RowPlan, Product]], *, sy
         product.updated_at = now  # bulk_update skips auto_now
         product.mark_index_pending()  # bulk writes skip Product.save()
         if "sales_count" in fmt.columns and (
-            plan.action == ImportAction.CREATE or "sales_count" in plan.changes
+            plan.action == ImportAction.CREATE or "sales_count" in plan.changed_fields
         ):
             product.sales_updated_at = now
             fields.add("sales_updated_at")
         (to_create if plan.action == ImportAction.CREATE else to_update).append(product)
-        fields.update(plan.changes)
+        fields.update(plan.changed_fields)
     if "image" in fields:
         fields |= {"thumbnail", "image_sha256", "image_width", "image_height"}
     with transaction.atomic():
