@@ -177,8 +177,8 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
                            "aspect_ratio", "size_tier", "reference_count", "created_at", "updated_at")}),
         ("Images", {"fields": ("flat_lay", "generated_image")}),
         ("Reference bestsellers", {"fields": ("references_table", "retrieval_note")}),
-        ("Prompts", {"fields": ("style_prompt_text", "generation_prompt_text", "model_text_text",
-                                "feedback")}),
+        # The style and generation prompts are shown once, in the review panel above.
+        ("What the model said", {"fields": ("model_text_text", "feedback")}),
         ("Models, cost and timing", {"fields": ("analyst_model", "image_model", "cost_usd",
                                                 "usage_table", "timings_table", "attempts",
                                                 "claimed_by")}),
@@ -245,14 +245,6 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
                                 {"references": references})
 
     # Model text is untrusted: format_html escapes it, <pre> keeps its lines.
-    @admin.display(description="Style prompt (analyst)")
-    def style_prompt_text(self, asset: GeneratedAsset):
-        return format_html(PRE, asset.style_prompt) if asset.style_prompt else "—"
-
-    @admin.display(description="Generation prompt (as sent)")
-    def generation_prompt_text(self, asset: GeneratedAsset):
-        return format_html(PRE, asset.generation_prompt) if asset.generation_prompt else "—"
-
     @admin.display(description="Text returned with the image")
     def model_text_text(self, asset: GeneratedAsset):
         return format_html(PRE, asset.model_text) if asset.model_text else "—"
