@@ -9,11 +9,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from generation.models import AssetStatus, GeneratedAsset
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
 from generation.review import (
     PUBLISH,
     REVIEW,
@@ -24,7 +25,7 @@ from generation.review import (
     asset_reject,
     asset_unpublish,
 )
-from generation.selectors import next_in_queue
+from generation.selectors import next_in_queue, review_gallery
 
 DECISIONS = {
     # decision: (service, permission, needs text, moves on to the next image in the queue)
@@ -34,6 +35,9 @@ DECISIONS = {
     "publish": (lambda a, u, text: asset_publish(asset=a, user=u), PUBLISH, False, False),
     "unpublish": (lambda a, u, text: asset_unpublish(asset=a, user=u), PUBLISH, False, False),
 }
+
+
+GALLERY_PAGE = 100  # previews per gallery page (renditions: about 20 KB each)
 
 
 PAST = {"approve": "approved", "reject": "rejected", "regenerate": "regenerated",
@@ -79,7 +83,28 @@ class ReviewAdminMixin:
 
     def get_review_urls(self):
         return [path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
-                     name="generation_generatedasset_decide")]
+                     name="generation_generatedasset_decide"),
+                path("gallery/", self.admin_site.admin_view(self.gallery_view),
+                     name="generation_generatedasset_gallery")]
+
+    def gallery_view(self, request):
+        """The review queue as a grid of previews, decided with the keyboard without leaving
+        the page: A approve, R reject with a reason, F regenerate with feedback, arrows or J/K
+        to move. Filtered by batch, preset and product (sku)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        filters = {name: request.GET.get(name, "").strip()
+                   for name in ("status", "batch", "preset", "product")}
+        assets = review_gallery(**filters)
+        shown = list(assets[:GALLERY_PAGE])
+        return TemplateResponse(request, "admin/generation/generatedasset/gallery.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": "Review gallery", "assets": shown, "filters": filters,
+            "more": max(assets.count() - len(shown), 0),
+            "presets": ChannelPreset.objects.order_by("name"),
+            "statuses": AssetStatus.choices,
+            "can_review": self.has_review_permission(request),
+        })
 
     def review_context(self, request, asset: GeneratedAsset) -> dict:
         queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None
@@ -94,24 +119,39 @@ class ReviewAdminMixin:
         }
 
     def decide_view(self, request, object_id):
+        """One decision. The gallery asks for JSON (Accept: application/json) and stays on its
+        page; the asset page gets a redirect to the next image in the queue."""
+        wants_json = "application/json" in request.headers.get("Accept", "")
         if request.method != "POST":
             return redirect("admin:generation_generatedasset_change", object_id)
         asset = get_object_or_404(GeneratedAsset, pk=object_id)
         decision = request.POST.get("decision", "")
         if decision not in DECISIONS:
+            if wants_json:
+                return JsonResponse({"ok": False, "error": "Unknown decision."}, status=400)
             messages.error(request, "Unknown decision.")
             return redirect("admin:generation_generatedasset_change", asset.pk)
         service, permission, needs_text, moves_on = DECISIONS[decision]
         if not request.user.has_perm(permission):
+            if wants_json:
+                return JsonResponse({"ok": False, "error": "You may not do this."}, status=403)
             raise PermissionDenied
         text = request.POST.get("text", "").strip()
         upcoming = next_in_queue(asset) if moves_on else None
         try:
             result = service(asset, request.user, text)
         except ReviewError as exc:
+            if wants_json:
+                return JsonResponse({"ok": False, "error": str(exc)}, status=409)
             messages.error(request, str(exc))
             return redirect("admin:generation_generatedasset_change", asset.pk)
         self.log_change(request, asset, f"{decision}: {text}" if text else decision)
+        if wants_json:
+            asset.refresh_from_db()
+            return JsonResponse({"ok": True, "status": asset.status,
+                                 "label": asset.get_status_display(),
+                                 "message": f"{asset}: {PAST[decision]}."
+                                 + (f" Queued {result}." if decision == "regenerate" else "")})
         messages.success(request, f"{asset}: {PAST[decision]}.")
         if decision == "regenerate":
             messages.info(request, f"Queued {result}.")

@@ -20,3 +20,18 @@ def next_in_queue(after: GeneratedAsset) -> GeneratedAsset | None:
     queue = review_queue().exclude(pk=after.pk)
     later = Q(created_at__gt=after.created_at) | Q(created_at=after.created_at, pk__gt=after.pk)
     return queue.filter(later).first() or queue.first()
+
+
+def review_gallery(*, status: str = "", batch: str = "", preset: str = "",
+                   product: str = "") -> QuerySet[GeneratedAsset]:
+    """The gallery's images: in review unless another status is asked for, oldest first,
+    narrowed to a batch, a preset and a product (part of its sku) when given."""
+    assets = (GeneratedAsset.objects.select_related("product", "preset")
+              .filter(status=status or AssetStatus.IN_REVIEW).order_by("created_at", "pk"))
+    if batch.isdigit():
+        assets = assets.filter(batch_id=int(batch))
+    if preset.isdigit():
+        assets = assets.filter(preset_id=int(preset))
+    if product:
+        assets = assets.filter(product__sku__icontains=product)
+    return assets

@@ -421,3 +421,10 @@ def test_batch_progress_endpoint(admin_client, admin_data, case):
     assert data["counts"]["total"] == batch.assets.count()
     assert data["counts"]["cost"].startswith("$")
     assert len(data["assets"]) == batch.assets.count()
+
+
+def test_review_gallery_page(admin_client, admin_data):
+    html = assert_renders(admin_client.get(reverse("admin:generation_generatedasset_gallery")))
+    assert 'id="gallery"' in html
+    assert_renders(admin_client.get(reverse("admin:generation_generatedasset_gallery"),
+                                    {"status": "rejected", "product": "NEW", "preset": "1", "batch": "x"}))

@@ -145,17 +145,27 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     assert GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).count() == 8
     site.log_out()
 
-    # A reviewer works through the queue: approve one, reject the next with a reason.
+    # A reviewer works through the queue: the asset page, then the gallery with the keyboard.
     site.log_in("reviewer")
     site.open("/admin/generation/generatedasset/")
     site.shot("05-review-queue")
     site.submit("#result_list tbody tr:first-child th a, #result_list tbody tr:first-child td a")
-    first_url = browser.current_url
     site.shot("06-asset-review")
-    site.submit("button[value=approve]")
-    assert browser.current_url != first_url, site.text()[:600]  # on to the next image in the queue
-    site.css("#decision-text").send_keys("The neck label shows; remove it.")
-    site.submit("button[value=reject]")
+    site.open("/admin/generation/generatedasset/")
+    site.click("#review-gallery-link")
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    first, second = browser.find_elements("css selector", ".card")[:2]
+    assert browser.switch_to.active_element == first  # the first card has the focus
+    first.send_keys("a")  # approve
+    WebDriverWait(browser, 10).until(lambda d: "Approved" in first.text)
+    assert browser.switch_to.active_element == second  # the focus moved on
+    second.send_keys("r")  # reject: a reason is asked for
+    reason = second.find_element("css selector", "textarea")
+    reason.send_keys("The neck label shows; remove it.", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda d: "Rejected" in second.text)
+    site.shot("05b-review-gallery")
     approved = GeneratedAsset.objects.get(status=AssetStatus.APPROVED)
     rejected = GeneratedAsset.objects.get(status=AssetStatus.REJECTED)
     assert rejected.rejection_reason == "The neck label shows; remove it."

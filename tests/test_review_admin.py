@@ -1,5 +1,8 @@
 """The review queue in the admin: every decision path, and who may take it."""
 
+import io
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
@@ -118,3 +121,81 @@ def test_a_merchandiser_cannot_use_the_bulk_review_actions(client, merchandiser,
 
     assert action not in listing
     assert status(asset) == AssetStatus.IN_REVIEW
+
+
+# --- the gallery -----------------------------------------------------------------------------
+
+GALLERY = "/admin/generation/generatedasset/gallery/"
+
+
+def with_renditions(asset):
+    from generation.renditions import renditions_make
+
+    with asset.image.open("rb") as handle:
+        names = renditions_make(asset, handle.read())
+    GeneratedAsset.objects.filter(pk=asset.pk).update(**names)
+    asset.refresh_from_db()
+    return asset
+
+
+def test_the_gallery_shows_the_queue_as_previews_and_filters_it(client, reviewer):
+    shown = with_renditions(make_asset(sku="NEW1"))
+    other = with_renditions(make_asset(sku="NEW2", preset_name="Web banner"))
+    client.force_login(reviewer)
+
+    html = client.get(GALLERY).content.decode()
+    assert shown.thumbnail.url in html and other.thumbnail.url in html
+    assert shown.image.url not in html  # never the full-size image
+    assert "A approve · R reject with a reason" in html
+    filtered = client.get(GALLERY, {"product": "NEW2"}).content.decode()
+    assert other.thumbnail.url in filtered and shown.thumbnail.url not in filtered
+    by_preset = client.get(GALLERY, {"preset": str(shown.preset_id)}).content.decode()
+    assert shown.thumbnail.url in by_preset and other.thumbnail.url not in by_preset
+
+
+def test_the_gallery_needs_the_view_permission(client, db):
+    from tests.test_review import user_in
+
+    client.force_login(user_in("Merchandiser", "m"))  # may view assets: sees the gallery
+    assert client.get(GALLERY).status_code == 200
+    client.logout()
+    assert client.get(GALLERY).status_code == 302  # to the login page
+
+
+def test_a_decision_asked_for_as_json_stays_on_the_page(client, reviewer):
+    asset = make_asset()
+    client.force_login(reviewer)
+    url = f"/admin/generation/generatedasset/{asset.pk}/decide/"
+
+    missing = client.post(url, {"decision": "reject", "text": ""}, HTTP_ACCEPT="application/json")
+    assert missing.status_code == 409 and "needs a reason" in missing.json()["error"]
+    done = client.post(url, {"decision": "reject", "text": "Too dark"}, HTTP_ACCEPT="application/json")
+    assert done.json() == {"ok": True, "status": "rejected", "label": "Rejected",
+                           "message": f"{asset}: rejected."}
+
+
+def test_a_gallery_page_of_100_images_weighs_under_3_mb(client, reviewer, capsys):
+    from PIL import Image, ImageDraw
+
+    from generation.renditions import renditions_make
+
+    # A busy 1024 px image (the worst case for JPEG) for every one of the 100 cards.
+    photo = Image.effect_noise((1024, 1024), 40).convert("RGB")
+    ImageDraw.Draw(photo).ellipse((200, 100, 800, 950), fill=(180, 30, 40))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="PNG")
+    content = buffer.getvalue()
+    assets = [make_asset(sku=f"NEW{n}") for n in range(100)]
+    for asset in assets:
+        GeneratedAsset.objects.filter(pk=asset.pk).update(**renditions_make(asset, content))
+    client.force_login(reviewer)
+
+    page = client.get(GALLERY)
+    html = page.content
+    images = re.findall(r'<img src="(/media/[^"]+)"', html.decode())
+    weight = len(html) + sum(len(b"".join(client.get(src).streaming_content)) for src in images)
+
+    assert len(images) == 100
+    with capsys.disabled():
+        print(f"\ngallery page of 100 images: {weight / 1e6:.2f} MB (HTML {len(html) / 1e3:.0f} kB)")
+    assert weight <= 3_000_000
