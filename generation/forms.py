@@ -49,6 +49,19 @@ class PromoRequestForm(forms.Form):
         help_text="How many similar bestsellers the style is taken from.",
     )
 
+    variants = forms.IntegerField(
+        min_value=1, max_value=4, initial=1, required=False, label="Variants",
+        help_text="Candidates per product and preset (1–4): approving one sets the others aside.",
+        error_messages={"min_value": "Ask for 1 to 4 variants.", "max_value": "Ask for 1 to 4 variants."},
+    )
+
+    def clean_variants(self) -> int:
+        return self.cleaned_data.get("variants") or 1
+
+    @property
+    def images_per_product_and_preset(self) -> int:
+        return self.cleaned_data["variants"]
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Read at construction, not import, so a changed setting (or a test's) applies.
@@ -64,4 +77,5 @@ class PromoRequestForm(forms.Form):
         """The service's input for these products; call only on a valid form."""
         data = self.cleaned_data
         return BatchRequest(products=products, presets=list(data["presets"]),
-                            size_tier=data["size_tier"], reference_count=data["reference_count"])
+                            size_tier=data["size_tier"], reference_count=data["reference_count"],
+                            variants=data["variants"])

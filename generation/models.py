@@ -65,6 +65,7 @@ class AssetStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     PUBLISHED = "published", "Published"
+    SET_ASIDE = "set_aside", "Set aside (another variant approved)"
 
     @classmethod
     def running(cls) -> frozenset[str]:
@@ -74,7 +75,7 @@ class AssetStatus(models.TextChoices):
     @classmethod
     def finished(cls) -> frozenset[str]:
         """Statuses of an asset that was generated (whatever its review decided)."""
-        return frozenset({cls.IN_REVIEW, cls.APPROVED, cls.REJECTED, cls.PUBLISHED})
+        return frozenset({cls.IN_REVIEW, cls.APPROVED, cls.REJECTED, cls.PUBLISHED, cls.SET_ASIDE})
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class GenerationBatch(models.Model):
     presets = models.ManyToManyField(ChannelPreset, related_name="batches")
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
     reference_count = models.PositiveSmallIntegerField(default=1)
+    variants = models.PositiveSmallIntegerField(default=1, help_text="Candidates per product and preset.")
     estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
     stopped_at = models.DateTimeField(null=True, blank=True,
@@ -156,6 +158,7 @@ class GeneratedAsset(models.Model):
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="promo_assets")
     preset = models.ForeignKey(ChannelPreset, on_delete=models.PROTECT, related_name="assets")
     version = models.PositiveIntegerField(default=1)
+    variant = models.PositiveSmallIntegerField(default=1, help_text="Which candidate of its version.")
     previous_version = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="next_versions")
     status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.QUEUED,
@@ -213,7 +216,8 @@ class GeneratedAsset(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["product", "preset", "version"], name="one_asset_per_version"),
+            models.UniqueConstraint(fields=["product", "preset", "version", "variant"],
+                                    name="one_asset_per_version_and_variant"),
         ]
         permissions = [
             ("review_asset", "Can approve, reject and regenerate promo images"),

@@ -295,6 +295,7 @@ def _image_answer(asset: GeneratedAsset, worker: str) -> ImageAnswer:
         channel_name=asset.preset.name, channel_rules=asset.preset.rules,
         white_background=asset.preset.white_background, aspect_ratio=asset.aspect_ratio,
         size_tier=asset.size_tier, width=width, height=height, feedback=asset.feedback,
+        variant=asset.variant,
     )
     if generator.is_offline:
         result = generator.generate(request)

@@ -51,6 +51,13 @@ def asset_approve(*, asset: GeneratedAsset, user, note: str = "") -> GeneratedAs
                               "and cannot approve its images.")
         asset_transition(asset, AssetStatus.APPROVED, user=user, note=note,
                          reviewed_by=user, reviewed_at=timezone.now())
+        # The other candidates of this version give way, in the same action.
+        for sibling in (GeneratedAsset.objects.filter(
+                product=asset.product_id, preset=asset.preset_id, version=asset.version,
+                status=AssetStatus.IN_REVIEW).exclude(pk=asset.pk)):
+            asset_transition(sibling, AssetStatus.SET_ASIDE, user=user,
+                             note=f"variant {asset.variant} was approved",
+                             reviewed_by=user, reviewed_at=timezone.now())
     return asset
 
 
@@ -78,7 +85,7 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
         raise ReviewError("Say what should change: the feedback goes into the new prompt.")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
-        new = asset_create_version(
+        [new] = asset_create_version(
             product=asset.product, preset=asset.preset, batch=asset.batch,
             previous_version=asset, aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
             reference_count=asset.reference_count, feedback=feedback,

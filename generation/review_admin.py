@@ -115,7 +115,7 @@ class ReviewAdminMixin:
             "next_asset": queue_next,
             "references": asset.references.select_related("product"),
             "versions": GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset)
-            .order_by("version"),
+            .select_related("batch").order_by("version", "variant"),
         }
 
     def decide_view(self, request, object_id):
@@ -153,8 +153,9 @@ class ReviewAdminMixin:
                                  "message": f"{asset}: {PAST[decision]}."
                                  + (f" Queued {result}." if decision == "regenerate" else "")})
         messages.success(request, f"{asset}: {PAST[decision]}.")
-        if decision == "regenerate":
-            messages.info(request, f"Queued {result}.")
+        if decision == "regenerate":  # the new version's page, which opens it when it is ready
+            messages.info(request, f"Queued {result}; this page shows it as soon as it is made.")
+            return redirect("admin:generation_generatedasset_change", result.pk)
         if moves_on:
             if upcoming is not None:
                 return redirect("admin:generation_generatedasset_change", upcoming.pk)

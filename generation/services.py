@@ -31,6 +31,7 @@ class BatchRequest:
     presets: list[ChannelPreset]
     size_tier: str
     reference_count: int
+    variants: int = 1  # candidates per product and preset, to choose from in review
 
 
 def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
@@ -49,15 +50,16 @@ def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
         with transaction.atomic():
             batch = GenerationBatch.objects.create(
                 requested_by=user, size_tier=request.size_tier, request_key=request_key or None,
-                reference_count=request.reference_count, estimated_cost=estimated_cost,
+                reference_count=request.reference_count, variants=request.variants,
+                estimated_cost=estimated_cost,
             )
             batch.presets.set(request.presets)
             for product in request.products:
                 for preset in request.presets:
-                    asset = asset_create_version(
-                        product=product, preset=preset, batch=batch, size_tier=request.size_tier,
-                        reference_count=request.reference_count)
-                    asset_queue(asset=asset, user=user, note=f"requested in batch {batch.pk}")
+                    for asset in asset_create_version(
+                            product=product, preset=preset, variants=request.variants, batch=batch,
+                            size_tier=request.size_tier, reference_count=request.reference_count):
+                        asset_queue(asset=asset, user=user, note=f"requested in batch {batch.pk}")
     except IntegrityError:
         if request_key and (done := GenerationBatch.objects.filter(request_key=request_key).first()):
             return done  # the same request, submitted at the same moment, won the race
@@ -65,8 +67,10 @@ def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
     return batch
 
 
-def asset_create_version(*, product: Product, preset: ChannelPreset, **fields) -> GeneratedAsset:
-    """The next version of a product's image for a preset. Call inside a transaction.
+def asset_create_version(*, product: Product, preset: ChannelPreset, variants: int = 1,
+                         **fields) -> list[GeneratedAsset]:
+    """The next version of a product's image for a preset, as `variants` candidates. Call
+    inside a transaction.
 
     The product's row is locked first, so simultaneous requests for the same product and
     preset take their versions one after another instead of colliding.
@@ -75,7 +79,9 @@ def asset_create_version(*, product: Product, preset: ChannelPreset, **fields) -
     latest = (GeneratedAsset.objects.filter(product=product, preset=preset)
               .aggregate(v=Max("version"))["v"] or 0)
     fields.setdefault("aspect_ratio", preset.aspect_ratio)
-    return GeneratedAsset.objects.create(product=product, preset=preset, version=latest + 1, **fields)
+    return [GeneratedAsset.objects.create(product=product, preset=preset, version=latest + 1,
+                                          variant=variant, **fields)
+            for variant in range(1, variants + 1)]
 
 
 def asset_queue(*, asset: GeneratedAsset, user=None, note: str = "") -> None:

@@ -3,7 +3,8 @@ changes it. The pipeline, review, publishing and the sweepers all go through it.
 
     queued ─▶ retrieving ─▶ analysing ─▶ generating ─▶ in review ─▶ approved ─▶ published
        │          │             │             │             │           │  ◀────────┘
-       └──────────┴─────────────┴─────────────┴─▶ failed    └─▶ rejected ◀┘
+       └──────────┴─────────────┴─────────────┴─▶ failed    ├─▶ rejected ◀┘
+                                                                └─▶ set aside (another variant approved)
 
 A regenerated version starts queued with the retrieval and style of the one it replaces, so
 queued may skip straight to analysing or generating.
@@ -21,11 +22,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.RETRIEVING: frozenset({S.ANALYSING, S.FAILED}),
     S.ANALYSING: frozenset({S.GENERATING, S.FAILED}),
     S.GENERATING: frozenset({S.IN_REVIEW, S.FAILED}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED}),
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SET_ASIDE}),
     S.APPROVED: frozenset({S.PUBLISHED, S.REJECTED}),
     S.PUBLISHED: frozenset({S.APPROVED}),
     S.REJECTED: frozenset(),
     S.FAILED: frozenset(),
+    S.SET_ASIDE: frozenset(),
 }
 
 

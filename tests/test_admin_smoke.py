@@ -103,7 +103,8 @@ def png(color="white", size=(48, 64)) -> ContentFile:
 # How far each status got in the pipeline: 1 retrieved, 2 analysed, 3 generated.
 REACHED = {AssetStatus.QUEUED: 0, AssetStatus.RETRIEVING: 0, AssetStatus.ANALYSING: 1,
            AssetStatus.GENERATING: 2, AssetStatus.FAILED: 2, AssetStatus.IN_REVIEW: 3,
-           AssetStatus.APPROVED: 3, AssetStatus.REJECTED: 3, AssetStatus.PUBLISHED: 3}
+           AssetStatus.APPROVED: 3, AssetStatus.REJECTED: 3, AssetStatus.PUBLISHED: 3,
+           AssetStatus.SET_ASIDE: 3}
 PATH = [AssetStatus.QUEUED, AssetStatus.RETRIEVING, AssetStatus.ANALYSING, AssetStatus.GENERATING,
         AssetStatus.IN_REVIEW]
 
@@ -135,7 +136,8 @@ def add_asset(batch, product, preset, status, *, cost, offline, references, revi
     if status == AssetStatus.FAILED:
         asset.failure_reason = "The monthly spending cap of $1 would be passed"
         asset.last_error = "ProviderError: 429 Too Many Requests"
-    if status in (AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED):
+    if status in (AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED,
+                  AssetStatus.SET_ASIDE):
         asset.reviewed_by, asset.reviewed_at = reviewer, now
     if status == AssetStatus.REJECTED:
         asset.rejection_reason = "The label is visible"
@@ -227,6 +229,8 @@ def admin_data(admin_user):
     data[ASSET, AssetStatus.PUBLISHED] = add_asset(paid, bestseller, hero, AssetStatus.PUBLISHED, **price)
     data[ASSET, AssetStatus.APPROVED] = add_asset(paid, bestseller, marketplace, AssetStatus.APPROVED,
                                                   **price)
+    data[ASSET, AssetStatus.SET_ASIDE] = add_asset(paid, bestseller, marketplace, AssetStatus.SET_ASIDE,
+                                                   variant=2, **price)  # the approved one's sibling
     rejected = add_asset(paid, failed, hero, AssetStatus.REJECTED, **price)
     data[ASSET, AssetStatus.REJECTED] = rejected
     data[ASSET, "regenerated-v2"] = add_asset(paid, failed, hero, AssetStatus.IN_REVIEW, previous=rejected,

@@ -199,3 +199,17 @@ def test_a_gallery_page_of_100_images_weighs_under_3_mb(client, reviewer, capsys
     with capsys.disabled():
         print(f"\ngallery page of 100 images: {weight / 1e6:.2f} MB (HTML {len(html) / 1e3:.0f} kB)")
     assert weight <= 3_000_000
+
+
+def test_regenerating_opens_the_new_version_which_waits_to_be_made(client, reviewer):
+    asset = make_asset()
+    client.force_login(reviewer)
+
+    response = client.post(f"/admin/generation/generatedasset/{asset.pk}/decide/",
+                           {"decision": "regenerate", "text": "Brighter, please"})
+
+    new = GeneratedAsset.objects.get(previous_version=asset)
+    assert response.url == f"/admin/generation/generatedasset/{new.pk}/change/"
+    page = client.get(response.url).content.decode()
+    assert "Being made (queued)" in page and "window.location.reload" in page
+    assert 'id="versions"' in page and "v1" in page and "v2" in page

@@ -72,6 +72,7 @@ class ImageRequest:
     width: int  # the pixel size this ratio and tier stand for
     height: int
     feedback: str = ""  # a reviewer's feedback on the previous version
+    variant: int = 1  # which candidate: variants of one request should differ
 
 
 @dataclass(frozen=True)

@@ -206,20 +206,23 @@ class OfflineImageGenerator(ImageGenerator):
 
     def generate(self, request: ImageRequest) -> GeneratedImage:
         size = (request.width, request.height)
+        wishes = feedback_wishes(request.feedback)
         # No need to decode a large flat-lay beyond the canvas it will be placed on.
         photo = decode_image(request.product_image, "the flat-lay",
                              max_side=min(self.PRODUCT_SIDE, max(size)))
         product = cut_out(photo)
-        box = product_box(size, product.size)
+        box = varied_box(product_box(size, product.size, zoom=wishes.zoom), size, request.variant)
         scale = min(1.0, self.WORK_SIDE / max(size))
         work_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        if request.white_background:
+        white = request.white_background or wishes.white_background
+        if white:
             backdrop = Image.new("RGB", work_size, (255, 255, 255))
         else:  # without references, the flat-lay's own colours set the scene
             scene = (decode_image(request.references[0].content, "reference 1",
                                   max_side=self.REFERENCE_SIDE) if request.references else photo)
-            backdrop = scene_backdrop(scene, work_size)
-        strength = 0.16 if request.white_background else 0.4
+            backdrop = scene_backdrop(scene, work_size, flip=request.variant % 2 == 0)
+            backdrop = wishes.adjust(backdrop)
+        strength = 0.16 if white else 0.4
         shadow = product_shadow(product.getchannel("A"), box, scale, work_size, strength)
         backdrop = ImageChops.multiply(backdrop, ImageOps.invert(shadow).convert("RGB"))
         canvas = backdrop.resize(size, Image.Resampling.BICUBIC) if scale < 1 else backdrop
@@ -232,7 +235,8 @@ class OfflineImageGenerator(ImageGenerator):
                                               created="", offline=True))
         canvas.save(buffer, format="PNG", compress_level=1, pnginfo=info)
         return GeneratedImage(content=buffer.getvalue(), prompt=generation_prompt(request),
-                              model=self.model, cost=Decimal("0"), offline=True)
+                              model=self.model, cost=Decimal("0"), offline=True,
+                              text=wishes.report() if request.feedback else "")
 
 
 def garment_mask(rgb: np.ndarray) -> np.ndarray:
@@ -269,20 +273,25 @@ def cut_out(image: Image.Image) -> Image.Image:
                         or (0, 0, *image.size))
 
 
-def product_box(canvas: tuple[int, int], product: tuple[int, int]) -> tuple[int, int, int, int]:
+def product_box(canvas: tuple[int, int], product: tuple[int, int],
+                zoom: float = 1.0) -> tuple[int, int, int, int]:
     """(left, top, width, height): the product fits 70 % of the width and 80 % of the height of
-    its slot, centred in it. Wide banners (4:1 and wider) keep the product in their left third
-    and leave the rest for the channel's copy."""
+    its slot (times `zoom`, at most the whole slot), centred in it. Wide banners (4:1 and
+    wider) keep the product in their left third and leave the rest for the channel's copy."""
     width, height = canvas
     slot = width / 3 if width >= 4 * height else width
-    scale = min(0.7 * slot / product[0], 0.8 * height / product[1])
+    scale = min(0.7 * zoom, 1.0) * slot / product[0]
+    scale = min(scale, min(0.8 * zoom, 1.0) * height / product[1])
     w, h = max(1, round(product[0] * scale)), max(1, round(product[1] * scale))
     return round((slot - w) / 2), round((height - h) / 2), w, h
 
 
-def scene_backdrop(reference: Image.Image, size: tuple[int, int]) -> Image.Image:
+def scene_backdrop(reference: Image.Image, size: tuple[int, int], flip: bool = False) -> Image.Image:
     """The reference scaled to cover `size`, blurred to a suggestion of its scene, and tinted
-    with its two main colours as a vertical gradient (the lighter one on top, like a wall)."""
+    with its two main colours as a vertical gradient (the lighter one on top, like a wall;
+    `flip` mirrors the scene, for a variant)."""
+    if flip:
+        reference = ImageOps.mirror(reference)
     cover = ImageOps.fit(reference, size, Image.Resampling.BILINEAR)
     blurred = cover.filter(ImageFilter.GaussianBlur(max(size) * 0.08))
     colours = [colour for colour, _ in dominant_colours(reference, 4)[:2]]
@@ -304,3 +313,67 @@ def product_shadow(alpha: Image.Image, box: tuple[int, int, int, int], scale: fl
     ImageDraw.Draw(shadow).ellipse((left + 0.1 * w, top + 0.96 * h, left + 0.9 * w, top + 1.02 * h),
                                    fill=round(255 * strength))
     return shadow.filter(ImageFilter.GaussianBlur(max(1.0, 0.03 * h)))
+
+
+def varied_box(box: tuple[int, int, int, int], canvas: tuple[int, int],
+               variant: int) -> tuple[int, int, int, int]:
+    """The product's place for a variant: the first centred, the others a little off centre
+    and smaller, so that the candidates of one request differ (deterministically)."""
+    if variant <= 1:
+        return box
+    left, top, w, h = box
+    shrink = 1 - 0.06 * min(variant - 1, 3)
+    w2, h2 = max(1, round(w * shrink)), max(1, round(h * shrink))
+    shift = (1 if variant % 2 == 0 else -1) * round(0.08 * canvas[0])
+    left = min(max(left + (w - w2) // 2 + shift, 0), canvas[0] - w2)
+    return left, top + (h - h2), w2, h2
+
+
+@dataclass
+class FeedbackWishes:
+    """What the offline compositor can do of a reviewer's feedback, and what it cannot."""
+
+    followed: list[str]
+    brightness: float = 1.0
+    warmth: int = 0  # added to red, taken from blue
+    zoom: float = 1.0
+    white_background: bool = False
+
+    def adjust(self, backdrop: Image.Image) -> Image.Image:
+        if self.brightness != 1.0:
+            backdrop = backdrop.point(lambda v: min(255, round(v * self.brightness)))
+        if self.warmth:
+            r, g, b = backdrop.split()
+            r = r.point(lambda v: min(255, max(0, v + self.warmth)))
+            b = b.point(lambda v: min(255, max(0, v - self.warmth)))
+            backdrop = Image.merge("RGB", (r, g, b))
+        return backdrop
+
+    def report(self) -> str:
+        done = ", ".join(self.followed) if self.followed else "nothing"
+        return (f"Offline preview: of the feedback it followed {done}. It cannot follow anything "
+                "else (a model, a pose, another scene or garment changes): the offline compositor "
+                "only changes the light, the colour temperature, the background and the size.")
+
+
+FEEDBACK_WORDS = (  # (words, what it does, the name said back)
+    (("brighter", "lighter", "more light"), {"brightness": 1.18}, "brighter"),
+    (("darker", "less light", "moodier"), {"brightness": 0.82}, "darker"),
+    (("warmer", "warm"), {"warmth": 18}, "warmer"),
+    (("cooler", "colder", "cool"), {"warmth": -18}, "cooler"),
+    (("white background", "plain white", "pure white"), {"white_background": True}, "white background"),
+    (("bigger", "larger", "zoom in", "closer"), {"zoom": 1.2}, "larger product"),
+    (("smaller", "zoom out", "further", "more space"), {"zoom": 0.8}, "smaller product"),
+)
+
+
+def feedback_wishes(feedback: str) -> FeedbackWishes:
+    """The adjustments named in a reviewer's feedback (plain words; nothing else is read)."""
+    text = " ".join(feedback.lower().split())
+    wishes = FeedbackWishes(followed=[])
+    for words, changes, name in FEEDBACK_WORDS:
+        if any(word in text for word in words):
+            for key, value in changes.items():
+                setattr(wishes, key, value)
+            wishes.followed.append(name)
+    return wishes

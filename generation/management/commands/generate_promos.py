@@ -28,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--size", default=SizeTier.ONE_K, help="Size tier (default: 1K).")
         parser.add_argument("--references", type=int, default=1, metavar="N",
                             help="Reference bestsellers per image (default: 1).")
+        parser.add_argument("--variants", type=int, default=1, metavar="N",
+                            help="Candidates per product and preset, 1 to 4 (default: 1).")
         parser.add_argument("--user", metavar="USERNAME", help="Record the batch as requested by this user.")
         parser.add_argument("--wait", action="store_true", help="Follow the batch until it is done.")
         parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
@@ -38,14 +40,17 @@ class Command(BaseCommand):
         presets = self._presets(options["preset"])
         user = self._user(options["user"])
         form = PromoRequestForm({"presets": [p.pk for p in presets], "size_tier": options["size"],
-                                 "reference_count": options["references"]})
+                                 "reference_count": options["references"],
+                                 "variants": options["variants"]})
         if not form.is_valid():
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
 
         offline = providers_offline()
-        quote = estimate(images=len(products) * len(presets), size_tier=options["size"], offline=offline)
+        quote = estimate(images=len(products) * len(presets) * options["variants"],
+                         size_tier=options["size"], offline=offline)
+        variants = f" × {options['variants']} variants" if options["variants"] > 1 else ""
         self.stdout.write(f"{quote.images} image(s): {len(products)} product(s) × {len(presets)} "
-                          f"preset(s) at {options['size']}.")
+                          f"preset(s){variants} at {options['size']}.")
         if offline:
             self.stdout.write("Offline preview providers: no cost, images are local previews, not AI photos.")
         else:
