@@ -148,7 +148,10 @@ class ReviewAdminMixin:
         self.log_change(request, asset, f"{decision}: {text}" if text else decision)
         if wants_json:
             asset.refresh_from_db()
-            return JsonResponse({"ok": True, "status": asset.status,
+            set_aside = list(GeneratedAsset.objects.filter(
+                product=asset.product_id, preset=asset.preset_id, version=asset.version,
+                status=AssetStatus.SET_ASIDE).values_list("pk", flat=True))
+            return JsonResponse({"ok": True, "status": asset.status, "set_aside": set_aside,
                                  "label": asset.get_status_display(),
                                  "message": f"{asset}: {PAST[decision]}."
                                  + (f" Queued {result}." if decision == "regenerate" else "")})

@@ -26,7 +26,7 @@ def review_gallery(*, status: str = "", batch: str = "", preset: str = "",
                    product: str = "") -> QuerySet[GeneratedAsset]:
     """The gallery's images: in review unless another status is asked for, oldest first,
     narrowed to a batch, a preset and a product (part of its sku) when given."""
-    assets = (GeneratedAsset.objects.select_related("product", "preset")
+    assets = (GeneratedAsset.objects.select_related("product", "preset", "batch")
               .filter(status=status or AssetStatus.IN_REVIEW).order_by("created_at", "pk"))
     if batch.isdigit():
         assets = assets.filter(batch_id=int(batch))

@@ -134,15 +134,18 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     for label in ("Marketplace main image", "Storefront hero"):
         browser.find_element("xpath", f"//label[contains(., '{label}')]").click()
     site.css("select[name=size_tier]").send_keys("512 px draft")
+    variants = site.css("input[name=variants]")
+    variants.clear()
+    variants.send_keys("2")  # two candidates of each image to choose from
     site.submit("input[name=_update]")
-    assert "8 images" in site.text() or "Generate 8 images" in site.css("input[name=_confirm]").get_attribute("value")
+    assert "Generate 16 images" in site.css("input[name=_confirm]").get_attribute("value")
     site.shot("03-generate-confirmation")
     site.submit("input[name=_confirm]")
     broker.join("generation")
     worker.join()
     browser.refresh()
     site.shot("04-batch-progress")
-    assert GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).count() == 8
+    assert GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).count() == 16
     site.log_out()
 
     # A reviewer works through the queue: the asset page, then the gallery with the keyboard.
@@ -156,15 +159,17 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    first, second = browser.find_elements("css selector", ".card")[:2]
+    first, sibling, third = browser.find_elements("css selector", ".card")[:3]
     assert browser.switch_to.active_element == first  # the first card has the focus
-    first.send_keys("a")  # approve
+    first.send_keys("a")  # approve variant 1: variant 2 of the same image is set aside
     WebDriverWait(browser, 10).until(lambda d: "Approved" in first.text)
-    assert browser.switch_to.active_element == second  # the focus moved on
-    second.send_keys("r")  # reject: a reason is asked for
-    reason = second.find_element("css selector", "textarea")
+    assert "Set aside" in sibling.text
+    assert browser.switch_to.active_element == third  # the focus moved on to an open card
+    third.send_keys("r")  # reject: a reason is asked for
+    reason = third.find_element("css selector", "textarea")
     reason.send_keys("The neck label shows; remove it.", Keys.ENTER)
-    WebDriverWait(browser, 10).until(lambda d: "Rejected" in second.text)
+    WebDriverWait(browser, 10).until(lambda d: "Rejected" in third.text)
+    assert GeneratedAsset.objects.filter(status=AssetStatus.SET_ASIDE).count() == 1
     site.shot("05b-review-gallery")
     approved = GeneratedAsset.objects.get(status=AssetStatus.APPROVED)
     rejected = GeneratedAsset.objects.get(status=AssetStatus.REJECTED)

@@ -170,7 +170,7 @@ def test_a_decision_asked_for_as_json_stays_on_the_page(client, reviewer):
     missing = client.post(url, {"decision": "reject", "text": ""}, HTTP_ACCEPT="application/json")
     assert missing.status_code == 409 and "needs a reason" in missing.json()["error"]
     done = client.post(url, {"decision": "reject", "text": "Too dark"}, HTTP_ACCEPT="application/json")
-    assert done.json() == {"ok": True, "status": "rejected", "label": "Rejected",
+    assert done.json() == {"ok": True, "status": "rejected", "label": "Rejected", "set_aside": [],
                            "message": f"{asset}: rejected."}
 
 

@@ -36,6 +36,12 @@
       if (!answer.ok) throw new Error(answer.error || response.statusText);
       state.textContent = answer.label + (decision === "regenerate" ? " — a new version is queued" : "");
       card.classList.add("done", answer.status);
+      (answer.set_aside || []).forEach((id) => {  // the other variants of an approved one
+        const sibling = gallery.querySelector(`.card[data-asset="${id}"]`);
+        if (!sibling) return;
+        sibling.classList.add("done", "set_aside");
+        sibling.querySelector(".state").textContent = "Set aside (another variant approved)";
+      });
       nextOpen(card);
     } catch (error) {
       card.classList.add("error");
