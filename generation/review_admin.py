@@ -26,6 +26,7 @@ from generation.review import (
     asset_unpublish,
 )
 from generation.selectors import next_in_queue, review_gallery
+from generation.views import published_url
 
 DECISIONS = {
     # decision: (service, permission, needs text, moves on to the next image in the queue)
@@ -113,6 +114,7 @@ class ReviewAdminMixin:
             "can_review": self.has_review_permission(request),
             "can_publish": self.has_publish_permission(request),
             "next_asset": queue_next,
+            "public_url": published_url(asset, request) if asset.published_image else "",
             "references": asset.references.select_related("product"),
             "versions": GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset)
             .select_related("batch").order_by("version", "variant"),
