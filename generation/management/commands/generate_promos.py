@@ -121,9 +121,11 @@ class Command(BaseCommand):
             time.sleep(1)
 
     def _print_table(self, batch: GenerationBatch) -> None:
-        assets = batch.assets.select_related("product", "preset").order_by("product__sku", "preset__name")
+        assets = batch.assets.select_related("product", "preset").order_by("product__sku", "preset__name",
+                                                                         "variant")
         rows = [("SKU", "Preset", "Version", "Status", "W×H", "Cost", "Image or failure reason")]
-        rows += [(a.product.sku, a.preset.name, f"v{a.version}", a.get_status_display(),
+        rows += [(a.product.sku, a.preset.name,
+                  f"v{a.version}" + (f".{a.variant}" if batch.variants > 1 else ""), a.get_status_display(),
                   f"{a.width}×{a.height}" if a.width else "—", usd(a.cost), _outcome(a))
                  for a in assets]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
