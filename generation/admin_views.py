@@ -75,7 +75,7 @@ def _estimate(form: PromoRequestForm, products: list[Product]) -> tuple[Estimate
     offline = providers_offline()
     if not form.is_bound or not form.is_valid() or not products:
         return None, offline
-    images = len(products) * len(form.cleaned_data["presets"]) * form.images_per_product_and_preset
+    images = form.image_count(products)
     return estimate(images=images, size_tier=form.cleaned_data["size_tier"], offline=offline), offline
 
 

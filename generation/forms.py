@@ -58,9 +58,10 @@ class PromoRequestForm(forms.Form):
     def clean_variants(self) -> int:
         return self.cleaned_data.get("variants") or 1
 
-    @property
-    def images_per_product_and_preset(self) -> int:
-        return self.cleaned_data["variants"]
+    def image_count(self, products: list[Product]) -> int:
+        """How many images the request makes: products × presets × variants (valid form)."""
+        data = self.cleaned_data
+        return len(products) * len(data["presets"]) * data["variants"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

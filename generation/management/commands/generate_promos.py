@@ -46,8 +46,7 @@ class Command(BaseCommand):
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
 
         offline = providers_offline()
-        quote = estimate(images=len(products) * len(presets) * options["variants"],
-                         size_tier=options["size"], offline=offline)
+        quote = estimate(images=form.image_count(products), size_tier=options["size"], offline=offline)
         variants = f" × {options['variants']} variants" if options["variants"] > 1 else ""
         self.stdout.write(f"{quote.images} image(s): {len(products)} product(s) × {len(presets)} "
                           f"preset(s){variants} at {options['size']}.")
