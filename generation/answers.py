@@ -30,6 +30,12 @@ class ImageAnswer:
     price: str = "0"  # the price table's figure, booked when the provider said no cost
     usage: dict = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, result, **billing) -> ImageAnswer:
+        """A provider's GeneratedImage as an answer; `billing` adds key, cost, price, usage."""
+        return cls(content=result.content, prompt=result.prompt, model=result.model,
+                   text=result.text, offline=result.offline, **billing)
+
     @property
     def cost_decimal(self) -> Decimal | None:
         return None if self.cost is None else Decimal(self.cost)

@@ -298,9 +298,7 @@ def _image_answer(asset: GeneratedAsset, worker: str) -> ImageAnswer:
         variant=asset.variant,
     )
     if generator.is_offline:
-        result = generator.generate(request)
-        answer = ImageAnswer(content=result.content, prompt=result.prompt, model=result.model,
-                             text=result.text, offline=result.offline)
+        answer = ImageAnswer.of(generator.generate(request))
         _record_answer(asset, answer)
         return answer
     _check_batch(asset)
@@ -309,10 +307,8 @@ def _image_answer(asset: GeneratedAsset, worker: str) -> ImageAnswer:
     with paid_call(kind=ProviderCall.Kind.IMAGE, model=generator.model, subject=asset.ledger_subject,
                    key=key, worst_case=price, owner=worker) as book:
         result = generator.generate(request)
-        answer = ImageAnswer(content=result.content, prompt=result.prompt, model=result.model,
-                             text=result.text, offline=result.offline, key=key,
-                             cost=None if result.cost is None else str(result.cost),
-                             price=str(price), usage=result.usage)
+        answer = ImageAnswer.of(result, key=key, price=str(price), usage=result.usage,
+                                cost=None if result.cost is None else str(result.cost))
         answer_keep(asset, answer)  # first: from here on a crash loses nothing paid for
         with transaction.atomic():
             call = book(cost=result.cost, usage=result.usage)
