@@ -18,11 +18,13 @@ OFFLINE_BACKENDS = {
     "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder",
     "STYLE_ANALYST_BACKEND": "generation.providers.offline.OfflineStyleAnalyst",
     "IMAGE_GENERATOR_BACKEND": "generation.providers.offline.OfflineImageGenerator",
+    "QUALITY_CHECKER_BACKEND": "generation.providers.offline.OfflineQualityChecker",
 }
 OPENROUTER_BACKENDS = {
     "EMBEDDER_BACKEND": "catalog.embedders.openrouter.OpenRouterEmbedder",
     "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
     "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
+    "QUALITY_CHECKER_BACKEND": "generation.providers.openrouter.OpenRouterQualityChecker",
 }
 
 

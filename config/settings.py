@@ -219,7 +219,7 @@ OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL") or "https://openrouter.ai/a
 OPENROUTER_SITE_URL = env_str("OPENROUTER_SITE_URL") or "http://127.0.0.1:8000"
 OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE") or "Bestseller promo studio"
 # Who retries what, and how the waits add up: the docstring of core/openrouter.py.
-OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 180)  # seconds per HTTP call
+OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 150)  # seconds per HTTP call
 OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longest wait honoured
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
 EMBEDDING_DIMENSION = env_int("EMBEDDING_DIMENSION", 2048)
@@ -229,20 +229,33 @@ EMBEDDING_PRICE_PER_IMAGE = env_str("EMBEDDING_PRICE_PER_IMAGE") or "0.0002"
 EMBEDDER_BACKEND = backend("EMBEDDER_BACKEND")
 STYLE_ANALYST_BACKEND = backend("STYLE_ANALYST_BACKEND")
 IMAGE_GENERATOR_BACKEND = backend("IMAGE_GENERATOR_BACKEND")
+QUALITY_CHECKER_BACKEND = backend("QUALITY_CHECKER_BACKEND")
 STYLE_ANALYST_MODEL = env_str("STYLE_ANALYST_MODEL") or "qwen/qwen3.5-397b-a17b"
+# The vision model that checks each generated image before review (the analyst's by default).
+QUALITY_CHECK_MODEL = env_str("QUALITY_CHECK_MODEL") or STYLE_ANALYST_MODEL
 # The preview model has a published shutdown date; its successor is google/gemini-3.1-flash-image.
 IMAGE_GENERATOR_MODEL = env_str("IMAGE_GENERATOR_MODEL") or "google/gemini-3.1-flash-image-preview"
 
 # --- promo generation ---------------------------------------------------------------------
 # USD per output image by size tier when a response carries no usage.cost (the seed's prices).
 IMAGE_PRICE_TABLE = {"0.5K": "0.045", "1K": "0.067", "2K": "0.101", "4K": "0.151"}
+# USD per image sent to the image model (the flat-lay, each reference, a staged scene): about
+# 1,100 input tokens each at Nano Banana 2's input price. Counted in estimates and reservations.
+IMAGE_INPUT_PRICE_PER_IMAGE = env_str("IMAGE_INPUT_PRICE_PER_IMAGE") or "0.0006"
 # Worst case reserved for one style analysis call before it is made.
 STYLE_ANALYSIS_PRICE_ESTIMATE = env_str("STYLE_ANALYSIS_PRICE_ESTIMATE") or "0.005"
+# Worst case reserved for one quality check call (two images in, a short JSON answer out).
+QA_PRICE_ESTIMATE = env_str("QA_PRICE_ESTIMATE") or "0.004"
+# A quality check whose answer is not valid JSON of the schema is asked again, this many calls
+# in all; then the image goes to review marked "could not check", with the answer's text.
+QA_MAX_CALLS = env_int("QA_MAX_CALLS", 2)
 # Optional: no paid call starts once this month's spending would pass it (USD; empty = no cap).
 MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
-GENERATION_MAX_REFERENCES = 5
+# Reference bestsellers per image: the image model takes 14 input images, one is the flat-lay.
+GENERATION_MAX_REFERENCES = 13
+GENERATION_DEFAULT_REFERENCES = 3
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
-GENERATION_TIME_LIMIT_SECONDS = env_int("GENERATION_TIME_LIMIT_SECONDS", 600)  # the actor's
+GENERATION_TIME_LIMIT_SECONDS = env_int("GENERATION_TIME_LIMIT_SECONDS", 900)  # the actor's
 # A worker's claim on an asset lasts this long and is renewed while it works; a dead worker's
 # claim ends with it. The sweeper sends an asset again when it has had no live claim, no
 # pending message and no change for GENERATION_REQUEUE_AFTER_SECONDS.
@@ -251,13 +264,17 @@ GENERATION_REQUEUE_AFTER_SECONDS = env_int("GENERATION_REQUEUE_AFTER_SECONDS", 6
 # A reservation of a call in flight stops counting against the cap after this long.
 SPENDING_RESERVATION_SECONDS = env_int("SPENDING_RESERVATION_SECONDS", 0) or OPENROUTER_TIMEOUT + 60
 # Timeouts that add up (the retry policy is the docstring of core/openrouter.py): one asset's
-# message makes at most three calls (embedding, analysis, image), each waiting at most
-# OPENROUTER_TIMEOUT, and nothing waits for a Retry-After inside it.
-if 3 * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
+# message makes at most GENERATION_CALLS_PER_MESSAGE calls (analysis, scene, image and the
+# quality check's calls), each waiting at most OPENROUTER_TIMEOUT, and nothing waits for a
+# Retry-After inside it.
+GENERATION_CALLS_PER_MESSAGE = 3 + QA_MAX_CALLS
+if GENERATION_CALLS_PER_MESSAGE * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
     raise ImproperlyConfigured(
-        f"3 × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + 30 s must stay below "
-        f"GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image makes up "
-        "to three provider calls. Lower OPENROUTER_TIMEOUT or raise GENERATION_TIME_LIMIT_SECONDS.")
+        f"{GENERATION_CALLS_PER_MESSAGE} × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + 30 s must "
+        f"stay below GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image "
+        f"makes up to {GENERATION_CALLS_PER_MESSAGE} provider calls (analysis, scene, image, "
+        f"{QA_MAX_CALLS} quality checks). Lower OPENROUTER_TIMEOUT or QA_MAX_CALLS, or raise "
+        "GENERATION_TIME_LIMIT_SECONDS.")
 # Offline previews (composites made without a generative model) may be published only when
 # this is on; their metadata says what they are either way.
 PUBLISH_OFFLINE_PREVIEWS = env_bool("PUBLISH_OFFLINE_PREVIEWS", False)

@@ -50,6 +50,8 @@ class ProviderCall(models.Model):
         EMBEDDING = "embedding", "Embedding"
         ANALYSIS = "analysis", "Style analysis"
         IMAGE = "image", "Image generation"
+        SCENE = "scene", "Scene (staged generation)"
+        QA = "qa", "Quality check"
 
     # A deterministic key per answer (e.g. asset:12:image): a redelivered task that finds its
     # answer already booked never books it twice.

@@ -21,11 +21,11 @@ Retry policy: one layer, the message
       picks up whatever is still pending or failed; cached embeddings are never paid again.
 - Everything else (400, 401, 402, 403, unusable answers) raises ProviderError(retryable=False)
   and is not retried: the asset or product shows the provider's message.
-- Time: a generation message makes at most three calls (embed the product's photo if it was
-  never embedded, analyse, generate), so it runs at most 3 × OPENROUTER_TIMEOUT plus local
-  work: 540 s with the defaults, below the actor's GENERATION_TIME_LIMIT_SECONDS (600 s).
-  Settings refuse to load (ImproperlyConfigured) when 3 × OPENROUTER_TIMEOUT + 30 s does not
-  stay below it. An index sync that reaches its time limit is delivered again and resumes
+- Time: a generation message makes at most GENERATION_CALLS_PER_MESSAGE calls (analyse, the
+  scene of a staged preset, generate, and QA_MAX_CALLS quality checks: 5 by default), so it
+  runs at most 5 × OPENROUTER_TIMEOUT plus local work: 750 s with the defaults, below the
+  actor's GENERATION_TIME_LIMIT_SECONDS (900 s). Settings refuse to load (ImproperlyConfigured)
+  when GENERATION_CALLS_PER_MESSAGE × OPENROUTER_TIMEOUT + 30 s does not stay below it. An index sync that reaches its time limit is delivered again and resumes
   from the embedding cache, which is saved after every call.
 """
 

@@ -21,9 +21,9 @@ from django.urls import reverse
 
 from catalog.models import Product
 from generation.forms import PromoRequestForm, providers_offline, usd
-from generation.models import GenerationBatch
+from generation.models import GenerationBatch, QAPolicy
 from generation.services import batch_create
-from generation.spending import Estimate, estimate
+from generation.spending import Estimate
 
 PERMISSION = "generation.request_promos"
 SELECTED = "_selected_action"  # the same field name the admin's changelist uses
@@ -75,8 +75,7 @@ def _estimate(form: PromoRequestForm, products: list[Product]) -> tuple[Estimate
     offline = providers_offline()
     if not form.is_bound or not form.is_valid() or not products:
         return None, offline
-    images = form.image_count(products)
-    return estimate(images=images, size_tier=form.cleaned_data["size_tier"], offline=offline), offline
+    return form.quote(products, offline=offline), offline
 
 
 def _confirm(request, admin_site, ids, form) -> HttpResponse:
@@ -115,9 +114,12 @@ def _render(request, admin_site, ids, form) -> HttpResponse:
         "historical": sum(p.lifecycle == Product.Lifecycle.HISTORICAL for p in products),
         "estimate": quote,
         "offline": offline,
-        "unit_price": usd(quote.unit_price + quote.analysis_price) if quote else "",
-        "image_price": usd(quote.unit_price) if quote else "",
-        "analysis_price": usd(quote.analysis_price) if quote else "",
+        "per_image": usd(quote.per_image) if quote else "",
+        "prices": {name: f"${getattr(quote, name)}" for name in
+                   ("image_price", "input_price", "analysis_price", "qa_price")} if quote else {},
+        "staged_presets": [p.name for p in form.cleaned_data["presets"] if p.staged] if quote else [],
+        "regenerating_presets": [p.name for p in form.cleaned_data["presets"]
+                                 if p.qa_policy == QAPolicy.REGENERATE] if quote else [],
         "total": usd(quote.total) if quote else "",
         "expected_total": str(quote.total) if quote else "",  # compared as text on confirm
         "action_url": reverse("admin:generation_generationbatch_request"),

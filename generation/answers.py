@@ -1,8 +1,9 @@
 """Paid image answers, kept the moment they arrive, before anything can reject or lose them.
 
 The bytes and what the provider said about them (cost, usage, prompt, text) are written under
-a deterministic name per asset, the bytes first and the description last: a description that
-exists means a complete answer. A redelivered task finds it, books it (once, by its key) and
+a deterministic name per asset and step ("image", or "scene" for a staged preset's first
+stage), the bytes first and the description last: a description that exists means a complete
+answer. A redelivered task finds it, books it (once, by its key) and
 finishes it instead of paying the model again.
 """
 
@@ -41,23 +42,23 @@ class ImageAnswer:
         return None if self.cost is None else Decimal(self.cost)
 
 
-def _names(asset: GeneratedAsset) -> tuple[str, str]:
+def _names(asset: GeneratedAsset, step: str) -> tuple[str, str]:
     folder = f"answers/asset-{asset.pk}"
-    return f"{folder}/image.bin", f"{folder}/image.json"
+    return f"{folder}/{step}.bin", f"{folder}/{step}.json"
 
 
-def answer_keep(asset: GeneratedAsset, answer: ImageAnswer) -> None:
+def answer_keep(asset: GeneratedAsset, answer: ImageAnswer, step: str = "image") -> None:
     """Write the answer under the asset's deterministic names (replacing an older one)."""
-    content_name, meta_name = _names(asset)
+    content_name, meta_name = _names(asset, step)
     meta = {name: value for name, value in asdict(answer).items() if name != "content"}
     for name, data in ((content_name, answer.content), (meta_name, json.dumps(meta).encode())):
         default_storage.delete(name)
         default_storage.save(name, ContentFile(data))
 
 
-def answer_load(asset: GeneratedAsset) -> ImageAnswer | None:
+def answer_load(asset: GeneratedAsset, step: str = "image") -> ImageAnswer | None:
     """The kept answer of an earlier delivery, or None when there is no complete one."""
-    content_name, meta_name = _names(asset)
+    content_name, meta_name = _names(asset, step)
     if not default_storage.exists(meta_name):
         return None
     with default_storage.open(meta_name, "rb") as handle:
@@ -66,6 +67,6 @@ def answer_load(asset: GeneratedAsset) -> ImageAnswer | None:
         return ImageAnswer(content=handle.read(), **meta)
 
 
-def answer_discard(asset: GeneratedAsset) -> None:
-    for name in _names(asset):
+def answer_discard(asset: GeneratedAsset, step: str = "image") -> None:
+    for name in _names(asset, step):
         default_storage.delete(name)

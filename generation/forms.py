@@ -14,13 +14,15 @@ from django.core.validators import MaxValueValidator
 
 from catalog.models import Product
 from generation.models import ChannelPreset, SizeTier
-from generation.providers import get_image_generator, get_style_analyst
+from generation.providers import get_image_generator, get_quality_checker, get_style_analyst
 from generation.services import BatchRequest
+from generation.spending import Estimate, estimate
 
 
 def providers_offline() -> bool:
-    """True when both configured providers are the offline ones: nothing is paid for."""
-    return get_style_analyst().is_offline and get_image_generator().is_offline
+    """True when the configured providers are all the offline ones: nothing is paid for."""
+    return (get_style_analyst().is_offline and get_image_generator().is_offline
+            and get_quality_checker().is_offline)
 
 
 def usd(amount: Decimal | int) -> str:
@@ -45,8 +47,9 @@ class PromoRequestForm(forms.Form):
                         + ", ".join(SizeTier.values) + " (not %(value)s)."},
     )
     reference_count = forms.IntegerField(
-        min_value=1, initial=1, label="Reference bestsellers",
-        help_text="How many similar bestsellers the style is taken from.",
+        min_value=1, initial=settings.GENERATION_DEFAULT_REFERENCES, label="Reference bestsellers",
+        help_text="How many similar bestsellers the style is taken from: all of them go to the "
+                  "image model, which blends their scene, light and pose.",
     )
 
     variants = forms.IntegerField(
@@ -58,10 +61,14 @@ class PromoRequestForm(forms.Form):
     def clean_variants(self) -> int:
         return self.cleaned_data.get("variants") or 1
 
-    def image_count(self, products: list[Product]) -> int:
-        """How many images the request makes: products × presets × variants (valid form)."""
+    def quote(self, products: list[Product], *, offline: bool) -> Estimate:
+        """What the request costs at most (valid form): every image call, input image,
+        analysis and quality check, staged presets counted with their extra call."""
         data = self.cleaned_data
-        return len(products) * len(data["presets"]) * data["variants"]
+        per_preset = len(products) * data["variants"]
+        return estimate(images_per_preset=[(per_preset, preset.staged) for preset in data["presets"]],
+                        size_tier=data["size_tier"], references=data["reference_count"],
+                        offline=offline)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

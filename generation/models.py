@@ -34,6 +34,13 @@ class AspectRatio(models.TextChoices):
     R8_1 = "8:1", "8:1 ultra-wide banner"
 
 
+class QAPolicy(models.TextChoices):
+    """What a failed automatic quality check does."""
+
+    FLAG = "flag", "Flag it for the reviewer"
+    REGENERATE = "regenerate", "Regenerate once automatically, then flag"
+
+
 class ChannelPreset(models.Model):
     """A sales channel's image format and rules, e.g. a marketplace main image."""
 
@@ -44,6 +51,19 @@ class ChannelPreset(models.Model):
     white_background = models.BooleanField(
         default=False, help_text="The channel demands a pure white background (e.g. marketplace main images).")
     rules = models.TextField(blank=True, help_text="The channel's rules, added to every generation prompt.")
+    overlay_text = models.CharField(
+        max_length=120, blank=True,
+        help_text="Exact text the image must show (a tagline or a price label), written in the "
+                  "preset's language; {price} stands for the product's price. Empty: the image "
+                  "shows no text, logos or watermarks at all.")
+    language = models.CharField(max_length=35, default="en",
+                                help_text="The language of the overlay text (e.g. en, de, fr).")
+    staged = models.BooleanField(
+        default=False, help_text="Generate in two stages: the scene first (background and light, "
+                                 "from the style and the references), then the product placed "
+                                 "into it with the flat-lay as reference.")
+    qa_policy = models.CharField(max_length=16, choices=QAPolicy.choices, default=QAPolicy.FLAG,
+                                 verbose_name="when a quality check fails")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -60,6 +80,7 @@ class AssetStatus(models.TextChoices):
     RETRIEVING = "retrieving", "Retrieving bestsellers"
     ANALYSING = "analysing", "Analysing style"
     GENERATING = "generating", "Generating image"
+    CHECKING = "checking", "Checking quality"
     IN_REVIEW = "in_review", "In review"
     FAILED = "failed", "Failed"
     APPROVED = "approved", "Approved"
@@ -70,7 +91,7 @@ class AssetStatus(models.TextChoices):
     @classmethod
     def running(cls) -> frozenset[str]:
         """Statuses of an asset that the pipeline has yet to finish."""
-        return frozenset({cls.QUEUED, cls.RETRIEVING, cls.ANALYSING, cls.GENERATING})
+        return frozenset({cls.QUEUED, cls.RETRIEVING, cls.ANALYSING, cls.GENERATING, cls.CHECKING})
 
     @classmethod
     def finished(cls) -> frozenset[str]:
@@ -102,6 +123,14 @@ class BatchProgress:
         return sum(self.by_status[status] for status in AssetStatus.running())
 
 
+class QAStatus(models.TextChoices):
+    """The automatic quality check's verdict on an asset's image."""
+
+    PASSED = "passed", "Passed"
+    FLAGGED = "flagged", "Flagged"  # at least one check failed
+    ERROR = "error", "Could not check"  # the checker gave no usable answer: a person must look
+
+
 class GenerationBatchQuerySet(models.QuerySet):
     def with_progress(self):
         """Each batch with its assets counted by status (n_<status>) and their cost (asset_cost),
@@ -118,7 +147,7 @@ class GenerationBatch(models.Model):
                                      related_name="generation_batches")
     presets = models.ManyToManyField(ChannelPreset, related_name="batches")
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
-    reference_count = models.PositiveSmallIntegerField(default=1)
+    reference_count = models.PositiveSmallIntegerField(default=3)
     variants = models.PositiveSmallIntegerField(default=1, help_text="Candidates per product and preset.")
     estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
@@ -166,8 +195,14 @@ class GeneratedAsset(models.Model):
     # Copied from the batch and preset when queued, so later edits do not change this job.
     aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
-    reference_count = models.PositiveSmallIntegerField(default=1)
+    reference_count = models.PositiveSmallIntegerField(default=3)
+    staged = models.BooleanField(default=False, help_text="Scene first, then the product.")
+    overlay_text = models.CharField(max_length=160, blank=True,
+                                    help_text="The exact text the image must show.")
+    language = models.CharField(max_length=35, blank=True)
     feedback = models.TextField(blank=True, help_text="A reviewer's feedback for this version.")
+    regenerated_by_qa = models.BooleanField(
+        default=False, help_text="Made automatically because QA flagged the previous version.")
 
     # step 1: retrieval
     retrieved_at = models.DateTimeField(null=True, blank=True)
@@ -175,7 +210,8 @@ class GeneratedAsset(models.Model):
     # step 2: style analysis
     style_prompt = models.TextField(blank=True)
     analyst_model = models.CharField(max_length=200, blank=True)
-    # step 3: generation
+    # step 3: generation (staged presets make the scene first and keep it here)
+    scene_image = models.ImageField(upload_to="scenes/%Y/%m/", max_length=255, blank=True)
     generation_prompt = models.TextField(blank=True)
     image_model = models.CharField(max_length=200, blank=True)
     image = models.ImageField(upload_to="promos/%Y/%m/", max_length=255, blank=True)
@@ -186,6 +222,12 @@ class GeneratedAsset(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     model_text = models.TextField(blank=True, help_text="Text the image model returned with the image.")
     offline = models.BooleanField(default=False, help_text="Made by the offline providers (a preview).")
+    # step 4: automatic quality checks, before review
+    qa_status = models.CharField(max_length=8, choices=QAStatus.choices, blank=True, db_index=True,
+                                 verbose_name="QA")
+    qa_checks = models.JSONField(default=list, blank=True)  # [{name, passed, score, note}]
+    qa_model = models.CharField(max_length=200, blank=True)
+    qa_note = models.TextField(blank=True, help_text="Why QA could not check, with what it said.")
 
     cost = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
     usage = models.JSONField(default=dict, blank=True)  # per step: tokens and cost

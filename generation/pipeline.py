@@ -1,10 +1,16 @@
 """The pipeline behind the Dramatiq actor: one asset from queued to in review.
 
-`asset_run` retrieves similar bestsellers, analyses their style, generates the image, then
-validates and stores it. Every step saves its result on the asset before the next starts; a
-redelivered message resumes at the first unfinished step and never pays twice for a finished
-one. A paid answer is kept (and booked, core.spending) the moment it arrives, before it is
-validated. Who retries what, and how often, is written in core.openrouter.
+`asset_run` retrieves similar bestsellers, analyses their style, generates the image (for a
+staged preset: the scene first, then the product in it), validates and stores it, then has it
+checked (QA) before it reaches review. Every step saves its result on the asset before the next
+starts; a redelivered message resumes at the first unfinished step and never pays twice for a
+finished one. A paid image answer is kept (and booked, core.spending) the moment it arrives,
+before it is validated. Who retries what, and how often, is written in core.openrouter.
+
+A paid image always reaches review: when the quality check cannot be made (its answers are not
+valid, the cap is reached, the provider keeps failing), the image goes on marked "could not
+check", with why. A preset whose policy is to regenerate makes one new version automatically
+when a check fails; that version is never regenerated again.
 
 A worker holds a short lease on the asset while it works and renews it; a dead worker's lease
 runs out, and the redelivered message (or the sweeper, services.assets_requeue_lost) takes over.
@@ -40,19 +46,32 @@ from core.spending import (
     subject_costs,
 )
 from generation.answers import ImageAnswer, answer_discard, answer_keep, answer_load
-from generation.models import AssetReference, AssetStatus, GeneratedAsset, GenerationBatch
+from generation.models import (
+    AssetReference,
+    AssetStatus,
+    GeneratedAsset,
+    GenerationBatch,
+    QAPolicy,
+    QAStatus,
+)
 from generation.providers import (
+    CHECK_LABELS,
     ImageRequest,
     ProductBrief,
     ProviderError,
+    QualityReport,
+    QualityRequest,
     ReferenceImage,
+    Stage,
     StyleRequest,
     get_image_generator,
+    get_quality_checker,
     get_style_analyst,
 )
 from generation.renditions import renditions_make
+from generation.services import asset_next_version
 from generation.sizes import pixel_size, ratio_value
-from generation.spending import analysis_price, image_price
+from generation.spending import analysis_price, image_call_price, qa_price
 from generation.transitions import IllegalTransition, asset_transition
 
 logger = logging.getLogger(__name__)
@@ -91,8 +110,11 @@ def asset_run(*, asset_id: int, worker: str) -> None:
                 _retrieve(asset, worker)
             if not asset.style_prompt:
                 _analyse(asset, worker)
+            if asset.staged and not asset.scene_image and not asset.image:
+                _make_scene(asset, worker)
             if not asset.image:
                 _generate(asset, worker)
+            _check_quality(asset, worker)
         except SpendingCapReached as exc:
             _stop_batch(asset, str(exc), worker)
         except BatchStopped as exc:
@@ -256,65 +278,170 @@ def _analysed(asset: GeneratedAsset, worker: str, result, started: float) -> Non
                      timings=_timed(asset, "analyse", started), **_costs(asset))
 
 
+def _image_request(asset: GeneratedAsset, stage: str) -> ImageRequest:
+    width, height = pixel_size(asset.aspect_ratio, asset.size_tier)
+    return ImageRequest(
+        product=_brief(asset.product), product_image=_read(asset.product.image),
+        references=[] if stage == Stage.PRODUCT else _references(asset),
+        style_prompt=asset.style_prompt, channel_name=asset.preset.name,
+        channel_rules=asset.preset.rules, white_background=asset.preset.white_background,
+        aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier, width=width, height=height,
+        feedback=asset.feedback, variant=asset.variant, stage=stage,
+        scene_image=_read(asset.scene_image) if stage == Stage.PRODUCT else None,
+        overlay_text=asset.overlay_text, language=asset.language,
+    )
+
+
+def _file_name(asset: GeneratedAsset, image_format: str, suffix: str = "") -> str:
+    extension = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[image_format]
+    return f"{asset.product.sku}-preset{asset.preset_id}-v{asset.version}-{asset.pk}{suffix}.{extension}"
+
+
+def _make_scene(asset: GeneratedAsset, worker: str) -> None:
+    """A staged preset's first stage: the empty scene, kept on the asset for the second."""
+    _move(asset, AssetStatus.GENERATING, worker)
+    started = time.monotonic()
+    answer, image_format, _, _ = _image(asset, worker, "scene", _image_request(asset, Stage.SCENE))
+    asset.scene_image.save(_file_name(asset, image_format, "-scene"), ContentFile(answer.content),
+                           save=False)
+    asset.timings = _timed(asset, "scene", started)
+    GeneratedAsset.objects.filter(pk=asset.pk).update(
+        scene_image=asset.scene_image.name, timings=asset.timings, updated_at=timezone.now(),
+        **_costs(asset))
+    answer_discard(asset, "scene")
+
+
 def _generate(asset: GeneratedAsset, worker: str) -> None:
     _move(asset, AssetStatus.GENERATING, worker)
     started = time.monotonic()
-    answer = answer_load(asset)
+    stage = Stage.PRODUCT if asset.staged else Stage.SINGLE
+    answer, image_format, width, height = _image(asset, worker, "image", _image_request(asset, stage))
+    asset.image.save(_file_name(asset, image_format), ContentFile(answer.content), save=False)
+    asset_transition(asset, AssetStatus.CHECKING, worker, image=asset.image.name,
+                     **renditions_make(asset, answer.content),
+                     width=width, height=height, offline=asset.offline or answer.offline,
+                     timings=_timed(asset, "generate", started), last_error="")
+    transaction.on_commit(lambda: answer_discard(asset))
+
+
+STEP_KINDS = {"image": ProviderCall.Kind.IMAGE, "scene": ProviderCall.Kind.SCENE}
+
+
+def _image(asset: GeneratedAsset, worker: str, step: str,
+           request: ImageRequest) -> tuple[ImageAnswer, str, int, int]:
+    """A validated image for a step ("image", or "scene"): the answer an earlier delivery
+    paid for and kept, else a new one. An unusable paid answer is booked with why."""
+    answer = answer_load(asset, step)
     if answer is not None:  # paid for by an earlier delivery: finish it, never pay again
-        spend_book(key=answer.key, kind=ProviderCall.Kind.IMAGE, subject=asset.ledger_subject,
+        spend_book(key=answer.key, kind=STEP_KINDS[step], subject=asset.ledger_subject,
                    model=answer.model, cost=answer.cost_decimal, price=Decimal(answer.price),
                    usage=answer.usage)
-        _record_answer(asset, answer)
     else:
-        answer = _image_answer(asset, worker)
+        answer = _image_answer(asset, worker, step, request)
+    if step == "image":
+        _record_answer(asset, answer)
     try:
         image_format, width, height = validate_image(answer.content, asset.aspect_ratio)
     except GenerationFailed as exc:
         if answer.key:  # paid for and unusable: the ledger says why
             ProviderCall.objects.filter(key=answer.key).update(rejected_reason=str(exc))
             GeneratedAsset.objects.filter(pk=asset.pk).update(**_costs(asset))
+        answer_discard(asset, step)
         raise
-    extension = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}[image_format]
-    name = f"{asset.product.sku}-preset{asset.preset_id}-v{asset.version}-{asset.pk}.{extension}"
-    asset.image.save(name, ContentFile(answer.content), save=False)
-    asset_transition(asset, AssetStatus.IN_REVIEW, worker, image=asset.image.name,
-                     **renditions_make(asset, answer.content),
-                     width=width, height=height, offline=asset.offline or answer.offline,
-                     timings=_timed(asset, "generate", started), claimed_by="",
-                     claimed_at=None, last_error="")
-    transaction.on_commit(lambda: answer_discard(asset))
+    return answer, image_format, width, height
 
 
-def _image_answer(asset: GeneratedAsset, worker: str) -> ImageAnswer:
+def _image_answer(asset: GeneratedAsset, worker: str, step: str, request: ImageRequest) -> ImageAnswer:
     """Ask the image model; a paid answer is kept and booked before it is looked at."""
     generator = get_image_generator()
-    width, height = pixel_size(asset.aspect_ratio, asset.size_tier)
-    request = ImageRequest(
-        product=_brief(asset.product), product_image=_read(asset.product.image),
-        references=_references(asset, limit=1), style_prompt=asset.style_prompt,
-        channel_name=asset.preset.name, channel_rules=asset.preset.rules,
-        white_background=asset.preset.white_background, aspect_ratio=asset.aspect_ratio,
-        size_tier=asset.size_tier, width=width, height=height, feedback=asset.feedback,
-        variant=asset.variant,
-    )
     if generator.is_offline:
-        answer = ImageAnswer.of(generator.generate(request))
-        _record_answer(asset, answer)
-        return answer
+        return ImageAnswer.of(generator.generate(request))
     _check_batch(asset)
-    price = image_price(asset.size_tier)
-    key = f"{asset.ledger_subject}:image:{asset.attempts}"
-    with paid_call(kind=ProviderCall.Kind.IMAGE, model=generator.model, subject=asset.ledger_subject,
+    price = image_call_price(asset.size_tier, request.input_images())
+    key = f"{asset.ledger_subject}:{step}:{asset.attempts}"
+    with paid_call(kind=STEP_KINDS[step], model=generator.model, subject=asset.ledger_subject,
                    key=key, worst_case=price, owner=worker) as book:
         result = generator.generate(request)
-        answer = ImageAnswer.of(result, key=key, price=str(price), usage=result.usage,
+        usage = {**result.usage, "input_images": request.input_images()}
+        answer = ImageAnswer.of(result, key=key, price=str(price), usage=usage,
                                 cost=None if result.cost is None else str(result.cost))
-        answer_keep(asset, answer)  # first: from here on a crash loses nothing paid for
-        with transaction.atomic():
-            call = book(cost=result.cost, usage=result.usage)
-            _record_answer(asset, answer)
+        answer_keep(asset, answer, step)  # first: from here on a crash loses nothing paid for
+        call = book(cost=result.cost, usage=usage)
     _after_paid(asset, call, worker)
     return answer
+
+
+# --- quality checks ------------------------------------------------------------------------
+
+def _check_quality(asset: GeneratedAsset, worker: str) -> None:
+    """Check the stored image; it goes on to review with the verdict, or with why there is none."""
+    _move(asset, AssetStatus.CHECKING, worker)
+    checker = get_quality_checker()
+    request = QualityRequest(
+        product=_brief(asset.product), product_image=_read(asset.product.image),
+        image=_read(asset.image), references=_references(asset), channel_name=asset.preset.name,
+        channel_rules=asset.preset.rules, white_background=asset.preset.white_background,
+        overlay_text=asset.overlay_text, language=asset.language)
+    started = time.monotonic()
+    if checker.is_offline:
+        _checked(asset, worker, checker.check(request), started)
+        return
+    errors = []
+    for call_number in range(1, settings.QA_MAX_CALLS + 1):
+        try:
+            _check_batch(asset)
+            key = f"{asset.ledger_subject}:qa:{asset.attempts}.{call_number}"
+            with paid_call(kind=ProviderCall.Kind.QA, model=checker.model, key=key,
+                           subject=asset.ledger_subject, worst_case=qa_price(), owner=worker) as book:
+                report = checker.check(request)
+                with transaction.atomic():  # the verdict and its booking, together
+                    call = book(cost=report.cost, usage=report.usage)
+                    _checked(asset, worker, report, started)
+            _after_paid(asset, call, worker)
+            return
+        except (SpendingCapReached, BatchStopped) as exc:
+            errors.append(str(exc))
+            break
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            errors.append(str(exc))
+    _unchecked(asset, worker, f"The quality check gave no usable answer ({len(errors)} "
+                              f"call(s)). {errors[-1]}")
+
+
+def _checked(asset: GeneratedAsset, worker: str, report: QualityReport, started: float) -> None:
+    failed = report.failed
+    note = ("QA passed" if not failed else
+            "QA flagged: " + ", ".join(check.name.replace("_", " ") for check in failed))
+    with transaction.atomic():
+        if failed and asset.preset.qa_policy == QAPolicy.REGENERATE and not asset.regenerated_by_qa:
+            new = asset_next_version(
+                asset=asset, regenerated_by_qa=True, feedback=qa_feedback(report),
+                note=f"regenerated automatically: QA flagged v{asset.version}")
+            note += f"; regenerated automatically as v{new.version}"
+        asset_transition(asset, AssetStatus.IN_REVIEW, worker, note=note,
+                         qa_status=QAStatus.FLAGGED if failed else QAStatus.PASSED,
+                         qa_checks=[check.as_dict() for check in report.checks],
+                         qa_model=report.model, qa_note="", claimed_by="", claimed_at=None,
+                         timings=_timed(asset, "check", started), last_error="", **_costs(asset))
+
+
+def qa_feedback(report: QualityReport) -> str:
+    """What a failed check asks of the next version, in the words of the check."""
+    return "Fix what the automatic quality check found: " + " ".join(
+        f"{CHECK_LABELS.get(check.name, check.name)} failed ({check.note.rstrip('.')})."
+        for check in report.failed)
+
+
+def _unchecked(asset: GeneratedAsset, worker: str, reason: str) -> None:
+    """To review without a verdict: a person looks, knowing why no check was made."""
+    try:
+        asset_transition(asset, AssetStatus.IN_REVIEW, worker, note=reason, qa_status=QAStatus.ERROR,
+                         qa_checks=[], qa_note=reason, claimed_by="", claimed_at=None,
+                         last_error="", **_costs(asset))
+    except IllegalTransition as exc:  # finished meanwhile by a duplicate message
+        logger.info("asset %s: %s", asset.pk, exc)
 
 
 def _record_answer(asset: GeneratedAsset, answer: ImageAnswer) -> None:
@@ -356,7 +483,11 @@ def _fail(asset: GeneratedAsset, reason: str, worker: str) -> None:
 
 def _retry_or_fail(asset: GeneratedAsset, error: str, worker: str, retry_after: float | None) -> None:
     if asset.attempts >= settings.GENERATION_MAX_ATTEMPTS:
-        _fail(asset, f"Gave up after {asset.attempts} attempts. Last error: {error}", worker)
+        reason = f"Gave up after {asset.attempts} attempts. Last error: {error}"
+        if asset.status == AssetStatus.CHECKING:  # the image is made: it goes on unchecked
+            _unchecked(asset, worker, reason)
+        else:
+            _fail(asset, reason, worker)
         return
     delay = retry_after if retry_after is not None else min(10 * 2 ** (asset.attempts - 1), 600)
     GeneratedAsset.objects.filter(pk=asset.pk).update(

@@ -17,7 +17,7 @@ from catalog.services import product_set_published
 from core.queue import enqueue_after_commit
 from generation.models import AssetReference, AssetStatus, GeneratedAsset
 from generation.provenance import with_provenance, xmp_packet
-from generation.services import asset_create_version, asset_queue
+from generation.services import asset_next_version
 from generation.tasks import notify_rejection
 from generation.transitions import asset_transition
 
@@ -75,34 +75,21 @@ def asset_reject(*, asset: GeneratedAsset, user, reason: str) -> GeneratedAsset:
 
 
 def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> GeneratedAsset:
-    """A new version with the reviewer's feedback in its prompt; earlier versions are kept.
-
-    The retrieved references and the style prompt carry over, so only the image is paid again.
-    """
+    """A new version with the reviewer's feedback in its prompt; earlier versions are kept
+    (generation.services.asset_next_version)."""
     _require(user, REVIEW)
     feedback = feedback.strip()
     if not feedback:
         raise ReviewError("Say what should change: the feedback goes into the new prompt.")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
-        [new] = asset_create_version(
-            product=asset.product, preset=asset.preset, batch=asset.batch,
-            previous_version=asset, aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
-            reference_count=asset.reference_count, feedback=feedback,
-            retrieved_at=asset.retrieved_at, retrieval_note=asset.retrieval_note,
-            style_prompt=asset.style_prompt, analyst_model=asset.analyst_model, offline=asset.offline,
-        )
-        AssetReference.objects.bulk_create([
-            AssetReference(asset=new, product_id=ref.product_id, rank=ref.rank, score=ref.score,
-                           dense_rank=ref.dense_rank, sparse_rank=ref.sparse_rank)
-            for ref in asset.references.all()
-        ])
+        new = asset_next_version(asset=asset, feedback=feedback, user=user,
+                                 note=f"regenerated from v{asset.version}: {feedback}")
         if asset.status == AssetStatus.IN_REVIEW:
             asset_transition(asset, AssetStatus.REJECTED, user=user, rejection_reason=feedback,
                              note=f"Regenerated as v{new.version}: {feedback}",
                              reviewed_by=user, reviewed_at=timezone.now())
             enqueue_after_commit(notify_rejection, asset.pk)
-        asset_queue(asset=new, user=user, note=f"regenerated from v{asset.version}: {feedback}")
     return new
 
 

@@ -1,8 +1,11 @@
-"""Promo requests: a merchandiser's request becomes a batch of queued assets, and assets whose
+"""Promo requests: a merchandiser's request becomes a batch of queued assets, new versions are
+made from earlier ones (a reviewer's regenerate, or a failed quality check's), and assets whose
 message was lost are sent again.
 
 `batch_create` turns a request into one asset per product × preset and queues them after
-commit; the pipeline that makes each image is generation.pipeline.
+commit; the pipeline that makes each image is generation.pipeline, run by the actor
+generation.tasks.generate_asset. The pipeline queues new versions itself, so this module finds
+that actor through the broker rather than importing it (which would close an import cycle).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+import dramatiq
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -19,8 +23,14 @@ from django.utils import timezone
 
 from catalog.models import Product
 from core.queue import enqueue_after_commit, pending_message_ids
-from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
-from generation.tasks import generate_asset
+from generation.models import (
+    AssetEvent,
+    AssetReference,
+    AssetStatus,
+    ChannelPreset,
+    GeneratedAsset,
+    GenerationBatch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +54,11 @@ def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
     without_photo = [p.sku for p in request.products if not p.has_photo]
     if without_photo:
         raise ValueError(f"These products have no photo to start from: {', '.join(without_photo)}")
+    priced = [preset.name for preset in request.presets if PRICE in preset.overlay_text]
+    without_price = [p.sku for p in request.products if p.price is None]
+    if priced and without_price:
+        raise ValueError(f"The text of {', '.join(priced)} shows the price, and these products "
+                         f"have none: {', '.join(without_price)}")
     if request_key and (done := GenerationBatch.objects.filter(request_key=request_key).first()):
         return done
     try:
@@ -79,9 +94,47 @@ def asset_create_version(*, product: Product, preset: ChannelPreset, variants: i
     latest = (GeneratedAsset.objects.filter(product=product, preset=preset)
               .aggregate(v=Max("version"))["v"] or 0)
     fields.setdefault("aspect_ratio", preset.aspect_ratio)
+    fields.setdefault("staged", preset.staged)
+    fields.setdefault("overlay_text", overlay_text(preset, product))
+    fields.setdefault("language", preset.language if preset.overlay_text else "")
     return [GeneratedAsset.objects.create(product=product, preset=preset, version=latest + 1,
                                           variant=variant, **fields)
             for variant in range(1, variants + 1)]
+
+
+PRICE = "{price}"
+
+
+def overlay_text(preset: ChannelPreset, product: Product) -> str:
+    """The exact text a preset asks the image of this product to show ({price} filled in)."""
+    if PRICE not in preset.overlay_text:
+        return preset.overlay_text
+    return preset.overlay_text.replace(PRICE, "" if product.price is None else f"{product.price:.2f}")
+
+
+def asset_next_version(*, asset: GeneratedAsset, feedback: str, user=None, note: str,
+                       **fields) -> GeneratedAsset:
+    """A new version of an asset that takes its feedback into account, queued. Call inside a
+    transaction.
+
+    The retrieved references and the style prompt carry over, so only the image (and its
+    quality check) is paid again; the preset's format, stages and text are the asset's own.
+    """
+    [new] = asset_create_version(
+        product=asset.product, preset=asset.preset, batch=asset.batch, previous_version=asset,
+        aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
+        reference_count=asset.reference_count, staged=asset.staged,
+        overlay_text=asset.overlay_text, language=asset.language, feedback=feedback,
+        retrieved_at=asset.retrieved_at, retrieval_note=asset.retrieval_note,
+        style_prompt=asset.style_prompt, analyst_model=asset.analyst_model, offline=asset.offline,
+        **fields)
+    AssetReference.objects.bulk_create([
+        AssetReference(asset=new, product_id=ref.product_id, rank=ref.rank, score=ref.score,
+                       dense_rank=ref.dense_rank, sparse_rank=ref.sparse_rank)
+        for ref in asset.references.all()
+    ])
+    asset_queue(asset=new, user=user, note=note)
+    return new
 
 
 def asset_queue(*, asset: GeneratedAsset, user=None, note: str = "") -> None:
@@ -102,7 +155,12 @@ def _send(asset: GeneratedAsset) -> None:
             message_id="", last_error=f"Could not reach the task queue ({exc}); it is sent "
                                       "again automatically once the queue is back.")
 
-    enqueue_after_commit(generate_asset, pk, on_sent=sent, on_failed=failed)
+    enqueue_after_commit(_generate_actor(), pk, on_sent=sent, on_failed=failed)
+
+
+def _generate_actor() -> dramatiq.Actor:
+    """generation.tasks.generate_asset, as the broker knows it (see the module docstring)."""
+    return dramatiq.get_broker().get_actor("generate_asset")
 
 
 def assets_requeue_lost() -> int:
@@ -115,7 +173,7 @@ def assets_requeue_lost() -> int:
     candidates = (GeneratedAsset.objects.filter(status__in=AssetStatus.running(), updated_at__lt=quiet)
                   .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_over))
                   .filter(Q(retry_at__isnull=True) | Q(retry_at__lt=quiet)))
-    pending = pending_message_ids(generate_asset.queue_name)
+    pending = pending_message_ids(_generate_actor().queue_name)
     sent = 0
     for asset in candidates.only("pk", "status", "message_id"):
         if pending is not None and asset.message_id and asset.message_id in pending:

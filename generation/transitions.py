@@ -1,10 +1,13 @@
 """The life of a generated asset: which status may follow which, and the one function that
 changes it. The pipeline, review, publishing and the sweepers all go through it.
 
-    queued ─▶ retrieving ─▶ analysing ─▶ generating ─▶ in review ─▶ approved ─▶ published
-       │          │             │             │             │           │  ◀────────┘
-       └──────────┴─────────────┴─────────────┴─▶ failed    ├─▶ rejected ◀┘
-                                                                └─▶ set aside (another variant approved)
+    queued ─▶ retrieving ─▶ analysing ─▶ generating ─▶ checking ─▶ in review ─▶ approved ─▶ published
+       │          │             │             │            │           │            │  ◀────────┘
+       └──────────┴─────────────┴─────────────┴────────────┴─▶ failed  ├─▶ rejected ◀┘
+                                                                       └─▶ set aside (another variant approved)
+
+"checking" is the automatic quality check: a paid image always goes on to review from there,
+with the check's verdict (or why it could not be checked); it fails only if deleted meanwhile.
 
 A regenerated version starts queued with the retrieval and style of the one it replaces, so
 queued may skip straight to analysing or generating.
@@ -21,7 +24,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.RETRIEVING, S.ANALYSING, S.GENERATING, S.FAILED}),
     S.RETRIEVING: frozenset({S.ANALYSING, S.FAILED}),
     S.ANALYSING: frozenset({S.GENERATING, S.FAILED}),
-    S.GENERATING: frozenset({S.IN_REVIEW, S.FAILED}),
+    S.GENERATING: frozenset({S.CHECKING, S.FAILED}),
+    S.CHECKING: frozenset({S.IN_REVIEW, S.FAILED}),
     S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SET_ASIDE}),
     S.APPROVED: frozenset({S.PUBLISHED, S.REJECTED}),
     S.PUBLISHED: frozenset({S.APPROVED}),

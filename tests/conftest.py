@@ -75,12 +75,14 @@ def worker(broker):
 OPENROUTER_PROVIDERS = {
     "STYLE_ANALYST_BACKEND": "generation.providers.openrouter.OpenRouterStyleAnalyst",
     "IMAGE_GENERATOR_BACKEND": "generation.providers.openrouter.OpenRouterImageGenerator",
+    "QUALITY_CHECKER_BACKEND": "generation.providers.openrouter.OpenRouterQualityChecker",
 }
 
 
 @pytest.fixture
 def openrouter(settings):
-    """The OpenRouter style analyst and image generator, talking to a local protocol server."""
+    """The OpenRouter style analyst, image generator and quality checker, talking to a local
+    protocol server."""
     from tests.openrouter_server import OpenRouterServer
 
     with OpenRouterServer() as server:

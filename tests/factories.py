@@ -13,7 +13,7 @@ from PIL import Image
 from catalog.images import image_prepare
 from catalog.models import Product
 from catalog.services import product_save
-from generation.providers import ImageGenerator, StyleAnalyst
+from generation.providers import ImageGenerator, QualityChecker, StyleAnalyst
 
 HISTORICAL_HEADER = ["product_id", "image_path", "category", "color", "style", "season",
                      "sales_count", "description", "price"]
@@ -72,7 +72,15 @@ class PaidGenerator(ImageGenerator):
     is_offline = False
 
 
+class PaidChecker(QualityChecker):
+    is_offline = False
+
+
 class OfflineAnalyst(StyleAnalyst):
+    is_offline = True
+
+
+class OfflineChecker(QualityChecker):
     is_offline = True
 
 
@@ -81,6 +89,7 @@ class OfflineGenerator(ImageGenerator):
 
 
 def use_providers(settings, kind: str) -> None:
-    """Point the style analyst and image generator settings at the "Paid" or "Offline" doubles."""
+    """Point the provider settings at the "Paid" or "Offline" doubles."""
     settings.STYLE_ANALYST_BACKEND = f"{__name__}.{kind}Analyst"
     settings.IMAGE_GENERATOR_BACKEND = f"{__name__}.{kind}Generator"
+    settings.QUALITY_CHECKER_BACKEND = f"{__name__}.{kind}Checker"

@@ -12,7 +12,10 @@ gets a 400 with an OpenRouter error body), records every request, and answers de
 Scripted responses (`fail_next`) are served first, in order, to whichever requests come next.
 
 Routes: /embeddings (one vector per image) and /chat/completions (a style prompt for analysis
-requests; a small PNG at the requested aspect ratio for requests with `modalities`). Faults beyond
+requests; a small PNG at the requested aspect ratio for requests with `modalities`; for
+requests with a `response_format` JSON schema, a quality report of that schema: every check
+passes unless `qa_failures` names it, and garment fidelity is measured, image 1's mean colour
+against the centre of image 2). Faults beyond
 `fail_next`: `next_reply_without_image()`, `next_reply_with_malformed_image()`,
 `next_reply_with_blank_image()` and the `images_in_content` switch (images as parts of
 `content` instead of `message.images`). For fault runs (bench/faults.py): `latency` before every
@@ -136,7 +139,7 @@ class _Script:
 @dataclass
 class Bill:
     path: str
-    kind: str  # "embedding", "analysis" or "image"
+    kind: str  # "embedding", "analysis", "image" or "qa"
     subject: str  # the product's sku (chat calls) or "" (embeddings)
     cost: float
     at: float = field(default_factory=time.time)  # when it was delivered
@@ -167,6 +170,7 @@ class OpenRouterServer:
         self.shuffle_data = False  # answer embeddings out of order: clients must sort by index
         self.images_in_content = False  # answer generated images as parts of message.content
         self.style_prompt = STYLE_PROMPT  # what analysis requests are answered
+        self.qa_failures: set[str] = set()  # quality checks to answer as failed
         self.requests: list[RecordedRequest] = []
         self.routes: dict[str, Callable[[RecordedRequest], Reply]] = {
             "/embeddings": self.embeddings,
@@ -259,7 +263,8 @@ class OpenRouterServer:
             return
         body = request.json or {}
         kind = ("embedding" if request.path.endswith("/embeddings")
-                else "image" if "modalities" in body else "analysis")
+                else "image" if "modalities" in body
+                else "qa" if "response_format" in body else "analysis")
         with self._lock:
             self.bills.append(Bill(request.path, kind, _sku_of(body), float(cost)))
 
@@ -335,7 +340,36 @@ class OpenRouterServer:
         images = _chat_images(body.get("messages"))
         if "modalities" in body:
             return self._generate(body, images)
+        if "response_format" in body:
+            return self._quality_report(body, images)
         return Reply.json(chat_completion(body["model"], self.style_prompt))
+
+    def _quality_report(self, body: dict[str, Any], images: list[Image.Image]) -> Reply:
+        """A structured answer of the requested schema: one verdict per check it names."""
+        response_format = body["response_format"]
+        spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
+        if (response_format.get("type") != "json_schema" or not isinstance(spec, dict)
+                or not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), dict)):
+            raise BadRequest("response_format must be {type: json_schema, json_schema: {name, schema}}")
+        try:
+            names = spec["schema"]["properties"]["checks"]["items"]["properties"]["name"]["enum"]
+        except (KeyError, TypeError):
+            raise BadRequest("this server answers quality-report schemas only") from None
+        if len(images) != 2:
+            raise BadRequest(f"a quality check compares 2 images, not {len(images)}")
+        flat_lay, promo = images
+        width, height = promo.size
+        centre = promo.crop((width * 2 // 5, height * 2 // 5, width * 3 // 5, height * 3 // 5))
+        distance = math.dist(_mean_colour(flat_lay), _mean_colour(centre))
+        checks = []
+        for name in names:
+            passed = name not in self.qa_failures and (name != "garment_fidelity" or distance < 40)
+            note = (f"Mean colour distance {distance:.0f}." if name == "garment_fidelity"
+                    else "Looks right." if passed else "Scripted failure.")
+            checks.append({"name": name, "passed": passed, "score": 0.9 if passed else 0.2,
+                           "note": note})
+        return Reply.json(chat_completion(body["model"], jsonlib.dumps({"checks": checks}),
+                                          cost=0.002))
 
     def _generate(self, body: dict[str, Any], images: list[Image.Image]) -> Reply:
         """A PNG at 1/8 of the 1K size of the requested ratio (its exact ratio), showing the

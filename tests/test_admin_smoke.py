@@ -102,11 +102,17 @@ def png(color="white", size=(48, 64)) -> ContentFile:
 
 # How far each status got in the pipeline: 1 retrieved, 2 analysed, 3 generated.
 REACHED = {AssetStatus.QUEUED: 0, AssetStatus.RETRIEVING: 0, AssetStatus.ANALYSING: 1,
-           AssetStatus.GENERATING: 2, AssetStatus.FAILED: 2, AssetStatus.IN_REVIEW: 3,
+           AssetStatus.GENERATING: 2, AssetStatus.FAILED: 2, AssetStatus.CHECKING: 3,
+           AssetStatus.IN_REVIEW: 3,
            AssetStatus.APPROVED: 3, AssetStatus.REJECTED: 3, AssetStatus.PUBLISHED: 3,
            AssetStatus.SET_ASIDE: 3}
 PATH = [AssetStatus.QUEUED, AssetStatus.RETRIEVING, AssetStatus.ANALYSING, AssetStatus.GENERATING,
-        AssetStatus.IN_REVIEW]
+        AssetStatus.CHECKING, AssetStatus.IN_REVIEW]
+# What QA said of the images that reached review: every verdict, and markup in a note.
+QA = {"qa_status": "flagged", "qa_model": "qwen/qa", "qa_checks": [
+    {"name": "garment_fidelity", "passed": False, "score": 0.2, "note": "The <b>red</b> is orange."},
+    {"name": "no_text", "passed": True, "score": 0.9, "note": "No text."},
+    {"name": "artefacts", "passed": None, "score": None, "note": "Not checked offline."}]}
 
 
 def add_asset(batch, product, preset, status, *, cost, offline, references, reviewer,
@@ -115,7 +121,7 @@ def add_asset(batch, product, preset, status, *, cost, offline, references, revi
     reached = REACHED[status]
     asset = GeneratedAsset(
         batch=batch, product=product, preset=preset, status=status, offline=offline, cost=cost,
-        version=previous.version + 1 if previous else 1, previous_version=previous,
+        version=fields.pop("version", previous.version + 1 if previous else 1), previous_version=previous,
         aspect_ratio=preset.aspect_ratio, size_tier=batch.size_tier,
         reference_count=batch.reference_count, **fields)
     if status != AssetStatus.QUEUED:
@@ -133,6 +139,10 @@ def add_asset(batch, product, preset, status, *, cost, offline, references, revi
         asset.usage["generation"] = "flat fee"  # not a dict: shown as is
         asset.timings["generate"] = 3.25
         asset.image.save(f"{product.sku}-{preset.pk}-v{asset.version}.png", png(), save=False)
+    if reached >= 3 and status != AssetStatus.CHECKING:
+        for name, value in QA.items():
+            fields.setdefault(name, value)
+            setattr(asset, name, fields[name])
     if status == AssetStatus.FAILED:
         asset.failure_reason = "The monthly spending cap of $1 would be passed"
         asset.last_error = "ProviderError: 429 Too Many Requests"
@@ -216,8 +226,10 @@ def admin_data(admin_user):
         (new_synced, hero, AssetStatus.ANALYSING), (new_synced, marketplace, AssetStatus.GENERATING),
     ]:
         add_asset(free, product, preset, status, cost=Decimal("0"), offline=True, **common)
+    add_asset(free, new_synced, hero, AssetStatus.CHECKING, cost=Decimal("0"), offline=True,
+              version=2, **common)
     for status in (AssetStatus.QUEUED, AssetStatus.RETRIEVING, AssetStatus.ANALYSING,
-                   AssetStatus.GENERATING):
+                   AssetStatus.GENERATING, AssetStatus.CHECKING):
         data[ASSET, status] = free.assets.filter(status=status).order_by("pk").first()
 
     # Paid: real provider costs; it stopped at the spending cap.

@@ -206,13 +206,18 @@ def test_the_page_shows_the_image_count_and_estimate_before_anything_is_queued(
     response = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))
 
     assert response.status_code == 200
-    expected = estimate(images=4, size_tier="2K", offline=False)
-    assert expected.total == 4 * (Decimal("0.101") + Decimal("0.005"))
+    expected = estimate(images_per_preset=[(2, False), (2, False)], size_tier="2K", references=1,
+                        offline=False)
+    # Per image: the image, the flat-lay and 1 reference sent in, the analysis, the check.
+    assert expected.total == 4 * (Decimal("0.101") + 2 * Decimal("0.0006") + Decimal("0.005")
+                                  + Decimal("0.004"))
     html = page_text(response)
     assert "<strong>4 images</strong>: 2 products × 2 presets at 2K." in html
-    assert f"<strong>{usd(expected.unit_price + expected.analysis_price)} per image</strong>" in html
-    assert "($0.101 image + $0.005 style analysis)" in html
-    assert f"<strong>{usd(expected.total)} in total</strong>" in html  # $0.424
+    assert f"<strong>{usd(expected.per_image)} per image</strong>" in html  # $0.111
+    assert "4 image calls × $0.101" in html
+    assert "8 input images × $0.0006 (each call sends the flat-lay and 1 reference" in html
+    assert "4 style analyses × $0.005" in html and "4 quality checks × $0.004" in html
+    assert f"<strong>{usd(expected.total)} in total</strong>" in html  # $0.445
     assert 'value="Generate 4 images"' in html
     assert "Offline preview providers" not in html
     assert nothing_requested()
@@ -262,7 +267,7 @@ def test_confirming_creates_the_batch_and_queues_its_assets_after_commit(
     assert response.status_code == 302
     assert response.url == reverse("admin:generation_generationbatch_change", args=[batch.pk])
     assert batch.requested_by.username == "merch"
-    assert (batch.size_tier, batch.estimated_cost) == ("2K", Decimal("0.424"))
+    assert (batch.size_tier, batch.estimated_cost) == ("2K", Decimal("0.4448"))
     assert sorted(p.name for p in batch.presets.all()) == [MARKETPLACE, HERO]
     assets = list(batch.assets.order_by("pk"))
     assert len(assets) == 4 and {a.status for a in assets} == {AssetStatus.QUEUED}
@@ -274,7 +279,7 @@ def test_confirming_creates_the_batch_and_queues_its_assets_after_commit(
     assert len(callbacks) == 4
     assert queued_asset_ids(broker) == [a.pk for a in assets]
     assert messages_of(response) == [
-        f"Queued 4 promo image(s) in batch {batch.pk} (estimated $0.424)."]
+        f"Queued 4 promo image(s) in batch {batch.pk} (estimated $0.445)."]
 
 
 def test_pressing_generate_twice_makes_one_batch(merchandiser_client, products, broker):
@@ -290,6 +295,21 @@ def test_pressing_generate_twice_makes_one_batch(merchandiser_client, products, 
     assert f"This request was already queued as batch {batch.pk}." in messages_of(second)
 
 
+def test_a_staged_preset_counts_its_scene_call_and_every_input_image(
+        merchandiser_client, products, paid_providers, broker):
+    ChannelPreset.objects.filter(name=HERO).update(staged=True)
+    response = merchandiser_client.post(REQUEST, request_data(products, size="2K", references=5,
+                                                              _update="1"))
+
+    quote = response.context["estimate"]
+    # Hero (staged): the scene (5 references in), then the product (flat-lay + scene in);
+    # Marketplace: one call with the flat-lay and 5 references.
+    assert (quote.images, quote.image_calls, quote.input_images) == (4, 6, 2 * 7 + 2 * 6)
+    assert quote.total == (6 * Decimal("0.101") + 26 * Decimal("0.0006")
+                           + 4 * (Decimal("0.005") + Decimal("0.004")))
+    assert f"staged presets make two per image: {HERO}" in page_text(response)
+
+
 def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
         merchandiser_client, products, paid_providers, broker):
     page = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))
@@ -300,7 +320,7 @@ def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
     assert response.status_code == 200
     assert "The request changed since the estimate was shown" in response.content.decode()
     assert 'value="Generate 4 images"' in response.content.decode()
-    assert response.context["total"] == usd(Decimal("0.624"))
+    assert response.context["total"] == usd(Decimal("0.6448"))
     assert nothing_requested()
 
 
@@ -486,9 +506,11 @@ def test_the_command_without_wait_prints_the_estimate_and_queues(
     batch = GenerationBatch.objects.get()
     assert output.startswith(
         "4 image(s): 2 product(s) × 2 preset(s) at 1K.\n"
-        "Estimated cost: $0.072 per image, $0.288 in total.\n"
+        "Estimated cost: $0.078 per image, $0.314 in total (4 image calls with 16 input images, "
+        "analyses and quality checks).\n"
         f"Queued batch {batch.pk}.\n")
-    assert batch.requested_by.username == "ops" and batch.estimated_cost == Decimal("0.288")
+    # 3 references by default: 4 × (0.067 + 4 × 0.0006 + 0.005 + 0.004)
+    assert batch.requested_by.username == "ops" and batch.estimated_cost == Decimal("0.3136")
     assert output.count("Queued  ") == 4  # one table row per asset, status "Queued"
     assert queued_asset_ids(broker) == sorted(batch.assets.values_list("pk", flat=True))
 
@@ -517,6 +539,7 @@ def stored_product(sku: str, color, **fields) -> Product:
 def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(settings, milvus, broker, worker):
     settings.STYLE_ANALYST_BACKEND = "generation.providers.offline.OfflineStyleAnalyst"
     settings.IMAGE_GENERATOR_BACKEND = "generation.providers.offline.OfflineImageGenerator"
+    settings.QUALITY_CHECKER_BACKEND = "generation.providers.offline.OfflineQualityChecker"
     for n, color in enumerate([(180, 30, 40), (30, 50, 150)]):
         stored_product(f"BEST-{n}", color, sales_count=5000, lifecycle=Product.Lifecycle.HISTORICAL)
     stored_product("NEW-1", (40, 140, 60), lifecycle=Product.Lifecycle.NEW)

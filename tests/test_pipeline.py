@@ -45,8 +45,14 @@ def make_batch(products, presets, size="0.5K", references=2):
 
 
 def chat_calls(server, *, generation: bool) -> int:
+    """Image calls (generation=True) or style analyses (False); quality checks: qa_calls."""
     return sum(1 for r in server.requests
-               if r.path.endswith("/chat/completions") and ("modalities" in (r.json or {})) == generation)
+               if r.path.endswith("/chat/completions") and "response_format" not in (r.json or {})
+               and ("modalities" in (r.json or {})) == generation)
+
+
+def qa_calls(server) -> int:
+    return sum(1 for r in server.requests if "response_format" in (r.json or {}))
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -69,7 +75,8 @@ def test_four_new_products_and_two_presets_make_eight_images_in_review(catalog, 
         assert asset.references.count() == 2 and asset.style_prompt and asset.generation_prompt
         assert asset.offline and asset.cost == 0
         steps = list(asset.events.values_list("to_status", flat=True))
-        assert steps == ["queued", "retrieving", "analysing", "generating", "in_review"]
+        assert steps == ["queued", "retrieving", "analysing", "generating", "checking", "in_review"]
+        assert asset.qa_status in ("passed", "flagged") and asset.qa_model == "offline-qa-v1"
     progress = batch.progress()
     assert (progress.total, progress.finished, progress.failed, progress.running) == (8, 8, 0, 0)
     assert progress.cost == 0
@@ -117,6 +124,7 @@ def test_a_redelivered_message_never_pays_twice_for_a_finished_step(catalog, ope
     assert asset.status == AssetStatus.IN_REVIEW
     assert chat_calls(openrouter, generation=False) == 1
     assert chat_calls(openrouter, generation=True) == 2
+    assert qa_calls(openrouter) == 1 and asset.qa_status == "passed"
     assert asset.attempts == 2
 
 

@@ -148,9 +148,14 @@ def test_generation_sends_the_flatlay_first_then_references_and_the_image_config
     assert body["modalities"] == ["image", "text"]
     assert body["image_config"] == {"aspect_ratio": "3:4", "image_size": "2K"}
     parts = image_parts(body)
-    assert [part["type"] for part in parts] == ["image_url"] * 3 + ["text"]
+    # Each image after a text part naming its role; the prompt last.
+    assert [part["type"] for part in parts] == ["text", "image_url"] * 3 + ["text"]
+    assert [part["text"].split(".")[0] for part in parts[:-1:2]] == [
+        "Image 1: the product", "Image 2: style reference 1 of 2, a photo of one of our bestsellers (the closest first)",
+        "Image 3: style reference 2 of 2, a photo of one of our bestsellers (the closest first)"]
     assert parts[-1]["text"] == generation_prompt(request) == result.prompt
-    sizes = [decode_data_uri(part["image_url"]["url"]).size for part in parts[:-1]]
+    assert all(part["text"] in result.prompt for part in parts[:-1:2])  # and listed in the prompt
+    sizes = [decode_data_uri(part["image_url"]["url"]).size for part in parts[1::2]]
     assert sizes == [(512, 640), (819, 1024), (1024, 768)]  # flat-lay, then best reference first
     with Image.open(io.BytesIO(result.content)) as image:
         assert image.format == "PNG" and image.size == (108, 148)  # the server's 1/8 of 1K
@@ -379,7 +384,7 @@ def test_an_injected_hint_stays_inside_the_sentence():
 def offline_image(request: ImageRequest) -> np.ndarray:
     result = OfflineImageGenerator().generate(request)
     assert result.prompt == generation_prompt(request) and result.offline
-    assert (result.model, result.cost) == ("offline-compositor-v1", Decimal("0"))
+    assert (result.model, result.cost) == ("offline-compositor-v2", Decimal("0"))
     with Image.open(io.BytesIO(result.content)) as image:
         assert image.format == "PNG" and image.size == (request.width, request.height)
         return np.asarray(image.convert("RGB"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
 from scipy import ndimage
 
@@ -27,7 +27,12 @@ from generation.providers.base import (
     GeneratedImage,
     ImageGenerator,
     ImageRequest,
+    CheckResult,
     ProviderError,
+    QualityChecker,
+    QualityReport,
+    QualityRequest,
+    Stage,
     StyleAnalyst,
     StyleRequest,
     StyleResult,
@@ -193,12 +198,15 @@ def _palette(looks: list[PhotoLook]) -> str:
 class OfflineImageGenerator(ImageGenerator):
     """Composes the cut-out product onto a backdrop at exactly the requested size.
 
-    White-background presets get pure white with a faint contact shadow; the others a heavily
-    blurred, palette-tinted version of the top reference with a soft drop shadow. The backdrop
-    has no detail, so it is built at WORK_SIDE and upscaled: a 4K banner stays fast.
+    White-background presets get pure white with a faint contact shadow; the others a backdrop
+    blended from all the references (each heavily blurred and tinted with its own two main
+    colours, the closer references weighing more) with a soft drop shadow. A staged preset gets
+    that backdrop alone as its scene, then the product composed onto the scene it is given. The
+    backdrop has no detail, so it is built at WORK_SIDE and upscaled: a 4K banner stays fast.
+    Overlay text is typeset with Pillow's own font, exactly as given.
     """
 
-    model = "offline-compositor-v1"
+    model = "offline-compositor-v2"
     is_offline = True
     PRODUCT_SIDE = 1536  # flat-lays are decoded at most this large, upscaled beyond
     REFERENCE_SIDE = 512
@@ -207,27 +215,46 @@ class OfflineImageGenerator(ImageGenerator):
     def generate(self, request: ImageRequest) -> GeneratedImage:
         size = (request.width, request.height)
         wishes = feedback_wishes(request.feedback)
+        scale = min(1.0, self.WORK_SIDE / max(size))
+        work_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        white = request.white_background or wishes.white_background
+        if request.stage == Stage.SCENE:
+            scene = self.backdrop(request, None, work_size, white, wishes)
+            canvas = scene.resize(size, Image.Resampling.BICUBIC) if scale < 1 else scene
+            return self._answer(request, canvas, wishes)
         # No need to decode a large flat-lay beyond the canvas it will be placed on.
         photo = decode_image(request.product_image, "the flat-lay",
                              max_side=min(self.PRODUCT_SIDE, max(size)))
         product = cut_out(photo)
         box = varied_box(product_box(size, product.size, zoom=wishes.zoom), size, request.variant)
-        scale = min(1.0, self.WORK_SIDE / max(size))
-        work_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        white = request.white_background or wishes.white_background
-        if white:
-            backdrop = Image.new("RGB", work_size, (255, 255, 255))
-        else:  # without references, the flat-lay's own colours set the scene
-            scene = (decode_image(request.references[0].content, "reference 1",
-                                  max_side=self.REFERENCE_SIDE) if request.references else photo)
-            backdrop = scene_backdrop(scene, work_size, flip=request.variant % 2 == 0)
-            backdrop = wishes.adjust(backdrop)
+        if request.stage == Stage.PRODUCT and request.scene_image:
+            backdrop = decode_image(request.scene_image, "the scene", max_side=self.WORK_SIDE)
+            backdrop = backdrop.resize(work_size, Image.Resampling.BILINEAR)
+        else:
+            backdrop = self.backdrop(request, photo, work_size, white, wishes)
         strength = 0.16 if white else 0.4
         shadow = product_shadow(product.getchannel("A"), box, scale, work_size, strength)
         backdrop = ImageChops.multiply(backdrop, ImageOps.invert(shadow).convert("RGB"))
         canvas = backdrop.resize(size, Image.Resampling.BICUBIC) if scale < 1 else backdrop
         placed = product.resize(box[2:], Image.Resampling.LANCZOS)
         canvas.paste(placed, box[:2], placed)
+        if request.overlay_text:
+            typeset(canvas, request.overlay_text, box)
+        return self._answer(request, canvas, wishes)
+
+    def backdrop(self, request: ImageRequest, photo: Image.Image | None, work_size: tuple[int, int],
+                 white: bool, wishes: FeedbackWishes) -> Image.Image:
+        if white:
+            return Image.new("RGB", work_size, (255, 255, 255))
+        scenes = [decode_image(ref.content, f"reference {n}", max_side=self.REFERENCE_SIDE)
+                  for n, ref in enumerate(request.references, 1)]
+        if not scenes:  # without references, the flat-lay's own colours set the scene
+            scenes = [photo if photo is not None else
+                      decode_image(request.product_image, "the flat-lay", max_side=self.REFERENCE_SIDE)]
+        return wishes.adjust(blended_backdrop(scenes, work_size, flip=request.variant % 2 == 0))
+
+    def _answer(self, request: ImageRequest, canvas: Image.Image,
+                wishes: FeedbackWishes) -> GeneratedImage:
         buffer = io.BytesIO()
         # Level 1: a 4K banner compresses several times faster, for a somewhat larger file.
         info = PngInfo()  # says what it is: a composite made without a generative model
@@ -237,6 +264,36 @@ class OfflineImageGenerator(ImageGenerator):
         return GeneratedImage(content=buffer.getvalue(), prompt=generation_prompt(request),
                               model=self.model, cost=Decimal("0"), offline=True,
                               text=wishes.report() if request.feedback else "")
+
+
+def blended_backdrop(scenes: list[Image.Image], size: tuple[int, int], flip: bool) -> Image.Image:
+    """The references' backdrops (scene_backdrop) averaged, the n-th weighing 1/n: one palette
+    and one suggestion of a set, blended from all of them."""
+    weights = np.array([1 / n for n in range(1, len(scenes) + 1)], dtype=np.float32)
+    layers = np.stack([np.asarray(scene_backdrop(scene, size, flip=flip), dtype=np.float32)
+                       for scene in scenes])
+    blended = np.tensordot(weights / weights.sum(), layers, axes=1)
+    return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+def typeset(canvas: Image.Image, text: str, box: tuple[int, int, int, int]) -> None:
+    """Write `text` exactly, on one line, on a light plate: centred under the product, or for
+    wide banners in the free space to its right."""
+    width, height = canvas.size
+    wide = width >= 4 * height
+    room = (width - box[0] - box[2]) if wide else width
+    size = max(10, round(min(height * (0.22 if wide else 0.045), room * 0.9 / max(1, len(text)) * 1.8)))
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    if wide:
+        x, y = box[0] + box[2] + (room - w) // 2, (height - h) // 2
+    else:
+        x, y = (width - w) // 2, min(height - h - round(0.04 * height), box[1] + box[3] + round(0.02 * height))
+    pad = max(2, size // 3)
+    draw.rectangle((x - pad, y - pad, x + w + pad, y + h + pad), fill=(255, 255, 255))
+    draw.text((x - left, y - top), text, font=font, fill=(28, 28, 30))
 
 
 def garment_mask(rgb: np.ndarray) -> np.ndarray:
@@ -377,3 +434,153 @@ def feedback_wishes(feedback: str) -> FeedbackWishes:
                 setattr(wishes, key, value)
             wishes.followed.append(name)
     return wishes
+
+
+# --------------------------------------------------------------------------- quality checker
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (0..1, any shape ending in 3) to CIELAB under D65."""
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = linear @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192],
+                             [0.1805, 0.0722, 0.9505]])
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def product_region(rgb: np.ndarray) -> np.ndarray:
+    """Where the product stands in a generated image (bool).
+
+    The product is what has edges: its outline and its cloth, against a backdrop that is plain
+    or out of focus. The edges are closed into outlines and filled (an outline that the frame
+    cuts is closed by the frame's edge); of what results, the
+    largest part that is not a rectangle (a text plate or a banner is one; a garment never
+    fills its bounding box) is the product.
+    """
+    gradient = np.max([np.hypot(ndimage.sobel(rgb[..., c], 0), ndimage.sobel(rgb[..., c], 1))
+                       for c in range(3)], axis=0)
+    reach = max(2, min(rgb.shape[:2]) // 100)
+    outlines = ndimage.binary_closing(gradient > 0.12, iterations=reach)
+    filled = ndimage.binary_fill_holes(outlines)
+    for side in range(4):  # a product cut off by the frame is closed by that edge of it
+        turned = np.pad(np.rot90(outlines, side), ((1, 0), (0, 0)), constant_values=True)
+        filled |= np.rot90(ndimage.binary_fill_holes(turned)[1:], -side)
+    filled = ndimage.binary_opening(filled, iterations=reach)
+    labels, count = ndimage.label(filled)
+    best, best_size = None, 0
+    for index, found in enumerate(ndimage.find_objects(labels), start=1):
+        part = labels[found] == index
+        if part.sum() > best_size and part.mean() < 0.95:
+            best, best_size = index, int(part.sum())
+    if best is None:
+        return np.zeros(rgb.shape[:2], dtype=bool)
+    return labels == best
+
+
+class OfflineQualityChecker(QualityChecker):
+    """Measures what can be measured without a vision model, and says what it cannot judge.
+
+    garment_fidelity: CIELAB ΔE between the median colour of the flat-lay's garment and of the
+    product region of the image; white_background: the share of pure white among the
+    background's pixels in the frame's outer band; framing: the product's share of
+    the frame, and whether it touches the edge; sharpness: the variance of the Laplacian over
+    the product; blank; near_duplicate: the image against the flat-lay and each reference.
+    Text, logos, hands and faces need a vision model: those checks are reported as not checked.
+    """
+
+    model = "offline-qa-v1"
+    is_offline = True
+    SIDE = 512
+    MAX_DELTA_E = 12.0  # clearly another shade beyond this
+    MIN_WHITE_SHARE = 0.9  # of the background's pixels at 250 or more in every channel
+    COVERAGE = (0.04, 0.85)  # the product's share of the frame
+    MIN_SHARPNESS = 2.0e-4  # variance of the Laplacian of luma (0..1) over the product
+    MIN_DIFFERENCE = 0.03  # mean difference (0..1) from every input image at 48×48
+
+    def check(self, request: QualityRequest) -> QualityReport:
+        image = decode_image(request.image, "the generated image", max_side=self.SIDE)
+        rgb = np.asarray(image, dtype=np.float64) / 255
+        flat_lay = np.asarray(decode_image(request.product_image, "the flat-lay", max_side=self.SIDE),
+                              dtype=np.float64) / 255
+        region = product_region(rgb)
+        checks = [self.blank(rgb), self.garment_fidelity(flat_lay, rgb, region)]
+        if request.white_background:
+            checks.append(self.white_background(rgb, region))
+        checks += [self.framing(region), self.sharpness(rgb, region),
+                   self.near_duplicate(image, request)]
+        checks.append(CheckResult("exact_text" if request.overlay_text else "no_text", None, None,
+                                  "Not checked offline: reading text needs a vision model."))
+        checks.append(CheckResult("artefacts", None, None, "Not checked offline: labels, hands "
+                                  "and faces need a vision model (framing, sharpness and blank "
+                                  "output are measured above)."))
+        return QualityReport(checks=checks, model=self.model, cost=Decimal("0"), offline=True)
+
+    def blank(self, rgb: np.ndarray) -> CheckResult:
+        spread = float((rgb @ np.array([0.299, 0.587, 0.114])).std() * 255)
+        return CheckResult("blank", spread >= 6, min(1.0, spread / 30),
+                           f"Luma varies by {spread:.1f} levels (a blank image by under 6).")
+
+    def garment_fidelity(self, flat_lay: np.ndarray, rgb: np.ndarray,
+                         region: np.ndarray) -> CheckResult:
+        garment = garment_mask(flat_lay.astype(np.float32)) > 0.5
+        inner = ndimage.binary_erosion(region, iterations=3)
+        if garment.sum() < 50 or inner.sum() < 50:
+            return CheckResult("garment_fidelity", False, 0.0,
+                               "No product found in the image to compare with the flat-lay.")
+        expected = np.median(lab(flat_lay[garment]), axis=0)
+        found = np.median(lab(rgb[inner]), axis=0)
+        delta = float(np.linalg.norm(expected - found))
+        return CheckResult("garment_fidelity", delta <= self.MAX_DELTA_E, max(0.0, 1 - delta / 50),
+                           f"Colour difference ΔE {delta:.1f} between the flat-lay's garment and "
+                           f"the product in the image (at most {self.MAX_DELTA_E:g} passes).")
+
+    def white_background(self, rgb: np.ndarray, region: np.ndarray) -> CheckResult:
+        """Measured in the frame's outer band, where only background belongs (a product that
+        reaches it fails framing): a pale garment is never mistaken for a grey backdrop."""
+        band = np.zeros(region.shape, dtype=bool)
+        width = max(2, round(0.06 * min(region.shape)))
+        band[:width], band[-width:], band[:, :width], band[:, -width:] = True, True, True, True
+        background = band & ~region
+        if background.sum() == 0:
+            return CheckResult("white_background", False, 0.0, "No background is left to check.")
+        share = float((rgb[background] >= 250 / 255).all(axis=1).mean())
+        return CheckResult("white_background", share >= self.MIN_WHITE_SHARE, round(share, 3),
+                           f"{share:.0%} of the background is pure white "
+                           f"(at least {self.MIN_WHITE_SHARE:.0%} passes).")
+
+    def framing(self, region: np.ndarray) -> CheckResult:
+        coverage = float(region.mean())
+        edge = max(2, min(region.shape) // 40)  # the region's opening stops a little short of it
+        touching = [side for side, strip in (("top", region[:edge]), ("bottom", region[-edge:]),
+                                             ("left", region[:, :edge]), ("right", region[:, -edge:]))
+                    if strip.mean() > 0.02]
+        low, high = self.COVERAGE
+        passed = low <= coverage <= high and not touching
+        note = f"The product covers {coverage:.0%} of the frame ({low:.0%}–{high:.0%} passes)"
+        note += f"; it is cut off at the {' and '.join(touching)} edge." if touching else "."
+        score = 0.0 if touching else min(1.0, coverage / low, (1 - coverage) / (1 - high))
+        return CheckResult("framing", passed, round(score, 3), note)
+
+    def sharpness(self, rgb: np.ndarray, region: np.ndarray) -> CheckResult:
+        luma = rgb @ np.array([0.299, 0.587, 0.114])
+        inner = ndimage.binary_erosion(region, iterations=2)
+        where = inner if inner.sum() >= 50 else np.ones_like(inner)
+        variance = float(ndimage.laplace(luma)[where].var())
+        return CheckResult("sharpness", variance >= self.MIN_SHARPNESS,
+                           min(1.0, variance / (4 * self.MIN_SHARPNESS)),
+                           f"Laplacian variance {variance:.2e} over the product "
+                           f"(at least {self.MIN_SHARPNESS:.0e} passes).")
+
+    def near_duplicate(self, image: Image.Image, request: QualityRequest) -> CheckResult:
+        def small(picture: Image.Image) -> np.ndarray:
+            return np.asarray(picture.resize((48, 48), Image.Resampling.BOX), dtype=np.float64) / 255
+
+        mine = small(image)
+        inputs = [("the flat-lay", request.product_image),
+                  *((f"reference {n}", ref.content) for n, ref in enumerate(request.references, 1))]
+        closest, name = min((float(np.abs(mine - small(decode_image(data, label, max_side=128)))
+                                   .mean()), label) for label, data in inputs)
+        return CheckResult("near_duplicate", closest >= self.MIN_DIFFERENCE, min(1.0, closest / 0.2),
+                           f"Closest input is {name}, mean difference {closest:.3f} "
+                           f"(under {self.MIN_DIFFERENCE} is a copy).")

@@ -12,19 +12,27 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 from typing import Any
+
+import jsonschema
 
 from django.conf import settings
 from openai.types.chat import ChatCompletion
 
 from core import openrouter
 from core.openrouter import QUOTED_CHARS, cost_of, usage_of
-from generation.prompts import generation_prompt, style_analysis_prompt
+from generation.prompts import generation_prompt, image_roles, quality_prompt, style_analysis_prompt
 from generation.providers.base import (
+    CheckResult,
     GeneratedImage,
     ImageGenerator,
     ImageRequest,
     ProviderError,
+    QualityChecker,
+    QualityReport,
+    QualityRequest,
+    Stage,
     StyleAnalyst,
     StyleRequest,
     StyleResult,
@@ -64,6 +72,9 @@ class OpenRouterImageGenerator(ImageGenerator):
     """Nano Banana 2 (settings.IMAGE_GENERATOR_MODEL) draws the promo photo from the flat-lay,
     the reference photos and the final prompt, at the preset's aspect ratio and size tier.
 
+    Each input image follows a text part that names its role (the product, style reference n
+    of K, the scene), and the prompt lists the roles again. A staged preset makes two calls:
+    the scene from the references, then the product from the flat-lay and that scene.
     One image per call: more is not reliably supported on this route.
     """
 
@@ -73,10 +84,10 @@ class OpenRouterImageGenerator(ImageGenerator):
 
     def generate(self, request: ImageRequest) -> GeneratedImage:
         model, prompt = self.model, generation_prompt(request)
-        content = [image_part(request.product_image, "the flat-lay"),
-                   *(image_part(ref.content, f"reference {n}")
-                     for n, ref in enumerate(request.references, 1)),
-                   {"type": "text", "text": prompt}]
+        content = []
+        for role, (image, label) in zip(image_roles(request), _inputs(request), strict=True):
+            content += [{"type": "text", "text": role}, image_part(image, label)]
+        content.append({"type": "text", "text": prompt})
         response = _complete(
             model=model, messages=[{"role": "user", "content": content}],
             # OpenRouter-only fields; `modalities` too, as the SDK's type allows no "image".
@@ -95,6 +106,93 @@ class OpenRouterImageGenerator(ImageGenerator):
         usage = usage_of(response)
         return GeneratedImage(content=content, prompt=prompt, model=model,
                               cost=cost_of(usage), usage=usage, text=_text(message).strip())
+
+
+def _inputs(request: ImageRequest) -> list[tuple[bytes, str]]:
+    """The input images of an image call, in image_roles' order, with names for errors."""
+    references = [(ref.content, f"reference {n}") for n, ref in enumerate(request.references, 1)]
+    if request.stage == Stage.SCENE:
+        return references
+    if request.stage == Stage.PRODUCT:
+        if not request.scene_image:
+            raise ValueError("the product stage needs the scene image")
+        return [(request.product_image, "the flat-lay"), (request.scene_image, "the scene")]
+    return [(request.product_image, "the flat-lay"), *references]
+
+
+class OpenRouterQualityChecker(QualityChecker):
+    """A vision model (settings.QUALITY_CHECK_MODEL) compares the generated image with the
+    flat-lay and the channel's rules and answers JSON of `report_schema`, asked for as a
+    structured output and validated here: an answer that is not valid JSON of the schema
+    raises a billed ProviderError quoting it (the pipeline asks again, then gives up)."""
+
+    MAX_TOKENS = 700
+
+    @property
+    def model(self) -> str:  # type: ignore[override]
+        return settings.QUALITY_CHECK_MODEL
+
+    def check(self, request: QualityRequest) -> QualityReport:
+        model, names = self.model, request.checks()
+        schema = report_schema(names)
+        content = [{"type": "text", "text": "Image 1: the flat-lay of the garment."},
+                   image_part(request.product_image, "the flat-lay"),
+                   {"type": "text", "text": "Image 2: the generated promotional photo."},
+                   image_part(request.image, "the generated image"),
+                   {"type": "text", "text": quality_prompt(request)}]
+        response = _complete(
+            model=model, messages=[{"role": "user", "content": content}],
+            max_tokens=self.MAX_TOKENS, temperature=0,
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "quality_report", "strict": True, "schema": schema}})
+        text = _text(response.choices[0].message).strip()
+        try:
+            checks = parse_report(text, names)
+        except ValueError as exc:
+            raise ProviderError(f"{model} gave no valid quality report ({exc}); it answered: "
+                                f"{text[:QUOTED_CHARS]!r}", retryable=False,
+                                status=200).billed_by(response) from None
+        usage = usage_of(response)
+        return QualityReport(checks=checks, model=model, cost=cost_of(usage), usage=usage)
+
+
+def report_schema(names: list[str]) -> dict[str, Any]:
+    """The JSON schema of a quality report with one verdict for each of `names`."""
+    verdict = {"type": "object", "additionalProperties": False,
+               "required": ["name", "passed", "score", "note"],
+               "properties": {"name": {"type": "string", "enum": names},
+                              "passed": {"type": "boolean"},
+                              "score": {"type": "number", "minimum": 0, "maximum": 1},
+                              "note": {"type": "string", "maxLength": 600}}}
+    return {"type": "object", "additionalProperties": False, "required": ["checks"],
+            "properties": {"checks": {"type": "array", "items": verdict,
+                                      "minItems": len(names), "maxItems": len(names)}}}
+
+
+def parse_report(text: str, names: list[str]) -> list[CheckResult]:
+    """The verdicts of a quality report, in `names` order; ValueError says what is wrong."""
+    try:
+        report = json.loads(_without_fence(text))
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(report_schema(names)).iter_errors(report))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the answer"
+        raise ValueError(f"{where}: {error.message}")
+    verdicts = {item["name"]: item for item in report["checks"]}
+    if sorted(verdicts) != sorted(names):
+        raise ValueError(f"expected one verdict for each of {', '.join(names)}")
+    return [CheckResult(name, verdicts[name]["passed"], float(verdicts[name]["score"]),
+                        verdicts[name]["note"].strip()) for name in names]
+
+
+def _without_fence(text: str) -> str:
+    """Some models wrap JSON in a Markdown code fence even when asked not to."""
+    fenced = text.strip()
+    if fenced.startswith("```") and fenced.endswith("```"):
+        fenced = fenced[3:-3].removeprefix("json").strip()
+    return fenced
 
 
 def image_part(data: bytes, label: str) -> dict[str, Any]:

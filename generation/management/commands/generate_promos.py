@@ -12,7 +12,6 @@ from catalog.models import Product
 from generation.forms import PromoRequestForm, providers_offline, usd
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch, SizeTier
 from generation.services import batch_create
-from generation.spending import estimate
 
 
 class Command(BaseCommand):
@@ -26,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--preset", action="append", required=True, metavar="NAME",
                             help="A channel preset's name; repeat for several.")
         parser.add_argument("--size", default=SizeTier.ONE_K, help="Size tier (default: 1K).")
-        parser.add_argument("--references", type=int, default=1, metavar="N",
-                            help="Reference bestsellers per image (default: 1).")
+        parser.add_argument("--references", type=int, default=settings.GENERATION_DEFAULT_REFERENCES, metavar="N",
+                            help="Reference bestsellers per image, 1 to 13 (default: 3).")
         parser.add_argument("--variants", type=int, default=1, metavar="N",
                             help="Candidates per product and preset, 1 to 4 (default: 1).")
         parser.add_argument("--user", metavar="USERNAME", help="Record the batch as requested by this user.")
@@ -46,15 +45,16 @@ class Command(BaseCommand):
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
 
         offline = providers_offline()
-        quote = estimate(images=form.image_count(products), size_tier=options["size"], offline=offline)
+        quote = form.quote(products, offline=offline)
         variants = f" × {options['variants']} variants" if options["variants"] > 1 else ""
         self.stdout.write(f"{quote.images} image(s): {len(products)} product(s) × {len(presets)} "
                           f"preset(s){variants} at {options['size']}.")
         if offline:
             self.stdout.write("Offline preview providers: no cost, images are local previews, not AI photos.")
         else:
-            self.stdout.write(f"Estimated cost: {usd(quote.unit_price + quote.analysis_price)} per image, "
-                              f"{usd(quote.total)} in total.")
+            self.stdout.write(f"Estimated cost: {usd(quote.per_image)} per image, {usd(quote.total)} "
+                              f"in total ({quote.image_calls} image calls with {quote.input_images} "
+                              "input images, analyses and quality checks).")
 
         batch = batch_create(user=user, request=form.batch_request(products), estimated_cost=quote.total)
         self.stdout.write(f"Queued batch {batch.pk}.")
