@@ -44,9 +44,10 @@ def asset_thumbnail(asset: GeneratedAsset, size: int = 80):
 
 @admin.register(ChannelPreset)
 class ChannelPresetAdmin(admin.ModelAdmin):
-    list_display = ("name", "aspect_ratio", "size_tier", "white_background", "is_active")
+    list_display = ("name", "aspect_ratio", "size_tier", "white_background", "staged",
+                    "overlay_text", "qa_policy", "is_active")
     list_editable = ("is_active",)
-    list_filter = ("is_active", "white_background", "aspect_ratio")
+    list_filter = ("is_active", "white_background", "staged", "qa_policy", "aspect_ratio")
     search_fields = ("name", "rules")
     readonly_fields = ("created_at", "updated_at")
 
@@ -164,10 +165,10 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """The review queue: images in review by default, decisions on each page and in bulk."""
 
-    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "reason",
-                    "cost_usd", "offline_tag", "created_at")
+    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "qa_tag",
+                    "reason", "cost_usd", "offline_tag", "created_at")
     list_display_links = ("thumbnail_tag", "product")
-    list_filter = (ReviewStatusFilter, "preset", "batch", "offline")
+    list_filter = (ReviewStatusFilter, "qa_status", "preset", "batch", "offline")
     actions = ["approve_selected", "reject_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")
@@ -177,6 +178,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
                            "aspect_ratio", "size_tier", "reference_count", "created_at", "updated_at")}),
         ("Images", {"fields": ("flat_lay", "generated_image")}),
         ("Reference bestsellers", {"fields": ("references_table", "retrieval_note")}),
+        ("Channel", {"fields": ("staged", "overlay_text", "language", "regenerated_by_qa")}),
         # The style and generation prompts are shown once, in the review panel above.
         ("What the model said", {"fields": ("model_text_text", "feedback")}),
         ("Models, cost and timing", {"fields": ("analyst_model", "image_model", "cost_usd",
@@ -214,6 +216,10 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     @admin.display(description="Cost", ordering="cost")
     def cost_usd(self, asset: GeneratedAsset) -> str:
         return usd(asset.cost)
+
+    @admin.display(description="QA", ordering="qa_status")
+    def qa_tag(self, asset: GeneratedAsset) -> str:
+        return asset.qa_summary or "—"
 
     @admin.display(description="Offline", ordering="offline")
     def offline_tag(self, asset: GeneratedAsset):

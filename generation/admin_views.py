@@ -49,7 +49,7 @@ def promo_request_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpRe
     if request.method != "POST":
         return _render(request, admin_site, _ids(request.GET.getlist(SELECTED)), PromoRequestForm())
     ids = _ids(request.POST.getlist(SELECTED))
-    form = PromoRequestForm(request.POST)
+    form = PromoRequestForm(request.POST, products=_products(ids)[0])
     if "_confirm" in request.POST and form.is_valid():
         return _confirm(request, admin_site, ids, form)
     return _render(request, admin_site, ids, form)

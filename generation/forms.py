@@ -15,7 +15,7 @@ from django.core.validators import MaxValueValidator
 from catalog.models import Product
 from generation.models import ChannelPreset, SizeTier
 from generation.providers import get_image_generator, get_quality_checker, get_style_analyst
-from generation.services import BatchRequest
+from generation.services import PRICE, BatchRequest
 from generation.spending import Estimate, estimate
 
 
@@ -70,8 +70,9 @@ class PromoRequestForm(forms.Form):
                         size_tier=data["size_tier"], references=data["reference_count"],
                         offline=offline)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, products: list[Product] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.products = products or []
         # Read at construction, not import, so a changed setting (or a test's) applies.
         limit = settings.GENERATION_MAX_REFERENCES
         field = self.fields["reference_count"]
@@ -80,6 +81,18 @@ class PromoRequestForm(forms.Form):
         field.widget.attrs["max"] = limit
         message = f"Use between 1 and {limit} reference bestsellers."
         field.error_messages.update(min_value=message, max_value=message)
+
+    def clean(self):
+        data = super().clean()
+        priced = [p.name for p in data.get("presets") or [] if PRICE in p.overlay_text]
+        without_price = [p.sku for p in self.products if p.price is None]
+        if priced and without_price:
+            self.add_error("presets", f"{', '.join(priced)} show{'s' if len(priced) == 1 else ''} "
+                                      f"the price in the image, and {len(without_price)} selected "
+                                      f"product(s) have none: {', '.join(without_price[:10])}"
+                                      f"{' …' if len(without_price) > 10 else ''}. Leave "
+                                      "that preset out, or set their prices first.")
+        return data
 
     def batch_request(self, products: list[Product]) -> BatchRequest:
         """The service's input for these products; call only on a valid form."""

@@ -270,6 +270,24 @@ class GeneratedAsset(models.Model):
         return f"{self.product.sku} · {self.preset.name} · v{self.version}"
 
     @property
+    def qa_failed(self) -> list[str]:
+        """The names of the quality checks the image failed, in plain words."""
+        return [check["name"].replace("_", " ") for check in self.qa_checks
+                if check.get("passed") is False]
+
+    @property
+    def qa_summary(self) -> str:
+        """The verdict in a few words, for lists and the gallery."""
+        if self.qa_status == QAStatus.FLAGGED:
+            return "QA flagged: " + ", ".join(self.qa_failed)
+        if self.qa_status == QAStatus.PASSED:
+            unchecked = sum(check.get("passed") is None for check in self.qa_checks)
+            return "QA passed" + (f" ({unchecked} not checked)" if unchecked else "")
+        if self.qa_status == QAStatus.ERROR:
+            return "QA could not check"
+        return ""
+
+    @property
     def ledger_subject(self) -> str:
         """How this asset's paid calls are named in the spending ledger (core.ProviderCall)."""
         return f"asset:{self.pk}"

@@ -14,7 +14,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, QAStatus
+from generation.providers import CHECK_LABELS
 from generation.review import (
     PUBLISH,
     REVIEW,
@@ -91,11 +92,11 @@ class ReviewAdminMixin:
     def gallery_view(self, request):
         """The review queue as a grid of previews, decided with the keyboard without leaving
         the page: A approve, R reject with a reason, F regenerate with feedback, arrows or J/K
-        to move. Filtered by batch, preset and product (sku)."""
+        to move. Filtered by batch, preset, product (sku) and QA verdict."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         filters = {name: request.GET.get(name, "").strip()
-                   for name in ("status", "batch", "preset", "product")}
+                   for name in ("status", "batch", "preset", "product", "qa")}
         assets = review_gallery(**filters)
         shown = list(assets[:GALLERY_PAGE])
         return TemplateResponse(request, "admin/generation/generatedasset/gallery.html", {
@@ -104,6 +105,7 @@ class ReviewAdminMixin:
             "more": max(assets.count() - len(shown), 0),
             "presets": ChannelPreset.objects.order_by("name"),
             "statuses": AssetStatus.choices,
+            "qa_choices": QAStatus.choices,
             "can_review": self.has_review_permission(request),
         })
 
@@ -116,6 +118,8 @@ class ReviewAdminMixin:
             "next_asset": queue_next,
             "public_url": published_url(asset, request) if asset.published_image else "",
             "references": asset.references.select_related("product"),
+            "qa_rows": [{**check, "label": CHECK_LABELS.get(check["name"], "")}
+                        for check in asset.qa_checks],
             "versions": GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset)
             .select_related("batch").order_by("version", "variant"),
         }

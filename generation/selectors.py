@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from generation.models import AssetStatus, GeneratedAsset
+from generation.models import AssetStatus, GeneratedAsset, QAStatus
 
 
 def published_assets() -> QuerySet[GeneratedAsset]:
@@ -23,9 +23,9 @@ def next_in_queue(after: GeneratedAsset) -> GeneratedAsset | None:
 
 
 def review_gallery(*, status: str = "", batch: str = "", preset: str = "",
-                   product: str = "") -> QuerySet[GeneratedAsset]:
+                   product: str = "", qa: str = "") -> QuerySet[GeneratedAsset]:
     """The gallery's images: in review unless another status is asked for, oldest first,
-    narrowed to a batch, a preset and a product (part of its sku) when given."""
+    narrowed to a batch, a preset, a product (part of its sku) and a QA verdict when given."""
     assets = (GeneratedAsset.objects.select_related("product", "preset", "batch")
               .filter(status=status or AssetStatus.IN_REVIEW).order_by("created_at", "pk"))
     if batch.isdigit():
@@ -34,4 +34,6 @@ def review_gallery(*, status: str = "", batch: str = "", preset: str = "",
         assets = assets.filter(preset_id=int(preset))
     if product:
         assets = assets.filter(product__sku__icontains=product)
+    if qa in QAStatus.values:
+        assets = assets.filter(qa_status=qa)
     return assets

@@ -131,21 +131,26 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     site.click("#action-toggle")
     site.css("select[name=action]").send_keys("Generate promo images")
     site.submit("button[name=index]")
-    for label in ("Marketplace main image", "Storefront hero"):
+    for label in ("Marketplace main image", "Social post with tagline", "Storefront hero"):
         browser.find_element("xpath", f"//label[contains(., '{label}')]").click()
     site.css("select[name=size_tier]").send_keys("512 px draft")
     variants = site.css("input[name=variants]")
     variants.clear()
     variants.send_keys("2")  # two candidates of each image to choose from
     site.submit("input[name=_update]")
-    assert "Generate 16 images" in site.css("input[name=_confirm]").get_attribute("value")
+    assert "Generate 24 images" in site.css("input[name=_confirm]").get_attribute("value")
     site.shot("03-generate-confirmation")
     site.submit("input[name=_confirm]")
     broker.join("generation")
     worker.join()
     browser.refresh()
     site.shot("04-batch-progress")
-    assert GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).count() == 16
+    # Every image reached review with its quality check (and any regenerated after a failed one).
+    in_review = GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW)
+    assert in_review.count() >= 24 and not in_review.filter(qa_status="").exists()
+    assert not GeneratedAsset.objects.exclude(status=AssetStatus.IN_REVIEW).exists()
+    staged = in_review.filter(preset__name="Social post with tagline").order_by("pk").first()
+    assert staged.scene_image and staged.overlay_text == "New in"
     site.log_out()
 
     # A reviewer works through the queue: the asset page, then the gallery with the keyboard.
@@ -171,6 +176,13 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     WebDriverWait(browser, 10).until(lambda d: "Rejected" in third.text)
     assert GeneratedAsset.objects.filter(status=AssetStatus.SET_ASIDE).count() == 1
     site.shot("05b-review-gallery")
+    staged = GeneratedAsset.objects.filter(preset__name="Social post with tagline",
+                                           status=AssetStatus.IN_REVIEW).order_by("pk").first()
+    site.open(f"/admin/generation/generatedasset/{staged.pk}/change/")  # scene, text and checks
+    assert "Stage 1: the scene" in site.text() and "Automatic quality checks" in site.text()
+    browser.set_window_size(1400, 1500)
+    site.shot("08-staged-asset-quality-checks")
+    browser.set_window_size(1400, 1100)
     approved = GeneratedAsset.objects.get(status=AssetStatus.APPROVED)
     rejected = GeneratedAsset.objects.get(status=AssetStatus.REJECTED)
     assert rejected.rejection_reason == "The neck label shows; remove it."

@@ -310,6 +310,19 @@ def test_a_staged_preset_counts_its_scene_call_and_every_input_image(
     assert f"staged presets make two per image: {HERO}" in page_text(response)
 
 
+def test_a_price_label_on_products_without_a_price_is_refused_on_the_page(
+        merchandiser_client, products, paid_providers, broker):
+    Product.objects.filter(sku="OLD-2").update(price="59.00")
+    ChannelPreset.objects.filter(name=HERO).update(overlay_text="Now {price} €")
+    response = merchandiser_client.post(REQUEST, request_data(products, _update="1"))
+
+    assert response.status_code == 200 and response.context["estimate"] is None
+    assert (f"{HERO} shows the price in the image, and 1 selected product(s) have none: NEW-1. "
+            "Leave that preset out, or set their prices first.") in page_text(response)
+    confirmed = merchandiser_client.post(REQUEST, request_data(products, _confirm="1"))
+    assert confirmed.status_code == 200 and nothing_requested()
+
+
 def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
         merchandiser_client, products, paid_providers, broker):
     page = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))

@@ -426,3 +426,32 @@ def test_offline_staged_text_and_checks_end_to_end(settings, sample_dir):
     assert names["exact_text"] is None and names["garment_fidelity"] is True
     assert set(asset.timings) >= {"analyse", "scene", "generate", "check"}
     assert Stage.SCENE == "scene"
+
+
+# --- what reviewers see ------------------------------------------------------------------------
+
+def test_the_gallery_filters_by_verdict_and_the_asset_page_shows_every_check(openrouter, admin_client):
+    flagged = ready_asset(references=1)
+    openrouter.qa_failures = {"garment_fidelity"}
+    asset_run(asset_id=flagged.pk, worker="w")
+    GeneratedAsset.objects.filter(pk=flagged.pk).update(qa_checks=[
+        *GeneratedAsset.objects.get(pk=flagged.pk).qa_checks[:-1],
+        {"name": "artefacts", "passed": True, "score": 1, "note": "<script>alert(1)</script>"}])
+    passed = GeneratedAsset.objects.create(
+        batch=flagged.batch, product=flagged.product, preset=flagged.preset, version=9,
+        aspect_ratio="3:4", size_tier="1K", status=AssetStatus.IN_REVIEW, qa_status=QAStatus.PASSED,
+        qa_checks=[{"name": "no_text", "passed": True, "score": 0.9, "note": "none"}])
+    gallery = "/admin/generation/generatedasset/gallery/"
+
+    only_flagged = admin_client.get(gallery, {"qa": "flagged"}).context["assets"]
+    assert [a.pk for a in only_flagged] == [flagged.pk]
+    assert [a.pk for a in admin_client.get(gallery, {"qa": "passed"}).context["assets"]] == [passed.pk]
+    html = admin_client.get(gallery).content.decode()
+    assert "QA flagged: garment fidelity" in html and "QA passed" in html
+
+    page = admin_client.get(f"/admin/generation/generatedasset/{flagged.pk}/change/").content.decode()
+    assert "Automatic quality checks: QA flagged: garment fidelity" in page
+    assert "the garment&#x27;s colour, pattern and cut match the flat-lay" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    listing = admin_client.get("/admin/generation/generatedasset/", {"qa_status__exact": "flagged"})
+    assert list(listing.context["cl"].result_list) == [GeneratedAsset.objects.get(pk=flagged.pk)]

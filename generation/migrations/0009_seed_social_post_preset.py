@@ -1,15 +1,15 @@
 from django.db import migrations
 
-NAME = "Social post with price"
+NAME = "Social post with tagline"
 
 
 def seed(apps, schema_editor):
     ChannelPreset = apps.get_model("generation", "ChannelPreset")
     ChannelPreset.objects.get_or_create(name=NAME, defaults={
         "aspect_ratio": "4:5", "size_tier": "1K", "white_background": False, "staged": True,
-        "overlay_text": "New in · ${price}", "language": "en", "qa_policy": "regenerate",
+        "overlay_text": "New in", "language": "en", "qa_policy": "regenerate",
         "rules": "Lifestyle feed post: the garment is the clear subject, the scene calm. The "
-                 "price label is the only text; no logos or watermarks.",
+                 "tagline is the only text; no logos or watermarks.",
     })
 
 

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         user = self._user(options["user"])
         form = PromoRequestForm({"presets": [p.pk for p in presets], "size_tier": options["size"],
                                  "reference_count": options["references"],
-                                 "variants": options["variants"]})
+                                 "variants": options["variants"]}, products=products)
         if not form.is_valid():
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
 
