@@ -86,16 +86,10 @@ def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
 
     fused = index.hybrid_search(dense=dense, sparse=sparse, expr=expr, limit=top_k,
                                 candidates=candidates, rrf_k=settings.RETRIEVAL_RRF_K)
-    dense_ranks = _ranks(index.leg_search(field="dense", vector=dense, expr=expr, limit=candidates))
-    sparse_ranks = _ranks(index.leg_search(field="sparse", vector=sparse, expr=expr, limit=candidates)
-                          if sparse else [])
     products = Product.objects.in_bulk([hit.id for hit in fused])
     hits = [
-        SimilarHit(products[hit.id], hit.score, dense_ranks.get(hit.id), sparse_ranks.get(hit.id))
+        SimilarHit(products[hit.id], hit.score, hit.dense_rank, hit.sparse_rank)
         for hit in fused if hit.id in products  # a product deleted since its last sync
     ]
     return SimilarBestsellers(product=product, top_k=top_k, min_sales=min_sales, hits=hits)
 
-
-def _ranks(hits) -> dict[int, int]:
-    return {hit.id: rank for rank, hit in enumerate(hits, start=1)}
