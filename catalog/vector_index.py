@@ -41,6 +41,8 @@ _write_thread_lock = threading.Lock()
 _rebuild_thread_lock = threading.Lock()
 _held = threading.local()
 _current_schemas: set[str] = set()  # collections seen to have this version's schema
+_flush_due_here: set[str] = set()  # without a Redis broker: aliases with unflushed writes
+_flush_due_lock = threading.Lock()
 
 
 class IndexUnavailable(Exception):
@@ -94,7 +96,7 @@ def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iter
     (any number of hosts), else a file lock (one machine: tests, scripts). A holder that dies
     frees a Redis lock after `timeout` seconds."""
     with thread_lock:
-        if settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker"):
+        if _redis_broker():
             lock = _redis().lock(f"promo:{name}:{settings.MILVUS_COLLECTION_PREFIX}",
                                  timeout=timeout, blocking_timeout=timeout)
             if not lock.acquire():
@@ -115,6 +117,10 @@ def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iter
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _redis_broker() -> bool:
+    return settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker")
 
 
 def _redis() -> redis.Redis:
@@ -258,6 +264,33 @@ class VectorIndex:
     def flush(self, collection: str | None = None) -> None:
         with write_lock():
             self._call("flush", collection or self.alias)
+
+    def mark_flush_due(self) -> None:
+        """Note that writes wait in memory, for whichever process flushes next
+        (`flush_if_due`); in Redis when the task broker is Redis, so every host sees it."""
+        if _redis_broker():
+            _redis().set(self._flush_key(), 1)
+        else:
+            with _flush_due_lock:
+                _flush_due_here.add(self.alias)
+
+    def flush_if_due(self) -> bool:
+        """Flush when a write was marked since the last flush; True when it flushed.
+
+        The mark is cleared before the flush, so a write landing meanwhile marks it again.
+        """
+        if _redis_broker():
+            due = _redis().delete(self._flush_key()) > 0
+        else:
+            with _flush_due_lock:
+                due = self.alias in _flush_due_here
+                _flush_due_here.discard(self.alias)
+        if due:
+            self.flush()
+        return due
+
+    def _flush_key(self) -> str:
+        return f"promo:flush-due:{self.alias}"
 
     def rebuild(self, batches: Iterable[list[dict]]) -> str:
         """Fill a new collection, then point the alias at it and drop the old one.
