@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from catalog.embedders import get_embedder
 from catalog.indexing import embeddings_for, get_index
 from catalog.models import Product, bestseller_threshold
 from catalog.sparse import active_vectorizer, encode, query_document
@@ -78,9 +79,11 @@ def similar_bestsellers(
 
 def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
     index = get_index()
-    dense = embeddings_for([product])[product.image_sha256]
+    embedder = get_embedder()
+    dense = embeddings_for([product], embedder)[product.image_sha256]
     active = active_vectorizer()
-    sparse = encode([query_document(product)], active.version, for_query=True)[0] if active else {}
+    document = query_document(product, embedder.colour_names(dense))
+    sparse = encode([document], active.version, for_query=True)[0] if active else {}
     expr = bestseller_filter(category=product.category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)
 
