@@ -141,10 +141,27 @@ def products_sync(*, product_ids: list[int]) -> None:
             vectors.update(embeddings_for([p for p in products if p.image_sha256 not in vectors]))
             index.upsert(_rows(products, vectors, version))
             index.delete(set(product_ids) - {p.pk for p in products})
+            _flush_or_mark(index, len(product_ids))
     except (IndexUnavailable, ProviderError, SpendingCapReached) as exc:
         _mark(product_ids, IndexState.FAILED, str(exc))
         raise
     _mark([p.pk for p in products], IndexState.SYNCED, before=read_at)
+
+
+def _flush_or_mark(index: VectorIndex, rows: int) -> None:
+    """Milvus Lite searches unflushed rows by brute force (bench/search_latency.py measures
+    it): a bulk sync flushes at once; small ones leave a mark, and one flush every
+    INDEX_FLUSH_INTERVAL_SECONDS covers them all (`index_flush_due`), as a flush per save
+    would write a segment per product."""
+    if rows >= settings.INDEX_FLUSH_MIN_ROWS:
+        index.flush()
+    else:
+        index.mark_flush_due()
+
+
+def index_flush_due() -> bool:
+    """Flush the index if small syncs left rows unflushed; True when it flushed."""
+    return get_index().flush_if_due()
 
 
 def _ready(index: VectorIndex) -> None:
@@ -220,8 +237,8 @@ def index_check(*, repair: bool = False) -> Drift:
             index.delete(drift.orphaned)
             drift.repaired = drift.total
         if repair:
-            # Single-product syncs leave rows unflushed, and Milvus Lite searches those by brute
-            # force (bench/hybrid_search_latency.py: ~40x slower): the periodic repair flushes.
+            # Whatever a sync left unflushed (Milvus Lite searches it by brute force), even if
+            # the flush job has not run: the repair flushes too.
             index.flush()
             in_step = expected.keys() - set(drift.missing) - set(drift.stale)
             Product.objects.filter(pk__in=in_step).exclude(index_state=IndexState.SYNCED).update(

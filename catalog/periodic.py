@@ -30,6 +30,13 @@ def sync_waiting_products() -> None:
     indexing.products_sync_waiting()
 
 
+@interval(seconds=settings.INDEX_FLUSH_INTERVAL_SECONDS)
+@dramatiq.actor(queue_name="index", max_retries=0)
+def flush_index() -> None:
+    """Flush what small syncs left in Milvus' memory, so searches stay fast after edits."""
+    indexing.index_flush_due()
+
+
 @cron("17 * * * *")
 @dramatiq.actor(max_retries=0)
 def purge_import_staging() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from catalog.embedders import get_embedder
 from catalog.indexing import embeddings_for, get_index
 from catalog.models import Product, bestseller_threshold
 from catalog.sparse import active_vectorizer, encode, query_document
@@ -78,24 +79,20 @@ def similar_bestsellers(
 
 def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
     index = get_index()
-    dense = embeddings_for([product])[product.image_sha256]
+    embedder = get_embedder()
+    dense = embeddings_for([product], embedder)[product.image_sha256]
     active = active_vectorizer()
-    sparse = encode([query_document(product)], active.version, for_query=True)[0] if active else {}
+    document = query_document(product, embedder.colour_names(dense))
+    sparse = encode([document], active.version, for_query=True)[0] if active else {}
     expr = bestseller_filter(category=product.category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)
 
     fused = index.hybrid_search(dense=dense, sparse=sparse, expr=expr, limit=top_k,
                                 candidates=candidates, rrf_k=settings.RETRIEVAL_RRF_K)
-    dense_ranks = _ranks(index.leg_search(field="dense", vector=dense, expr=expr, limit=candidates))
-    sparse_ranks = _ranks(index.leg_search(field="sparse", vector=sparse, expr=expr, limit=candidates)
-                          if sparse else [])
     products = Product.objects.in_bulk([hit.id for hit in fused])
     hits = [
-        SimilarHit(products[hit.id], hit.score, dense_ranks.get(hit.id), sparse_ranks.get(hit.id))
+        SimilarHit(products[hit.id], hit.score, hit.dense_rank, hit.sparse_rank)
         for hit in fused if hit.id in products  # a product deleted since its last sync
     ]
     return SimilarBestsellers(product=product, top_k=top_k, min_sales=min_sales, hits=hits)
 
-
-def _ranks(hits) -> dict[int, int]:
-    return {hit.id: rank for rank, hit in enumerate(hits, start=1)}

@@ -8,6 +8,7 @@ of the index (catalog.indexing.index_rebuild).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -27,9 +28,10 @@ def product_document(product: Product) -> str:
     return " ".join(part for part in parts if part)
 
 
-def query_document(product: Product) -> str:
-    """The seed's retrieval query: category, style, season and the product's hint."""
-    parts = (product.category, product.style, product.season, product.prompt_hint)
+def query_document(product: Product, colours: Sequence[str] = ()) -> str:
+    """The seed's retrieval query: category, style, season and the product's hint, and the
+    colour words its photo shows (a new product has no colour column)."""
+    parts = (product.category, product.style, product.season, product.prompt_hint, *colours)
     return " ".join(part for part in parts if part)
 
 

@@ -11,7 +11,10 @@ goes through `write_lock()`, held in Redis so that every host's processes queue 
 
 from __future__ import annotations
 
+import bisect
 import fcntl
+import functools
+import itertools
 import logging
 import os
 import threading
@@ -21,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import redis
 from django.conf import settings
 from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker
@@ -37,6 +41,8 @@ _write_thread_lock = threading.Lock()
 _rebuild_thread_lock = threading.Lock()
 _held = threading.local()
 _current_schemas: set[str] = set()  # collections seen to have this version's schema
+_flush_due_here: set[str] = set()  # without a Redis broker: aliases with unflushed writes
+_flush_due_lock = threading.Lock()
 
 
 class IndexUnavailable(Exception):
@@ -90,7 +96,7 @@ def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iter
     (any number of hosts), else a file lock (one machine: tests, scripts). A holder that dies
     frees a Redis lock after `timeout` seconds."""
     with thread_lock:
-        if settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker"):
+        if _redis_broker():
             lock = _redis().lock(f"promo:{name}:{settings.MILVUS_COLLECTION_PREFIX}",
                                  timeout=timeout, blocking_timeout=timeout)
             if not lock.acquire():
@@ -113,6 +119,10 @@ def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iter
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _redis_broker() -> bool:
+    return settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker")
+
+
 def _redis() -> redis.Redis:
     key = (os.getpid(), settings.REDIS_URL)
     with _client_lock:
@@ -129,16 +139,11 @@ def filter_literal(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class LegHit:
-    id: int
-    score: float
-
-
-@dataclass(frozen=True)
 class FusedHit:
     id: int
-    score: float
-    entity: dict
+    score: float  # the RRF score Milvus fused
+    dense_rank: int | None  # 1-based rank in each leg; None when that leg did not find it
+    sparse_rank: int | None
 
 
 class VectorIndex:
@@ -260,6 +265,33 @@ class VectorIndex:
         with write_lock():
             self._call("flush", collection or self.alias)
 
+    def mark_flush_due(self) -> None:
+        """Note that writes wait in memory, for whichever process flushes next
+        (`flush_if_due`); in Redis when the task broker is Redis, so every host sees it."""
+        if _redis_broker():
+            _redis().set(self._flush_key(), 1)
+        else:
+            with _flush_due_lock:
+                _flush_due_here.add(self.alias)
+
+    def flush_if_due(self) -> bool:
+        """Flush when a write was marked since the last flush; True when it flushed.
+
+        The mark is cleared before the flush, so a write landing meanwhile marks it again.
+        """
+        if _redis_broker():
+            due = _redis().delete(self._flush_key()) > 0
+        else:
+            with _flush_due_lock:
+                due = self.alias in _flush_due_here
+                _flush_due_here.discard(self.alias)
+        if due:
+            self.flush()
+        return due
+
+    def _flush_key(self) -> str:
+        return f"promo:flush-due:{self.alias}"
+
     def rebuild(self, batches: Iterable[list[dict]]) -> str:
         """Fill a new collection, then point the alias at it and drop the old one.
 
@@ -305,18 +337,62 @@ class VectorIndex:
 
     def hybrid_search(self, *, dense, sparse: dict, expr: str, limit: int, candidates: int,
                       rrf_k: int) -> list[FusedHit]:
-        """Dense and sparse legs, both filtered by expr, fused by reciprocal rank (RRF)."""
+        """Dense and sparse legs, both filtered by expr, fused by reciprocal rank (RRF): one
+        request, which also tells each hit's rank in each leg.
+
+        Milvus returns only the fused score, so the request asks for every candidate either leg
+        found (at most 2 × candidates) with its two vectors; scoring those here (COSINE, IP) is
+        each leg's own ordering of the same rows. Cheaper than a search per leg (bench/
+        search_latency.py): the legs' results are already in hand.
+        """
         result = self._call("hybrid_search", self.alias, self._requests(dense, sparse, expr, candidates),
-                            RRFRanker(rrf_k), limit=limit, output_fields=list(SCALAR_FIELDS),
+                            RRFRanker(rrf_k),
+                            limit=2 * candidates, output_fields=["dense", "sparse"],
                             consistency_level="Strong")
-        return [FusedHit(hit["id"], float(hit["distance"]), hit.get("entity", {})) for hit in result[0]]
+        hits = list(result[0])
+        query = np.asarray(dense, dtype=np.float32)
+        vectors = np.asarray([hit["entity"]["dense"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
+        cosines = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        products = [_sparse_dot(sparse, hit["entity"]["sparse"]) for hit in hits]
+        ids = [hit["id"] for hit in hits]
+        dense_ranks = _leg_ranks(ids, cosines.tolist(), candidates)
+        sparse_ranks = _leg_ranks([i for i, p in zip(ids, products) if p > 0],
+                                  [p for p in products if p > 0], candidates)
+        return [FusedHit(hit["id"], float(hit["distance"]),
+                         *_rrf_ranks(float(hit["distance"]), dense_ranks.get(hit["id"]),
+                                     sparse_ranks.get(hit["id"]), rrf_k, candidates))
+                for hit in hits[:limit]]
 
-    def leg_search(self, *, field: str, vector, expr: str, limit: int) -> list[LegHit]:
-        """One leg alone, to tell each fused hit's rank in it."""
-        metric = "COSINE" if field == "dense" else "IP"
-        data = [list(map(float, vector))] if field == "dense" else [vector]
-        result = self._call("search", self.alias, data, anns_field=field, limit=limit, filter=expr,
-                            search_params={"metric_type": metric}, output_fields=["id"],
-                            consistency_level="Strong")
-        return [LegHit(hit["id"], float(hit["distance"])) for hit in result[0]]
+def _sparse_dot(query: dict, row: dict) -> float:
+    return sum(weight * row.get(term, 0.0) for term, weight in query.items())
 
+
+def _leg_ranks(ids: list[int], scores: list[float], candidates: int) -> dict[int, int]:
+    """1-based ranks of the best `candidates` ids by score."""
+    order = sorted(range(len(ids)), key=lambda i: -scores[i])[:candidates]
+    return {ids[i]: rank for rank, i in enumerate(order, start=1)}
+
+
+def _rrf_ranks(score: float, dense: int | None, sparse: int | None, rrf_k: int,
+               candidates: int) -> tuple[int | None, int | None]:
+    """The (dense, sparse) ranks whose RRF sum is Milvus' fused score, nearest to the ranks
+    scored here: rows that tie on a leg's score (or differ by its float rounding) can come in
+    either order, and the fused score says which order Milvus used."""
+    values, pairs = _rrf_table(rrf_k, candidates)
+    tolerance = score * 1e-6  # far below the smallest gap between two sums (~3e-5 relative)
+    low, high = bisect.bisect_left(values, score - tolerance), bisect.bisect_right(values, score + tolerance)
+    if low == high:
+        return dense, sparse
+    outside = candidates + 1
+    return min(pairs[low:high], key=lambda pair: abs((pair[0] or outside) - (dense or outside))
+               + abs((pair[1] or outside) - (sparse or outside)))
+
+
+@functools.lru_cache(maxsize=8)
+def _rrf_table(rrf_k: int, candidates: int) -> tuple[list[float], list[tuple[int | None, int | None]]]:
+    """Every RRF score a hit can have, sorted, beside its (dense rank, sparse rank)."""
+    ranks = [None, *range(1, candidates + 1)]
+    table = sorted(((sum(1 / (rrf_k + rank) for rank in pair if rank), pair)
+                    for pair in itertools.product(ranks, ranks) if pair != (None, None)),
+                   key=lambda entry: entry[0])
+    return [value for value, _ in table], [pair for _, pair in table]

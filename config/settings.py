@@ -177,6 +177,10 @@ MILVUS_WRITE_LOCK_FILE = VAR_DIR / "milvus-write.lock"
 # Dense index: HNSW for real catalogs; FLAT (exact) is as good below a few thousand rows.
 MILVUS_DENSE_INDEX = env_str("MILVUS_DENSE_INDEX") or "HNSW"
 INDEX_RECONCILE_INTERVAL_SECONDS = env_int("INDEX_RECONCILE_INTERVAL_SECONDS", 300)
+# A sync of this many products flushes at once; smaller ones are flushed together by a job
+# running every INDEX_FLUSH_INTERVAL_SECONDS (Milvus Lite scans unflushed rows by brute force).
+INDEX_FLUSH_MIN_ROWS = env_int("INDEX_FLUSH_MIN_ROWS", 64)
+INDEX_FLUSH_INTERVAL_SECONDS = env_int("INDEX_FLUSH_INTERVAL_SECONDS", 10)
 
 # --- Dramatiq: a Redis broker (the local redis-server by default) ---------------------------
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"

@@ -67,3 +67,13 @@ def foreground_mask(rgb: np.ndarray, *, fill: Literal["enclosed", "holes"]) -> n
         right, left = np.maximum.accumulate(solid, 1), np.maximum.accumulate(solid[:, ::-1], 1)[:, ::-1]
         filled = below & above & right & left
     return np.maximum(soft, filled)
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Where an RGB array (0..1) shows skin: the classic YCbCr skin box (Cb 77..127,
+    Cr 133..173), not too dark; photos of garments worn by a model show arms, legs and faces."""
+    r, g, b = rgb[..., 0] * 255, rgb[..., 1] * 255, rgb[..., 2] * 255
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return (cb >= 77) & (cb <= 127) & (cr >= 133) & (cr <= 173) & (y > 60)

@@ -324,3 +324,40 @@ def test_openrouter_names_identify_model_and_dimension(openrouter_settings, mode
     assert re.fullmatch(r"openrouter_[a-z0-9_]+_2048", name) and len(name) <= 60
     if model.startswith("nvidia"):
         assert name == "openrouter_nvidia_llama_nemotron_embed_vl_1b_v2_2048"
+
+
+def worn_garment(shirt: tuple[int, int, int]) -> bytes:
+    """A shirt worn by a model on a white sweep: face, neck, arms and legs show more skin
+    than there is shirt, so the skin would be the photo's main colour."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (160, 200), "white")
+    draw = ImageDraw.Draw(image)
+    skin = (224, 172, 140)
+    draw.ellipse((58, 4, 102, 52), fill=skin)  # face
+    draw.rectangle((70, 48, 90, 62), fill=skin)  # neck
+    draw.rectangle((22, 62, 44, 130), fill=skin)  # bare arms
+    draw.rectangle((116, 62, 138, 130), fill=skin)
+    draw.rectangle((54, 130, 74, 160), fill=skin)  # legs below the hem
+    draw.rectangle((86, 130, 106, 160), fill=skin)
+    draw.rectangle((46, 60, 114, 132), fill=shirt)
+    return jpeg(image)
+
+
+@pytest.mark.parametrize(("shirt", "name"), [((31, 42, 77), "navy"), ((30, 30, 32), "black"),
+                                             ((190, 36, 44), "red"), ((112, 150, 80), "green")])
+def test_the_colour_is_read_from_the_garment_not_the_skin_around_it(shirt, name):
+    embedder = OfflineEmbedder()
+    [vector] = embedder.embed_images([worn_garment(shirt)])
+
+    assert embedder.colour_names(vector) == [name]
+
+
+def test_a_skin_toned_garment_keeps_its_colour():
+    embedder = OfflineEmbedder()
+    image = Image.new("RGB", (160, 200), "white")
+    image.paste((222, 170, 138), (40, 30, 120, 170))  # a beige dress, no model
+
+    [vector] = embedder.embed_images([jpeg(image)])
+
+    assert embedder.colour_names(vector) == ["orange"]

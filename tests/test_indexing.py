@@ -1,6 +1,8 @@
 """The vector index against a real Milvus Lite: schema, sync, drift repair, rebuild, retrieval."""
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import dramatiq
@@ -10,13 +12,15 @@ from django.db import transaction
 
 from catalog.embedders.offline import OfflineEmbedder
 from catalog.importer import DirectoryImages, catalog_import
-from catalog.indexing import get_index, index_check, index_rebuild, products_remove, products_sync
+from catalog.indexing import embeddings_for, get_index, index_check, index_flush_due, index_rebuild, products_remove, products_sync
 from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.selectors import bestseller_filter, similar_bestsellers
+from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.tasks import sync_products
 from catalog.vector_index import IndexUnavailable, client
 from tests.factories import make_product
 from tests.openrouter_server import OpenRouterServer, error_body
+from tests.test_reliability import _free_port, _wait_for_port
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +140,112 @@ def test_hybrid_search_ranks_the_twin_first_and_applies_every_filter(milvus, sam
         assert hit.score > 0 and (hit.dense_rank or hit.sparse_rank)
     assert result.hits[0].dense_rank == 1
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+class MilvusCalls:
+    """Every call the app makes on this process's pymilvus client, by method name."""
+
+    def __init__(self, monkeypatch):
+        self.names: list[str] = []
+        milvus_client = client()
+        for name in dir(milvus_client):
+            method = getattr(milvus_client, name)
+            if not name.startswith("_") and callable(method):
+                monkeypatch.setattr(milvus_client, name, self._counted(name, method))
+
+    def _counted(self, name, method):
+        def call(*args, **kwargs):
+            self.names.append(name)
+            return method(*args, **kwargs)
+        return call
+
+
+def leg_ranks(index, *, field: str, vector, expr: str, limit: int) -> dict[int, int]:
+    """A leg searched on its own, straight through pymilvus: the reference the ranks must match."""
+    metric = "COSINE" if field == "dense" else "IP"
+    data = [list(map(float, vector))] if field == "dense" else [vector]
+    hits = client().search(index.alias, data, anns_field=field, limit=limit, filter=expr,
+                           search_params={"metric_type": metric}, consistency_level="Strong")[0]
+    return {hit["id"]: rank for rank, hit in enumerate(hits, start=1)}
+
+
+def test_a_search_is_one_milvus_request_and_its_leg_ranks_match_each_leg_searched_alone(
+        milvus, sample_dir, monkeypatch, settings):
+    import_sample(sample_dir)
+    index_rebuild()
+    index = get_index()
+    version = active_vectorizer().version
+    checked = 0
+    for product in Product.objects.filter(sku__startswith="NEW"):
+        calls = MilvusCalls(monkeypatch)
+        result = similar_bestsellers(product=product, top_k=5, min_sales=0)
+        monkeypatch.undo()
+
+        assert calls.names == ["hybrid_search"]
+        expr = bestseller_filter(category=product.category, min_sales=0, exclude_id=product.pk)
+        dense = embeddings_for([product])[product.image_sha256]
+        sparse = encode([query_document(product)], version, for_query=True)[0]
+        dense_ranks = leg_ranks(index, field="dense", vector=dense, expr=expr,
+                                limit=settings.RETRIEVAL_CANDIDATES)
+        sparse_ranks = leg_ranks(index, field="sparse", vector=sparse, expr=expr,
+                                 limit=settings.RETRIEVAL_CANDIDATES)
+        for hit in result.hits:
+            assert hit.dense_rank == dense_ranks.get(hit.product.pk)
+            assert hit.sparse_rank == sparse_ranks.get(hit.product.pk)
+            reciprocal = sum(1 / (settings.RETRIEVAL_RRF_K + rank)
+                             for rank in (hit.dense_rank, hit.sparse_rank) if rank)
+            assert hit.score == pytest.approx(reciprocal, rel=1e-5)
+            checked += 1
+    assert checked >= 12
+
+
+def test_a_bulk_sync_flushes_at_once(milvus, settings, monkeypatch):
+    settings.INDEX_FLUSH_MIN_ROWS = 3
+    products = [make_product(f"SKU{i}", color=c) for i, c in enumerate(["red", "navy", "olive"])]
+    get_index().ensure()
+
+    calls = MilvusCalls(monkeypatch)
+    products_sync(product_ids=[p.pk for p in products])
+
+    assert calls.names.count("flush") == 1
+    assert calls.names.index("flush") > calls.names.index("upsert")
+
+
+@pytest.fixture(params=["in this process", "in redis"])
+def flush_marks(request, settings, tmp_path):
+    """Where the "flush due" mark is kept: in memory without a Redis broker, else in Redis."""
+    if request.param == "in this process":
+        yield
+        return
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "redis-server"), "--port", str(port),
+                               "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        settings.DRAMATIQ_BROKER = {**settings.DRAMATIQ_BROKER, "BROKER": "dramatiq.brokers.redis.RedisBroker"}
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_small_syncs_leave_one_flush_to_the_periodic_job(milvus, flush_marks, settings, monkeypatch):
+    settings.INDEX_FLUSH_MIN_ROWS = 3
+    first, second = make_product("FIRST"), make_product("SECOND", color="red")
+    get_index().ensure()
+    assert index_flush_due() is False  # nothing written yet
+
+    calls = MilvusCalls(monkeypatch)
+    products_sync(product_ids=[first.pk])
+    products_sync(product_ids=[second.pk])
+    assert "flush" not in calls.names
+
+    assert index_flush_due() is True
+    assert index_flush_due() is False
+    assert calls.names.count("flush") == 1
+    assert milvus_ids(get_index()) == {first.pk, second.pk}
 
 
 def test_every_sample_new_product_finds_its_bestseller_twin_first(milvus, sample_dir):

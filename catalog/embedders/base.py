@@ -49,6 +49,12 @@ class Embedder:
         """
         raise NotImplementedError
 
+    def colour_names(self, vector: np.ndarray) -> list[str]:
+        """Plain colour words ("navy", "white") for the garment a vector describes, when the
+        vector holds its colours in a readable form; [] otherwise (the default). Retrieval adds
+        them to a new product's text query, whose CSV has no colour column."""
+        return []
+
 
 def get_embedder() -> Embedder:
     """The embedder named by settings.EMBEDDER_BACKEND, shared until its settings change."""

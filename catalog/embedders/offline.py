@@ -8,7 +8,10 @@ import numpy as np
 from PIL import Image
 
 from catalog.embedders.base import Embedder, read_image, unit
-from core.images import foreground_mask
+from core.images import foreground_mask, skin_mask
+
+HUE_BINS, VALUE_BINS, GREY_BINS = 12, 4, 8  # the colour histogram, the descriptor's first block
+SKIN_KEEP = 0.4  # skin masking may remove at most 60 % of the foreground
 
 
 class OfflineEmbedder(Embedder):
@@ -20,7 +23,7 @@ class OfflineEmbedder(Embedder):
     Geometry is measured in the garment's bounding box, so framing and image size drop out.
     """
 
-    name = "offline_v1"  # bump on any change to the descriptor: cached vectors are keyed by it
+    name = "offline_v2"  # bump on any change to the descriptor: cached vectors are keyed by it
     dimension = 256
     is_offline = True
 
@@ -32,6 +35,15 @@ class OfflineEmbedder(Embedder):
         return [self.describe(read_image(data, i, max_side=self.WORK_SIDE))
                 for i, data in enumerate(images)]
 
+    def colour_names(self, vector: np.ndarray) -> list[str]:
+        """The name of the colour histogram's heaviest bin: its hue and brightness, or its grey."""
+        block = np.asarray(vector[:HUE_BINS * VALUE_BINS + GREY_BINS], dtype=np.float64) ** 2
+        heaviest = int(np.argmax(block))
+        if heaviest >= HUE_BINS * VALUE_BINS:
+            return [GREY_NAMES[heaviest - HUE_BINS * VALUE_BINS]]
+        hue, value = divmod(heaviest, VALUE_BINS)
+        return [HUE_NAMES[hue][0 if value >= 2 else 1]]
+
     def describe(self, image: Image.Image) -> np.ndarray:
         """The unit vector of a decoded RGB image (kept small: the cost grows with its area)."""
         rgb = np.asarray(image, dtype=np.float32) / 255
@@ -42,7 +54,7 @@ class OfflineEmbedder(Embedder):
         crop_rgb = _resample(rgb, box, self.BOX)
         crop_mask = _resample(mask, box, self.BOX)
         blocks = {
-            "colour": _colour_histogram(image, rgb, mask),
+            "colour": _colour_histogram(image, rgb, _garment_colour_mask(rgb, mask)),
             "silhouette": _pool(crop_mask, (10, 8)) - 0.5,
             "layout": _colour_layout(crop_rgb, crop_mask),
             "edges": _edge_histogram(crop_rgb, crop_mask),
@@ -50,6 +62,20 @@ class OfflineEmbedder(Embedder):
         vector = np.concatenate([self.WEIGHTS[k] * unit(v.ravel()) for k, v in blocks.items()])
         # Zero padding keeps the dimension fixed if a block changes size in a later version.
         return unit(np.pad(vector, (0, self.dimension - vector.size)))
+
+
+# Names of the colour histogram's 12 hue bins (30° apart from red), light and dark.
+HUE_NAMES = (("red", "maroon"), ("orange", "brown"), ("yellow", "brown"), ("green", "olive"),
+             ("green", "green"), ("green", "green"), ("teal", "teal"), ("blue", "navy"),
+             ("blue", "navy"), ("purple", "purple"), ("pink", "purple"), ("pink", "maroon"))
+GREY_NAMES = ("black", "black", "grey", "grey", "grey", "grey", "white", "white")
+
+
+def _garment_colour_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The foreground without skin: the garment's colour, not the model's arms and face.
+    A garment that is mostly skin-toned itself (beige, camel, peach) keeps its whole mask."""
+    garment = mask * ~skin_mask(rgb)
+    return garment if garment.sum() >= SKIN_KEEP * mask.sum() else mask
 
 
 def _garment_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -107,8 +133,9 @@ def _colour_histogram(image: Image.Image, rgb: np.ndarray, mask: np.ndarray) -> 
     hue = np.asarray(image.convert("HSV"), dtype=np.float32)[..., 0] / 256
     value = rgb.max(axis=2)
     colourful = np.clip((value - rgb.min(axis=2)) / 0.2, 0, 1)  # chroma, saturating at 0.2
-    histogram = np.concatenate([_histogram(colourful * mask, (hue, 12, True), (value, 4, False)),
-                                _histogram((1 - colourful) * mask, (value, 8, False))])
+    histogram = np.concatenate([
+        _histogram(colourful * mask, (hue, HUE_BINS, True), (value, VALUE_BINS, False)),
+        _histogram((1 - colourful) * mask, (value, GREY_BINS, False))])
     return np.sqrt(histogram / max(histogram.sum(), 1e-9))
 
 
