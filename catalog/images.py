@@ -140,7 +140,7 @@ def _small_copy(image: Image.Image) -> Image.Image:
     """
     small = image.copy()
     small.thumbnail((settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.BILINEAR,
-                    reducing_gap=2.0)
+                    reducing_gap=1.0)
     if small.mode != "RGB":
         background = Image.new("RGB", small.size, "white")
         background.paste(small, mask=small.getchannel("A"))

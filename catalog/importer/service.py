@@ -19,6 +19,7 @@ seed's new products, and a sales update (sku, sales_count).
 from __future__ import annotations
 
 import csv
+import gc
 import io
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -183,6 +184,10 @@ def _write(text: str, fmt: CsvFormat, photos: Photos | None, *, sync_index: bool
                 raise _CatalogChanged(errors)
             changed_ids += _write_chunk(fmt, plans, now)
             written += [plan for plan, _ in plans]
+            # A saved model and its FileFields point at each other: free each chunk's now,
+            # or they pile up until the next full collection and memory grows with the rows.
+            del plans
+            gc.collect()
         if errors:
             raise _CatalogChanged(errors)
         # Bulk writes send no signals: queue the index sync here, sent after commit.
@@ -237,6 +242,7 @@ def catalog_import(
                 result.rows += [plan for plan, _ in _plan(fmt, chunk, result.errors)]
         result.errors.sort(key=lambda error: error.line)
         if not result.errors and not dry_run:
+            result.rows = []  # the write pass plans again, with what it writes
             result.rows = _write(text, fmt, photos, sync_index=sync_index)
             result.applied = True
     except ImportAborted as exc:
