@@ -89,9 +89,11 @@ class ProductAdmin(admin.ModelAdmin):
     list_display = ("thumbnail_tag", "sku", "category", "attributes", "price", "sales",
                     "bestseller", "lifecycle_tag", "index_state_tag")
     list_display_links = ("thumbnail_tag", "sku")
+    # Each filter lists the distinct values of an indexed column, or fixed choices.
     list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
     search_fields = ("sku", "description")
     list_per_page = 50
+    show_full_result_count = False  # one count per page, not a second one of the whole table
     actions = ["resync_index"]
     readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
                        "updated_at", "index_state_tag", "index_state_at", "similar_panel")

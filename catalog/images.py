@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -25,7 +25,7 @@ class ImageRejected(ValueError):
     """The bytes are not an image we accept; the message says why, for a person."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A product photo by its content hash: where it and its thumbnail are stored."""
 
@@ -44,11 +44,15 @@ class ImageRef:
         return f"products/thumbs/{self.sha256[:2]}/{self.sha256}-{size}.jpg"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreparedImage(ImageRef):
-    """A checked, re-encoded photo with its bytes (held only until it is stored)."""
+    """A checked, re-encoded photo with its bytes (held only until it is stored), made from
+    one decode: the stored image, its thumbnail and `small`, the thumbnail's pixels (RGB on
+    white), which an embedder can describe without decoding the photo again."""
 
     content: bytes = b""
+    thumbnail: bytes = b""
+    small: Image.Image | None = field(default=None, repr=False, compare=False)
 
     def ref(self) -> ImageRef:
         return ImageRef(self.sha256, self.extension, self.width, self.height)
@@ -101,44 +105,55 @@ def _reencode(image: Image.Image) -> PreparedImage:
         image.mode == "P" and "transparency" in image.info
     )
     buffer = io.BytesIO()
+    # The stored bytes name the photo (their SHA-256): keep this encoding as it is, or every
+    # photo imported before would look new and be embedded again.
     if has_alpha:
         # Cut-out product photos keep their transparency.
-        image.convert("RGBA").save(buffer, format="PNG", optimize=True)
+        image = image.convert("RGBA")
+        image.save(buffer, format="PNG", optimize=True)
         extension = "png"
     else:
-        image.convert("RGB").save(buffer, format="JPEG", quality=90, optimize=True)
+        image = image.convert("RGB")
+        image.save(buffer, format="JPEG", quality=90, optimize=True)
         extension = "jpg"
     content = buffer.getvalue()
+    small = _small_copy(image)
+    thumbnail = io.BytesIO()
+    small.save(thumbnail, format="JPEG", quality=85)
     return PreparedImage(
         sha256=hashlib.sha256(content).hexdigest(),
         extension=extension,
         width=image.width,
         height=image.height,
         content=content,
+        thumbnail=thumbnail.getvalue(),
+        small=small,
     )
 
 
-def thumbnail_bytes(prepared: PreparedImage) -> bytes:
-    image = Image.open(io.BytesIO(prepared.content))
-    image.thumbnail((settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS)
-    if image.mode != "RGB":
-        background = Image.new("RGB", image.size, "white")
-        background.paste(image, mask=image.convert("RGBA").getchannel("A"))
-        image = background
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85, optimize=True)
-    return buffer.getvalue()
+def _small_copy(image: Image.Image) -> Image.Image:
+    """The thumbnail's pixels: RGB, transparency on white, at most CATALOG_THUMBNAIL_SIZE.
+
+    Pillow first reduces by whole factors (box averaging, cheap), then resamples the last step
+    bilinearly: at 160 px nobody sees the difference from LANCZOS on the full image, which
+    cost most of an import's time.
+    """
+    small = image.copy()
+    small.thumbnail((settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.BILINEAR,
+                    reducing_gap=1.0)
+    if small.mode != "RGB":
+        background = Image.new("RGB", small.size, "white")
+        background.paste(small, mask=small.getchannel("A"))
+        small = background
+    return small
 
 
 def image_store(prepared: PreparedImage, *, storage: Storage | None = None) -> list[str]:
     """Store the image and its thumbnail unless already there. Returns the names it created."""
     storage = storage or default_storage
     created = []
-    for name, content in (
-        (prepared.storage_name, lambda: prepared.content),
-        (prepared.thumbnail_name, lambda: thumbnail_bytes(prepared)),
-    ):
+    for name, content in ((prepared.storage_name, prepared.content),
+                          (prepared.thumbnail_name, prepared.thumbnail)):
         if not storage.exists(name):
-            saved = storage.save(name, ContentFile(content()))
-            created.append(saved)
+            created.append(storage.save(name, ContentFile(content)))
     return created

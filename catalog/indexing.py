@@ -62,16 +62,27 @@ def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None
         for product in chunk:
             with product.image.storage.open(product.image.name, "rb") as handle:
                 images.append(handle.read())
-        new = embedder.embed_images(images)
-        # Saved chunk by chunk, so an interrupted rebuild never pays for these again.
-        ImageEmbedding.objects.bulk_create(
-            [ImageEmbedding(embedder=embedder.name, image_sha256=p.image_sha256,
-                            dimension=embedder.dimension, vector=v.astype("<f4").tobytes())
-             for p, v in zip(chunk, new)],
-            ignore_conflicts=True,
-        )
-        vectors.update({p.image_sha256: v for p, v in zip(chunk, new)})
+        new = dict(zip((p.image_sha256 for p in chunk), embedder.embed_images(images)))
+        embeddings_keep(embedder=embedder, vectors=new)
+        vectors.update(new)
     return vectors
+
+
+def embeddings_cached(*, embedder: Embedder, shas: Iterable[str]) -> set[str]:
+    """Which of these image hashes already have a vector from this embedder."""
+    return set(ImageEmbedding.objects.filter(embedder=embedder.name, image_sha256__in=list(shas))
+               .values_list("image_sha256", flat=True))
+
+
+def embeddings_keep(*, embedder: Embedder, vectors: dict[str, np.ndarray]) -> None:
+    """Cache vectors by image hash (a vector already cached stays). Callers save each chunk as
+    it comes, so an interrupted rebuild or import never computes or pays for these again."""
+    ImageEmbedding.objects.bulk_create(
+        [ImageEmbedding(embedder=embedder.name, image_sha256=sha, dimension=embedder.dimension,
+                        vector=np.asarray(v, dtype="<f4").tobytes())
+         for sha, v in vectors.items()],
+        ignore_conflicts=True,
+    )
 
 
 def _text_version() -> int:

@@ -72,8 +72,9 @@ class Product(models.Model):
 
     category = models.CharField(max_length=100, db_index=True)
     color = models.CharField("colour", max_length=100, blank=True)
-    style = models.CharField(max_length=100, blank=True)
-    season = models.CharField(max_length=50, blank=True)
+    # Indexed for the admin's filters, which list their distinct values.
+    style = models.CharField(max_length=100, blank=True, db_index=True)
+    season = models.CharField(max_length=50, blank=True, db_index=True)
     description = models.TextField(blank=True)
     prompt_hint = models.TextField(
         blank=True, help_text="Scene hint for promo images, e.g. 'autumn park, golden light'."

@@ -311,6 +311,10 @@ CATALOG_IMAGE_MAX_PIXELS = env_int("CATALOG_IMAGE_MAX_PIXELS", 40_000_000)
 CATALOG_IMAGE_MAX_BYTES = env_int("CATALOG_IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 CATALOG_IMPORT_MAX_CSV_BYTES = env_int("CATALOG_IMPORT_MAX_CSV_BYTES", 20 * 1024 * 1024)
 CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 1024 * 1024)
+# An import of this many rows or more embeds its photos (local embedder) in a pool of this many
+# processes; a smaller one embeds in its own process (starting a process costs about a second).
+CATALOG_IMPORT_POOL_MIN_ROWS = env_int("CATALOG_IMPORT_POOL_MIN_ROWS", 1000)
+CATALOG_IMPORT_PROCESSES = env_int("CATALOG_IMPORT_PROCESSES", os.cpu_count() or 1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Oversized uploads are refused while they arrive, before anything is stored (catalog.uploads).
 FILE_UPLOAD_HANDLERS = [

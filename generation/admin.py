@@ -161,6 +161,27 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
 # --- assets --------------------------------------------------------------------------------
 
+class RecentBatchFilter(admin.SimpleListFilter):
+    """The latest batches, and the one chosen: listing thousands of batches would make the page
+    slow and the list useless. Any batch filters by its id (?batch__id__exact=…)."""
+
+    title = "batch"
+    parameter_name = "batch__id__exact"  # the URL of Django's own related filter
+    SHOWN = 15
+
+    def lookups(self, request, model_admin):
+        batches = list(GenerationBatch.objects.order_by("-pk")[:self.SHOWN])
+        chosen = self.value()
+        if chosen and chosen.isdigit() and all(str(b.pk) != chosen for b in batches):
+            batches += GenerationBatch.objects.filter(pk=chosen)
+        return [(str(batch.pk), str(batch)) for batch in batches]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(batch_id=self.value()) if self.value().isdigit() else queryset.none()
+
+
 @admin.register(GeneratedAsset)
 class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """The review queue: images in review by default, decisions on each page and in bulk."""
@@ -168,7 +189,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "qa_tag",
                     "reason", "cost_usd", "offline_tag", "created_at")
     list_display_links = ("thumbnail_tag", "product")
-    list_filter = (ReviewStatusFilter, "qa_status", "preset", "batch", "offline")
+    list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
     actions = ["approve_selected", "reject_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")

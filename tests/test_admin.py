@@ -672,3 +672,16 @@ def test_a_tampered_kind_on_confirm_gives_a_clear_error_not_a_server_error(impor
 
     assert response.status_code in (302, 400)
     assert Product.objects.count() == 0
+
+
+def test_changelist_counts_once_and_filters_list_indexed_columns(editor_client, catalog):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = editor_client.get("/admin/catalog/product/?season=summer")
+    assert response.status_code == 200
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert len(counts) == 1  # the filtered page's count, not the whole table's as well
+    indexed = {field.name for field in Product._meta.fields if field.db_index or field.unique}
+    assert {"category", "season", "style"} <= indexed

@@ -591,3 +591,15 @@ def test_make_renditions_fills_in_images_stored_before_renditions_existed(finish
     finished_asset.refresh_from_db()
     assert finished_asset.thumbnail and finished_asset.preview
     assert "Made the renditions of 1 image(s)." in out.getvalue()
+
+
+def test_the_asset_list_filters_by_any_batch_but_lists_only_recent_ones(merchandiser_client, running_batch):
+    GenerationBatch.objects.bulk_create([GenerationBatch(size_tier="1K") for _ in range(40)])
+    url = reverse("admin:generation_generatedasset_changelist")
+
+    listed = merchandiser_client.get(url + "?status=all").content.decode()
+    chosen = merchandiser_client.get(url + f"?status=all&batch__id__exact={running_batch.pk}")
+
+    assert listed.count("batch__id__exact=") <= 16  # the recent batches, not all 41
+    assert chosen.status_code == 200 and len(chosen.context["cl"].result_list) == 3
+    assert f"Batch {running_batch.pk} (" in chosen.content.decode()  # the chosen one is shown

@@ -31,6 +31,9 @@ class Embedder:
       dimension   length of every vector.
       is_offline  True when no network or paid service is involved (results are previews).
       batch_size  how many images one paid call takes (callers keep each call's vectors).
+      stream_side for a local embedder that describes pixels: the longest side it works at.
+                  The import then embeds each photo from the decode it made anyway, through
+                  `embed_decoded`, on every core. 0 (paid embedders): the index sync embeds.
     and implement `embed_images`. Instances are built without arguments from settings and
     may be shared between threads.
     """
@@ -39,6 +42,7 @@ class Embedder:
     dimension: int = 0
     is_offline: bool = False
     batch_size: int = 64  # images per call; callers save the vectors after each call
+    stream_side: int = 0
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
         """One float32 vector of length `dimension` with L2 norm 1 per image, in input order.
@@ -55,6 +59,12 @@ class Embedder:
         them to a new product's text query, whose CSV has no colour column."""
         return []
 
+    def embed_decoded(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """Like embed_images, for decoded RGB images (transparency already on white) that are
+        at least `stream_side` on their longest side or whole. It may run in a pool process:
+        it reads neither settings nor the database."""
+        raise NotImplementedError
+
 
 def get_embedder() -> Embedder:
     """The embedder named by settings.EMBEDDER_BACKEND, shared until its settings change."""
@@ -67,11 +77,29 @@ def _embedder_for(key: tuple[str, ...]) -> Embedder:
     return import_string(key[0])()
 
 
+def embed_in_pool(backend: str, images: Sequence[Image.Image]) -> list[np.ndarray]:
+    """`embed_decoded` of the embedder class at this dotted path, in a pool process that has
+    no Django set up (catalog.embedding_stream); the instance is made once per process."""
+    return _pool_embedder(backend).embed_decoded(images)
+
+
+@functools.cache
+def _pool_embedder(backend: str) -> Embedder:
+    return import_string(backend)()
+
+
 def unit(vector: np.ndarray) -> np.ndarray:
     """The vector scaled to length 1 (a zero vector stays zero), as float32."""
     vector = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+def shrunk(image: Image.Image, max_side: int) -> Image.Image:
+    """A copy no larger than max_side, resampled as open_image does."""
+    image = image.copy()
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
 
 
 def read_image(data: bytes, index: int, *, max_side: int) -> Image.Image:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from catalog.embedders.base import Embedder, read_image, unit
+from catalog.embedders.base import Embedder, read_image, shrunk, unit
 from core.images import foreground_mask, skin_mask
 
 HUE_BINS, VALUE_BINS, GREY_BINS = 12, 4, 8  # the colour histogram, the descriptor's first block
@@ -30,6 +30,7 @@ class OfflineEmbedder(Embedder):
     WORK_SIDE = 128  # the descriptor is coarse: a 128 px image holds all it needs
     BOX = (32, 40)  # garment box resampled to this size (4:5, a flat-lay's usual shape)
     WEIGHTS = {"colour": 1.0, "silhouette": 1.0, "layout": 0.7, "edges": 0.5}
+    stream_side = WORK_SIDE
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
         return [self.describe(read_image(data, i, max_side=self.WORK_SIDE))
@@ -43,6 +44,9 @@ class OfflineEmbedder(Embedder):
             return [GREY_NAMES[heaviest - HUE_BINS * VALUE_BINS]]
         hue, value = divmod(heaviest, VALUE_BINS)
         return [HUE_NAMES[hue][0 if value >= 2 else 1]]
+
+    def embed_decoded(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        return [self.describe(shrunk(image, self.WORK_SIDE)) for image in images]
 
     def describe(self, image: Image.Image) -> np.ndarray:
         """The unit vector of a decoded RGB image (kept small: the cost grows with its area)."""

@@ -34,7 +34,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-@dataclass
+@dataclass(slots=True)
 class RowPlan:
     line: int
     sku: str

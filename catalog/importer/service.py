@@ -1,9 +1,16 @@
 """CSV import of the catalog: one service behind both the admin page and `import_catalog`.
 
-The import runs in three stages, like django-import-export: parse every row and clean every
-cell, collecting errors that name the line, the column and the reason; plan what each row does
+The import runs in stages, like django-import-export: parse every row and clean every cell,
+collecting errors that name the line, the column and the reason, and plan what each row does
 to the database (create, update, unchanged); then, unless it is a dry run or anything failed,
-write the whole plan in one transaction. A file with any error writes nothing.
+read the file again and write the plan in one transaction, a chunk of rows at a time. A file
+with any error writes nothing.
+
+Memory stays flat in the number of rows: rows are planned and written in chunks, each photo is
+stored as soon as it is checked, and what is kept per row is its plan (for the preview). Each
+photo is read and decoded once; with a local embedder its vector is computed from that decode
+on every core while the import goes on (catalog.embedding_stream), so the index sync queued
+after the commit finds every vector cached.
 
 Three formats, told apart by their header (see formats.FORMATS): the seed's historical catalog, the
 seed's new products, and a sales update (sku, sales_count).
@@ -12,9 +19,12 @@ seed's new products, and a sales update (sku, sales_count).
 from __future__ import annotations
 
 import csv
+import gc
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,13 +40,17 @@ from catalog.importer.formats import (
 )
 from catalog.importer.results import Change, ImportAction, ImportResult, RowPlan
 from catalog.importer.sources import DirectoryImages, Photos, ZipImages
-from catalog.indexing import refit_needed
+from catalog.embedders import get_embedder
+from catalog.embedding_stream import EmbeddingStream
+from catalog.indexing import chunks, refit_needed
 from catalog.models import Product, bestseller_threshold
 from catalog.services import product_use_image, products_schedule_sync
 
 
-def _parse(text: str, kind: ImportKind | None, photos: Photos | None,
-           progress) -> tuple[CsvFormat, list[CleanRow], list[RowError]]:
+def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, errors: list[RowError],
+                  progress) -> tuple[CsvFormat, Iterator[CleanRow]]:
+    """The file's format and an iterator over its cleaned rows; errors are appended as the
+    rows go by (a row with an error is not yielded)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [name.strip() for name in next(reader)]
@@ -46,45 +60,49 @@ def _parse(text: str, kind: ImportKind | None, photos: Photos | None,
     if fmt.kind != ImportKind.SALES and photos is None:
         raise ImportAborted(RowError(1, "image_path", "this format needs its images: give the images folder or ZIP"))
 
-    rows: list[CleanRow] = []
-    errors: list[RowError] = []
-    first_line_of: dict[str, int] = {}
-    line = reader.line_num + 1
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(RowError(line, "", f"this row cannot be read as CSV ({exc})"))
-            break
-        row_line, line = line, reader.line_num + 1
-        if not any(value.strip() for value in fields):
-            continue  # blank lines are allowed, as spreadsheet exports often end with some
-        if len(fields) != len(header):
-            errors.append(RowError(row_line, "", f"expected {len(header)} fields as in the header, found {len(fields)}"))
-            continue
-        record = dict(zip(header, fields))
-        cleaned = clean_row(fmt, row_line, record, photos, errors)
-        sku = (record.get(fmt.sku_column) or "").strip()
-        if sku:
-            if sku in first_line_of:
-                errors.append(RowError(row_line, fmt.sku_column,
-                                       f"sku {sku!r} already appears on line {first_line_of[sku]}"))
-                cleaned = None
-            else:
-                first_line_of[sku] = row_line
-        if cleaned is not None:
-            rows.append(cleaned)
-        progress(1)
-    if not rows and not errors:
-        errors.append(RowError(1, "", "the file has a header but no rows"))
-    return fmt, rows, errors
+    def rows() -> Iterator[CleanRow]:
+        first_line_of: dict[str, int] = {}
+        line, found = reader.line_num + 1, False
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                errors.append(RowError(line, "", f"this row cannot be read as CSV ({exc})"))
+                break
+            row_line, line = line, reader.line_num + 1
+            if not any(value.strip() for value in fields):
+                continue  # blank lines are allowed, as spreadsheet exports often end with some
+            found = True
+            if len(fields) != len(header):
+                errors.append(RowError(row_line, "", f"expected {len(header)} fields as in the header, found {len(fields)}"))
+                continue
+            record = dict(zip(header, fields))
+            cleaned = clean_row(fmt, row_line, record, photos, errors)
+            sku = (record.get(fmt.sku_column) or "").strip()
+            if sku:
+                if sku in first_line_of:
+                    errors.append(RowError(row_line, fmt.sku_column,
+                                           f"sku {sku!r} already appears on line {first_line_of[sku]}"))
+                    cleaned = None
+                else:
+                    first_line_of[sku] = row_line
+            progress(1)
+            if cleaned is not None:
+                yield cleaned
+        if not found:
+            errors.append(RowError(1, "", "the file has a header but no rows"))
+
+    return fmt, rows()
 
 
 # --- planning and writing -----------------------------------------------------------------
 
-def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[tuple[CleanRow, RowPlan, Product]]:
+PLAN_CHUNK = 500  # rows planned (one query) and written (one bulk query each) together
+
+
+def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[tuple[RowPlan, Product]]:
     existing = Product.objects.in_bulk([row.sku for row in rows], field_name="sku")
     plans = []
     for row in rows:
@@ -119,15 +137,14 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
             setattr(product, name, value)
         if row.image and (action == ImportAction.CREATE or any(c.field == "image" for c in changes)):
             product_use_image(product=product, image=row.image)
-        plans.append((row, RowPlan(row.line, row.sku, action, changes, bestseller), product))
+        plans.append((RowPlan(row.line, row.sku, action, changes, bestseller), product))
     return plans
 
 
-def _write(fmt: CsvFormat, plans: list[tuple[CleanRow, RowPlan, Product]], *, sync_index: bool) -> None:
-    """Write every row in one transaction (the photos were stored as they were read)."""
-    now = timezone.now()
+def _write_chunk(fmt: CsvFormat, plans: list[tuple[RowPlan, Product]], now) -> list[int]:
+    """Write one chunk's changed rows (inside the import's transaction); returns their ids."""
     to_create, to_update, fields = [], [], {"updated_at", "index_state"}
-    for _, plan, product in plans:
+    for plan, product in plans:
         if plan.action == ImportAction.UNCHANGED:
             continue
         product.updated_at = now  # bulk_update skips auto_now
@@ -141,17 +158,56 @@ def _write(fmt: CsvFormat, plans: list[tuple[CleanRow, RowPlan, Product]], *, sy
         fields.update(plan.changed_fields)
     if "image" in fields:
         fields |= {"thumbnail", "image_sha256", "image_width", "image_height"}
+    Product.objects.bulk_create(to_create, batch_size=PLAN_CHUNK)
+    if to_update:
+        Product.objects.bulk_update(to_update, sorted(fields), batch_size=PLAN_CHUNK)
+    if any(product.pk is None for product in to_create):  # a database that returns no ids
+        return list(Product.objects.filter(sku__in=[p.sku for p in to_create + to_update])
+                    .values_list("pk", flat=True))
+    return [product.pk for product in to_create + to_update]
+
+
+class _CatalogChanged(Exception):
+    """A row that planned well no longer does (another import or an edit came in between)."""
+
+
+def _write(text: str, fmt: CsvFormat, photos: Photos | None, *, sync_index: bool) -> list[RowPlan]:
+    """Read the checked file again and write it in one transaction, a chunk at a time (the
+    photos were stored as they were checked). Returns the plan of what was written."""
+    now, written, errors = timezone.now(), [], []
     with transaction.atomic():
-        Product.objects.bulk_create(to_create, batch_size=500)
-        if to_update:
-            Product.objects.bulk_update(to_update, sorted(fields), batch_size=500)
+        _, rows = _cleaned_rows(text, fmt.kind, photos, errors, lambda n: None)
+        changed_ids: list[int] = []
+        for chunk in chunks(rows, PLAN_CHUNK):
+            plans = _plan(fmt, chunk, errors)
+            if errors:
+                raise _CatalogChanged(errors)
+            changed_ids += _write_chunk(fmt, plans, now)
+            written += [plan for plan, _ in plans]
+            # A saved model and its FileFields point at each other: free each chunk's now,
+            # or they pile up until the next full collection and memory grows with the rows.
+            del plans
+            gc.collect()
+        if errors:
+            raise _CatalogChanged(errors)
         # Bulk writes send no signals: queue the index sync here, sent after commit.
-        changed_skus = [p.sku for p in to_create + to_update]
-        if changed_skus and sync_index:
+        if changed_ids and sync_index:
             products_schedule_sync(
-                product_ids=list(Product.objects.filter(sku__in=changed_skus).values_list("pk", flat=True)),
-                refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_skus)),
+                product_ids=changed_ids,
+                refit=fmt.kind != ImportKind.SALES and refit_needed(changed=len(changed_ids)),
             )
+    return written
+
+
+def _embedding_stream(*, rows: int, dry_run: bool):
+    """The embedding stream for an import that writes, with a local embedder (else none)."""
+    embedder = get_embedder()
+    if dry_run or not embedder.stream_side:
+        return nullcontext()
+    pool = rows >= settings.CATALOG_IMPORT_POOL_MIN_ROWS
+    return EmbeddingStream(embedder, processes=settings.CATALOG_IMPORT_PROCESSES if pool else 1)
+
+
 
 
 def catalog_import(
@@ -174,20 +230,27 @@ def catalog_import(
     """
     kind = ImportKind(kind) if kind else None
     result = ImportResult(kind=kind, dry_run=dry_run)
-    photos = Photos(images, store=not dry_run) if images is not None else None
+    photos: Photos | None = None
     try:
-        fmt, rows, result.errors = _parse(decode_csv(csv_data), kind, photos, progress)
-        result.kind = fmt.kind
-        plans = _plan(fmt, rows, result.errors)
-        result.rows = [plan for _, plan, _ in plans]
+        text = decode_csv(csv_data)
+        with _embedding_stream(rows=count_data_rows(csv_data), dry_run=dry_run) as stream:
+            if images is not None:
+                photos = Photos(images, store=not dry_run, embed=stream)
+            fmt, rows = _cleaned_rows(text, kind, photos, result.errors, progress)
+            result.kind = fmt.kind
+            for chunk in chunks(rows, PLAN_CHUNK):
+                result.rows += [plan for plan, _ in _plan(fmt, chunk, result.errors)]
         result.errors.sort(key=lambda error: error.line)
         if not result.errors and not dry_run:
-            _write(fmt, plans, sync_index=sync_index)
+            result.rows = []  # the write pass plans again, with what it writes
+            result.rows = _write(text, fmt, photos, sync_index=sync_index)
             result.applied = True
     except ImportAborted as exc:
         result.errors = [exc.error]
     except HeaderErrors as exc:
         result.errors = exc.errors
+    except _CatalogChanged as exc:
+        result.errors = sorted(exc.args[0], key=lambda error: error.line)
     finally:
         if photos is not None and not result.applied:
             photos.discard()  # nothing written: the photos this import stored go too

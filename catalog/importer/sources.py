@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from catalog.embedding_stream import EmbeddingStream
 from catalog.images import ImageRef, ImageRejected, image_prepare, image_store
 
 
@@ -116,28 +117,33 @@ def images_for_path(path: str | os.PathLike | None) -> DirectoryImages | ZipImag
 
 
 class Photos:
-    """The photos an import reads, each distinct path read and checked once, however many rows
-    name it. When the import writes, each photo is stored as soon as it is checked, so no row
-    holds image bytes and memory stays flat in the number of rows; `discard()` removes what
-    this import stored when it ends without writing."""
+    """The photos an import reads, each distinct path read, decoded and checked once, however
+    many rows name it. When the import writes, each photo is stored as soon as it is checked
+    (and handed to the embedding stream, if any), so no row holds image bytes and memory stays
+    flat in the number of rows; `discard()` removes what this import stored when it ends
+    without writing."""
 
-    def __init__(self, source: DirectoryImages | ZipImages, *, store: bool):
-        self.source, self.store = source, store
+    def __init__(self, source: DirectoryImages | ZipImages, *, store: bool,
+                 embed: EmbeddingStream | None = None):
+        self.source, self.store, self.embed = source, store, embed
         self.created: list[str] = []
-        self._seen: dict[PurePosixPath, ImageRef | Exception] = {}
+        self._seen: dict[str, ImageRef | Exception] = {}
 
     def get(self, raw_path: str) -> ImageRef:
         """The photo at a CSV path; raises ImageSourceError or ImageRejected."""
         path = safe_relative_path(raw_path)
-        if path not in self._seen:
+        key = str(path)
+        if key not in self._seen:
             try:
                 prepared = image_prepare(self.source.read(path))
                 if self.store:
                     self.created += image_store(prepared)
-                self._seen[path] = prepared.ref()
+                if self.embed is not None:
+                    self.embed.add(prepared)
+                self._seen[key] = prepared.ref()
             except (ImageSourceError, ImageRejected) as exc:
-                self._seen[path] = exc
-        found = self._seen[path]
+                self._seen[key] = exc
+        found = self._seen[key]
         if isinstance(found, Exception):
             raise found
         return found

@@ -1,0 +1,167 @@
+"""Import + index end to end beside the slowest stage alone, and the import's memory per row.
+
+Writes --rows synthetic flat-lay photos (a garment shape on a plain sweep, 400×500 JPEG, each
+one different) and a historical-catalog CSV naming them, into a throw-away folder with its own
+SQLite database and Milvus Lite file. Then, in one run:
+
+  floor   the offline embedder alone on the same photo files (read and embedded in one
+          process, as the index sync would without the import's stream)
+  app     `catalog_import` of the CSV, then the index work it queues (a real Dramatiq worker on
+          the stub broker), until every product is in Milvus and flushed
+  memory  tracemalloc's peak during imports of --memory-rows and 3 × --memory-rows rows:
+          the growth per row between them (target ≤ 1 KB per row)
+
+    .venv/bin/python bench/import_index.py [--rows 10000] [--memory-rows 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = ["product_id", "image_path", "category", "color", "style", "season", "sales_count",
+          "description", "price"]
+
+
+def setup_django(folder: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-only", "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "DJANGO_MEDIA_ROOT": str(folder / "media"), "TASK_BROKER": "stub", "EMBEDDER_BACKEND": "",
+    })
+    import logging
+
+    import django
+
+    django.setup()
+    # Milvus Lite's in-process server logs a traceback for each RPC it does not implement.
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    from django.conf import settings
+
+    # Set here, not in the environment: pymilvus reads MILVUS_URI itself and wants a URL there.
+    settings.MILVUS_URI, settings.MILVUS_TOKEN = str(folder / "milvus.db"), ""
+    settings.MILVUS_WRITE_LOCK_FILE = folder / "milvus.lock"
+
+
+def write_photos(folder: Path, count: int, start: int = 0) -> None:
+    rng = np.random.default_rng(start)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(start, start + count):
+        sweep, cloth, accent = (tuple(int(v) for v in rng.integers(lo, hi, 3))
+                                for lo, hi in ((215, 256), (0, 200), (0, 256)))
+        image = Image.new("RGB", (400, 500), sweep)
+        draw = ImageDraw.Draw(image)
+        left, top = (int(v) for v in rng.integers(40, 110, 2))
+        draw.rectangle([left, top, 400 - left, 500 - top], fill=cloth)
+        draw.ellipse([left + 40, top + 60, left + 160, top + 180], fill=accent)
+        grain = rng.normal(0, 5, (500, 400, 3))
+        pixels = np.clip(np.asarray(image, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"P{n:07}.jpg", quality=88)
+
+
+def catalog_csv(count: int, start: int = 0) -> bytes:
+    lines = [",".join(HEADER)]
+    for n in range(start, start + count):
+        lines.append(f"P{n:07},P{n:07}.jpg,category_{n % 20},colour_{n % 30},style_{n % 40},"
+                     f"season_{n % 5},{(n * 7919) % 5000},Synthetic product {n},49.90")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def embedder_alone(photos: Path, count: int) -> float:
+    """Seconds the offline embedder takes for the photo files alone, read from disk."""
+    from catalog.embedders import get_embedder
+    from catalog.indexing import chunks
+
+    embedder = get_embedder()
+    started = time.perf_counter()
+    for names in chunks((f"P{n:07}.jpg" for n in range(count)), embedder.batch_size):
+        embedder.embed_images([(photos / name).read_bytes() for name in names])
+    return time.perf_counter() - started
+
+
+def import_and_index(photos: Path, count: int) -> float:
+    """Seconds from the CSV to every product synced in Milvus (the queued index work done)."""
+    import dramatiq
+
+    from catalog.importer import DirectoryImages, catalog_import
+    from catalog.models import IndexState, Product
+
+    broker = dramatiq.get_broker()
+    worker = dramatiq.Worker(broker, worker_timeout=100)
+    worker.start()
+    try:
+        started = time.perf_counter()
+        result = catalog_import(csv_data=catalog_csv(count), images=DirectoryImages(photos))
+        assert result.applied, result.errors[:3]
+        imported = time.perf_counter() - started
+        broker.join("index")
+        worker.join()
+        seconds = time.perf_counter() - started
+        print(f"  (of which the import {imported:.1f} s, the index work after it {seconds - imported:.1f} s)")
+    finally:
+        worker.stop()
+    synced = Product.objects.filter(index_state=IndexState.SYNCED).count()
+    assert synced == count, f"{synced} of {count} products synced"
+    return seconds
+
+
+def memory_per_row(photos: Path, rows: int) -> tuple[float, int, int]:
+    """Bytes of peak traced memory per row, between an import of `rows` and one of 3 × rows."""
+    from catalog.importer import DirectoryImages, catalog_import
+
+    peaks = []
+    for count, start in ((rows, 10_000_000), (3 * rows, 20_000_000)):
+        write_photos(photos / str(start), count, start)
+        data = catalog_csv(count, start)
+        tracemalloc.start()
+        result = catalog_import(csv_data=data, images=DirectoryImages(photos / str(start)),
+                                sync_index=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert result.applied, result.errors[:3]
+    return (peaks[1] - peaks[0]) / (2 * rows), peaks[0], peaks[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--memory-rows", type=int, default=1_000)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    setup_django(folder)
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    write_photos(folder / "photos", args.rows)
+    print(f"{args.rows:,} synthetic 400×500 JPEG photos written in {time.perf_counter() - started:.0f} s "
+          f"({folder}); {os.cpu_count()} cores, pool of {settings.CATALOG_IMPORT_PROCESSES} processes")
+
+    floor = embedder_alone(folder / "photos", args.rows)
+    app = import_and_index(folder / "photos", args.rows)
+    ratio = app / floor
+    print(f"offline embedder alone    {floor:7.1f} s  {args.rows / floor:6.0f} rows/s   (floor)")
+    print(f"import + index, end to end{app:7.1f} s  {args.rows / app:6.0f} rows/s   "
+          f"{ratio:.2f}× the floor: {'meets' if ratio <= 1.3 else 'misses'} the target (≤ 1.3×)")
+
+    per_row, small, large = memory_per_row(folder / "memory", args.memory_rows)
+    print(f"import memory: peak {small / 1e6:.1f} MB at {args.memory_rows:,} rows, "
+          f"{large / 1e6:.1f} MB at {3 * args.memory_rows:,}: {per_row / 1024:.2f} KB per row, "
+          f"{'meets' if per_row <= 1024 else 'misses'} the target (≤ 1 KB per row)")
+
+
+if __name__ == "__main__":
+    main()
