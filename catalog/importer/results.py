@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -39,7 +41,7 @@ class RowPlan:
     line: int
     sku: str
     action: ImportAction
-    changes: list[Change] = field(default_factory=list)
+    changes: Sequence[Change] = ()  # a tuple when there are none: no empty list per row
     bestseller: str = ""  # "becomes a bestseller" / "no longer a bestseller" when sales flip it
 
     @property

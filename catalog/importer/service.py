@@ -19,6 +19,7 @@ seed's new products, and a sales update (sku, sales_count).
 from __future__ import annotations
 
 import csv
+import re
 import gc
 import io
 from collections.abc import Callable, Iterator
@@ -47,11 +48,20 @@ from catalog.models import Product, bestseller_threshold
 from catalog.services import product_use_image, products_schedule_sync
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines with their endings, one at a time: csv.reader on io.StringIO would
+    first copy the whole file at four bytes a character."""
+    return (match.group() for match in _LINE.finditer(text))
+
+
 def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, errors: list[RowError],
                   progress) -> tuple[CsvFormat, Iterator[CleanRow]]:
     """The file's format and an iterator over its cleaned rows; errors are appended as the
     rows go by (a row with an error is not yielded)."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     try:
         header = [name.strip() for name in next(reader)]
         fmt = detect_format(header, kind)
@@ -122,7 +132,7 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
         if product is None:
             product = Product(sku=row.sku)
             action = ImportAction.CREATE
-            changes = []
+            changes = ()
         else:
             changes = [Change(name, getattr(product, name), value) for name, value in wanted.items()
                        if getattr(product, name) != value]
@@ -240,6 +250,7 @@ def catalog_import(
             result.kind = fmt.kind
             for chunk in chunks(rows, PLAN_CHUNK):
                 result.rows += [plan for plan, _ in _plan(fmt, chunk, result.errors)]
+            del rows  # and with it the first pass's index of skus
         result.errors.sort(key=lambda error: error.line)
         if not result.errors and not dry_run:
             result.rows = []  # the write pass plans again, with what it writes

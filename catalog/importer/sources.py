@@ -126,7 +126,9 @@ class Photos:
     def __init__(self, source: DirectoryImages | ZipImages, *, store: bool,
                  embed: EmbeddingStream | None = None):
         self.source, self.store, self.embed = source, store, embed
-        self.created: list[str] = []
+        # What this import stored, to remove if it ends without writing: the photo's ref (its
+        # file names follow from it) and whether the photo, its thumbnail or both were new.
+        self.created: list[tuple[ImageRef, bool, bool]] = []
         self._seen: dict[str, ImageRef | Exception] = {}
 
     def get(self, raw_path: str) -> ImageRef:
@@ -136,11 +138,13 @@ class Photos:
         if key not in self._seen:
             try:
                 prepared = image_prepare(self.source.read(path))
-                if self.store:
-                    self.created += image_store(prepared)
+                ref = prepared.ref()
+                if self.store and (stored := image_store(prepared)):
+                    self.created.append((ref, prepared.storage_name in stored,
+                                         prepared.thumbnail_name in stored))
                 if self.embed is not None:
                     self.embed.add(prepared)
-                self._seen[key] = prepared.ref()
+                self._seen[key] = ref
             except (ImageSourceError, ImageRejected) as exc:
                 self._seen[key] = exc
         found = self._seen[key]
@@ -149,6 +153,8 @@ class Photos:
         return found
 
     def discard(self) -> None:
-        for name in self.created:
-            default_storage.delete(name)
+        for ref, image, thumbnail in self.created:
+            for name, new in ((ref.storage_name, image), (ref.thumbnail_name, thumbnail)):
+                if new:
+                    default_storage.delete(name)
         self.created = []
