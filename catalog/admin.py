@@ -4,11 +4,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
+from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 from django.urls import path
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -48,6 +50,26 @@ class BestsellerFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.not_bestsellers()
         return queryset
+
+
+class CappedCountPaginator(Paginator):
+    """Counts a list only up to COUNT_CAP rows: the product list of a 50k catalog counts what
+    a 10k one does. Past the cap the list says "more than 10,000" and pages up to it; the
+    filters narrow it to an exact count."""
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.object_list[:self.COUNT_CAP + 1].count()
+        self.capped = counted > self.COUNT_CAP
+        return min(counted, self.COUNT_CAP)
+
+    capped = False
+
+    @property
+    def cap_label(self) -> str:
+        return f"{self.COUNT_CAP:,}"
 
 
 class ProductAdminForm(forms.ModelForm):
@@ -93,6 +115,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
     search_fields = ("sku", "description")
     list_per_page = 50
+    paginator = CappedCountPaginator
     show_full_result_count = False  # one count per page, not a second one of the whole table
     actions = ["resync_index"]
     readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",

@@ -60,9 +60,7 @@ class Product(models.Model):
         PUBLISHED = "published", "New, has published images"
 
     sku = models.CharField("SKU", max_length=64, unique=True, validators=[sku_validator])
-    lifecycle = models.CharField(
-        max_length=16, choices=Lifecycle.choices, default=Lifecycle.NEW, db_index=True
-    )
+    lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.NEW)
     # Images are re-encoded and stored under content-addressed names (see catalog.images).
     image = models.ImageField(max_length=255)
     image_width = models.PositiveIntegerField(default=0, editable=False)
@@ -70,11 +68,12 @@ class Product(models.Model):
     image_sha256 = models.CharField(max_length=64, editable=False, db_index=True)
     thumbnail = models.ImageField(max_length=255, blank=True, editable=False)
 
-    category = models.CharField(max_length=100, db_index=True)
+    # Category, style, season and lifecycle are indexed with the sku (Meta.indexes): the admin
+    # lists each one's distinct values, and a filtered page reads its rows in sku order.
+    category = models.CharField(max_length=100)
     color = models.CharField("colour", max_length=100, blank=True)
-    # Indexed for the admin's filters, which list their distinct values.
-    style = models.CharField(max_length=100, blank=True, db_index=True)
-    season = models.CharField(max_length=50, blank=True, db_index=True)
+    style = models.CharField(max_length=100, blank=True)
+    season = models.CharField(max_length=50, blank=True)
     description = models.TextField(blank=True)
     prompt_hint = models.TextField(
         blank=True, help_text="Scene hint for promo images, e.g. 'autumn park, golden light'."
@@ -99,6 +98,15 @@ class Product(models.Model):
     class Meta:
         ordering = ["sku"]
         permissions = [("import_products", "Can import catalog CSV files")]
+        # The product list at 50k+: a filter's page is the first rows of one index range, in
+        # sku order.
+        indexes = [
+            models.Index(fields=["category", "sku"], name="product_category_sku"),
+            models.Index(fields=["style", "sku"], name="product_style_sku"),
+            models.Index(fields=["season", "sku"], name="product_season_sku"),
+            # With the sales count: the bestseller filter reads it here, not from each row.
+            models.Index(fields=["lifecycle", "sku", "sales_count"], name="product_lifecycle_sku"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative"),
             models.CheckConstraint(
