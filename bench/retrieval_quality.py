@@ -49,7 +49,8 @@ def setup_django(folder: Path) -> None:
 
     django.setup()
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    logging.getLogger("milvus_lite").setLevel(logging.WARNING)
+    for noisy in ("milvus_lite", "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from django.conf import settings
     from django.core.management import call_command
 
