@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import os
 import shutil
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -29,33 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from throwaway import setup_django
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADER = ["product_id", "image_path", "category", "color", "style", "season", "sales_count",
           "description", "price"]
-
-
-def setup_django(folder: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only", "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "DJANGO_MEDIA_ROOT": str(folder / "media"), "TASK_BROKER": "stub", "EMBEDDER_BACKEND": "",
-    })
-    import logging
-
-    import django
-
-    django.setup()
-    # Milvus Lite's in-process server logs a traceback for each RPC it does not implement.
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    for noisy in ("faiss.loader", "milvus_lite", "dramatiq"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from django.conf import settings
-
-    # Set here, not in the environment: pymilvus reads MILVUS_URI itself and wants a URL there.
-    settings.MILVUS_URI, settings.MILVUS_TOKEN = str(folder / "milvus.db"), ""
-    settings.MILVUS_WRITE_LOCK_FILE = folder / "milvus.lock"
 
 
 def write_photos(folder: Path, count: int, start: int = 0) -> None:
@@ -160,14 +135,12 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
     setup_django(folder)
     from django.conf import settings
-    from django.core.management import call_command
 
     import dramatiq
 
     from catalog.indexing import index_rebuild
     from catalog.models import ImageEmbedding, Product
 
-    call_command("migrate", verbosity=0)
     # First, while the process is fresh: the import's memory per row.
     per_row, small, large = memory_per_row(folder / "memory", args.memory_rows)
     started = time.perf_counter()

@@ -24,40 +24,15 @@ excluded) with its label, which is what 3 random candidates score on average.
 from __future__ import annotations
 
 import csv
-import os
-import sys
 import tempfile
 from pathlib import Path
+
+from throwaway import setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT.parent / "shared" / "eval-catalog"
 TOP_K = 3
 LABELS = {"colour": "colorgroup", "baseColour": "baseColour", "article type": "articleType"}
-
-
-def setup_django(folder: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1", "TASK_BROKER": "stub",
-        "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
-        "DJANGO_MEDIA_ROOT": str(folder / "media"),
-        "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder", "OPENROUTER_API_KEY": "",
-    })
-    import logging
-
-    import django
-
-    django.setup()
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    for noisy in ("milvus_lite", "faiss.loader"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from django.conf import settings
-    from django.core.management import call_command
-
-    # Set here, not in the environment: pymilvus reads MILVUS_URI itself and wants a URL.
-    settings.MILVUS_URI = str(folder / "milvus.db")
-    settings.MILVUS_WRITE_LOCK_FILE = folder / "milvus.lock"
-    call_command("migrate", verbosity=0)
 
 
 def load_rows() -> list[dict[str, str]]:
@@ -67,7 +42,7 @@ def load_rows() -> list[dict[str, str]]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        setup_django(Path(folder))
+        setup_django(Path(folder), DJANGO_DEBUG="1")
         from catalog.embedders import get_embedder
         from catalog.images import image_prepare
         from catalog.indexing import index_rebuild

@@ -19,45 +19,20 @@ their rows unflushed, and again after the periodic flush job (`index_flush_due`)
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from throwaway import setup_django
 
-ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = [f"category{i}" for i in range(20)]
 WORDS = [f"word{i}" for i in range(400)]
 COLOURS = ["navy", "red", "black", "white", "cream", "olive", "camel", "pink", "grey", "mustard"]
 STYLES = ["casual", "elegant", "minimalist", "bohemian", "classic", "romantic", "ethnic", "sporty"]
 SEASONS = ["spring", "summer", "autumn", "winter"]
 SINGLE_SYNCS = 20
-
-
-def setup_django(folder: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1", "TASK_BROKER": "stub",
-        "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}", "DJANGO_MEDIA_ROOT": str(folder / "media"),
-        "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder", "OPENROUTER_API_KEY": "",
-    })
-    import logging
-
-    import django
-
-    django.setup()
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    for noisy in ("milvus_lite", "faiss.loader"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from django.conf import settings
-    from django.core.management import call_command
-
-    settings.MILVUS_URI = str(folder / "milvus.db")  # pymilvus itself reads a MILVUS_URI variable
-    settings.MILVUS_WRITE_LOCK_FILE = folder / "milvus.lock"
-    call_command("migrate", verbosity=0)
 
 
 def add_products(start: int, stop: int, rng: np.random.Generator) -> None:
@@ -158,7 +133,7 @@ def main() -> None:
     sizes = sorted(int(size) for size in args.sizes.split(","))
 
     with tempfile.TemporaryDirectory() as folder:
-        setup_django(Path(folder))
+        setup_django(Path(folder), DJANGO_DEBUG="1")
         from catalog.indexing import index_flush_due, index_rebuild, products_sync
         from catalog.models import Product
 
