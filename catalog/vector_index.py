@@ -316,18 +316,21 @@ class VectorIndex:
 
     # --- reads ---------------------------------------------------------------------------
 
+    ROWS_PAGE = 1000  # rows per query when reading them all
+
     def rows(self, output_fields: tuple[str, ...] = SCALAR_FIELDS) -> Iterator[dict]:
-        """Every row's scalars, in pages (for drift checks)."""
-        last_id, page = -1, 1000
+        """Every row's scalars, in pages (for drift checks). The rows are the caller's to change."""
+        last_id = -1
         while True:
             batch = self._call("query", self.alias, filter=f"id > {last_id}",
-                               output_fields=["id", *output_fields], limit=page,
+                               output_fields=["id", *output_fields], limit=self.ROWS_PAGE,
                                consistency_level="Strong")
             batch = sorted(batch, key=lambda row: row["id"])
+            if batch:
+                last_id = batch[-1]["id"]  # before the caller sees (and may pop from) the rows
             yield from batch
-            if len(batch) < page:
+            if len(batch) < self.ROWS_PAGE:
                 return
-            last_id = batch[-1]["id"]
 
     def _requests(self, dense, sparse, expr: str, limit: int):
         return [

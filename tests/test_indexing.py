@@ -17,7 +17,7 @@ from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.selectors import bestseller_filter, similar_bestsellers
 from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.tasks import sync_products
-from catalog.vector_index import IndexUnavailable, client
+from catalog.vector_index import IndexUnavailable, VectorIndex, client
 from tests.factories import make_product
 from tests.openrouter_server import OpenRouterServer, error_body
 from tests.test_reliability import _free_port, _wait_for_port
@@ -320,6 +320,16 @@ def test_check_index_finds_and_repairs_missing_stale_and_orphaned_rows(milvus):
     assert repaired.repaired == 3
     assert index_check().total == 0
     assert IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).count() == 3
+
+
+def test_check_index_reads_the_index_a_page_at_a_time(milvus, monkeypatch):
+    # More rows than a page: the check reads them all and pops their ids as it goes.
+    monkeypatch.setattr(VectorIndex, "ROWS_PAGE", 2)
+    products = [make_product(f"SKU{i}") for i in range(5)]
+    products_sync(product_ids=[p.pk for p in products])
+
+    assert index_check().total == 0
+    assert milvus_ids(get_index()) == {p.pk for p in products}
 
 
 def test_check_index_command_prints_counts_and_repairs(milvus, capsys):
