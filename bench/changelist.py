@@ -33,13 +33,21 @@ SEASONS = ["spring", "summer", "autumn", "winter", "all-season"]
 
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only", "DJANGO_ALLOWED_HOSTS": "testserver",
-        "DATABASE_URL": f"sqlite:///{FOLDER / 'db.sqlite3'}", "DJANGO_MEDIA_ROOT": str(FOLDER / "media"),
-        "TASK_BROKER": "stub", "DJANGO_STATIC_MANIFEST": "0", "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SESSION_COOKIE_SECURE": "0", "DJANGO_CSRF_COOKIE_SECURE": "0",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only",
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+            "DATABASE_URL": f"sqlite:///{FOLDER / 'db.sqlite3'}",
+            "DJANGO_MEDIA_ROOT": str(FOLDER / "media"),
+            "TASK_BROKER": "stub",
+            "DJANGO_STATIC_MANIFEST": "0",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SESSION_COOKIE_SECURE": "0",
+            "DJANGO_CSRF_COOKIE_SECURE": "0",
+        }
+    )
     import django
 
     django.setup()
@@ -51,14 +59,25 @@ def add_products(start: int, stop: int) -> None:
     batch = []
     for n in range(start, stop):
         sha = f"{n:064x}"
-        batch.append(Product(
-            sku=f"SKU{n:07}", lifecycle="historical" if n % 5 else "new",
-            image=f"products/{sha[:2]}/{sha}.jpg", thumbnail=f"products/thumbs/{sha[:2]}/{sha}-160.jpg",
-            image_sha256=sha, image_width=400, image_height=500,
-            category=f"category_{n % 20}", color=f"colour_{n % 30}", style=f"style_{n % 40}",
-            season=SEASONS[n % len(SEASONS)], description=f"Synthetic product {n}",
-            price="49.90", sales_count=(n * 7919) % 5000, index_state=IndexState.SYNCED,
-        ))
+        batch.append(
+            Product(
+                sku=f"SKU{n:07}",
+                lifecycle="historical" if n % 5 else "new",
+                image=f"products/{sha[:2]}/{sha}.jpg",
+                thumbnail=f"products/thumbs/{sha[:2]}/{sha}-160.jpg",
+                image_sha256=sha,
+                image_width=400,
+                image_height=500,
+                category=f"category_{n % 20}",
+                color=f"colour_{n % 30}",
+                style=f"style_{n % 40}",
+                season=SEASONS[n % len(SEASONS)],
+                description=f"Synthetic product {n}",
+                price="49.90",
+                sales_count=(n * 7919) % 5000,
+                index_state=IndexState.SYNCED,
+            )
+        )
         if len(batch) == 5000:
             Product.objects.bulk_create(batch)
             batch = []
@@ -75,7 +94,7 @@ def orm_page(query: str) -> None:
     if params.pop("bestseller", None) == "yes":
         products = products.bestsellers()
     products = products.filter(**params).order_by("sku")
-    list(products[(page - 1) * 50:page * 50])
+    list(products[(page - 1) * 50 : page * 50])
 
 
 def slowest(queries: list[str]) -> None:
@@ -114,11 +133,17 @@ def measure(client, repeat: int) -> dict[str, tuple[float, float, int]]:
             assert response.status_code == 200, (url, response.status_code)
 
         queries = []
-        with connection.execute_wrapper(lambda execute, sql, *rest: queries.append(sql) or execute(sql, *rest)):
+        with connection.execute_wrapper(
+            lambda execute, sql, *rest, seen=queries: seen.append(sql) or execute(sql, *rest)
+        ):
             page()
         if os.environ.get("BENCH_SHOW_SQL"):
             slowest(queries)
-        figures[label] = (timed(page, repeat), timed(lambda q=query: orm_page(q), repeat), len(queries))
+        figures[label] = (
+            timed(page, repeat),
+            timed(lambda q=query: orm_page(q), repeat),
+            len(queries),
+        )
     return figures
 
 
@@ -143,9 +168,14 @@ def main() -> None:
         have = size
         results[size] = measure(client, args.repeat)
 
-    print(f"Product changelist (Django test Client, superuser, 50 rows a page), SQLite, "
-          f"median of {args.repeat}")
-    print(f"{'page':<24}" + "".join(f"{f'{s:,} app':>12}{'ORM':>8}{'×ORM':>7}{'queries':>9}" for s in sizes))
+    print(
+        f"Product changelist (Django test Client, superuser, 50 rows a page), SQLite, "
+        f"median of {args.repeat}"
+    )
+    print(
+        f"{'page':<24}"
+        + "".join(f"{f'{s:,} app':>12}{'ORM':>8}{'×ORM':>7}{'queries':>9}" for s in sizes)
+    )
     for label in PAGES:
         line = f"{label:<24}"
         for size in sizes:
@@ -155,7 +185,10 @@ def main() -> None:
     small, large = sizes[0], sizes[-1]
     ratios = {label: results[large][label][0] / results[small][label][0] for label in PAGES}
     worst = max(ratios, key=ratios.get)
-    print(f"changelist at {large:,} ÷ at {small:,}: " + ", ".join(f"{label} {r:.2f}×" for label, r in ratios.items()))
+    print(
+        f"changelist at {large:,} ÷ at {small:,}: "
+        + ", ".join(f"{label} {r:.2f}×" for label, r in ratios.items())
+    )
     verdict = "meets" if ratios[worst] <= 1.5 else "misses"
     print(f"worst {ratios[worst]:.2f}× ({worst}): {verdict} the target (≤ 1.5×)")
 

@@ -69,8 +69,9 @@ class Process:
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.popen = subprocess.Popen(self.command, cwd=ROOT, stdout=self.log, stderr=self.log,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.command, cwd=ROOT, stdout=self.log, stderr=self.log, start_new_session=True
+        )
         if self.port:
             wait_for_port(self.port)
 
@@ -90,18 +91,23 @@ class Process:
 
 def environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-faults", "DJANGO_ALLOWED_HOSTS": "localhost",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-faults",
+        "DJANGO_ALLOWED_HOSTS": "localhost",
         "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "DJANGO_MEDIA_ROOT": str(folder / "media"),
-        "MILVUS_URI": f"http://127.0.0.1:{ports['milvus']}", "MILVUS_COLLECTION_PREFIX": "bench",
+        "MILVUS_URI": f"http://127.0.0.1:{ports['milvus']}",
+        "MILVUS_COLLECTION_PREFIX": "bench",
         "MILVUS_TIMEOUT": "5",
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0", "TASK_BROKER": "redis",
+        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "TASK_BROKER": "redis",
         "OPENROUTER_API_KEY": "test-openrouter-key",
         "OPENROUTER_BASE_URL": f"http://127.0.0.1:{ports['openrouter']}/api/v1",
         "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder",
         "OPENROUTER_TIMEOUT": "5",  # a hung answer fails after 5 s and is retried later
-        "INDEX_RECONCILE_INTERVAL_SECONDS": "60", "LOG_LEVEL": "WARNING",
+        "INDEX_RECONCILE_INTERVAL_SECONDS": "60",
+        "LOG_LEVEL": "WARNING",
         "MONTHLY_SPENDING_CAP": "",
     }
 
@@ -131,14 +137,42 @@ def main() -> int:
 
     python = [sys.executable, "manage.py"]
     stack = {
-        "redis": Process("redis", [str(BIN / "redis-server"), "--bind", "127.0.0.1", "--port",
-                                   str(ports["redis"]), "--dir", str(folder / "redis"),
-                                   "--appendonly", "yes", "--save", ""], folder, ports["redis"]),
-        "milvus": Process("milvus", [str(BIN / "milvus-lite"), "server", "--data-dir",
-                                     str(folder / "milvus"), "--host", "127.0.0.1", "--port",
-                                     str(ports["milvus"])], folder, ports["milvus"]),
-        "workers": Process("workers", [*python, "rundramatiq", "--processes", "2", "--threads", "4"],
-                           folder),
+        "redis": Process(
+            "redis",
+            [
+                str(BIN / "redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(ports["redis"]),
+                "--dir",
+                str(folder / "redis"),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            folder,
+            ports["redis"],
+        ),
+        "milvus": Process(
+            "milvus",
+            [
+                str(BIN / "milvus-lite"),
+                "server",
+                "--data-dir",
+                str(folder / "milvus"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["milvus"]),
+            ],
+            folder,
+            ports["milvus"],
+        ),
+        "workers": Process(
+            "workers", [*python, "rundramatiq", "--processes", "2", "--threads", "4"], folder
+        ),
         "scheduler": Process("scheduler", [*python, "scheduler"], folder),
     }
     print(f"folder: {folder}")
@@ -180,9 +214,13 @@ class Bench:
 
         call_command("migrate", verbosity=0)
         sample = write_sample_catalog(self.folder / "sample")
-        for csv_path, images in ((sample.products_csv, "images"), (sample.new_products_csv, "new_products")):
-            result = catalog_import(csv_data=csv_path.read_bytes(),
-                                    images=DirectoryImages(sample.directory / images))
+        for csv_path, images in (
+            (sample.products_csv, "images"),
+            (sample.new_products_csv, "new_products"),
+        ):
+            result = catalog_import(
+                csv_data=csv_path.read_bytes(), images=DirectoryImages(sample.directory / images)
+            )
             assert result.ok, result.errors
         self.sample = sample
 
@@ -197,8 +235,13 @@ class Bench:
         for n in range(count):
             model = NEW_PRODUCTS[n % len(NEW_PRODUCTS)]
             photo = (self.sample.directory / "new_products" / f"{model.new_id}.jpg").read_bytes()
-            product = Product(sku=f"{prefix}{n + 1:03d}", category=model.category, style=model.style,
-                              season=model.season, prompt_hint=model.prompt_hint)
+            product = Product(
+                sku=f"{prefix}{n + 1:03d}",
+                category=model.category,
+                style=model.style,
+                season=model.season,
+                prompt_hint=model.prompt_hint,
+            )
             made.append(product_save(product=product, image=image_prepare(photo)))
         return made
 
@@ -216,8 +259,11 @@ class Bench:
         from generation.services import BatchRequest, batch_create
 
         preset = ChannelPreset.objects.get(name="Storefront hero")
-        return batch_create(user=None, request=BatchRequest(products, [preset], size, 1),
-                            estimated_cost=Decimal("0"))
+        return batch_create(
+            user=None,
+            request=BatchRequest(products, [preset], size, 1),
+            estimated_cost=Decimal("0"),
+        )
 
     # --- measuring ----------------------------------------------------------------------
 
@@ -232,8 +278,17 @@ class Bench:
             time.sleep(0.5)
         return time.monotonic() - started
 
-    def figures(self, name: str, batch, skus: set[str], bills_before: int, calls_before: int,
-                seconds: float, drift: int | None = None, attempted: int | None = None) -> dict:
+    def figures(
+        self,
+        name: str,
+        batch,
+        skus: set[str],
+        bills_before: int,
+        calls_before: int,
+        seconds: float,
+        drift: int | None = None,
+        attempted: int | None = None,
+    ) -> dict:
         from core.models import ProviderCall
         from generation.models import AssetStatus
 
@@ -246,7 +301,9 @@ class Bench:
             print(f"   paid twice: {repeated}")
             for bill in bills:
                 if (bill.kind, bill.subject) in repeated:
-                    print(f"     {bill.kind} {bill.subject} billed {bill.at - getattr(self, 'killed_at', 0):+.3f} s after the kill")
+                    print(
+                        f"     {bill.kind} {bill.subject} billed {bill.at - getattr(self, 'killed_at', 0):+.3f} s after the kill"
+                    )
         subjects = {asset.ledger_subject for asset in assets}
         calls = ProviderCall.objects.filter(subject__in=subjects)
         booked = sum((call.cost for call in calls), Decimal("0"))
@@ -256,15 +313,27 @@ class Bench:
         if drift is None:
             drift = self.drift()
         row = {
-            "scenario": name, "attempted": attempted if attempted is not None else len(assets),
+            "scenario": name,
+            "attempted": attempted if attempted is not None else len(assets),
             "in review": sum(1 for asset in assets if asset.status == AssetStatus.IN_REVIEW),
-            "failed": len(failed), "with reason": sum(1 for asset in failed if asset.failure_reason),
-            "stuck": stuck, "paid twice": twice, "booked": booked, "billed": billed,
-            "drift": drift, "seconds": seconds,
+            "failed": len(failed),
+            "with reason": sum(1 for asset in failed if asset.failure_reason),
+            "stuck": stuck,
+            "paid twice": twice,
+            "booked": booked,
+            "billed": billed,
+            "drift": drift,
+            "seconds": seconds,
             "reasons": Counter(asset.failure_reason.split(":")[0][:60] for asset in failed),
         }
-        row["ok"] = (stuck == 0 and twice == 0 and booked == billed and drift == 0
-                     and row["with reason"] == row["failed"] and seconds <= TARGET_SECONDS)
+        row["ok"] = (
+            stuck == 0
+            and twice == 0
+            and booked == billed
+            and drift == 0
+            and row["with reason"] == row["failed"]
+            and seconds <= TARGET_SECONDS
+        )
         return row
 
     def drift(self) -> int:
@@ -303,7 +372,9 @@ class Bench:
     def scenario_b(self, args) -> dict:
         from generation.models import AssetStatus
 
-        print(f"b: kill -9 every worker in a batch of {args.kill_batch}, 1 s latency ...", flush=True)
+        print(
+            f"b: kill -9 every worker in a batch of {args.kill_batch}, 1 s latency ...", flush=True
+        )
         products = self.new_products("B", args.kill_batch)
         self.wait_indexed()
         bills, calls = self.marks()
@@ -314,23 +385,32 @@ class Bench:
         in_flight = batch.assets.filter(status__in=AssetStatus.running()).count()
         self.killed_at = time.time()
         self.stack["workers"].kill(signal.SIGKILL)
-        print(f"   killed the workers with {in_flight} assets unfinished; starting them again", flush=True)
+        print(
+            f"   killed the workers with {in_flight} assets unfinished; starting them again",
+            flush=True,
+        )
         self.stack["workers"].start()
         seconds = self.wait_done(batch, timeout=600)
         self.provider.latency = 0.0
-        return self.figures("b kill -9 workers", batch, {p.sku for p in products}, bills, calls, seconds)
+        return self.figures(
+            "b kill -9 workers", batch, {p.sku for p in products}, bills, calls, seconds
+        )
 
     def scenario_c(self, args) -> dict:
         from catalog.models import IndexState, Product
         from catalog.services import product_save
 
-        print("c: Redis stopped while a batch is requested and 5 products are edited ...", flush=True)
+        print(
+            "c: Redis stopped while a batch is requested and 5 products are edited ...", flush=True
+        )
         products = self.new_products("C", 4)
         self.wait_indexed()
         bills, calls = self.marks()
         self.stack["redis"].stop()
         batch = self.batch(products)
-        edited = list(Product.objects.filter(lifecycle=Product.Lifecycle.HISTORICAL).order_by("pk")[:5])
+        edited = list(
+            Product.objects.filter(lifecycle=Product.Lifecycle.HISTORICAL).order_by("pk")[:5]
+        )
         for product in edited:
             product.description += " (edited while Redis was down)"
             product_save(product=product)
@@ -339,8 +419,12 @@ class Bench:
         self.stack["redis"].start()
         started = time.monotonic()
         self.wait_done(batch, timeout=600)
-        while Product.objects.filter(pk__in=[p.pk for p in edited]).exclude(
-                index_state=IndexState.SYNCED).exists() and time.monotonic() - started < 600:
+        while (
+            Product.objects.filter(pk__in=[p.pk for p in edited])
+            .exclude(index_state=IndexState.SYNCED)
+            .exists()
+            and time.monotonic() - started < 600
+        ):
             time.sleep(0.5)
         seconds = time.monotonic() - started
         return self.figures("c Redis down", batch, {p.sku for p in products}, bills, calls, seconds)
@@ -351,36 +435,62 @@ class Bench:
 
         print("d: Milvus stopped while 10 descriptions are edited ...", flush=True)
         self.stack["milvus"].stop()
-        edited = list(Product.objects.filter(lifecycle=Product.Lifecycle.HISTORICAL).order_by("-pk")[:10])
+        edited = list(
+            Product.objects.filter(lifecycle=Product.Lifecycle.HISTORICAL).order_by("-pk")[:10]
+        )
         for product in edited:
-            product.description = f"{product.description} Restyled for a new season (edit {product.pk})."
+            product.description = (
+                f"{product.description} Restyled for a new season (edit {product.pk})."
+            )
             product_save(product=product)
         time.sleep(5)  # their sync messages meet a Milvus that is away
         self.stack["milvus"].start()
         started = time.monotonic()
-        while Product.objects.filter(pk__in=[p.pk for p in edited]).exclude(
-                index_state=IndexState.SYNCED).exists() and time.monotonic() - started < 600:
+        while (
+            Product.objects.filter(pk__in=[p.pk for p in edited])
+            .exclude(index_state=IndexState.SYNCED)
+            .exists()
+            and time.monotonic() - started < 600
+        ):
             time.sleep(0.5)
         drift = self.drift()
         seconds = time.monotonic() - started
-        row = self.figures("d Milvus down", None, set(), *self.marks(), seconds, drift=drift,
-                           attempted=len(edited))
+        row = self.figures(
+            "d Milvus down", None, set(), *self.marks(), seconds, drift=drift, attempted=len(edited)
+        )
         row["note"] = "10 description edits"
         return row
 
 
 def report(rows: list[dict]) -> None:
-    columns = ["scenario", "attempted", "in review", "failed", "with reason", "stuck",
-               "paid twice", "booked", "billed", "drift", "seconds"]
+    columns = [
+        "scenario",
+        "attempted",
+        "in review",
+        "failed",
+        "with reason",
+        "stuck",
+        "paid twice",
+        "booked",
+        "billed",
+        "drift",
+        "seconds",
+    ]
     table = [columns] + [[_cell(row[column]) for column in columns] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     print()
     for line in table:
-        print("  ".join(cell.rjust(width) if i else cell.ljust(width)
-                        for i, (cell, width) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                cell.rjust(width) if i else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+            )
+        )
     print()
-    print("targets: stuck 0; paid twice 0; booked = billed to the cent; drift 0 after the "
-          f"reconcile; every asset at an end state within {TARGET_SECONDS} s after the fault ends")
+    print(
+        "targets: stuck 0; paid twice 0; booked = billed to the cent; drift 0 after the "
+        f"reconcile; every asset at an end state within {TARGET_SECONDS} s after the fault ends"
+    )
     for row in rows:
         verdict = "meets the targets" if row["ok"] else "MISSES a target"
         reasons = "; ".join(f"{n} × {reason}" for reason, n in row["reasons"].most_common())

@@ -29,16 +29,27 @@ import numpy as np
 from PIL import Image, ImageDraw
 from throwaway import setup_django
 
-HEADER = ["product_id", "image_path", "category", "color", "style", "season", "sales_count",
-          "description", "price"]
+HEADER = [
+    "product_id",
+    "image_path",
+    "category",
+    "color",
+    "style",
+    "season",
+    "sales_count",
+    "description",
+    "price",
+]
 
 
 def write_photos(folder: Path, count: int, start: int = 0) -> None:
     rng = np.random.default_rng(start)
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(start, start + count):
-        sweep, cloth, accent = (tuple(int(v) for v in rng.integers(lo, hi, 3))
-                                for lo, hi in ((215, 256), (0, 200), (0, 256)))
+        sweep, cloth, accent = (
+            tuple(int(v) for v in rng.integers(lo, hi, 3))
+            for lo, hi in ((215, 256), (0, 200), (0, 256))
+        )
         image = Image.new("RGB", (400, 500), sweep)
         draw = ImageDraw.Draw(image)
         left, top = (int(v) for v in rng.integers(40, 110, 2))
@@ -52,8 +63,10 @@ def write_photos(folder: Path, count: int, start: int = 0) -> None:
 def catalog_csv(count: int, start: int = 0) -> bytes:
     lines = [",".join(HEADER)]
     for n in range(start, start + count):
-        lines.append(f"P{n:07},P{n:07}.jpg,category_{n % 20},colour_{n % 30},style_{n % 40},"
-                     f"season_{n % 5},{(n * 7919) % 5000},Synthetic product {n},49.90")
+        lines.append(
+            f"P{n:07},P{n:07}.jpg,category_{n % 20},colour_{n % 30},style_{n % 40},"
+            f"season_{n % 5},{(n * 7919) % 5000},Synthetic product {n},49.90"
+        )
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -87,8 +100,10 @@ def import_and_index(photos: Path, count: int) -> float:
         broker.join("index")
         worker.join()
         seconds = time.perf_counter() - started
-        print(f"{count:>7,} rows: the import {imported:.1f} s, the index work after it "
-              f"{seconds - imported:.1f} s")
+        print(
+            f"{count:>7,} rows: the import {imported:.1f} s, the index work after it "
+            f"{seconds - imported:.1f} s"
+        )
     finally:
         worker.stop()
     synced = Product.objects.filter(index_state=IndexState.SYNCED).count()
@@ -114,8 +129,9 @@ def memory_per_row(photos: Path, rows: int, repeats: int = 3) -> tuple[float, in
             data = catalog_csv(count, start)
             gc.collect()
             tracemalloc.start()
-            result = catalog_import(csv_data=data, images=DirectoryImages(photos / str(start)),
-                                    sync_index=False)
+            result = catalog_import(
+                csv_data=data, images=DirectoryImages(photos / str(start)), sync_index=False
+            )
             peaks[count].append(tracemalloc.get_traced_memory()[1])
             tracemalloc.stop()
             assert result.applied, result.errors[:3]
@@ -126,17 +142,19 @@ def memory_per_row(photos: Path, rows: int, repeats: int = 3) -> tuple[float, in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,50000",
-                        help="catalog sizes, each imported into an empty catalog (default 10000,50000)")
+    parser.add_argument(
+        "--sizes",
+        default="10000,50000",
+        help="catalog sizes, each imported into an empty catalog (default 10000,50000)",
+    )
     parser.add_argument("--memory-rows", type=int, default=1_000)
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
 
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
     setup_django(folder)
-    from django.conf import settings
-
     import dramatiq
+    from django.conf import settings
 
     from catalog.indexing import index_rebuild
     from catalog.models import ImageEmbedding, Product
@@ -145,8 +163,10 @@ def main() -> None:
     per_row, small, large = memory_per_row(folder / "memory", args.memory_rows)
     started = time.perf_counter()
     write_photos(folder / "photos", sizes[-1])
-    print(f"{sizes[-1]:,} synthetic 400×500 JPEG photos written in {time.perf_counter() - started:.0f} s "
-          f"({folder}); {os.cpu_count()} cores, pool of {settings.CATALOG_IMPORT_PROCESSES} processes")
+    print(
+        f"{sizes[-1]:,} synthetic 400×500 JPEG photos written in {time.perf_counter() - started:.0f} s "
+        f"({folder}); {os.cpu_count()} cores, pool of {settings.CATALOG_IMPORT_PROCESSES} processes"
+    )
     figures = []
     for size in sizes:
         # Each size into an empty catalog, index, embedding cache and media folder.
@@ -160,12 +180,16 @@ def main() -> None:
         figures.append((size, floor, app))
     for size, floor, app in figures:
         ratio = app / floor
-        print(f"{size:>7,} rows  offline embedder alone {floor:6.1f} s {size / floor:5.0f} rows/s (floor)   "
-              f"import + index {app:6.1f} s {size / app:5.0f} rows/s   {ratio:.2f}× the floor: "
-              f"{'meets' if ratio <= 1.3 else 'misses'} the target (≤ 1.3×)")
-    print(f"import memory: peak {small / 1e6:.1f} MB at {args.memory_rows:,} rows, "
-          f"{large / 1e6:.1f} MB at {3 * args.memory_rows:,}: {per_row / 1024:.2f} KB per row, "
-          f"{'meets' if per_row <= 1024 else 'misses'} the target (≤ 1 KB per row)")
+        print(
+            f"{size:>7,} rows  offline embedder alone {floor:6.1f} s {size / floor:5.0f} rows/s (floor)   "
+            f"import + index {app:6.1f} s {size / app:5.0f} rows/s   {ratio:.2f}× the floor: "
+            f"{'meets' if ratio <= 1.3 else 'misses'} the target (≤ 1.3×)"
+        )
+    print(
+        f"import memory: peak {small / 1e6:.1f} MB at {args.memory_rows:,} rows, "
+        f"{large / 1e6:.1f} MB at {3 * args.memory_rows:,}: {per_row / 1024:.2f} KB per row, "
+        f"{'meets' if per_row <= 1024 else 'misses'} the target (≤ 1 KB per row)"
+    )
 
 
 if __name__ == "__main__":

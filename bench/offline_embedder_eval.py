@@ -86,7 +86,8 @@ def main() -> None:
         "same articleType": [row["articleType"] for row in rows],
         "same colorgroup": [row["colorgroup"] for row in rows],
         "same articleType and colorgroup": [
-            f"{row['articleType']}|{row['colorgroup']}" for row in rows],
+            f"{row['articleType']}|{row['colorgroup']}" for row in rows
+        ],
     }
     ranked = nearest(vectors)
     rng = np.random.default_rng(args.seed)
@@ -106,8 +107,10 @@ def main() -> None:
     start = time.perf_counter()
     embedder.embed_images([buffer.getvalue()] * 50)
     per_flatlay = (time.perf_counter() - start) / 50
-    print(f"embedding time: {per_image * 1000:.1f} ms per eval photo (225×300), "
-          f"{per_flatlay * 1000:.1f} ms per 512×640 flat-lay JPEG")
+    print(
+        f"embedding time: {per_image * 1000:.1f} ms per eval photo (225×300), "
+        f"{per_flatlay * 1000:.1f} ms per 512×640 flat-lay JPEG"
+    )
 
 
 if __name__ == "__main__":

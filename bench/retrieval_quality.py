@@ -37,7 +37,11 @@ LABELS = {"colour": "colorgroup", "baseColour": "baseColour", "article type": "a
 
 def load_rows() -> list[dict[str, str]]:
     with (EVAL_DIR / "catalog.csv").open(encoding="utf-8", newline="") as handle:
-        return [row for row in csv.DictReader(handle) if (EVAL_DIR / "images" / f"{row['id']}.jpg").is_file()]
+        return [
+            row
+            for row in csv.DictReader(handle)
+            if (EVAL_DIR / "images" / f"{row['id']}.jpg").is_file()
+        ]
 
 
 def main() -> None:
@@ -53,10 +57,16 @@ def main() -> None:
         rows = load_rows()
         by_sku = {}
         for row in rows:
-            product = Product(sku=f"E{row['id']}", lifecycle=Product.Lifecycle.HISTORICAL,
-                              category=row["subCategory"], color=row["baseColour"],
-                              style=row["usage"], season=row["season"],
-                              description=row["productDisplayName"], sales_count=2000)
+            product = Product(
+                sku=f"E{row['id']}",
+                lifecycle=Product.Lifecycle.HISTORICAL,
+                category=row["subCategory"],
+                color=row["baseColour"],
+                style=row["usage"],
+                season=row["season"],
+                description=row["productDisplayName"],
+                sales_count=2000,
+            )
             data = (EVAL_DIR / "images" / f"{row['id']}.jpg").read_bytes()
             product_save(product=product, image=image_prepare(data))
             by_sku[product.sku] = row
@@ -70,8 +80,11 @@ def main() -> None:
             # As a new product: no colour, no description (query_document reads neither).
             product.color, product.description = "", ""
             result = similar_bestsellers(product=product, top_k=TOP_K)
-            pool = [other for sku, other in by_sku.items()
-                    if other["subCategory"] == row["subCategory"] and sku != product.sku]
+            pool = [
+                other
+                for sku, other in by_sku.items()
+                if other["subCategory"] == row["subCategory"] and sku != product.sku
+            ]
             if len(pool) < TOP_K:
                 continue
             queries += 1
@@ -82,8 +95,10 @@ def main() -> None:
                 chance[name] += sum(other[column] == row[column] for other in pool) / len(pool)
 
         embedder = get_embedder()
-        print(f"eval-catalog: {len(rows)} photos, {queries} queries, {embedder.name}, "
-              f"hybrid dense + sparse, RRF k=60, top {TOP_K} ({hits_total} hits)")
+        print(
+            f"eval-catalog: {len(rows)} photos, {queries} queries, {embedder.name}, "
+            f"hybrid dense + sparse, RRF k=60, top {TOP_K} ({hits_total} hits)"
+        )
         print(f"{'precision@3':<16}{'offline':>9}{'random':>9}{'lift':>7}")
         for name in LABELS:
             ours, base = found[name] / queries, chance[name] / queries

@@ -44,16 +44,31 @@ def add_products(start: int, stop: int, rng: np.random.Generator) -> None:
     vectors = rng.normal(size=(stop - start, embedder.dimension)).astype("<f4")
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     products, embeddings = [], []
-    for i, vector in zip(range(start, stop), vectors):
+    for i, vector in zip(range(start, stop), vectors, strict=True):
         sha = f"{i:064x}"
-        products.append(Product(
-            sku=f"SKU{i:06d}", lifecycle=Product.Lifecycle.HISTORICAL, image=f"bench/{i}.jpg",
-            image_sha256=sha, category=CATEGORIES[i % len(CATEGORIES)],
-            color=str(rng.choice(COLOURS)), style=str(rng.choice(STYLES)), season=str(rng.choice(SEASONS)),
-            description=" ".join(rng.choice(WORDS, size=10)), sales_count=int(rng.integers(0, 5000)),
-            index_state=IndexState.SYNCED))
-        embeddings.append(ImageEmbedding(embedder=embedder.name, image_sha256=sha,
-                                         dimension=embedder.dimension, vector=vector.tobytes()))
+        products.append(
+            Product(
+                sku=f"SKU{i:06d}",
+                lifecycle=Product.Lifecycle.HISTORICAL,
+                image=f"bench/{i}.jpg",
+                image_sha256=sha,
+                category=CATEGORIES[i % len(CATEGORIES)],
+                color=str(rng.choice(COLOURS)),
+                style=str(rng.choice(STYLES)),
+                season=str(rng.choice(SEASONS)),
+                description=" ".join(rng.choice(WORDS, size=10)),
+                sales_count=int(rng.integers(0, 5000)),
+                index_state=IndexState.SYNCED,
+            )
+        )
+        embeddings.append(
+            ImageEmbedding(
+                embedder=embedder.name,
+                image_sha256=sha,
+                dimension=embedder.dimension,
+                vector=vector.tobytes(),
+            )
+        )
     Product.objects.bulk_create(products, batch_size=2000)
     ImageEmbedding.objects.bulk_create(embeddings, batch_size=2000)
 
@@ -90,12 +105,21 @@ def raw_search(product, dense, sparse, collection: str | None = None):
     from catalog.selectors import bestseller_filter
     from catalog.vector_index import client
 
-    expr = bestseller_filter(category=product.category, min_sales=bestseller_threshold(), exclude_id=product.pk)
+    expr = bestseller_filter(
+        category=product.category, min_sales=bestseller_threshold(), exclude_id=product.pk
+    )
     limit = settings.RETRIEVAL_CANDIDATES
-    requests = [AnnSearchRequest([dense.tolist()], "dense", {"metric_type": "COSINE"}, limit, expr=expr),
-                AnnSearchRequest([sparse], "sparse", {"metric_type": "IP"}, limit, expr=expr)]
-    return client().hybrid_search(collection or get_index().alias, requests, RRFRanker(settings.RETRIEVAL_RRF_K),
-                                  limit=settings.RETRIEVAL_TOP_K, consistency_level="Strong")
+    requests = [
+        AnnSearchRequest([dense.tolist()], "dense", {"metric_type": "COSINE"}, limit, expr=expr),
+        AnnSearchRequest([sparse], "sparse", {"metric_type": "IP"}, limit, expr=expr),
+    ]
+    return client().hybrid_search(
+        collection or get_index().alias,
+        requests,
+        RRFRanker(settings.RETRIEVAL_RRF_K),
+        limit=settings.RETRIEVAL_TOP_K,
+        consistency_level="Strong",
+    )
 
 
 def timed(call) -> float:
@@ -108,7 +132,9 @@ def p95(timings: list[float]) -> float:
     return sorted(timings)[max(0, int(len(timings) * 0.95) - 1)]
 
 
-def measure(queries, partitioned: str | None = None) -> tuple[list[float], list[float], list[float]]:
+def measure(
+    queries, partitioned: str | None = None
+) -> tuple[list[float], list[float], list[float]]:
     from catalog.indexing import embeddings_for
     from catalog.selectors import similar_bestsellers
     from catalog.sparse import active_vectorizer, encode, query_document
@@ -118,10 +144,12 @@ def measure(queries, partitioned: str | None = None) -> tuple[list[float], list[
     for product in queries:
         dense = embeddings_for([product])[product.image_sha256]
         sparse = encode([query_document(product)], version, for_query=True)[0]
-        app.append(timed(lambda: similar_bestsellers(product=product)))
-        raw.append(timed(lambda: raw_search(product, dense, sparse)))
+        app.append(timed(lambda p=product: similar_bestsellers(product=p)))
+        raw.append(timed(lambda p=product, d=dense, s=sparse: raw_search(p, d, s)))
         if partitioned:
-            keyed.append(timed(lambda: raw_search(product, dense, sparse, partitioned)))
+            keyed.append(
+                timed(lambda p=product, d=dense, s=sparse: raw_search(p, d, s, partitioned))
+            )
     return app, raw, keyed
 
 
@@ -151,7 +179,7 @@ def main() -> None:
             measure(queries[:5], partitioned)  # warm the caches and the connection
             app, raw, keyed = measure(queries[5:], partitioned)
 
-            singles = queries[5:5 + SINGLE_SYNCS]
+            singles = queries[5 : 5 + SINGLE_SYNCS]
             for product in singles:
                 product.save()  # saved one at a time, as a merchandiser's edits are
                 products_sync(product_ids=[product.pk])
@@ -164,23 +192,32 @@ def main() -> None:
                 f"{statistics.median(raw):7.1f} {p95(raw):7.1f}   "
                 f"{statistics.median(app) / statistics.median(raw):5.2f}x {p95(app) / p95(raw):5.2f}x   "
                 f"{statistics.median(unflushed):7.1f} {statistics.median(flushed):7.1f}   {indexed:5.0f} s   "
-                f"{statistics.median(keyed):7.1f} {p95(keyed):7.1f}  {p95(keyed) / p95(raw):5.2f}x")
+                f"{statistics.median(keyed):7.1f} {p95(keyed):7.1f}  {p95(keyed) / p95(raw):5.2f}x"
+            )
             ratios.append((size, p95(app) / p95(raw), p95(keyed) / p95(raw)))
             print(lines[-1], flush=True)
 
-    print(f"\nMilvus Lite, offline-size vectors + TF-IDF, {len(CATEGORIES)} categories, "
-          f"{args.queries} queries per size, alternating app and raw; times in ms")
-    print(f"{'rows':>7}  {'app p50':>7} {'p95':>7}   {'raw p50':>7} {'p95':>7}   "
-          f"{'p50':>6} {'p95':>6}   {'unflushed':>9} {'flushed':>7}   {'rebuild':>7}   "
-          f"{'keyed p50':>9} {'p95':>7} {'÷raw':>6}")
+    print(
+        f"\nMilvus Lite, offline-size vectors + TF-IDF, {len(CATEGORIES)} categories, "
+        f"{args.queries} queries per size, alternating app and raw; times in ms"
+    )
+    print(
+        f"{'rows':>7}  {'app p50':>7} {'p95':>7}   {'raw p50':>7} {'p95':>7}   "
+        f"{'p50':>6} {'p95':>6}   {'unflushed':>9} {'flushed':>7}   {'rebuild':>7}   "
+        f"{'keyed p50':>9} {'p95':>7} {'÷raw':>6}"
+    )
     print("\n".join(lines))
-    print(f"(unflushed / flushed: app p50 with {SINGLE_SYNCS} single-product syncs in memory, "
-          f"then after the flush job; keyed: the raw call on a copy with category as the "
-          f"partition key, its p95 ÷ the raw p95)")
+    print(
+        f"(unflushed / flushed: app p50 with {SINGLE_SYNCS} single-product syncs in memory, "
+        f"then after the flush job; keyed: the raw call on a copy with category as the "
+        f"partition key, its p95 ÷ the raw p95)"
+    )
     for size, ratio, keyed_ratio in ratios:
-        print(f"{size:>7,} rows: app p95 {ratio:.2f}× the raw call, "
-              f"{'meets' if ratio <= 1.2 else 'misses'} the target (≤ 1.2×); category as partition key: "
-              f"raw p95 {keyed_ratio:.2f}× ({'faster' if keyed_ratio < 0.9 else 'no faster'})")
+        print(
+            f"{size:>7,} rows: app p95 {ratio:.2f}× the raw call, "
+            f"{'meets' if ratio <= 1.2 else 'misses'} the target (≤ 1.2×); category as partition key: "
+            f"raw p95 {keyed_ratio:.2f}× ({'faster' if keyed_ratio < 0.9 else 'no faster'})"
+        )
 
 
 if __name__ == "__main__":

@@ -14,13 +14,19 @@ def setup_django(folder: Path, **env: str) -> None:
     """Django with its SQLite database, media and Milvus Lite file in `folder`, the stub task
     broker and the offline embedder, migrated. `env` adds or overrides variables."""
     sys.path.insert(0, str(ROOT))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only", "TASK_BROKER": "stub",
-        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}", "DJANGO_MEDIA_ROOT": str(folder / "media"),
-        "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder", "OPENROUTER_API_KEY": "",
-        **env,
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only",
+            "TASK_BROKER": "stub",
+            "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+            "DJANGO_MEDIA_ROOT": str(folder / "media"),
+            "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder",
+            "OPENROUTER_API_KEY": "",
+            **env,
+        }
+    )
     import django
 
     django.setup()

@@ -8,22 +8,21 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.utils.text import Truncator
 from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import ngettext
-
 from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
 from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
 from catalog.indexing import index_status
 from catalog.models import IndexState, Product, bestseller_threshold
+from catalog.periodic import reconcile_index
 from catalog.selectors import similar_bestsellers
 from catalog.services import product_save, products_resync
 from catalog.staging import staging_create, staging_discard, staging_get
-from catalog.periodic import reconcile_index
 from catalog.tasks import rebuild_index
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
@@ -61,7 +60,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        counted = self.object_list[:self.COUNT_CAP + 1].count()
+        counted = self.object_list[: self.COUNT_CAP + 1].count()
         self.capped = counted > self.COUNT_CAP
         return min(counted, self.COUNT_CAP)
 
@@ -75,7 +74,19 @@ class CappedCountPaginator(Paginator):
 class ProductAdminForm(forms.ModelForm):
     class Meta:
         model = Product
-        fields = "__all__"
+        fields = (
+            "sku",
+            "lifecycle",
+            "image",
+            "category",
+            "color",
+            "style",
+            "season",
+            "description",
+            "prompt_hint",
+            "price",
+            "sales_count",
+        )
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
@@ -94,11 +105,13 @@ class CatalogImportForm(forms.Form):
         help_text="Historical catalog, new products or a sales update (sku, sales_count).",
     )
     images_zip = forms.FileField(
-        label="Images (ZIP)", required=False,
+        label="Images (ZIP)",
+        required=False,
         help_text="A ZIP of the images named in image_path. Not needed for a sales update.",
     )
     kind = forms.ChoiceField(
-        label="Format", required=False,
+        label="Format",
+        required=False,
         choices=[("", "Detect from the header")] + list(ImportKind.choices),
     )
 
@@ -108,8 +121,17 @@ class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
     change_list_template = "admin/catalog/product/change_list.html"
     # Narrow enough for a 1400 px window beside the filters (the browser test measures it).
-    list_display = ("thumbnail_tag", "sku", "category", "attributes", "price", "sales",
-                    "bestseller", "lifecycle_tag", "index_state_tag")
+    list_display = (
+        "thumbnail_tag",
+        "sku",
+        "category",
+        "attributes",
+        "price",
+        "sales",
+        "bestseller",
+        "lifecycle_tag",
+        "index_state_tag",
+    )
     list_display_links = ("thumbnail_tag", "sku")
     # Each filter lists the distinct values of an indexed column, or fixed choices.
     list_filter = ("category", "season", "style", BestsellerFilter, "lifecycle", "index_state")
@@ -118,12 +140,32 @@ class ProductAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False  # one count per page, not a second one of the whole table
     actions = ["resync_index"]
-    readonly_fields = ("image_preview", "image_details", "sales_updated_at", "created_at",
-                       "updated_at", "index_state_tag", "index_state_at", "similar_panel")
+    readonly_fields = (
+        "image_preview",
+        "image_details",
+        "sales_updated_at",
+        "created_at",
+        "updated_at",
+        "index_state_tag",
+        "index_state_at",
+        "similar_panel",
+    )
     fieldsets = [
         (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
-        ("Attributes", {"fields": ("category", "color", "style", "season", "description",
-                                   "prompt_hint", "price")}),
+        (
+            "Attributes",
+            {
+                "fields": (
+                    "category",
+                    "color",
+                    "style",
+                    "season",
+                    "description",
+                    "prompt_hint",
+                    "price",
+                )
+            },
+        ),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
         ("Similar bestsellers", {"fields": ("similar_panel",)}),
         ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
@@ -133,18 +175,30 @@ class ProductAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:  # nothing to search for or sync before the product exists
-            fieldsets = [fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")]
+            fieldsets = [
+                fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")
+            ]
         return fieldsets
 
     @admin.display(description="Index", ordering="index_state")
     def index_state_tag(self, product: Product):
-        colours = {IndexState.SYNCED: "#2e7d32", IndexState.PENDING: "#8d6e00",
-                   IndexState.FAILED: "#c62828"}
-        label = format_html('<strong style="color:{}">{}</strong>', colours[product.index_state],
-                            product.get_index_state_display())
+        colours = {
+            IndexState.SYNCED: "#2e7d32",
+            IndexState.PENDING: "#8d6e00",
+            IndexState.FAILED: "#c62828",
+        }
+        label = format_html(
+            '<strong style="color:{}">{}</strong>',
+            colours[product.index_state],
+            product.get_index_state_display(),
+        )
         if product.index_state == IndexState.FAILED and product.index_error:
-            return format_html('{} <span title="{}">— {}</span>', label, product.index_error,
-                               Truncator(product.index_error).chars(80))
+            return format_html(
+                '{} <span title="{}">— {}</span>',
+                label,
+                product.index_error,
+                Truncator(product.index_error).chars(80),
+            )
         return label
 
     @admin.display(description="Most similar bestsellers (hybrid search)")
@@ -154,11 +208,14 @@ class ProductAdmin(admin.ModelAdmin):
         try:
             result = similar_bestsellers(product=product)
         except (IndexUnavailable, ProviderError) as exc:
-            return format_html('<p class="errornote">Similar bestsellers are unavailable: {}</p>', exc)
+            return format_html(
+                '<p class="errornote">Similar bestsellers are unavailable: {}</p>', exc
+            )
         return render_to_string("admin/catalog/product/similar_panel.html", {"result": result})
 
-    @admin.action(description="Re-sync selected products with the vector index",
-                  permissions=["change"])
+    @admin.action(
+        description="Re-sync selected products with the vector index", permissions=["change"]
+    )
     def resync_index(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         products_resync(product_ids=ids)
@@ -171,7 +228,10 @@ class ProductAdmin(admin.ModelAdmin):
         size = 64
         return format_html(
             '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">',
-            product.thumbnail.url, product.sku, size, size,
+            product.thumbnail.url,
+            product.sku,
+            size,
+            size,
         )
 
     @admin.display(description="Attributes")
@@ -182,8 +242,11 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Lifecycle", ordering="lifecycle")
     def lifecycle_tag(self, product: Product) -> str:
-        return {Product.Lifecycle.NEW: "New", Product.Lifecycle.HISTORICAL: "Historical",
-                Product.Lifecycle.PUBLISHED: "Published"}[product.lifecycle]
+        return {
+            Product.Lifecycle.NEW: "New",
+            Product.Lifecycle.HISTORICAL: "Historical",
+            Product.Lifecycle.PUBLISHED: "Published",
+        }[product.lifecycle]
 
     @admin.display(description="Sales", ordering="sales_count")
     def sales(self, product: Product) -> str:
@@ -200,15 +263,20 @@ class ProductAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
             'style="max-width:480px;max-height:600px;border:1px solid var(--hairline-color)"></a>',
-            product.image.url, product.sku,
+            product.image.url,
+            product.sku,
         )
 
     @admin.display(description="Stored image")
     def image_details(self, product: Product):
         if not product.image:
             return "—"
-        return format_html("{}×{} px, SHA-256 {}…", product.image_width, product.image_height,
-                           product.image_sha256[:12])
+        return format_html(
+            "{}×{} px, SHA-256 {}…",
+            product.image_width,
+            product.image_height,
+            product.image_sha256[:12],
+        )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         request.FILES  # noqa: B018 - reading the upload is what may refuse it
@@ -218,17 +286,24 @@ class ProductAdmin(admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        product_save(product=obj, image=form.prepared_image,
-                     sales_changed="sales_count" in form.changed_data)
+        product_save(
+            product=obj, image=form.prepared_image, sales_changed="sales_count" in form.changed_data
+        )
 
     # --- CSV import: upload → dry-run preview → confirm -----------------------------------
 
     def get_urls(self):
         return [
-            path("import/", self.admin_site.admin_view(self.import_view),
-                 name="catalog_product_import"),
-            path("index-status/", self.admin_site.admin_view(self.index_status_view),
-                 name="catalog_product_index_status"),
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="catalog_product_import",
+            ),
+            path(
+                "index-status/",
+                self.admin_site.admin_view(self.index_status_view),
+                name="catalog_product_index_status",
+            ),
         ] + super().get_urls()
 
     def index_status_view(self, request):
@@ -237,21 +312,32 @@ class ProductAdmin(admin.ModelAdmin):
         if request.method == "POST":
             if not self.has_change_permission(request):
                 raise PermissionDenied
-            actor = {"reconcile": reconcile_index, "rebuild": rebuild_index}.get(request.POST.get("run"))
+            actor = {"reconcile": reconcile_index, "rebuild": rebuild_index}.get(
+                request.POST.get("run")
+            )
             if actor is not None:
                 enqueue_after_commit(actor)
                 messages.success(request, f"Queued {actor.actor_name}; reload this page to see it.")
             return redirect("admin:catalog_product_index_status")
-        return TemplateResponse(request, "admin/catalog/product/index_status.html",
-                                self._context(request, status=index_status(), title="Vector index",
-                                              can_run=self.has_change_permission(request)))
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/index_status.html",
+            self._context(
+                request,
+                status=index_status(),
+                title="Vector index",
+                can_run=self.has_change_permission(request),
+            ),
+        )
 
     def has_import_permission(self, request) -> bool:
         return request.user.has_perm("catalog.import_products")
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "has_import_permission": self.has_import_permission(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "has_import_permission": self.has_import_permission(request),
+        }
         return super().changelist_view(request, extra_context)
 
     def import_view(self, request):
@@ -264,26 +350,33 @@ class ProductAdmin(admin.ModelAdmin):
             messages.error(request, f"Nothing was stored. {refused}")
             form = CatalogImportForm()
         elif request.method == "POST" and form.is_valid():
-            staged = staging_create(csv_file=form.cleaned_data["csv_file"],
-                                    zip_file=form.cleaned_data["images_zip"])
+            staged = staging_create(
+                csv_file=form.cleaned_data["csv_file"], zip_file=form.cleaned_data["images_zip"]
+            )
             result = self._run_import(staged, form.cleaned_data["kind"] or None, dry_run=True)
             if isinstance(result, ImageSourceError):
                 self._discard(request, staged)
                 form.add_error("images_zip", str(result))
             else:
                 if result.ok:
-                    request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [staged.token]
+                    request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [
+                        staged.token
+                    ]
                 return self._render_preview(request, staged, result)
-        return TemplateResponse(request, "admin/catalog/product/import.html",
-                                self._context(request, form=form, title="Import catalog CSV"))
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/import.html",
+            self._context(request, form=form, title="Import catalog CSV"),
+        )
 
     def _run_import(self, staged, kind, *, dry_run: bool):
         """The import service on staged files; an unreadable ZIP comes back as the error."""
         try:
             with staged.open_zip() or nullcontext() as zip_file:
                 images = ZipImages(zip_file) if zip_file else None
-                return catalog_import(csv_data=staged.csv_data(), images=images,
-                                      kind=kind, dry_run=dry_run)
+                return catalog_import(
+                    csv_data=staged.csv_data(), images=images, kind=kind, dry_run=dry_run
+                )
         except ImageSourceError as exc:
             return exc
 
@@ -292,17 +385,26 @@ class ProductAdmin(admin.ModelAdmin):
         if not result.ok:
             self._discard(request, staged)  # nothing to confirm: the file must be fixed first
         return TemplateResponse(
-            request, "admin/catalog/product/import_preview.html",
-            self._context(request, result=result, token=staged.token, csv_name=csv_name,
-                          kind=result.kind or "", title="Import preview"),
+            request,
+            "admin/catalog/product/import_preview.html",
+            self._context(
+                request,
+                result=result,
+                token=staged.token,
+                csv_name=csv_name,
+                kind=result.kind or "",
+                title="Import preview",
+            ),
         )
 
     def _import_confirm(self, request):
         token, kind = request.POST["token"], request.POST.get("kind") or None
         staged = staging_get(token) if token in request.session.get(SESSION_KEY, []) else None
         if staged is None or (kind is not None and kind not in ImportKind.values):
-            messages.error(request, "This import preview has expired or was already used. "
-                                    "Upload the files again.")
+            messages.error(
+                request,
+                "This import preview has expired or was already used. Upload the files again.",
+            )
             return redirect("admin:catalog_product_import")
         result = self._run_import(staged, kind, dry_run=False)
         if isinstance(result, ImageSourceError) or not result.ok:
@@ -314,11 +416,15 @@ class ProductAdmin(admin.ModelAdmin):
             return self._render_preview(request, staged, result)
         csv_name = staged.csv_name
         self._discard(request, staged)
-        messages.success(request, ngettext(
-            "Imported %(name)s: %(summary)s (%(count)d row).",
-            "Imported %(name)s: %(summary)s (%(count)d rows).",
-            len(result.rows),
-        ) % {"name": csv_name, "summary": result.summary(), "count": len(result.rows)})
+        messages.success(
+            request,
+            ngettext(
+                "Imported %(name)s: %(summary)s (%(count)d row).",
+                "Imported %(name)s: %(summary)s (%(count)d rows).",
+                len(result.rows),
+            )
+            % {"name": csv_name, "summary": result.summary(), "count": len(result.rows)},
+        )
         return redirect("admin:catalog_product_changelist")
 
     def _discard(self, request, staged):

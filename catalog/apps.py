@@ -11,5 +11,9 @@ class CatalogConfig(AppConfig):
         from catalog import periodic, signals  # noqa: F401 - periodic registers its jobs
         from catalog.models import Product
 
-        post_save.connect(signals.product_saved, sender=Product, dispatch_uid="catalog_product_saved")
-        post_delete.connect(signals.product_deleted, sender=Product, dispatch_uid="catalog_product_deleted")
+        post_save.connect(
+            signals.product_saved, sender=Product, dispatch_uid="catalog_product_saved"
+        )
+        post_delete.connect(
+            signals.product_deleted, sender=Product, dispatch_uid="catalog_product_deleted"
+        )

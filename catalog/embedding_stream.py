@@ -42,8 +42,11 @@ class EmbeddingStream:
         self.processes = processes
         # spawn: the import may run in a threaded web or task worker, where fork() is unsafe;
         # the pool processes import only the embedder, never Django's apps.
-        self.pool = (ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
-                     if processes > 1 else None)
+        self.pool = (
+            ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+            if processes > 1
+            else None
+        )
         self.embedded = 0
 
     def __enter__(self) -> EmbeddingStream:
@@ -61,8 +64,10 @@ class EmbeddingStream:
         """Embed this photo unless its small copy is too small for the embedder (the index
         sync embeds those from the stored photo)."""
         small = image.small
-        if small is None or (max(small.size) < self.embedder.stream_side
-                             and small.size != (image.width, image.height)):
+        if small is None or (
+            max(small.size) < self.embedder.stream_side
+            and small.size != (image.width, image.height)
+        ):
             return
         self.waiting.append((image.sha256, small))
         if len(self.waiting) >= self.CHUNK:
@@ -80,7 +85,9 @@ class EmbeddingStream:
             return
         self.running.append((shas, self.pool.submit(embed_in_pool, self.backend, images)))
         # Two chunks per process keep every core busy; more would only hold images.
-        while len(self.running) > 2 * self.processes or (self.running and self.running[0][1].done()):
+        while len(self.running) > 2 * self.processes or (
+            self.running and self.running[0][1].done()
+        ):
             self._collect()
 
     def _collect(self) -> None:
@@ -88,5 +95,5 @@ class EmbeddingStream:
         self._keep(shas, future.result())
 
     def _keep(self, shas: list[str], vectors: list[np.ndarray]) -> None:
-        embeddings_keep(embedder=self.embedder, vectors=dict(zip(shas, vectors)))
+        embeddings_keep(embedder=self.embedder, vectors=dict(zip(shas, vectors, strict=True)))
         self.embedded += len(shas)

@@ -139,8 +139,9 @@ def _small_copy(image: Image.Image) -> Image.Image:
     cost most of an import's time.
     """
     small = image.copy()
-    small.thumbnail((settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.BILINEAR,
-                    reducing_gap=1.0)
+    small.thumbnail(
+        (settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.BILINEAR, reducing_gap=1.0
+    )
     if small.mode != "RGB":
         background = Image.new("RGB", small.size, "white")
         background.paste(small, mask=small.getchannel("A"))
@@ -152,8 +153,10 @@ def image_store(prepared: PreparedImage, *, storage: Storage | None = None) -> l
     """Store the image and its thumbnail unless already there. Returns the names it created."""
     storage = storage or default_storage
     created = []
-    for name, content in ((prepared.storage_name, prepared.content),
-                          (prepared.thumbnail_name, prepared.thumbnail)):
+    for name, content in (
+        (prepared.storage_name, prepared.content),
+        (prepared.thumbnail_name, prepared.thumbnail),
+    ):
         if not storage.exists(name):
             created.append(storage.save(name, ContentFile(content)))
     return created

@@ -46,7 +46,10 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 # --- dense vectors, cached by (embedder, image hash) ---------------------------------------
 
-def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None) -> dict[str, np.ndarray]:
+
+def embeddings_for(
+    products: Iterable[Product], embedder: Embedder | None = None
+) -> dict[str, np.ndarray]:
     """Vectors of the products' images by image hash; only images never embedded are sent."""
     embedder = embedder or get_embedder()
     by_sha = {p.image_sha256: p for p in products}
@@ -62,7 +65,7 @@ def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None
         for product in chunk:
             with product.image.storage.open(product.image.name, "rb") as handle:
                 images.append(handle.read())
-        new = dict(zip((p.image_sha256 for p in chunk), embedder.embed_images(images)))
+        new = dict(zip((p.image_sha256 for p in chunk), embedder.embed_images(images), strict=True))
         embeddings_keep(embedder=embedder, vectors=new)
         vectors.update(new)
     return vectors
@@ -70,17 +73,26 @@ def embeddings_for(products: Iterable[Product], embedder: Embedder | None = None
 
 def embeddings_cached(*, embedder: Embedder, shas: Iterable[str]) -> set[str]:
     """Which of these image hashes already have a vector from this embedder."""
-    return set(ImageEmbedding.objects.filter(embedder=embedder.name, image_sha256__in=list(shas))
-               .values_list("image_sha256", flat=True))
+    return set(
+        ImageEmbedding.objects.filter(
+            embedder=embedder.name, image_sha256__in=list(shas)
+        ).values_list("image_sha256", flat=True)
+    )
 
 
 def embeddings_keep(*, embedder: Embedder, vectors: dict[str, np.ndarray]) -> None:
     """Cache vectors by image hash (a vector already cached stays). Callers save each chunk as
     it comes, so an interrupted rebuild or import never computes or pays for these again."""
     ImageEmbedding.objects.bulk_create(
-        [ImageEmbedding(embedder=embedder.name, image_sha256=sha, dimension=embedder.dimension,
-                        vector=np.asarray(v, dtype="<f4").tobytes())
-         for sha, v in vectors.items()],
+        [
+            ImageEmbedding(
+                embedder=embedder.name,
+                image_sha256=sha,
+                dimension=embedder.dimension,
+                vector=np.asarray(v, dtype="<f4").tobytes(),
+            )
+            for sha, v in vectors.items()
+        ],
         ignore_conflicts=True,
     )
 
@@ -103,7 +115,7 @@ def _rows(products: list[Product], vectors: dict[str, np.ndarray], version: int)
             "sparse": s,
             **_scalars(p, version),
         }
-        for p, s in zip(products, sparse)
+        for p, s in zip(products, sparse, strict=True)
     ]
 
 
@@ -133,6 +145,7 @@ def _mark(product_ids: Iterable[int], state: IndexState, error: str = "", *, bef
 
 
 # --- services ------------------------------------------------------------------------------
+
 
 def products_sync(*, product_ids: list[int]) -> None:
     """Upsert these products into the index; ids no longer in the database are removed.
@@ -189,7 +202,8 @@ def products_sync_waiting() -> int:
     now = timezone.now()
     waiting = Product.objects.filter(
         Q(index_state=IndexState.PENDING, updated_at__lt=now - timedelta(seconds=60))
-        | Q(index_state=IndexState.FAILED, index_state_at__lt=now - timedelta(minutes=10)))
+        | Q(index_state=IndexState.FAILED, index_state_at__lt=now - timedelta(minutes=10))
+    )
     ids = list(waiting.values_list("pk", flat=True))
     for chunk in chunks(ids, SYNC_CHUNK):
         products_sync(product_ids=chunk)
@@ -239,8 +253,9 @@ def index_check(*, repair: bool = False) -> Drift:
         drift = Drift(
             missing=sorted(expected.keys() - stored.keys()),
             orphaned=sorted(stored.keys() - expected.keys()),
-            stale=sorted(pk for pk in expected.keys() & stored.keys()
-                         if not _same(expected[pk], stored[pk])),
+            stale=sorted(
+                pk for pk in expected.keys() & stored.keys() if not _same(expected[pk], stored[pk])
+            ),
         )
         if repair and drift.total:
             for chunk in chunks(drift.missing + drift.stale, SYNC_CHUNK):
@@ -253,22 +268,30 @@ def index_check(*, repair: bool = False) -> Drift:
             index.flush()
             in_step = expected.keys() - set(drift.missing) - set(drift.stale)
             Product.objects.filter(pk__in=in_step).exclude(index_state=IndexState.SYNCED).update(
-                index_state=IndexState.SYNCED, index_error="", index_state_at=timezone.now())
+                index_state=IndexState.SYNCED, index_error="", index_state_at=timezone.now()
+            )
         run.collection = index.collection_name() or ""
-        run.missing, run.stale, run.orphaned = len(drift.missing), len(drift.stale), len(drift.orphaned)
+        run.missing, run.stale, run.orphaned = (
+            len(drift.missing),
+            len(drift.stale),
+            len(drift.orphaned),
+        )
         run.repaired = drift.repaired
         return drift
 
 
 def _same(expected: dict, stored: dict) -> bool:
     return all(
-        round(float(stored.get(key) or 0), 2) == round(value, 2) if key == "price"
+        round(float(stored.get(key) or 0), 2) == round(value, 2)
+        if key == "price"
         else stored.get(key) == value
         for key, value in expected.items()
     )
 
 
-def index_rebuild(*, refit: bool = False, progress: Callable[[int], None] = lambda n: None) -> IndexRun:
+def index_rebuild(
+    *, refit: bool = False, progress: Callable[[int], None] = lambda n: None
+) -> IndexRun:
     """Rebuild the whole index into a new collection and swap the alias to it.
 
     With refit, a new TF-IDF vocabulary is fitted first: every sparse vector changes.
@@ -314,7 +337,9 @@ def index_status() -> dict:
         "offline": embedder.is_offline,
         "dimension": embedder.dimension,
         "products": Product.objects.count(),
-        "states": dict(Product.objects.order_by().values_list("index_state").annotate(n=Count("pk"))),
+        "states": dict(
+            Product.objects.order_by().values_list("index_state").annotate(n=Count("pk"))
+        ),
         "vectorizer": active_vectorizer(),
         "last_reconcile": IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).first(),
         "last_rebuild": IndexRun.objects.filter(kind=IndexRun.Kind.REBUILD).first(),
@@ -324,4 +349,3 @@ def index_status() -> dict:
     except IndexUnavailable as exc:
         status["error"] = str(exc)
     return status
-

@@ -30,7 +30,9 @@ def changes_index(update_fields) -> bool:
 
 class ProductQuerySet(models.QuerySet):
     def bestsellers(self, min_sales: int | None = None):
-        return self.filter(sales_count__gt=bestseller_threshold() if min_sales is None else min_sales)
+        return self.filter(
+            sales_count__gt=bestseller_threshold() if min_sales is None else min_sales
+        )
 
     def not_bestsellers(self):
         return self.filter(sales_count__lte=bestseller_threshold())
@@ -84,7 +86,10 @@ class Product(models.Model):
 
     # Where the product stands in the vector index (Milvus), kept by catalog.indexing.
     index_state = models.CharField(
-        max_length=16, choices=IndexState.choices, default=IndexState.PENDING, editable=False,
+        max_length=16,
+        choices=IndexState.choices,
+        default=IndexState.PENDING,
+        editable=False,
         db_index=True,
     )
     index_error = models.TextField(blank=True, editable=False)
@@ -108,7 +113,9 @@ class Product(models.Model):
             models.Index(fields=["lifecycle", "sku", "sales_count"], name="product_lifecycle_sku"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(price__gte=0), name="product_price_not_negative"
+            ),
             models.CheckConstraint(
                 condition=models.Q(lifecycle__in=["historical", "new", "published"]),
                 name="product_lifecycle_valid",
@@ -155,8 +162,13 @@ class ImageEmbedding(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["embedder", "image_sha256"], name="one_embedding_per_image"),
+            models.UniqueConstraint(
+                fields=["embedder", "image_sha256"], name="one_embedding_per_image"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.embedder} vector of {self.image_sha256[:12]}"
 
 
 class TextVectorizer(models.Model):
@@ -173,7 +185,9 @@ class TextVectorizer(models.Model):
         ordering = ["-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_vectorizer"
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="one_active_vectorizer",
             ),
         ]
 
@@ -201,3 +215,6 @@ class IndexRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.collection or self.embedder} at {self.started_at:%Y-%m-%d %H:%M}"

@@ -19,8 +19,13 @@ def reconcile_index() -> None:
     """Compare Milvus with the database and repair every difference."""
     drift = indexing.index_check(repair=True)
     if drift.total:
-        logger.info("reconcile repaired %s rows (%s missing, %s stale, %s orphaned)", drift.total,
-                    len(drift.missing), len(drift.stale), len(drift.orphaned))
+        logger.info(
+            "reconcile repaired %s rows (%s missing, %s stale, %s orphaned)",
+            drift.total,
+            len(drift.missing),
+            len(drift.stale),
+            len(drift.orphaned),
+        )
 
 
 @interval(seconds=60)

@@ -43,23 +43,32 @@ class SimilarBestsellers:
         """What a person should know about this result, or "" when it is as asked."""
         notes = []
         if self.relaxed_from is not None:
-            notes.append(f"Too few products in {self.product.category!r} sold more than "
-                         f"{self.relaxed_from:,}; the threshold was lowered to {self.min_sales:,}.")
+            notes.append(
+                f"Too few products in {self.product.category!r} sold more than "
+                f"{self.relaxed_from:,}; the threshold was lowered to {self.min_sales:,}."
+            )
         if not self.complete:
-            notes.append(f"Only {len(self.hits)} of {self.top_k} requested bestsellers qualify: "
-                         f"category {self.product.category!r} has {len(self.hits)} other "
-                         f"product(s) with more than {self.min_sales:,} sales in the index.")
+            notes.append(
+                f"Only {len(self.hits)} of {self.top_k} requested bestsellers qualify: "
+                f"category {self.product.category!r} has {len(self.hits)} other "
+                f"product(s) with more than {self.min_sales:,} sales in the index."
+            )
         return " ".join(notes)
 
 
 def bestseller_filter(*, category: str, min_sales: int, exclude_id: int) -> str:
     """The Milvus filter expression; the category is a quoted literal, never expression text."""
-    return (f"category == {filter_literal(category)} and sales_count > {int(min_sales)} "
-            f"and id != {int(exclude_id)}")
+    return (
+        f"category == {filter_literal(category)} and sales_count > {int(min_sales)} "
+        f"and id != {int(exclude_id)}"
+    )
 
 
 def similar_bestsellers(
-    *, product: Product, top_k: int | None = None, min_sales: int | None = None,
+    *,
+    product: Product,
+    top_k: int | None = None,
+    min_sales: int | None = None,
     relax_to: int | None = None,
 ) -> SimilarBestsellers:
     """The top-k bestsellers of the product's category that look and read most like it.
@@ -87,12 +96,18 @@ def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
     expr = bestseller_filter(category=product.category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)
 
-    fused = index.hybrid_search(dense=dense, sparse=sparse, expr=expr, limit=top_k,
-                                candidates=candidates, rrf_k=settings.RETRIEVAL_RRF_K)
+    fused = index.hybrid_search(
+        dense=dense,
+        sparse=sparse,
+        expr=expr,
+        limit=top_k,
+        candidates=candidates,
+        rrf_k=settings.RETRIEVAL_RRF_K,
+    )
     products = Product.objects.in_bulk([hit.id for hit in fused])
     hits = [
         SimilarHit(products[hit.id], hit.score, hit.dense_rank, hit.sparse_rank)
-        for hit in fused if hit.id in products  # a product deleted since its last sync
+        for hit in fused
+        if hit.id in products  # a product deleted since its last sync
     ]
     return SimilarBestsellers(product=product, top_k=top_k, min_sales=min_sales, hits=hits)
-

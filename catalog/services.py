@@ -65,6 +65,9 @@ def product_set_published(*, product_id: int, published: bool) -> None:
     """A new product moves to "has published images" with its first published image, and back
     when its last one is unpublished. Historical listings keep their lifecycle. (The lifecycle
     is not in the vector index: an update without save() leaves the index alone.)"""
-    before, after = ((Product.Lifecycle.NEW, Product.Lifecycle.PUBLISHED) if published
-                     else (Product.Lifecycle.PUBLISHED, Product.Lifecycle.NEW))
+    before, after = (
+        (Product.Lifecycle.NEW, Product.Lifecycle.PUBLISHED)
+        if published
+        else (Product.Lifecycle.PUBLISHED, Product.Lifecycle.NEW)
+    )
     Product.objects.filter(pk=product_id, lifecycle=before).update(lifecycle=after)

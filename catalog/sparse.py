@@ -23,8 +23,14 @@ SparseVector = dict[int, float]
 
 def product_document(product: Product) -> str:
     """What a product's sparse vector is made of."""
-    parts = (product.category, product.color, product.style, product.season,
-             product.description, product.prompt_hint)
+    parts = (
+        product.category,
+        product.color,
+        product.style,
+        product.season,
+        product.description,
+        product.prompt_hint,
+    )
     return " ".join(part for part in parts if part)
 
 
@@ -87,7 +93,9 @@ def encode(texts: list[str], version: int, *, for_query: bool = False) -> list[S
     vectors = []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        vector = {int(col) + 1: float(value)
-                  for col, value in zip(matrix.indices[start:end], matrix.data[start:end])}
+        vector = {
+            int(col) + 1: float(value)
+            for col, value in zip(matrix.indices[start:end], matrix.data[start:end], strict=True)
+        }
         vectors.append(vector or ({} if for_query else dict(EMPTY_MARKER)))
     return vectors

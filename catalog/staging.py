@@ -51,7 +51,9 @@ class StagedImport:
 def staging_create(*, csv_file, zip_file=None) -> StagedImport:
     """Store the uploaded files under a new token."""
     staged = StagedImport(uuid.uuid4().hex)
-    default_storage.save(staged._name(NAME), ContentFile(PurePosixPath(csv_file.name).name.encode()))
+    default_storage.save(
+        staged._name(NAME), ContentFile(PurePosixPath(csv_file.name).name.encode())
+    )
     default_storage.save(staged._name(CSV), File(csv_file))
     if zip_file is not None:
         default_storage.save(staged._name(ZIP), File(zip_file))

@@ -10,8 +10,8 @@ import dramatiq
 from catalog import indexing
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
-from core.spending import SpendingCapReached
 from core.queue import retry_message
+from core.spending import SpendingCapReached
 
 logger = logging.getLogger(__name__)
 

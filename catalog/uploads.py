@@ -14,9 +14,11 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 def upload_limits() -> dict[str, int]:
     """Bytes allowed per form field that takes a file."""
-    return {"csv_file": settings.CATALOG_IMPORT_MAX_CSV_BYTES,
-            "images_zip": settings.CATALOG_IMPORT_MAX_ZIP_BYTES,
-            "image": settings.CATALOG_IMAGE_MAX_BYTES}
+    return {
+        "csv_file": settings.CATALOG_IMPORT_MAX_CSV_BYTES,
+        "images_zip": settings.CATALOG_IMPORT_MAX_ZIP_BYTES,
+        "image": settings.CATALOG_IMAGE_MAX_BYTES,
+    }
 
 
 class UploadLimitHandler(FileUploadHandler):
@@ -33,14 +35,18 @@ class UploadLimitHandler(FileUploadHandler):
         self.received = 0
         largest_request = sum(limits.values()) + self.SLACK
         if (self.content_length or 0) > largest_request:
-            self._refuse(f"The upload is {self.content_length:,} bytes; the largest accepted is "
-                         f"{largest_request:,} bytes.")
+            self._refuse(
+                f"The upload is {self.content_length:,} bytes; the largest accepted is "
+                f"{largest_request:,} bytes."
+            )
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
         if self.received > self.limit:
-            self._refuse(f"{self.file_name} is larger than {self.limit:,} bytes, the limit for "
-                         f"this field; nothing was stored.")
+            self._refuse(
+                f"{self.file_name} is larger than {self.limit:,} bytes, the limit for "
+                f"this field; nothing was stored."
+            )
         return raw_data
 
     def file_complete(self, file_size):

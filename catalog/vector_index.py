@@ -31,11 +31,21 @@ from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, 
 
 logger = logging.getLogger(__name__)
 
-SCALAR_FIELDS = ("sku", "category", "color", "style", "season", "sales_count", "price",
-                 "image_sha256", "text_sha256", "text_version")
+SCALAR_FIELDS = (
+    "sku",
+    "category",
+    "color",
+    "style",
+    "season",
+    "sales_count",
+    "price",
+    "image_sha256",
+    "text_sha256",
+    "text_version",
+)
 WRITE_BATCH = 256
 _clients: dict[tuple, MilvusClient] = {}
-_redis_clients: dict[tuple, "redis.Redis"] = {}
+_redis_clients: dict[tuple, redis.Redis] = {}
 _client_lock = threading.Lock()
 _write_thread_lock = threading.Lock()
 _rebuild_thread_lock = threading.Lock()
@@ -60,10 +70,13 @@ def client() -> MilvusClient:
 
 def _connect() -> MilvusClient:
     try:
-        return MilvusClient(uri=settings.MILVUS_URI, token=settings.MILVUS_TOKEN,
-                            timeout=settings.MILVUS_TIMEOUT)
+        return MilvusClient(
+            uri=settings.MILVUS_URI, token=settings.MILVUS_TOKEN, timeout=settings.MILVUS_TIMEOUT
+        )
     except MilvusException as exc:
-        raise IndexUnavailable(f"Milvus at {settings.MILVUS_URI} is unavailable: {exc.message}") from exc
+        raise IndexUnavailable(
+            f"Milvus at {settings.MILVUS_URI} is unavailable: {exc.message}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - connection errors come in many types
         raise IndexUnavailable(f"Milvus at {settings.MILVUS_URI} is unavailable: {exc}") from exc
 
@@ -97,8 +110,11 @@ def shared_lock(name: str, thread_lock: threading.Lock, *, timeout: int) -> Iter
     frees a Redis lock after `timeout` seconds."""
     with thread_lock:
         if _redis_broker():
-            lock = _redis().lock(f"promo:{name}:{settings.MILVUS_COLLECTION_PREFIX}",
-                                 timeout=timeout, blocking_timeout=timeout)
+            lock = _redis().lock(
+                f"promo:{name}:{settings.MILVUS_COLLECTION_PREFIX}",
+                timeout=timeout,
+                blocking_timeout=timeout,
+            )
             if not lock.acquire():
                 raise IndexUnavailable(f"another process has held the {name} lock for {timeout} s")
             try:
@@ -133,8 +149,9 @@ def _redis() -> redis.Redis:
 
 def filter_literal(value: str) -> str:
     """A string as a Milvus expression literal: quotes and backslashes cannot end it early."""
-    escaped = (value.replace("\\", "\\\\").replace('"', '\\"')
-               .replace("\n", "\\n").replace("\r", "\\r"))
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 
@@ -176,8 +193,12 @@ class VectorIndex:
     def _index_params(self):
         params = MilvusClient.prepare_index_params()
         if settings.MILVUS_DENSE_INDEX == "HNSW":
-            params.add_index("dense", index_type="HNSW", metric_type="COSINE",
-                             params={"M": 16, "efConstruction": 200})
+            params.add_index(
+                "dense",
+                index_type="HNSW",
+                metric_type="COSINE",
+                params={"M": 16, "efConstruction": 200},
+            )
         else:
             params.add_index("dense", index_type="FLAT", metric_type="COSINE")
         params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
@@ -253,7 +274,7 @@ class VectorIndex:
         target = collection or self.alias
         for start in range(0, len(rows), WRITE_BATCH):
             with write_lock():
-                self._call("upsert", target, rows[start:start + WRITE_BATCH])
+                self._call("upsert", target, rows[start : start + WRITE_BATCH])
 
     def delete(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -322,9 +343,14 @@ class VectorIndex:
         """Every row's scalars, in pages (for drift checks). The rows are the caller's to change."""
         last_id = -1
         while True:
-            batch = self._call("query", self.alias, filter=f"id > {last_id}",
-                               output_fields=["id", *output_fields], limit=self.ROWS_PAGE,
-                               consistency_level="Strong")
+            batch = self._call(
+                "query",
+                self.alias,
+                filter=f"id > {last_id}",
+                output_fields=["id", *output_fields],
+                limit=self.ROWS_PAGE,
+                consistency_level="Strong",
+            )
             batch = sorted(batch, key=lambda row: row["id"])
             if batch:
                 last_id = batch[-1]["id"]  # before the caller sees (and may pop from) the rows
@@ -334,12 +360,15 @@ class VectorIndex:
 
     def _requests(self, dense, sparse, expr: str, limit: int):
         return [
-            AnnSearchRequest([list(map(float, dense))], "dense", {"metric_type": "COSINE"}, limit, expr=expr),
+            AnnSearchRequest(
+                [list(map(float, dense))], "dense", {"metric_type": "COSINE"}, limit, expr=expr
+            ),
             AnnSearchRequest([sparse], "sparse", {"metric_type": "IP"}, limit, expr=expr),
         ]
 
-    def hybrid_search(self, *, dense, sparse: dict, expr: str, limit: int, candidates: int,
-                      rrf_k: int) -> list[FusedHit]:
+    def hybrid_search(
+        self, *, dense, sparse: dict, expr: str, limit: int, candidates: int, rrf_k: int
+    ) -> list[FusedHit]:
         """Dense and sparse legs, both filtered by expr, fused by reciprocal rank (RRF): one
         request, which also tells each hit's rank in each leg.
 
@@ -348,23 +377,48 @@ class VectorIndex:
         each leg's own ordering of the same rows. Cheaper than a search per leg (bench/
         search_latency.py): the legs' results are already in hand.
         """
-        result = self._call("hybrid_search", self.alias, self._requests(dense, sparse, expr, candidates),
-                            RRFRanker(rrf_k),
-                            limit=2 * candidates, output_fields=["dense", "sparse"],
-                            consistency_level="Strong")
+        result = self._call(
+            "hybrid_search",
+            self.alias,
+            self._requests(dense, sparse, expr, candidates),
+            RRFRanker(rrf_k),
+            limit=2 * candidates,
+            output_fields=["dense", "sparse"],
+            consistency_level="Strong",
+        )
         hits = list(result[0])
         query = np.asarray(dense, dtype=np.float32)
-        vectors = np.asarray([hit["entity"]["dense"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
-        cosines = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        vectors = np.asarray([hit["entity"]["dense"] for hit in hits], dtype=np.float32).reshape(
+            len(hits), -1
+        )
+        cosines = (
+            vectors
+            @ query
+            / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        )
         products = [_sparse_dot(sparse, hit["entity"]["sparse"]) for hit in hits]
         ids = [hit["id"] for hit in hits]
         dense_ranks = _leg_ranks(ids, cosines.tolist(), candidates)
-        sparse_ranks = _leg_ranks([i for i, p in zip(ids, products) if p > 0],
-                                  [p for p in products if p > 0], candidates)
-        return [FusedHit(hit["id"], float(hit["distance"]),
-                         *_rrf_ranks(float(hit["distance"]), dense_ranks.get(hit["id"]),
-                                     sparse_ranks.get(hit["id"]), rrf_k, candidates))
-                for hit in hits[:limit]]
+        sparse_ranks = _leg_ranks(
+            [i for i, p in zip(ids, products, strict=True) if p > 0],
+            [p for p in products if p > 0],
+            candidates,
+        )
+        return [
+            FusedHit(
+                hit["id"],
+                float(hit["distance"]),
+                *_rrf_ranks(
+                    float(hit["distance"]),
+                    dense_ranks.get(hit["id"]),
+                    sparse_ranks.get(hit["id"]),
+                    rrf_k,
+                    candidates,
+                ),
+            )
+            for hit in hits[:limit]
+        ]
+
 
 def _sparse_dot(query: dict, row: dict) -> float:
     return sum(weight * row.get(term, 0.0) for term, weight in query.items())
@@ -376,26 +430,42 @@ def _leg_ranks(ids: list[int], scores: list[float], candidates: int) -> dict[int
     return {ids[i]: rank for rank, i in enumerate(order, start=1)}
 
 
-def _rrf_ranks(score: float, dense: int | None, sparse: int | None, rrf_k: int,
-               candidates: int) -> tuple[int | None, int | None]:
+def _rrf_ranks(
+    score: float, dense: int | None, sparse: int | None, rrf_k: int, candidates: int
+) -> tuple[int | None, int | None]:
     """The (dense, sparse) ranks whose RRF sum is Milvus' fused score, nearest to the ranks
     scored here: rows that tie on a leg's score (or differ by its float rounding) can come in
     either order, and the fused score says which order Milvus used."""
     values, pairs = _rrf_table(rrf_k, candidates)
     tolerance = score * 1e-6  # far below the smallest gap between two sums (~3e-5 relative)
-    low, high = bisect.bisect_left(values, score - tolerance), bisect.bisect_right(values, score + tolerance)
+    low, high = (
+        bisect.bisect_left(values, score - tolerance),
+        bisect.bisect_right(values, score + tolerance),
+    )
     if low == high:
         return dense, sparse
     outside = candidates + 1
-    return min(pairs[low:high], key=lambda pair: abs((pair[0] or outside) - (dense or outside))
-               + abs((pair[1] or outside) - (sparse or outside)))
+    return min(
+        pairs[low:high],
+        key=lambda pair: (
+            abs((pair[0] or outside) - (dense or outside))
+            + abs((pair[1] or outside) - (sparse or outside))
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def _rrf_table(rrf_k: int, candidates: int) -> tuple[list[float], list[tuple[int | None, int | None]]]:
+def _rrf_table(
+    rrf_k: int, candidates: int
+) -> tuple[list[float], list[tuple[int | None, int | None]]]:
     """Every RRF score a hit can have, sorted, beside its (dense rank, sparse rank)."""
     ranks = [None, *range(1, candidates + 1)]
-    table = sorted(((sum(1 / (rrf_k + rank) for rank in pair if rank), pair)
-                    for pair in itertools.product(ranks, ranks) if pair != (None, None)),
-                   key=lambda entry: entry[0])
+    table = sorted(
+        (
+            (sum(1 / (rrf_k + rank) for rank in pair if rank), pair)
+            for pair in itertools.product(ranks, ranks)
+            if pair != (None, None)
+        ),
+        key=lambda entry: entry[0],
+    )
     return [value for value, _ in table], [pair for _, pair in table]

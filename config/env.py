@@ -86,13 +86,19 @@ def missing_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     if has("MILVUS_TOKEN"):
         require("MILVUS_URI")
 
-    s3_vars = ("AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-               "AWS_SECRET_ACCESS_KEY", "AWS_S3_REGION_NAME")
+    s3_vars = (
+        "AWS_STORAGE_BUCKET_NAME",
+        "AWS_S3_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_S3_REGION_NAME",
+    )
     if any(has(name) for name in s3_vars):
         require("AWS_STORAGE_BUCKET_NAME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
     openrouter_selected = has("OPENROUTER_BASE_URL") or any(
-        ".openrouter" in env_str(name, "", environ).lower() or "OpenRouter" in env_str(name, "", environ)
+        ".openrouter" in env_str(name, "", environ).lower()
+        or "OpenRouter" in env_str(name, "", environ)
         for name in OPENROUTER_BACKENDS
     )
     if openrouter_selected:

@@ -26,7 +26,8 @@ if _env_file:
 _missing = missing_variables()
 if _missing:
     raise ImproperlyConfigured(
-        "Incomplete configuration: set " + ", ".join(_missing)
+        "Incomplete configuration: set "
+        + ", ".join(_missing)
         + " (see .env.example for what each variable means)."
     )
 
@@ -107,7 +108,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run a live server and a worker in threads: an in-memory database shared between
     # threads fails with "table is locked", a file waits for its lock like production does.
     # One file per test process, so two test runs never share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"promo-test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"promo-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -134,9 +137,11 @@ MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names, compressed copies; `collectstatic` fills STATIC_ROOT (bin/run does it).
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-                    if env_bool("DJANGO_STATIC_MANIFEST", True)
-                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env_bool("DJANGO_STATIC_MANIFEST", True)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 if env_str("AWS_STORAGE_BUCKET_NAME"):
     STORAGES["default"] = {
@@ -172,7 +177,8 @@ MILVUS_COLLECTION_PREFIX = env_str("MILVUS_COLLECTION_PREFIX") or "products"
 # this file without a Redis broker); a Milvus server takes concurrent writes and needs none.
 MILVUS_SINGLE_WRITER = env_bool(
     "MILVUS_SINGLE_WRITER",
-    MILVUS_URI.endswith(".db") or urlparse(MILVUS_URI).hostname in ("127.0.0.1", "localhost"))
+    MILVUS_URI.endswith(".db") or urlparse(MILVUS_URI).hostname in ("127.0.0.1", "localhost"),
+)
 MILVUS_WRITE_LOCK_FILE = VAR_DIR / "milvus-write.lock"
 # Dense index: HNSW for real catalogs; FLAT (exact) is as good below a few thousand rows.
 MILVUS_DENSE_INDEX = env_str("MILVUS_DENSE_INDEX") or "HNSW"
@@ -189,14 +195,17 @@ if _TASK_BROKER not in {"redis", "stub"}:
     raise ImproperlyConfigured(f"TASK_BROKER={_TASK_BROKER!r}: use redis or stub.")
 DRAMATIQ_BROKER = {
     "BROKER": (
-        "dramatiq.brokers.stub.StubBroker" if _TASK_BROKER == "stub"
+        "dramatiq.brokers.stub.StubBroker"
+        if _TASK_BROKER == "stub"
         else "dramatiq.brokers.redis.RedisBroker"
     ),
     # A dead worker's unacknowledged messages come back once its heartbeat is older than
     # heartbeat_timeout, at the broker's next maintenance pass; a pass runs on
     # maintenance_chance of every million broker commands (Dramatiq's defaults, 60 s and 0.1 %,
     # left them waiting 11 minutes here; bench/faults.py measures these).
-    "OPTIONS": {} if _TASK_BROKER == "stub" else {
+    "OPTIONS": {}
+    if _TASK_BROKER == "stub"
+    else {
         "url": REDIS_URL,
         "heartbeat_timeout": env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 20_000),
         "maintenance_chance": env_int("DRAMATIQ_MAINTENANCE_CHANCE", 200_000),
@@ -278,7 +287,8 @@ if GENERATION_CALLS_PER_MESSAGE * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIM
         f"stay below GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image "
         f"makes up to {GENERATION_CALLS_PER_MESSAGE} provider calls (analysis, scene, image, "
         f"{QA_MAX_CALLS} quality checks). Lower OPENROUTER_TIMEOUT or QA_MAX_CALLS, or raise "
-        "GENERATION_TIME_LIMIT_SECONDS.")
+        "GENERATION_TIME_LIMIT_SECONDS."
+    )
 # Offline previews (composites made without a generative model) may be published only when
 # this is on; their metadata says what they are either way.
 PUBLISH_OFFLINE_PREVIEWS = env_bool("PUBLISH_OFFLINE_PREVIEWS", False)

@@ -23,8 +23,16 @@ class MonthlySpendAdmin(ReadOnlyAdmin):
 
 @admin.register(ProviderCall)
 class ProviderCallAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "subject", "model", "cost", "cost_source", "reserved",
-                    "rejected_reason")
+    list_display = (
+        "created_at",
+        "kind",
+        "subject",
+        "model",
+        "cost",
+        "cost_source",
+        "reserved",
+        "rejected_reason",
+    )
     list_filter = ("kind", "cost_source", "month")
     search_fields = ("subject", "key", "rejected_reason")
     date_hierarchy = "created_at"

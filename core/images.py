@@ -38,8 +38,14 @@ def open_image(data: bytes, *, max_side: int) -> Image.Image:
 
 def border_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
     """The pixels (N×3) of the outer `width` rows and columns: where the background shows."""
-    return np.concatenate([rgb[:width].reshape(-1, 3), rgb[-width:].reshape(-1, 3),
-                           rgb[:, :width].reshape(-1, 3), rgb[:, -width:].reshape(-1, 3)])
+    return np.concatenate(
+        [
+            rgb[:width].reshape(-1, 3),
+            rgb[-width:].reshape(-1, 3),
+            rgb[:, :width].reshape(-1, 3),
+            rgb[:, -width:].reshape(-1, 3),
+        ]
+    )
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
@@ -64,7 +70,10 @@ def foreground_mask(rgb: np.ndarray, *, fill: Literal["enclosed", "holes"]) -> n
         filled = ndimage.binary_fill_holes(solid)
     else:
         below, above = np.maximum.accumulate(solid, 0), np.maximum.accumulate(solid[::-1], 0)[::-1]
-        right, left = np.maximum.accumulate(solid, 1), np.maximum.accumulate(solid[:, ::-1], 1)[:, ::-1]
+        right, left = (
+            np.maximum.accumulate(solid, 1),
+            np.maximum.accumulate(solid[:, ::-1], 1)[:, ::-1],
+        )
         filled = below & above & right & left
     return np.maximum(soft, filled)
 

@@ -16,13 +16,20 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 
-def private_media(request: HttpRequest, name: str, *, permissions: Mapping[str, str]) -> HttpResponse:
+def private_media(
+    request: HttpRequest, name: str, *, permissions: Mapping[str, str]
+) -> HttpResponse:
     """A stored file for staff: `permissions` maps a top folder to the permission it needs."""
     folder = name.split("/", 1)[0]
     permission = permissions.get(folder)
     user = request.user
-    if (permission is None or not user.is_authenticated or not user.is_staff
-            or not user.has_perm(permission) or ".." in name.split("/")):
+    if (
+        permission is None
+        or not user.is_authenticated
+        or not user.is_staff
+        or not user.has_perm(permission)
+        or ".." in name.split("/")
+    ):
         raise Http404
     response = stored_file(name)
     response["Cache-Control"] = "private, max-age=300"

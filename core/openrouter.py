@@ -58,9 +58,17 @@ class ProviderError(Exception):
     provider did not say) and `usage`.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None, billed: bool = False, cost: Decimal | None = None,
-                 usage: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+        billed: bool = False,
+        cost: Decimal | None = None,
+        usage: dict | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
@@ -78,18 +86,29 @@ class ProviderError(Exception):
 
 def client() -> openai.OpenAI:
     """This process's client for the current settings (tests point them at a local server)."""
-    return _client_for(os.getpid(), settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY,
-                       settings.OPENROUTER_SITE_URL, settings.OPENROUTER_APP_TITLE,
-                       float(settings.OPENROUTER_TIMEOUT))
+    return _client_for(
+        os.getpid(),
+        settings.OPENROUTER_BASE_URL,
+        settings.OPENROUTER_API_KEY,
+        settings.OPENROUTER_SITE_URL,
+        settings.OPENROUTER_APP_TITLE,
+        float(settings.OPENROUTER_TIMEOUT),
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _client_for(pid: int, base_url: str, api_key: str, site_url: str, title: str,
-                timeout: float) -> openai.OpenAI:
+def _client_for(
+    pid: int, base_url: str, api_key: str, site_url: str, title: str, timeout: float
+) -> openai.OpenAI:
     # `pid` is part of the key: a worker forked from a process that already had a client must
     # not share its connection pool.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout,
-                         default_headers={"HTTP-Referer": site_url, "X-Title": title})
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=0,
+        timeout=timeout,
+        default_headers={"HTTP-Referer": site_url, "X-Title": title},
+    )
 
 
 def request(create: Callable[..., T], **arguments: Any) -> T:
@@ -105,16 +124,20 @@ def request(create: Callable[..., T], **arguments: Any) -> T:
     except openai.APIStatusError as exc:
         raise _status_error(exc) from None
     except openai.APITimeoutError:
-        raise ProviderError(f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s",
-                            retryable=True) from None
+        raise ProviderError(
+            f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s", retryable=True
+        ) from None
     except openai.APIConnectionError as exc:
-        raise ProviderError(f"cannot reach OpenRouter at {settings.OPENROUTER_BASE_URL}: "
-                            f"{exc.__cause__ or exc}", retryable=True) from None
+        raise ProviderError(
+            f"cannot reach OpenRouter at {settings.OPENROUTER_BASE_URL}: {exc.__cause__ or exc}",
+            retryable=True,
+        ) from None
     except openai.OpenAIError as exc:
         raise ProviderError(f"OpenRouter request failed: {exc}", retryable=False) from None
     except ValueError as exc:  # a 200 labelled JSON that is not: the SDK lets json's error out
-        raise ProviderError(f"OpenRouter's answer is not JSON: {exc}", retryable=False,
-                            status=200) from None
+        raise ProviderError(
+            f"OpenRouter's answer is not JSON: {exc}", retryable=False, status=200
+        ) from None
     error = (getattr(response, "model_extra", None) or {}).get("error")
     if error is not None:
         failure = error_in_answer(error)
@@ -127,20 +150,26 @@ def error_in_answer(error: Any) -> ProviderError:
     """The ProviderError for an error object inside an HTTP 200 answer; its code is the status."""
     details = error if isinstance(error, dict) else {"message": str(error)}
     code = _status_code(details.get("code"))
-    return provider_error(code or 200, details,
-                          head=f"OpenRouter error {details.get('code')} in an HTTP 200 answer")
+    return provider_error(
+        code or 200, details, head=f"OpenRouter error {details.get('code')} in an HTTP 200 answer"
+    )
 
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:
     body = exc.body  # the SDK has already unwrapped {"error": {...}}
     if not (isinstance(body, dict) and body.get("message")):  # not OpenRouter's shape: quote it
         body = {"message": str(body or exc.response.text or "")[:QUOTED_CHARS]}
-    return provider_error(exc.status_code, body, head=f"OpenRouter {exc.status_code}",
-                          retry_after_header=exc.response.headers.get("retry-after"))
+    return provider_error(
+        exc.status_code,
+        body,
+        head=f"OpenRouter {exc.status_code}",
+        retry_after_header=exc.response.headers.get("retry-after"),
+    )
 
 
-def provider_error(status: int, error: dict, *, head: str,
-                   retry_after_header: str | None = None) -> ProviderError:
+def provider_error(
+    status: int, error: dict, *, head: str, retry_after_header: str | None = None
+) -> ProviderError:
     """`head: message (provider X; reasons)` from an OpenRouter error object; transient
     statuses (408, 429, 5xx) are retryable."""
     metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
@@ -151,7 +180,9 @@ def provider_error(status: int, error: dict, *, head: str,
     text += f" ({'; '.join(notes)})" if notes else ""
     if status not in TRANSIENT_STATUSES:
         return ProviderError(text, retryable=False, status=status)
-    retry_after = retry_after_seconds(retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER))
+    retry_after = retry_after_seconds(
+        retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER)
+    )
     return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
 
 

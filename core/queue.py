@@ -17,21 +17,28 @@ from dramatiq.common import dq_name
 logger = logging.getLogger(__name__)
 
 
-def enqueue_after_commit(actor: dramatiq.Actor, *args,
-                         on_sent: Callable[[dramatiq.Message], None] | None = None,
-                         on_failed: Callable[[Exception], None] | None = None) -> None:
+def enqueue_after_commit(
+    actor: dramatiq.Actor,
+    *args,
+    on_sent: Callable[[dramatiq.Message], None] | None = None,
+    on_failed: Callable[[Exception], None] | None = None,
+) -> None:
     """Send a message once the current transaction commits; never inside it.
 
     A rolled back transaction sends nothing. If the broker is down the commit still stands:
     the failure is logged (and handed to `on_failed`), and the periodic jobs send what the
     database says is still to do. `on_sent` receives the message that was sent.
     """
+
     def send():
         try:
             message = actor.send(*args)
         except Exception as exc:  # noqa: BLE001 - redis down, network: the commit must stand
-            logger.warning("could not queue %s (%s); the periodic jobs will send it again",
-                           actor.actor_name, exc)
+            logger.warning(
+                "could not queue %s (%s); the periodic jobs will send it again",
+                actor.actor_name,
+                exc,
+            )
             if on_failed is not None:
                 on_failed(exc)
             return
@@ -54,11 +61,18 @@ def pending_message_ids(queue_name: str) -> set[str] | None:
     names = (queue_name, dq_name(queue_name))
     try:
         if isinstance(broker, RedisBroker):
-            encoded = [data for name in names
-                       for data in broker.client.hvals(f"{broker.namespace}:{name}.msgs")]
+            encoded = [
+                data
+                for name in names
+                for data in broker.client.hvals(f"{broker.namespace}:{name}.msgs")
+            ]
         elif isinstance(broker, StubBroker):
-            encoded = [data for name in names if name in broker.queues
-                       for data in list(broker.queues[name].queue)]
+            encoded = [
+                data
+                for name in names
+                if name in broker.queues
+                for data in list(broker.queues[name].queue)
+            ]
         else:
             return None
         return {dramatiq.Message.decode(data).message_id for data in encoded}

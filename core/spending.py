@@ -72,10 +72,16 @@ def spend_reserve(*, amount: Decimal, owner: str, subject: str) -> SpendReservat
             if month.spent + reserved + amount > cap:
                 raise SpendingCapReached(
                     f"The monthly spending cap of ${cap} would be passed: ${month.spent} spent "
-                    f"and ${reserved} reserved this month, and this call may cost ${amount}.")
+                    f"and ${reserved} reserved this month, and this call may cost ${amount}."
+                )
         ttl = timedelta(seconds=settings.SPENDING_RESERVATION_SECONDS)
-        return SpendReservation.objects.create(month=month, amount=amount, owner=owner,
-                                               subject=subject, expires_at=timezone.now() + ttl)
+        return SpendReservation.objects.create(
+            month=month,
+            amount=amount,
+            owner=owner,
+            subject=subject,
+            expires_at=timezone.now() + ttl,
+        )
 
 
 def spend_release(reservation: SpendReservation) -> None:
@@ -83,22 +89,38 @@ def spend_release(reservation: SpendReservation) -> None:
     SpendReservation.objects.filter(pk=reservation.pk).delete()
 
 
-def spend_book(*, key: str, kind: str, subject: str, model: str, cost: Decimal | None,
-               price: Decimal, usage: dict | None = None, rejected_reason: str = "",
-               reservation: SpendReservation | None = None) -> ProviderCall:
+def spend_book(
+    *,
+    key: str,
+    kind: str,
+    subject: str,
+    model: str,
+    cost: Decimal | None,
+    price: Decimal,
+    usage: dict | None = None,
+    rejected_reason: str = "",
+    reservation: SpendReservation | None = None,
+) -> ProviderCall:
     """Book one billed answer (once per key) and drop its reservation.
 
     `cost` is what the provider said (None: it did not, and the price table's `price` counts).
     """
     with transaction.atomic():
         month = _month_locked()
-        call, created = ProviderCall.objects.get_or_create(key=key, defaults={
-            "kind": kind, "subject": subject, "model": model, "month": month,
-            "cost": price if cost is None else cost,
-            "cost_source": "price table" if cost is None else "provider",
-            "reserved": reservation.amount if reservation else price,
-            "usage": usage or {}, "rejected_reason": rejected_reason,
-        })
+        call, created = ProviderCall.objects.get_or_create(
+            key=key,
+            defaults={
+                "kind": kind,
+                "subject": subject,
+                "model": model,
+                "month": month,
+                "cost": price if cost is None else cost,
+                "cost_source": "price table" if cost is None else "provider",
+                "reserved": reservation.amount if reservation else price,
+                "usage": usage or {},
+                "rejected_reason": rejected_reason,
+            },
+        )
         if created:
             MonthlySpend.objects.filter(pk=month.pk).update(spent=F("spent") + call.cost)
         if reservation is not None:
@@ -112,8 +134,9 @@ def overrun(call: ProviderCall) -> Decimal:
 
 
 @contextmanager
-def paid_call(*, kind: str, model: str, subject: str, key: str, worst_case: Decimal,
-              owner: str) -> Iterator[Callable[..., ProviderCall]]:
+def paid_call(
+    *, kind: str, model: str, subject: str, key: str, worst_case: Decimal, owner: str
+) -> Iterator[Callable[..., ProviderCall]]:
     """Reserve `worst_case` for the call in the block; yields `book(cost=, usage=)`.
 
     A ProviderError that says the answer was billed is booked with its reason before it
@@ -121,10 +144,20 @@ def paid_call(*, kind: str, model: str, subject: str, key: str, worst_case: Deci
     """
     reservation = spend_reserve(amount=worst_case, owner=owner, subject=subject)
 
-    def book(*, cost: Decimal | None, usage: dict | None = None, rejected_reason: str = "") -> ProviderCall:
-        return spend_book(key=key, kind=kind, subject=subject, model=model, cost=cost,
-                          price=worst_case, usage=usage, rejected_reason=rejected_reason,
-                          reservation=reservation)
+    def book(
+        *, cost: Decimal | None, usage: dict | None = None, rejected_reason: str = ""
+    ) -> ProviderCall:
+        return spend_book(
+            key=key,
+            kind=kind,
+            subject=subject,
+            model=model,
+            cost=cost,
+            price=worst_case,
+            usage=usage,
+            rejected_reason=rejected_reason,
+            reservation=reservation,
+        )
 
     try:
         yield book

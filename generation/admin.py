@@ -30,9 +30,11 @@ THUMBNAIL = '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-hei
 
 
 def offline_badge():
-    return format_html('<span class="offline-badge" style="background:#8d6e00;color:#fff;'
-                       'padding:1px 6px;border-radius:3px;white-space:nowrap">{}</span>',
-                       "Offline preview")
+    return format_html(
+        '<span class="offline-badge" style="background:#8d6e00;color:#fff;'
+        'padding:1px 6px;border-radius:3px;white-space:nowrap">{}</span>',
+        "Offline preview",
+    )
 
 
 def asset_thumbnail(asset: GeneratedAsset, size: int = 80):
@@ -44,8 +46,16 @@ def asset_thumbnail(asset: GeneratedAsset, size: int = 80):
 
 @admin.register(ChannelPreset)
 class ChannelPresetAdmin(admin.ModelAdmin):
-    list_display = ("name", "aspect_ratio", "size_tier", "white_background", "staged",
-                    "overlay_text", "qa_policy", "is_active")
+    list_display = (
+        "name",
+        "aspect_ratio",
+        "size_tier",
+        "white_background",
+        "staged",
+        "overlay_text",
+        "qa_policy",
+        "is_active",
+    )
     list_editable = ("is_active",)
     list_filter = ("is_active", "white_background", "staged", "qa_policy", "aspect_ratio")
     search_fields = ("name", "rules")
@@ -54,13 +64,18 @@ class ChannelPresetAdmin(admin.ModelAdmin):
 
 # --- batches -------------------------------------------------------------------------------
 
+
 def batch_progress(batch: GenerationBatch) -> dict:
     """What the batch page shows and its progress endpoint returns, in plain values."""
     progress = batch.progress()
     return {
-        "counts": {"total": progress.total, "finished": progress.finished,
-                   "failed": progress.failed, "running": progress.running,
-                   "cost": usd(progress.cost)},
+        "counts": {
+            "total": progress.total,
+            "finished": progress.finished,
+            "failed": progress.failed,
+            "running": progress.running,
+            "cost": usd(progress.cost),
+        },
         "by_status": progress.by_status,
         "note": batch.note,
     }
@@ -71,20 +86,39 @@ def batch_assets(batch: GenerationBatch):
 
 
 def asset_row(asset: GeneratedAsset) -> dict:
-    return {"id": asset.pk, "status": asset.get_status_display(), "cost": usd(asset.cost),
-            "problem": asset.failure_reason or asset.last_error}
+    return {
+        "id": asset.pk,
+        "status": asset.get_status_display(),
+        "cost": usd(asset.cost),
+        "problem": asset.failure_reason or asset.last_error,
+    }
 
 
 @admin.register(GenerationBatch)
 class GenerationBatchAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "requested_by", "size_tier", "preset_names", "progress_tag",
-                    "failed_count", "estimated_cost_usd", "cost_so_far")
+    list_display = (
+        "id",
+        "created_at",
+        "requested_by",
+        "size_tier",
+        "preset_names",
+        "progress_tag",
+        "failed_count",
+        "estimated_cost_usd",
+        "cost_so_far",
+    )
     list_display_links = ("id", "created_at")
     list_filter = ("size_tier", "created_at")
     list_select_related = ("requested_by",)
     # The note (why the batch stopped early) is shown with the progress, where it matters.
-    fields = ("requested_by", "created_at", "size_tier", "reference_count", "preset_names",
-              "estimated_cost_usd")
+    fields = (
+        "requested_by",
+        "created_at",
+        "size_tier",
+        "reference_count",
+        "preset_names",
+        "estimated_cost_usd",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -121,10 +155,16 @@ class GenerationBatchAdmin(admin.ModelAdmin):
     def get_urls(self):
         # Before the default URLs: their "<path:object_id>/" would swallow these.
         return [
-            path("request/", self.admin_site.admin_view(self.request_view),
-                 name="generation_generationbatch_request"),
-            path("<path:object_id>/progress/", self.admin_site.admin_view(self.progress_view),
-                 name="generation_generationbatch_progress"),
+            path(
+                "request/",
+                self.admin_site.admin_view(self.request_view),
+                name="generation_generationbatch_request",
+            ),
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="generation_generationbatch_progress",
+            ),
         ] + super().get_urls()
 
     def request_view(self, request):
@@ -140,7 +180,9 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
     def progress_view(self, request, object_id):
         batch = self._visible_batch(request, object_id)
-        return JsonResponse({**batch_progress(batch), "assets": [asset_row(a) for a in batch_assets(batch)]})
+        return JsonResponse(
+            {**batch_progress(batch), "assets": [asset_row(a) for a in batch_assets(batch)]}
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = self.get_object(request, object_id)
@@ -149,17 +191,24 @@ class GenerationBatchAdmin(admin.ModelAdmin):
             extra_context = {
                 **(extra_context or {}),
                 "progress": progress,
-                "status_counts": [(value, label, progress["by_status"][value])
-                                  for value, label in AssetStatus.choices],
-                "asset_rows": [(asset, asset_row(asset), asset_thumbnail(asset, 64))
-                               for asset in batch_assets(batch)],
+                "status_counts": [
+                    (value, label, progress["by_status"][value])
+                    for value, label in AssetStatus.choices
+                ],
+                "asset_rows": [
+                    (asset, asset_row(asset), asset_thumbnail(asset, 64))
+                    for asset in batch_assets(batch)
+                ],
                 "estimated_cost": usd(batch.estimated_cost),
-                "progress_url": reverse("admin:generation_generationbatch_progress", args=[batch.pk]),
+                "progress_url": reverse(
+                    "admin:generation_generationbatch_progress", args=[batch.pk]
+                ),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 # --- assets --------------------------------------------------------------------------------
+
 
 class RecentBatchFilter(admin.SimpleListFilter):
     """The latest batches, and the one chosen: listing thousands of batches would make the page
@@ -170,7 +219,7 @@ class RecentBatchFilter(admin.SimpleListFilter):
     SHOWN = 15
 
     def lookups(self, request, model_admin):
-        batches = list(GenerationBatch.objects.order_by("-pk")[:self.SHOWN])
+        batches = list(GenerationBatch.objects.order_by("-pk")[: self.SHOWN])
         chosen = self.value()
         if chosen and chosen.isdigit() and all(str(b.pk) != chosen for b in batches):
             batches += GenerationBatch.objects.filter(pk=chosen)
@@ -186,8 +235,19 @@ class RecentBatchFilter(admin.SimpleListFilter):
 class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """The review queue: images in review by default, decisions on each page and in bulk."""
 
-    list_display = ("thumbnail_tag", "product", "preset", "batch", "version", "status", "qa_tag",
-                    "reason", "cost_usd", "offline_tag", "created_at")
+    list_display = (
+        "thumbnail_tag",
+        "product",
+        "preset",
+        "batch",
+        "version",
+        "status",
+        "qa_tag",
+        "reason",
+        "cost_usd",
+        "offline_tag",
+        "created_at",
+    )
     list_display_links = ("thumbnail_tag", "product")
     list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
     actions = ["approve_selected", "reject_selected"]
@@ -195,16 +255,43 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     list_select_related = ("product", "preset", "batch")
     search_fields = ("product__sku",)
     fieldsets = [
-        (None, {"fields": ("status", "product", "preset", "batch", "version", "previous_version",
-                           "aspect_ratio", "size_tier", "reference_count", "created_at", "updated_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "status",
+                    "product",
+                    "preset",
+                    "batch",
+                    "version",
+                    "previous_version",
+                    "aspect_ratio",
+                    "size_tier",
+                    "reference_count",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         ("Images", {"fields": ("flat_lay", "generated_image")}),
         ("Reference bestsellers", {"fields": ("references_table", "retrieval_note")}),
         ("Channel", {"fields": ("staged", "overlay_text", "language", "regenerated_by_qa")}),
         # The style and generation prompts are shown once, in the review panel above.
         ("What the model said", {"fields": ("model_text_text", "feedback")}),
-        ("Models, cost and timing", {"fields": ("analyst_model", "image_model", "cost_usd",
-                                                "usage_table", "timings_table", "attempts",
-                                                "claimed_by")}),
+        (
+            "Models, cost and timing",
+            {
+                "fields": (
+                    "analyst_model",
+                    "image_model",
+                    "cost_usd",
+                    "usage_table",
+                    "timings_table",
+                    "attempts",
+                    "claimed_by",
+                )
+            },
+        ),
         ("Errors", {"fields": ("failure_reason", "last_error")}),
         ("Event log", {"fields": ("events_table",)}),
     ]
@@ -258,18 +345,25 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
         if not asset.image:
             return "— (not generated yet)"
         shown = asset.preview.url if asset.preview else asset.image.url  # the full image on click
-        image = format_html('<a href="{0}" target="_blank" rel="noopener"><img src="{1}" alt="{2}" '
-                            'style="max-width:480px;max-height:600px;'
-                            'border:1px solid var(--hairline-color)"></a>',
-                            asset.image.url, shown, asset.product.sku)
+        image = format_html(
+            '<a href="{0}" target="_blank" rel="noopener"><img src="{1}" alt="{2}" '
+            'style="max-width:480px;max-height:600px;'
+            'border:1px solid var(--hairline-color)"></a>',
+            asset.image.url,
+            shown,
+            asset.product.sku,
+        )
         badge = format_html(" {}", offline_badge()) if asset.offline else ""
-        return format_html("{}<p>{}×{} px{}</p>", image, asset.width or "?", asset.height or "?", badge)
+        return format_html(
+            "{}<p>{}×{} px{}</p>", image, asset.width or "?", asset.height or "?", badge
+        )
 
     @admin.display(description="Bestsellers the style came from")
     def references_table(self, asset: GeneratedAsset):
         references = asset.references.select_related("product")
-        return render_to_string("admin/generation/generatedasset/references.html",
-                                {"references": references})
+        return render_to_string(
+            "admin/generation/generatedasset/references.html", {"references": references}
+        )
 
     # Model text is untrusted: format_html escapes it, <pre> keeps its lines.
     @admin.display(description="Text returned with the image")
@@ -280,10 +374,19 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def usage_table(self, asset: GeneratedAsset):
         if not asset.usage:
             return "—"
-        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", (
-            (step, ", ".join(f"{k}: {v}" for k, v in values.items()) if isinstance(values, dict) else values)
-            for step, values in asset.usage.items()
-        ))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            (
+                (
+                    step,
+                    ", ".join(f"{k}: {v}" for k, v in values.items())
+                    if isinstance(values, dict)
+                    else values,
+                )
+                for step, values in asset.usage.items()
+            ),
+        )
         return format_html("<table>{}</table>", rows)
 
     @admin.display(description="Timings")
@@ -297,6 +400,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
 
 # --- products: what promo generation adds to the catalog's product admin -------------------
+
 
 class PromoProductAdmin(ProductAdmin):
     """The product admin with the "Generate promo images" action and each product's published
@@ -323,8 +427,10 @@ class PromoProductAdmin(ProductAdmin):
     @admin.display(description="By channel")
     def published_panel(self, product: Product):
         assets = published_assets().filter(product=product)
-        return render_to_string("admin/generation/published_panel.html",
-                                {"assets": [(asset, published_url(asset)) for asset in assets]})
+        return render_to_string(
+            "admin/generation/published_panel.html",
+            {"assets": [(asset, published_url(asset)) for asset in assets]},
+        )
 
 
 admin.site.unregister(Product)

@@ -34,8 +34,9 @@ def can_request_promos(user) -> bool:
     return user.has_perm(PERMISSION)
 
 
-def promo_request_page(request: HttpRequest, *, products: Iterable[Product],
-                       admin_site: AdminSite) -> HttpResponse:
+def promo_request_page(
+    request: HttpRequest, *, products: Iterable[Product], admin_site: AdminSite
+) -> HttpResponse:
     """The first view of the page, from the product list's action: an empty form."""
     if not can_request_promos(request.user):
         raise PermissionDenied
@@ -85,17 +86,25 @@ def _confirm(request, admin_site, ids, form) -> HttpResponse:
     # prices changed since, show the new figures instead of queueing something else.
     shown = (request.POST.get("expected_images"), request.POST.get("expected_total"))
     if quote is None or shown != (str(quote.images), str(quote.total)):
-        messages.warning(request, "The request changed since the estimate was shown. "
-                                  "Check the new estimate and confirm again.")
+        messages.warning(
+            request,
+            "The request changed since the estimate was shown. "
+            "Check the new estimate and confirm again.",
+        )
         return _render(request, admin_site, ids, form)
     key = _request_key(request)
     if (done := GenerationBatch.objects.filter(request_key=key).first()) is not None:
         messages.info(request, f"This request was already queued as batch {done.pk}.")
         return redirect("admin:generation_generationbatch_change", done.pk)
-    batch = batch_create(user=request.user, request=form.batch_request(products),
-                         estimated_cost=quote.total, request_key=key)
+    batch = batch_create(
+        user=request.user,
+        request=form.batch_request(products),
+        estimated_cost=quote.total,
+        request_key=key,
+    )
     admin_site.get_model_admin(GenerationBatch).log_addition(
-        request, batch, f"Requested {quote.images} promo image(s) for {len(products)} product(s).")
+        request, batch, f"Requested {quote.images} promo image(s) for {len(products)} product(s)."
+    )
     cost = "offline previews, no cost" if offline else f"estimated {usd(quote.total)}"
     messages.success(request, f"Queued {quote.images} promo image(s) in batch {batch.pk} ({cost}).")
     return redirect("admin:generation_generationbatch_change", batch.pk)
@@ -115,11 +124,20 @@ def _render(request, admin_site, ids, form) -> HttpResponse:
         "estimate": quote,
         "offline": offline,
         "per_image": usd(quote.per_image) if quote else "",
-        "prices": {name: f"${getattr(quote, name)}" for name in
-                   ("image_price", "input_price", "analysis_price", "qa_price")} if quote else {},
-        "staged_presets": [p.name for p in form.cleaned_data["presets"] if p.staged] if quote else [],
-        "regenerating_presets": [p.name for p in form.cleaned_data["presets"]
-                                 if p.qa_policy == QAPolicy.REGENERATE] if quote else [],
+        "prices": {
+            name: f"${getattr(quote, name)}"
+            for name in ("image_price", "input_price", "analysis_price", "qa_price")
+        }
+        if quote
+        else {},
+        "staged_presets": [p.name for p in form.cleaned_data["presets"] if p.staged]
+        if quote
+        else [],
+        "regenerating_presets": [
+            p.name for p in form.cleaned_data["presets"] if p.qa_policy == QAPolicy.REGENERATE
+        ]
+        if quote
+        else [],
         "total": usd(quote.total) if quote else "",
         "expected_total": str(quote.total) if quote else "",  # compared as text on confirm
         "action_url": reverse("admin:generation_generationbatch_request"),

@@ -34,8 +34,14 @@ class ImageAnswer:
     @classmethod
     def of(cls, result, **billing) -> ImageAnswer:
         """A provider's GeneratedImage as an answer; `billing` adds key, cost, price, usage."""
-        return cls(content=result.content, prompt=result.prompt, model=result.model,
-                   text=result.text, offline=result.offline, **billing)
+        return cls(
+            content=result.content,
+            prompt=result.prompt,
+            model=result.model,
+            text=result.text,
+            offline=result.offline,
+            **billing,
+        )
 
     @property
     def cost_decimal(self) -> Decimal | None:

@@ -21,8 +21,11 @@ from generation.spending import Estimate, estimate
 
 def providers_offline() -> bool:
     """True when the configured providers are all the offline ones: nothing is paid for."""
-    return (get_style_analyst().is_offline and get_image_generator().is_offline
-            and get_quality_checker().is_offline)
+    return (
+        get_style_analyst().is_offline
+        and get_image_generator().is_offline
+        and get_quality_checker().is_offline
+    )
 
 
 def usd(amount: Decimal | int) -> str:
@@ -42,20 +45,32 @@ class PromoRequestForm(forms.Form):
         },
     )
     size_tier = forms.ChoiceField(
-        choices=SizeTier.choices, initial=SizeTier.ONE_K, label="Size",
-        error_messages={"invalid_choice": "Choose a size of "
-                        + ", ".join(SizeTier.values) + " (not %(value)s)."},
+        choices=SizeTier.choices,
+        initial=SizeTier.ONE_K,
+        label="Size",
+        error_messages={
+            "invalid_choice": "Choose a size of " + ", ".join(SizeTier.values) + " (not %(value)s)."
+        },
     )
     reference_count = forms.IntegerField(
-        min_value=1, initial=settings.GENERATION_DEFAULT_REFERENCES, label="Reference bestsellers",
+        min_value=1,
+        initial=settings.GENERATION_DEFAULT_REFERENCES,
+        label="Reference bestsellers",
         help_text="How many similar bestsellers the style is taken from: all of them go to the "
-                  "image model, which blends their scene, light and pose.",
+        "image model, which blends their scene, light and pose.",
     )
 
     variants = forms.IntegerField(
-        min_value=1, max_value=4, initial=1, required=False, label="Variants",
+        min_value=1,
+        max_value=4,
+        initial=1,
+        required=False,
+        label="Variants",
         help_text="Candidates per product and preset (1–4): approving one sets the others aside.",
-        error_messages={"min_value": "Ask for 1 to 4 variants.", "max_value": "Ask for 1 to 4 variants."},
+        error_messages={
+            "min_value": "Ask for 1 to 4 variants.",
+            "max_value": "Ask for 1 to 4 variants.",
+        },
     )
 
     def clean_variants(self) -> int:
@@ -66,9 +81,12 @@ class PromoRequestForm(forms.Form):
         analysis and quality check, staged presets counted with their extra call."""
         data = self.cleaned_data
         per_preset = len(products) * data["variants"]
-        return estimate(images_per_preset=[(per_preset, preset.staged) for preset in data["presets"]],
-                        size_tier=data["size_tier"], references=data["reference_count"],
-                        offline=offline)
+        return estimate(
+            images_per_preset=[(per_preset, preset.staged) for preset in data["presets"]],
+            size_tier=data["size_tier"],
+            references=data["reference_count"],
+            offline=offline,
+        )
 
     def __init__(self, *args, products: list[Product] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,16 +105,23 @@ class PromoRequestForm(forms.Form):
         priced = [p.name for p in data.get("presets") or [] if PRICE in p.overlay_text]
         without_price = [p.sku for p in self.products if p.price is None]
         if priced and without_price:
-            self.add_error("presets", f"{', '.join(priced)} show{'s' if len(priced) == 1 else ''} "
-                                      f"the price in the image, and {len(without_price)} selected "
-                                      f"product(s) have none: {', '.join(without_price[:10])}"
-                                      f"{' …' if len(without_price) > 10 else ''}. Leave "
-                                      "that preset out, or set their prices first.")
+            self.add_error(
+                "presets",
+                f"{', '.join(priced)} show{'s' if len(priced) == 1 else ''} "
+                f"the price in the image, and {len(without_price)} selected "
+                f"product(s) have none: {', '.join(without_price[:10])}"
+                f"{' …' if len(without_price) > 10 else ''}. Leave "
+                "that preset out, or set their prices first.",
+            )
         return data
 
     def batch_request(self, products: list[Product]) -> BatchRequest:
         """The service's input for these products; call only on a valid form."""
         data = self.cleaned_data
-        return BatchRequest(products=products, presets=list(data["presets"]),
-                            size_tier=data["size_tier"], reference_count=data["reference_count"],
-                            variants=data["variants"])
+        return BatchRequest(
+            products=products,
+            presets=list(data["presets"]),
+            size_tier=data["size_tier"],
+            reference_count=data["reference_count"],
+            variants=data["variants"],
+        )

@@ -46,24 +46,41 @@ class ChannelPreset(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
-    size_tier = models.CharField(max_length=8, choices=SizeTier.choices, default=SizeTier.ONE_K,
-                                 help_text="The default size for this channel.")
+    size_tier = models.CharField(
+        max_length=8,
+        choices=SizeTier.choices,
+        default=SizeTier.ONE_K,
+        help_text="The default size for this channel.",
+    )
     white_background = models.BooleanField(
-        default=False, help_text="The channel demands a pure white background (e.g. marketplace main images).")
-    rules = models.TextField(blank=True, help_text="The channel's rules, added to every generation prompt.")
+        default=False,
+        help_text="The channel demands a pure white background (e.g. marketplace main images).",
+    )
+    rules = models.TextField(
+        blank=True, help_text="The channel's rules, added to every generation prompt."
+    )
     overlay_text = models.CharField(
-        max_length=120, blank=True,
+        max_length=120,
+        blank=True,
         help_text="Exact text the image must show (a tagline or a price label), written in the "
-                  "preset's language; {price} stands for the product's price. Empty: the image "
-                  "shows no text, logos or watermarks at all.")
-    language = models.CharField(max_length=35, default="en",
-                                help_text="The language of the overlay text (e.g. en, de, fr).")
+        "preset's language; {price} stands for the product's price. Empty: the image "
+        "shows no text, logos or watermarks at all.",
+    )
+    language = models.CharField(
+        max_length=35, default="en", help_text="The language of the overlay text (e.g. en, de, fr)."
+    )
     staged = models.BooleanField(
-        default=False, help_text="Generate in two stages: the scene first (background and light, "
-                                 "from the style and the references), then the product placed "
-                                 "into it with the flat-lay as reference.")
-    qa_policy = models.CharField(max_length=16, choices=QAPolicy.choices, default=QAPolicy.FLAG,
-                                 verbose_name="when a quality check fails")
+        default=False,
+        help_text="Generate in two stages: the scene first (background and light, "
+        "from the style and the references), then the product placed "
+        "into it with the flat-lay as reference.",
+    )
+    qa_policy = models.CharField(
+        max_length=16,
+        choices=QAPolicy.choices,
+        default=QAPolicy.FLAG,
+        verbose_name="when a quality check fails",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -135,26 +152,37 @@ class GenerationBatchQuerySet(models.QuerySet):
     def with_progress(self):
         """Each batch with its assets counted by status (n_<status>) and their cost (asset_cost),
         in the same query."""
-        counts = {f"n_{status}": Count("assets", filter=Q(assets__status=status))
-                  for status in AssetStatus.values}
+        counts = {
+            f"n_{status}": Count("assets", filter=Q(assets__status=status))
+            for status in AssetStatus.values
+        }
         return self.annotate(**counts, asset_cost=Sum("assets__cost"))
 
 
 class GenerationBatch(models.Model):
     """One request by a merchandiser: products × presets at one size, with its cost estimate."""
 
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                     related_name="generation_batches")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="generation_batches",
+    )
     presets = models.ManyToManyField(ChannelPreset, related_name="batches")
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
     reference_count = models.PositiveSmallIntegerField(default=3)
-    variants = models.PositiveSmallIntegerField(default=1, help_text="Candidates per product and preset.")
+    variants = models.PositiveSmallIntegerField(
+        default=1, help_text="Candidates per product and preset."
+    )
     estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
-    stopped_at = models.DateTimeField(null=True, blank=True,
-                                      help_text="When the batch stopped; no paid call starts after.")
+    stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the batch stopped; no paid call starts after."
+    )
     # The request page's key: a form submitted twice makes one batch.
-    request_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    request_key = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = GenerationBatchQuerySet.as_manager()
@@ -170,10 +198,15 @@ class GenerationBatch(models.Model):
     def progress(self) -> "BatchProgress":
         """Counts by status and the cost so far: from `with_progress()`'s annotations when the
         batch was read with them (the batch list), else in one query."""
-        row = self if hasattr(self, "asset_cost") else (
-            GenerationBatch.objects.with_progress().get(pk=self.pk))
-        return BatchProgress(by_status={status: getattr(row, f"n_{status}") for status in AssetStatus.values},
-                             cost=row.asset_cost or Decimal("0"))
+        row = (
+            self
+            if hasattr(self, "asset_cost")
+            else (GenerationBatch.objects.with_progress().get(pk=self.pk))
+        )
+        return BatchProgress(
+            by_status={status: getattr(row, f"n_{status}") for status in AssetStatus.values},
+            cost=row.asset_cost or Decimal("0"),
+        )
 
 
 class GeneratedAsset(models.Model):
@@ -184,25 +217,33 @@ class GeneratedAsset(models.Model):
     """
 
     batch = models.ForeignKey(GenerationBatch, on_delete=models.CASCADE, related_name="assets")
-    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="promo_assets")
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, related_name="promo_assets"
+    )
     preset = models.ForeignKey(ChannelPreset, on_delete=models.PROTECT, related_name="assets")
     version = models.PositiveIntegerField(default=1)
-    variant = models.PositiveSmallIntegerField(default=1, help_text="Which candidate of its version.")
-    previous_version = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="next_versions")
-    status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.QUEUED,
-                              db_index=True)
+    variant = models.PositiveSmallIntegerField(
+        default=1, help_text="Which candidate of its version."
+    )
+    previous_version = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_versions"
+    )
+    status = models.CharField(
+        max_length=16, choices=AssetStatus.choices, default=AssetStatus.QUEUED, db_index=True
+    )
     # Copied from the batch and preset when queued, so later edits do not change this job.
     aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
     reference_count = models.PositiveSmallIntegerField(default=3)
     staged = models.BooleanField(default=False, help_text="Scene first, then the product.")
-    overlay_text = models.CharField(max_length=160, blank=True,
-                                    help_text="The exact text the image must show.")
+    overlay_text = models.CharField(
+        max_length=160, blank=True, help_text="The exact text the image must show."
+    )
     language = models.CharField(max_length=35, blank=True)
     feedback = models.TextField(blank=True, help_text="A reviewer's feedback for this version.")
     regenerated_by_qa = models.BooleanField(
-        default=False, help_text="Made automatically because QA flagged the previous version.")
+        default=False, help_text="Made automatically because QA flagged the previous version."
+    )
 
     # step 1: retrieval
     retrieved_at = models.DateTimeField(null=True, blank=True)
@@ -220,11 +261,16 @@ class GeneratedAsset(models.Model):
     preview = models.ImageField(max_length=255, blank=True, editable=False)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
-    model_text = models.TextField(blank=True, help_text="Text the image model returned with the image.")
-    offline = models.BooleanField(default=False, help_text="Made by the offline providers (a preview).")
+    model_text = models.TextField(
+        blank=True, help_text="Text the image model returned with the image."
+    )
+    offline = models.BooleanField(
+        default=False, help_text="Made by the offline providers (a preview)."
+    )
     # step 4: automatic quality checks, before review
-    qa_status = models.CharField(max_length=8, choices=QAStatus.choices, blank=True, db_index=True,
-                                 verbose_name="QA")
+    qa_status = models.CharField(
+        max_length=8, choices=QAStatus.choices, blank=True, db_index=True, verbose_name="QA"
+    )
     qa_checks = models.JSONField(default=list, blank=True)  # [{name, passed, score, note}]
     qa_model = models.CharField(max_length=200, blank=True)
     qa_note = models.TextField(blank=True, help_text="Why QA could not check, with what it said.")
@@ -244,12 +290,14 @@ class GeneratedAsset(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # review and publishing
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
-    published_image = models.FileField(max_length=255, blank=True,
-                                       help_text="The published copy, with AI provenance metadata.")
+    published_image = models.FileField(
+        max_length=255, blank=True, help_text="The published copy, with AI provenance metadata."
+    )
     published_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -258,8 +306,10 @@ class GeneratedAsset(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["product", "preset", "version", "variant"],
-                                    name="one_asset_per_version_and_variant"),
+            models.UniqueConstraint(
+                fields=["product", "preset", "version", "variant"],
+                name="one_asset_per_version_and_variant",
+            ),
         ]
         permissions = [
             ("review_asset", "Can approve, reject and regenerate promo images"),
@@ -272,8 +322,11 @@ class GeneratedAsset(models.Model):
     @property
     def qa_failed(self) -> list[str]:
         """The names of the quality checks the image failed, in plain words."""
-        return [check["name"].replace("_", " ") for check in self.qa_checks
-                if check.get("passed") is False]
+        return [
+            check["name"].replace("_", " ")
+            for check in self.qa_checks
+            if check.get("passed") is False
+        ]
 
     @property
     def qa_summary(self) -> str:
@@ -305,7 +358,12 @@ class AssetReference(models.Model):
 
     class Meta:
         ordering = ["rank"]
-        constraints = [models.UniqueConstraint(fields=["asset", "rank"], name="one_reference_per_rank")]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "rank"], name="one_reference_per_rank")
+        ]
+
+    def __str__(self) -> str:
+        return f"reference {self.rank} of asset {self.asset_id}: product {self.product_id}"
 
 
 class AssetEvent(models.Model):
@@ -314,10 +372,15 @@ class AssetEvent(models.Model):
     asset = models.ForeignKey(GeneratedAsset, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(max_length=16, choices=AssetStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=AssetStatus.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     worker = models.CharField(max_length=200, blank=True)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"asset {self.asset_id}: {self.from_status or 'new'} → {self.to_status}"

@@ -42,41 +42,51 @@ def _brief(product: ProductBrief, *, with_description: bool = True) -> dict:
 def style_analysis_prompt(request: StyleRequest) -> str:
     """The instruction that goes after the bestseller photos."""
     references = [_brief(ref.product) for ref in request.references]
-    return "\n".join([
-        f"The {len(request.references)} photo(s) above are our best-selling product photos.",
-        "Describe what they share, in these dimensions:",
-        "1. scene and background; 2. lighting and colour tone; 3. model pose and framing; "
-        "4. mood and overall aesthetic.",
-        "Then write ONE image-generation prompt, under 100 words, that recreates this style for "
-        "a photo of a model wearing a new garment. Output only that prompt, nothing else.",
-        DATA_RULE,
-        "The bestsellers' catalog data: " + data_block(references),
-        "The new product: " + data_block(_brief(request.product)),
-    ])
+    return "\n".join(
+        [
+            f"The {len(request.references)} photo(s) above are our best-selling product photos.",
+            "Describe what they share, in these dimensions:",
+            "1. scene and background; 2. lighting and colour tone; 3. model pose and framing; "
+            "4. mood and overall aesthetic.",
+            "Then write ONE image-generation prompt, under 100 words, that recreates this style for "
+            "a photo of a model wearing a new garment. Output only that prompt, nothing else.",
+            DATA_RULE,
+            "The bestsellers' catalog data: " + data_block(references),
+            "The new product: " + data_block(_brief(request.product)),
+        ]
+    )
 
 
 def image_roles(request: ImageRequest) -> list[str]:
     """What each input image of an image call is, in the order they are sent: the label that
     goes before each image, and the list the prompt repeats."""
     count, first = len(request.references), 1 if request.stage == Stage.SCENE else 2
-    references = [f"Image {first + i}: style reference {i + 1} of {count}, a photo of one of our "
-                  "bestsellers (the closest first). Take only its scene, light, pose and mood."
-                  for i in range(count)]
-    product = ("Image 1: the product. The flat-lay photo of the new garment to show; reproduce it "
-               "exactly.")
+    references = [
+        f"Image {first + i}: style reference {i + 1} of {count}, a photo of one of our "
+        "bestsellers (the closest first). Take only its scene, light, pose and mood."
+        for i in range(count)
+    ]
+    product = (
+        "Image 1: the product. The flat-lay photo of the new garment to show; reproduce it exactly."
+    )
     if request.stage == Stage.SCENE:
         return references
     if request.stage == Stage.PRODUCT:
-        return [product, "Image 2: the scene. The empty set, background and light to place the "
-                         "model in; keep it as it is."]
+        return [
+            product,
+            "Image 2: the scene. The empty set, background and light to place the "
+            "model in; keep it as it is.",
+        ]
     return [product, *references]
 
 
 def _text_rule(request: ImageRequest) -> str:
     if request.overlay_text:
-        return ("Render exactly this text in the image, letter for letter, once, legible and "
-                "unobtrusive, and no other text, logos or watermarks (the text is in language "
-                f"{json.dumps(request.language or 'en')}): " + data_block(request.overlay_text))
+        return (
+            "Render exactly this text in the image, letter for letter, once, legible and "
+            "unobtrusive, and no other text, logos or watermarks (the text is in language "
+            f"{json.dumps(request.language or 'en')}): " + data_block(request.overlay_text)
+        )
     return "No added text, labels, logos or watermarks anywhere."
 
 
@@ -84,22 +94,27 @@ def generation_prompt(request: ImageRequest) -> str:
     """The final prompt for the image model, sent after the labelled input images."""
     if request.stage == Stage.SCENE:
         return scene_prompt(request)
-    background = ("Use a pure white (#FFFFFF) seamless background, no scene."
-                  if request.white_background else "Use the scene described in the style guidance.")
+    background = (
+        "Use a pure white (#FFFFFF) seamless background, no scene."
+        if request.white_background
+        else "Use the scene described in the style guidance."
+    )
     lines = ["The input images, in order:", *image_roles(request)]
     if request.stage == Stage.PRODUCT:
         lines += [
             "Create a professional e-commerce promotional photograph: place a model wearing "
             "exactly the garment of Image 1 (same colour, pattern, cut and details) into the "
             "scene of Image 2, lit by its light, with natural contact shadows.",
-            "Pose and mood (from an analysis of our bestsellers): " + data_block(request.style_prompt),
+            "Pose and mood (from an analysis of our bestsellers): "
+            + data_block(request.style_prompt),
         ]
     else:
         lines += [
             "Create a professional e-commerce promotional photograph of a model wearing exactly "
             "the garment of Image 1: same colour, pattern, cut and details. Blend the style "
             "references into one look; copy nothing from them but their style.",
-            "Style guidance (from an analysis of the bestsellers): " + data_block(request.style_prompt),
+            "Style guidance (from an analysis of the bestsellers): "
+            + data_block(request.style_prompt),
             background,
         ]
     lines += [
@@ -111,8 +126,10 @@ def generation_prompt(request: ImageRequest) -> str:
         _text_rule(request),
     ]
     if request.feedback:
-        lines.append("A reviewer rejected the previous version; take this feedback into account: "
-                     + data_block(request.feedback))
+        lines.append(
+            "A reviewer rejected the previous version; take this feedback into account: "
+            + data_block(request.feedback)
+        )
     lines.append(DATA_RULE)
     lines.append("Product data: " + data_block(_brief(request.product, with_description=True)))
     return "\n".join(lines)
@@ -120,21 +137,29 @@ def generation_prompt(request: ImageRequest) -> str:
 
 def scene_prompt(request: ImageRequest) -> str:
     """The first stage of a staged preset: the empty scene, from the references and the style."""
-    background = ("The set is a pure white (#FFFFFF) seamless studio sweep."
-                  if request.white_background else "Blend the references' settings into one set.")
-    return "\n".join([
-        "The input images, in order:", *image_roles(request),
-        "Create the empty scene for a professional e-commerce promotional photograph: the set, "
-        "background, floor and light, with room in the middle for a standing model. No people, "
-        "no garments, no mannequins, no text.",
-        background,
-        "Style guidance (from an analysis of the bestsellers): " + data_block(request.style_prompt),
-        "Scene hint: " + data_block(request.product.prompt_hint or ""),
-        f"Aspect ratio {request.aspect_ratio}. The sales channel and its rules: "
-        + data_block({"channel": request.channel_name, "rules": request.channel_rules}),
-        DATA_RULE,
-        "Product data (for the mood only): " + data_block(_brief(request.product, with_description=False)),
-    ])
+    background = (
+        "The set is a pure white (#FFFFFF) seamless studio sweep."
+        if request.white_background
+        else "Blend the references' settings into one set."
+    )
+    return "\n".join(
+        [
+            "The input images, in order:",
+            *image_roles(request),
+            "Create the empty scene for a professional e-commerce promotional photograph: the set, "
+            "background, floor and light, with room in the middle for a standing model. No people, "
+            "no garments, no mannequins, no text.",
+            background,
+            "Style guidance (from an analysis of the bestsellers): "
+            + data_block(request.style_prompt),
+            "Scene hint: " + data_block(request.product.prompt_hint or ""),
+            f"Aspect ratio {request.aspect_ratio}. The sales channel and its rules: "
+            + data_block({"channel": request.channel_name, "rules": request.channel_rules}),
+            DATA_RULE,
+            "Product data (for the mood only): "
+            + data_block(_brief(request.product, with_description=False)),
+        ]
+    )
 
 
 def quality_prompt(request: QualityRequest) -> str:
@@ -150,10 +175,11 @@ def quality_prompt(request: QualityRequest) -> str:
     if request.overlay_text:
         lines.append("The exact text Image 2 must show: " + data_block(request.overlay_text))
     lines += [
-        "The sales channel and its rules: " + data_block({"channel": request.channel_name,
-                                                          "rules": request.channel_rules}),
+        "The sales channel and its rules: "
+        + data_block({"channel": request.channel_name, "rules": request.channel_rules}),
         DATA_RULE,
-        "The garment's catalog data: " + data_block(_brief(request.product, with_description=False)),
+        "The garment's catalog data: "
+        + data_block(_brief(request.product, with_description=False)),
         "Answer only with the JSON object the response format describes.",
     ]
     return "\n".join(lines)

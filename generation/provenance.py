@@ -17,8 +17,10 @@ from PIL.PngImagePlugin import PngInfo
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/composite"
-OFFLINE_DESCRIPTION = ("Offline preview: the product's own photo composed on a backdrop by code, "
-                       "without a generative model.")
+OFFLINE_DESCRIPTION = (
+    "Offline preview: the product's own photo composed on a backdrop by code, "
+    "without a generative model."
+)
 PNG_XMP_KEY = "XML:com.adobe.xmp"
 
 
@@ -39,11 +41,15 @@ def xmp_packet(*, title: str, models: list[str], created: str, offline: bool = F
         f"<xmp:CreatorTool>{escape(tools)}</xmp:CreatorTool>",
     ]
     if offline:
-        parts.append('<dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
-                     f"{escape(OFFLINE_DESCRIPTION)}</rdf:li></rdf:Alt></dc:description>")
+        parts.append(
+            '<dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
+            f"{escape(OFFLINE_DESCRIPTION)}</rdf:li></rdf:Alt></dc:description>"
+        )
     else:
         models_bag = "".join(f"<rdf:li>{escape(model)}</rdf:li>" for model in models if model)
-        parts.append(f"<Iptc4xmpExt:AIModels><rdf:Bag>{models_bag}</rdf:Bag></Iptc4xmpExt:AIModels>")
+        parts.append(
+            f"<Iptc4xmpExt:AIModels><rdf:Bag>{models_bag}</rdf:Bag></Iptc4xmpExt:AIModels>"
+        )
     if created:
         parts.append(f"<xmp:CreateDate>{escape(created)}</xmp:CreateDate>")
     parts.append('</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')

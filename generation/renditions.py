@@ -27,7 +27,11 @@ def rendition_bytes(content: bytes, longest_side: int) -> bytes:
 
 def renditions_make(asset: GeneratedAsset, content: bytes) -> dict[str, str]:
     """Store the asset's renditions of `content`; returns {field: stored name} (not saved)."""
-    stem = asset.image.name.rsplit("/", 1)[-1].rsplit(".", 1)[0] if asset.image else f"asset-{asset.pk}"
+    stem = (
+        asset.image.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if asset.image
+        else f"asset-{asset.pk}"
+    )
     names = {}
     for field, side in SIZES.items():
         name = f"promos/renditions/{stem}-{field}.jpg"

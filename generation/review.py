@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from catalog.services import product_set_published
 from core.queue import enqueue_after_commit
-from generation.models import AssetReference, AssetStatus, GeneratedAsset
+from generation.models import AssetStatus, GeneratedAsset
 from generation.provenance import with_provenance, xmp_packet
 from generation.services import asset_next_version
 from generation.tasks import notify_rejection
@@ -31,14 +31,22 @@ class ReviewError(Exception):
 
 def _require(user, permission: str) -> None:
     if user is None or not user.has_perm(permission):
-        raise PermissionDenied(f"{getattr(user, 'username', 'Anonymous')} lacks the {permission} permission.")
+        raise PermissionDenied(
+            f"{getattr(user, 'username', 'Anonymous')} lacks the {permission} permission."
+        )
 
 
 def _locked(asset: GeneratedAsset, *allowed: str) -> GeneratedAsset:
-    locked = GeneratedAsset.objects.select_for_update().select_related("batch", "product", "preset").get(pk=asset.pk)
+    locked = (
+        GeneratedAsset.objects.select_for_update()
+        .select_related("batch", "product", "preset")
+        .get(pk=asset.pk)
+    )
     if locked.status not in allowed:
         names = " or ".join(AssetStatus(s).label.lower() for s in allowed)
-        raise ReviewError(f"{locked} is {locked.get_status_display().lower()}; only images {names} can do this.")
+        raise ReviewError(
+            f"{locked} is {locked.get_status_display().lower()}; only images {names} can do this."
+        )
     return locked
 
 
@@ -47,17 +55,33 @@ def asset_approve(*, asset: GeneratedAsset, user, note: str = "") -> GeneratedAs
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW)
         if settings.REVIEW_FOUR_EYES and asset.batch.requested_by_id == user.pk:
-            raise ReviewError(f"Four-eyes rule: {user.username} requested batch {asset.batch_id} "
-                              "and cannot approve its images.")
-        asset_transition(asset, AssetStatus.APPROVED, user=user, note=note,
-                         reviewed_by=user, reviewed_at=timezone.now())
+            raise ReviewError(
+                f"Four-eyes rule: {user.username} requested batch {asset.batch_id} "
+                "and cannot approve its images."
+            )
+        asset_transition(
+            asset,
+            AssetStatus.APPROVED,
+            user=user,
+            note=note,
+            reviewed_by=user,
+            reviewed_at=timezone.now(),
+        )
         # The other candidates of this version give way, in the same action.
-        for sibling in (GeneratedAsset.objects.filter(
-                product=asset.product_id, preset=asset.preset_id, version=asset.version,
-                status=AssetStatus.IN_REVIEW).exclude(pk=asset.pk)):
-            asset_transition(sibling, AssetStatus.SET_ASIDE, user=user,
-                             note=f"variant {asset.variant} was approved",
-                             reviewed_by=user, reviewed_at=timezone.now())
+        for sibling in GeneratedAsset.objects.filter(
+            product=asset.product_id,
+            preset=asset.preset_id,
+            version=asset.version,
+            status=AssetStatus.IN_REVIEW,
+        ).exclude(pk=asset.pk):
+            asset_transition(
+                sibling,
+                AssetStatus.SET_ASIDE,
+                user=user,
+                note=f"variant {asset.variant} was approved",
+                reviewed_by=user,
+                reviewed_at=timezone.now(),
+            )
     return asset
 
 
@@ -68,8 +92,15 @@ def asset_reject(*, asset: GeneratedAsset, user, reason: str) -> GeneratedAsset:
         raise ReviewError("A rejection needs a reason.")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.APPROVED)
-        asset_transition(asset, AssetStatus.REJECTED, user=user, note=reason, rejection_reason=reason,
-                         reviewed_by=user, reviewed_at=timezone.now())
+        asset_transition(
+            asset,
+            AssetStatus.REJECTED,
+            user=user,
+            note=reason,
+            rejection_reason=reason,
+            reviewed_by=user,
+            reviewed_at=timezone.now(),
+        )
         enqueue_after_commit(notify_rejection, asset.pk)
     return asset
 
@@ -83,12 +114,22 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
         raise ReviewError("Say what should change: the feedback goes into the new prompt.")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
-        new = asset_next_version(asset=asset, feedback=feedback, user=user,
-                                 note=f"regenerated from v{asset.version}: {feedback}")
+        new = asset_next_version(
+            asset=asset,
+            feedback=feedback,
+            user=user,
+            note=f"regenerated from v{asset.version}: {feedback}",
+        )
         if asset.status == AssetStatus.IN_REVIEW:
-            asset_transition(asset, AssetStatus.REJECTED, user=user, rejection_reason=feedback,
-                             note=f"Regenerated as v{new.version}: {feedback}",
-                             reviewed_by=user, reviewed_at=timezone.now())
+            asset_transition(
+                asset,
+                AssetStatus.REJECTED,
+                user=user,
+                rejection_reason=feedback,
+                note=f"Regenerated as v{new.version}: {feedback}",
+                reviewed_by=user,
+                reviewed_at=timezone.now(),
+            )
             enqueue_after_commit(notify_rejection, asset.pk)
     return new
 
@@ -105,22 +146,39 @@ def asset_publish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
         with asset.image.open("rb") as handle:
             content = handle.read()
         if asset.offline and not settings.PUBLISH_OFFLINE_PREVIEWS:
-            raise ReviewError(f"{asset} is an offline preview (made without a generative model); "
-                              "previews are published only when PUBLISH_OFFLINE_PREVIEWS is on.")
-        xmp = xmp_packet(title=f"{asset.product.sku} · {asset.preset.name}",
-                         models=[asset.image_model, asset.analyst_model],
-                         created=asset.created_at.isoformat(), offline=asset.offline)
+            raise ReviewError(
+                f"{asset} is an offline preview (made without a generative model); "
+                "previews are published only when PUBLISH_OFFLINE_PREVIEWS is on."
+            )
+        xmp = xmp_packet(
+            title=f"{asset.product.sku} · {asset.preset.name}",
+            models=[asset.image_model, asset.analyst_model],
+            created=asset.created_at.isoformat(),
+            offline=asset.offline,
+        )
         published, extension = with_provenance(content, xmp)
         # The channel's current image for this product gives way to the new one.
-        for other in GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset,
-                                                   status=AssetStatus.PUBLISHED):
-            asset_transition(other, AssetStatus.APPROVED, user=user,
-                             note=f"replaced by v{asset.version}", published_image="", published_at=None)
+        for other in GeneratedAsset.objects.filter(
+            product=asset.product, preset=asset.preset, status=AssetStatus.PUBLISHED
+        ):
+            asset_transition(
+                other,
+                AssetStatus.APPROVED,
+                user=user,
+                note=f"replaced by v{asset.version}",
+                published_image="",
+                published_at=None,
+            )
         name = published_name(asset, extension)
         default_storage.delete(name)
         saved = default_storage.save(name, ContentFile(published))
-        asset_transition(asset, AssetStatus.PUBLISHED, user=user, published_image=saved,
-                         published_at=timezone.now())
+        asset_transition(
+            asset,
+            AssetStatus.PUBLISHED,
+            user=user,
+            published_image=saved,
+            published_at=timezone.now(),
+        )
         product_set_published(product_id=asset.product_id, published=True)
     return asset
 
@@ -130,9 +188,17 @@ def asset_unpublish(*, asset: GeneratedAsset, user) -> GeneratedAsset:
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.PUBLISHED)
         name = asset.published_image.name
-        asset_transition(asset, AssetStatus.APPROVED, user=user, note="unpublished",
-                         published_image="", published_at=None)
-        if not GeneratedAsset.objects.filter(product=asset.product_id, status=AssetStatus.PUBLISHED).exists():
+        asset_transition(
+            asset,
+            AssetStatus.APPROVED,
+            user=user,
+            note="unpublished",
+            published_image="",
+            published_at=None,
+        )
+        if not GeneratedAsset.objects.filter(
+            product=asset.product_id, status=AssetStatus.PUBLISHED
+        ).exists():
             product_set_published(product_id=asset.product_id, published=False)
         transaction.on_commit(lambda: default_storage.delete(name))
     return asset

@@ -33,7 +33,12 @@ DECISIONS = {
     # decision: (service, permission, needs text, moves on to the next image in the queue)
     "approve": (lambda a, u, text: asset_approve(asset=a, user=u, note=text), REVIEW, False, True),
     "reject": (lambda a, u, text: asset_reject(asset=a, user=u, reason=text), REVIEW, True, True),
-    "regenerate": (lambda a, u, text: asset_regenerate(asset=a, user=u, feedback=text), REVIEW, True, True),
+    "regenerate": (
+        lambda a, u, text: asset_regenerate(asset=a, user=u, feedback=text),
+        REVIEW,
+        True,
+        True,
+    ),
     "publish": (lambda a, u, text: asset_publish(asset=a, user=u), PUBLISH, False, False),
     "unpublish": (lambda a, u, text: asset_unpublish(asset=a, user=u), PUBLISH, False, False),
 }
@@ -42,8 +47,13 @@ DECISIONS = {
 GALLERY_PAGE = 100  # previews per gallery page (renditions: about 20 KB each)
 
 
-PAST = {"approve": "approved", "reject": "rejected", "regenerate": "regenerated",
-        "publish": "published", "unpublish": "unpublished"}
+PAST = {
+    "approve": "approved",
+    "reject": "rejected",
+    "regenerate": "regenerated",
+    "publish": "published",
+    "unpublish": "unpublished",
+}
 
 
 class ReviewStatusFilter(admin.SimpleListFilter):
@@ -62,16 +72,25 @@ class ReviewStatusFilter(admin.SimpleListFilter):
         return queryset if self.value() == "all" else queryset.filter(status=self.value())
 
     def choices(self, changelist):
-        yield {"selected": self.value() == "all", "display": "All",
-               "query_string": changelist.get_query_string({self.parameter_name: "all"})}
+        yield {
+            "selected": self.value() == "all",
+            "display": "All",
+            "query_string": changelist.get_query_string({self.parameter_name: "all"}),
+        }
         for value, label in self.lookup_choices:
-            yield {"selected": self.value() == value, "display": label,
-                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+            yield {
+                "selected": self.value() == value,
+                "display": label,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+            }
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=True,
-                             help_text="Required: tell the merchandiser what is wrong.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        strip=True,
+        help_text="Required: tell the merchandiser what is wrong.",
+    )
 
 
 class ReviewAdminMixin:
@@ -84,10 +103,18 @@ class ReviewAdminMixin:
         return request.user.has_perm(PUBLISH)
 
     def get_review_urls(self):
-        return [path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
-                     name="generation_generatedasset_decide"),
-                path("gallery/", self.admin_site.admin_view(self.gallery_view),
-                     name="generation_generatedasset_gallery")]
+        return [
+            path(
+                "<int:object_id>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="generation_generatedasset_decide",
+            ),
+            path(
+                "gallery/",
+                self.admin_site.admin_view(self.gallery_view),
+                name="generation_generatedasset_gallery",
+            ),
+        ]
 
     def gallery_view(self, request):
         """The review queue as a grid of previews, decided with the keyboard without leaving
@@ -95,19 +122,28 @@ class ReviewAdminMixin:
         to move. Filtered by batch, preset, product (sku) and QA verdict."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        filters = {name: request.GET.get(name, "").strip()
-                   for name in ("status", "batch", "preset", "product", "qa")}
+        filters = {
+            name: request.GET.get(name, "").strip()
+            for name in ("status", "batch", "preset", "product", "qa")
+        }
         assets = review_gallery(**filters)
         shown = list(assets[:GALLERY_PAGE])
-        return TemplateResponse(request, "admin/generation/generatedasset/gallery.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": "Review gallery", "assets": shown, "filters": filters,
-            "more": max(assets.count() - len(shown), 0),
-            "presets": ChannelPreset.objects.order_by("name"),
-            "statuses": AssetStatus.choices,
-            "qa_choices": QAStatus.choices,
-            "can_review": self.has_review_permission(request),
-        })
+        return TemplateResponse(
+            request,
+            "admin/generation/generatedasset/gallery.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Review gallery",
+                "assets": shown,
+                "filters": filters,
+                "more": max(assets.count() - len(shown), 0),
+                "presets": ChannelPreset.objects.order_by("name"),
+                "statuses": AssetStatus.choices,
+                "qa_choices": QAStatus.choices,
+                "can_review": self.has_review_permission(request),
+            },
+        )
 
     def review_context(self, request, asset: GeneratedAsset) -> dict:
         queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None
@@ -118,10 +154,12 @@ class ReviewAdminMixin:
             "next_asset": queue_next,
             "public_url": published_url(asset, request) if asset.published_image else "",
             "references": asset.references.select_related("product"),
-            "qa_rows": [{**check, "label": CHECK_LABELS.get(check["name"], "")}
-                        for check in asset.qa_checks],
+            "qa_rows": [
+                {**check, "label": CHECK_LABELS.get(check["name"], "")} for check in asset.qa_checks
+            ],
             "versions": GeneratedAsset.objects.filter(product=asset.product, preset=asset.preset)
-            .select_related("batch").order_by("version", "variant"),
+            .select_related("batch")
+            .order_by("version", "variant"),
         }
 
     def decide_view(self, request, object_id):
@@ -154,13 +192,24 @@ class ReviewAdminMixin:
         self.log_change(request, asset, f"{decision}: {text}" if text else decision)
         if wants_json:
             asset.refresh_from_db()
-            set_aside = list(GeneratedAsset.objects.filter(
-                product=asset.product_id, preset=asset.preset_id, version=asset.version,
-                status=AssetStatus.SET_ASIDE).values_list("pk", flat=True))
-            return JsonResponse({"ok": True, "status": asset.status, "set_aside": set_aside,
-                                 "label": asset.get_status_display(),
-                                 "message": f"{asset}: {PAST[decision]}."
-                                 + (f" Queued {result}." if decision == "regenerate" else "")})
+            set_aside = list(
+                GeneratedAsset.objects.filter(
+                    product=asset.product_id,
+                    preset=asset.preset_id,
+                    version=asset.version,
+                    status=AssetStatus.SET_ASIDE,
+                ).values_list("pk", flat=True)
+            )
+            return JsonResponse(
+                {
+                    "ok": True,
+                    "status": asset.status,
+                    "set_aside": set_aside,
+                    "label": asset.get_status_display(),
+                    "message": f"{asset}: {PAST[decision]}."
+                    + (f" Queued {result}." if decision == "regenerate" else ""),
+                }
+            )
         messages.success(request, f"{asset}: {PAST[decision]}.")
         if decision == "regenerate":  # the new version's page, which opens it when it is ready
             messages.info(request, f"Queued {result}; this page shows it as soon as it is made.")
@@ -184,11 +233,18 @@ class ReviewAdminMixin:
         if form.is_bound and form.is_valid():
             self._decide_many(request, queryset, "reject", form.cleaned_data["reason"])
             return None
-        return TemplateResponse(request, "admin/generation/generatedasset/reject_selected.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-            "assets": queryset, "title": "Reject images",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        })
+        return TemplateResponse(
+            request,
+            "admin/generation/generatedasset/reject_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "form": form,
+                "assets": queryset,
+                "title": "Reject images",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     def _decide_many(self, request, queryset, decision: str, text: str) -> None:
         service, _, _, _ = DECISIONS[decision]

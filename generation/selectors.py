@@ -6,8 +6,11 @@ from generation.models import AssetStatus, GeneratedAsset, QAStatus
 
 
 def published_assets() -> QuerySet[GeneratedAsset]:
-    return (GeneratedAsset.objects.filter(status=AssetStatus.PUBLISHED)
-            .select_related("product", "preset").order_by("product__sku", "preset__name"))
+    return (
+        GeneratedAsset.objects.filter(status=AssetStatus.PUBLISHED)
+        .select_related("product", "preset")
+        .order_by("product__sku", "preset__name")
+    )
 
 
 def review_queue() -> QuerySet[GeneratedAsset]:
@@ -22,12 +25,16 @@ def next_in_queue(after: GeneratedAsset) -> GeneratedAsset | None:
     return queue.filter(later).first() or queue.first()
 
 
-def review_gallery(*, status: str = "", batch: str = "", preset: str = "",
-                   product: str = "", qa: str = "") -> QuerySet[GeneratedAsset]:
+def review_gallery(
+    *, status: str = "", batch: str = "", preset: str = "", product: str = "", qa: str = ""
+) -> QuerySet[GeneratedAsset]:
     """The gallery's images: in review unless another status is asked for, oldest first,
     narrowed to a batch, a preset, a product (part of its sku) and a QA verdict when given."""
-    assets = (GeneratedAsset.objects.select_related("product", "preset", "batch")
-              .filter(status=status or AssetStatus.IN_REVIEW).order_by("created_at", "pk"))
+    assets = (
+        GeneratedAsset.objects.select_related("product", "preset", "batch")
+        .filter(status=status or AssetStatus.IN_REVIEW)
+        .order_by("created_at", "pk")
+    )
     if batch.isdigit():
         assets = assets.filter(batch_id=int(batch))
     if preset.isdigit():

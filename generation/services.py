@@ -44,8 +44,9 @@ class BatchRequest:
     variants: int = 1  # candidates per product and preset, to choose from in review
 
 
-def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
-                 request_key: str | None = None) -> GenerationBatch:
+def batch_create(
+    *, user, request: BatchRequest, estimated_cost: Decimal, request_key: str | None = None
+) -> GenerationBatch:
     """One batch, one queued asset per product × preset, sent to the workers after commit.
 
     With a `request_key` (the request page's), a request made again (a double submit, a
@@ -57,33 +58,46 @@ def batch_create(*, user, request: BatchRequest, estimated_cost: Decimal,
     priced = [preset.name for preset in request.presets if PRICE in preset.overlay_text]
     without_price = [p.sku for p in request.products if p.price is None]
     if priced and without_price:
-        raise ValueError(f"The text of {', '.join(priced)} shows the price, and these products "
-                         f"have none: {', '.join(without_price)}")
+        raise ValueError(
+            f"The text of {', '.join(priced)} shows the price, and these products "
+            f"have none: {', '.join(without_price)}"
+        )
     if request_key and (done := GenerationBatch.objects.filter(request_key=request_key).first()):
         return done
     try:
         with transaction.atomic():
             batch = GenerationBatch.objects.create(
-                requested_by=user, size_tier=request.size_tier, request_key=request_key or None,
-                reference_count=request.reference_count, variants=request.variants,
+                requested_by=user,
+                size_tier=request.size_tier,
+                request_key=request_key or None,
+                reference_count=request.reference_count,
+                variants=request.variants,
                 estimated_cost=estimated_cost,
             )
             batch.presets.set(request.presets)
             for product in request.products:
                 for preset in request.presets:
                     for asset in asset_create_version(
-                            product=product, preset=preset, variants=request.variants, batch=batch,
-                            size_tier=request.size_tier, reference_count=request.reference_count):
+                        product=product,
+                        preset=preset,
+                        variants=request.variants,
+                        batch=batch,
+                        size_tier=request.size_tier,
+                        reference_count=request.reference_count,
+                    ):
                         asset_queue(asset=asset, user=user, note=f"requested in batch {batch.pk}")
     except IntegrityError:
-        if request_key and (done := GenerationBatch.objects.filter(request_key=request_key).first()):
+        if request_key and (
+            done := GenerationBatch.objects.filter(request_key=request_key).first()
+        ):
             return done  # the same request, submitted at the same moment, won the race
         raise
     return batch
 
 
-def asset_create_version(*, product: Product, preset: ChannelPreset, variants: int = 1,
-                         **fields) -> list[GeneratedAsset]:
+def asset_create_version(
+    *, product: Product, preset: ChannelPreset, variants: int = 1, **fields
+) -> list[GeneratedAsset]:
     """The next version of a product's image for a preset, as `variants` candidates. Call
     inside a transaction.
 
@@ -91,15 +105,22 @@ def asset_create_version(*, product: Product, preset: ChannelPreset, variants: i
     preset take their versions one after another instead of colliding.
     """
     Product.objects.select_for_update().filter(pk=product.pk).first()
-    latest = (GeneratedAsset.objects.filter(product=product, preset=preset)
-              .aggregate(v=Max("version"))["v"] or 0)
+    latest = (
+        GeneratedAsset.objects.filter(product=product, preset=preset).aggregate(v=Max("version"))[
+            "v"
+        ]
+        or 0
+    )
     fields.setdefault("aspect_ratio", preset.aspect_ratio)
     fields.setdefault("staged", preset.staged)
     fields.setdefault("overlay_text", overlay_text(preset, product))
     fields.setdefault("language", preset.language if preset.overlay_text else "")
-    return [GeneratedAsset.objects.create(product=product, preset=preset, version=latest + 1,
-                                          variant=variant, **fields)
-            for variant in range(1, variants + 1)]
+    return [
+        GeneratedAsset.objects.create(
+            product=product, preset=preset, version=latest + 1, variant=variant, **fields
+        )
+        for variant in range(1, variants + 1)
+    ]
 
 
 PRICE = "{price}"
@@ -109,11 +130,14 @@ def overlay_text(preset: ChannelPreset, product: Product) -> str:
     """The exact text a preset asks the image of this product to show ({price} filled in)."""
     if PRICE not in preset.overlay_text:
         return preset.overlay_text
-    return preset.overlay_text.replace(PRICE, "" if product.price is None else f"{product.price:.2f}")
+    return preset.overlay_text.replace(
+        PRICE, "" if product.price is None else f"{product.price:.2f}"
+    )
 
 
-def asset_next_version(*, asset: GeneratedAsset, feedback: str, user=None, note: str,
-                       **fields) -> GeneratedAsset:
+def asset_next_version(
+    *, asset: GeneratedAsset, feedback: str, user=None, note: str, **fields
+) -> GeneratedAsset:
     """A new version of an asset that takes its feedback into account, queued. Call inside a
     transaction.
 
@@ -121,18 +145,37 @@ def asset_next_version(*, asset: GeneratedAsset, feedback: str, user=None, note:
     quality check) is paid again; the preset's format, stages and text are the asset's own.
     """
     [new] = asset_create_version(
-        product=asset.product, preset=asset.preset, batch=asset.batch, previous_version=asset,
-        aspect_ratio=asset.aspect_ratio, size_tier=asset.size_tier,
-        reference_count=asset.reference_count, staged=asset.staged,
-        overlay_text=asset.overlay_text, language=asset.language, feedback=feedback,
-        retrieved_at=asset.retrieved_at, retrieval_note=asset.retrieval_note,
-        style_prompt=asset.style_prompt, analyst_model=asset.analyst_model, offline=asset.offline,
-        **fields)
-    AssetReference.objects.bulk_create([
-        AssetReference(asset=new, product_id=ref.product_id, rank=ref.rank, score=ref.score,
-                       dense_rank=ref.dense_rank, sparse_rank=ref.sparse_rank)
-        for ref in asset.references.all()
-    ])
+        product=asset.product,
+        preset=asset.preset,
+        batch=asset.batch,
+        previous_version=asset,
+        aspect_ratio=asset.aspect_ratio,
+        size_tier=asset.size_tier,
+        reference_count=asset.reference_count,
+        staged=asset.staged,
+        overlay_text=asset.overlay_text,
+        language=asset.language,
+        feedback=feedback,
+        retrieved_at=asset.retrieved_at,
+        retrieval_note=asset.retrieval_note,
+        style_prompt=asset.style_prompt,
+        analyst_model=asset.analyst_model,
+        offline=asset.offline,
+        **fields,
+    )
+    AssetReference.objects.bulk_create(
+        [
+            AssetReference(
+                asset=new,
+                product_id=ref.product_id,
+                rank=ref.rank,
+                score=ref.score,
+                dense_rank=ref.dense_rank,
+                sparse_rank=ref.sparse_rank,
+            )
+            for ref in asset.references.all()
+        ]
+    )
     asset_queue(asset=new, user=user, note=note)
     return new
 
@@ -152,8 +195,10 @@ def _send(asset: GeneratedAsset) -> None:
 
     def failed(exc):
         GeneratedAsset.objects.filter(pk=pk).update(
-            message_id="", last_error=f"Could not reach the task queue ({exc}); it is sent "
-                                      "again automatically once the queue is back.")
+            message_id="",
+            last_error=f"Could not reach the task queue ({exc}); it is sent "
+            "again automatically once the queue is back.",
+        )
 
     enqueue_after_commit(_generate_actor(), pk, on_sent=sent, on_failed=failed)
 
@@ -170,17 +215,24 @@ def assets_requeue_lost() -> int:
     now = timezone.now()
     quiet = now - timedelta(seconds=settings.GENERATION_REQUEUE_AFTER_SECONDS)
     lease_over = now - timedelta(seconds=settings.GENERATION_CLAIM_LEASE_SECONDS)
-    candidates = (GeneratedAsset.objects.filter(status__in=AssetStatus.running(), updated_at__lt=quiet)
-                  .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_over))
-                  .filter(Q(retry_at__isnull=True) | Q(retry_at__lt=quiet)))
+    candidates = (
+        GeneratedAsset.objects.filter(status__in=AssetStatus.running(), updated_at__lt=quiet)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_over))
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lt=quiet))
+    )
     pending = pending_message_ids(_generate_actor().queue_name)
     sent = 0
     for asset in candidates.only("pk", "status", "message_id"):
         if pending is not None and asset.message_id and asset.message_id in pending:
             continue  # still on its way (or with a dead worker, whom the broker replaces)
         with transaction.atomic():
-            AssetEvent.objects.create(asset=asset, from_status=asset.status, to_status=asset.status,
-                                      worker="sweeper", note="its message was lost: sent again")
+            AssetEvent.objects.create(
+                asset=asset,
+                from_status=asset.status,
+                to_status=asset.status,
+                worker="sweeper",
+                note="its message was lost: sent again",
+            )
             GeneratedAsset.objects.filter(pk=asset.pk).update(updated_at=now)
             _send(asset)
         sent += 1

@@ -40,16 +40,20 @@ class Estimate:
 
     @property
     def total(self) -> Decimal:
-        return (self.image_calls * self.image_price + self.input_images * self.input_price
-                + self.images * (self.analysis_price + self.qa_price))
+        return (
+            self.image_calls * self.image_price
+            + self.input_images * self.input_price
+            + self.images * (self.analysis_price + self.qa_price)
+        )
 
     @property
     def per_image(self) -> Decimal:
         return self.total / self.images if self.images else Decimal("0")
 
 
-def estimate(*, images_per_preset: list[tuple[int, bool]], size_tier: str, references: int,
-             offline: bool) -> Estimate:
+def estimate(
+    *, images_per_preset: list[tuple[int, bool]], size_tier: str, references: int, offline: bool
+) -> Estimate:
     """What a batch will cost at most, from the price table (offline providers are free).
 
     `images_per_preset` holds, per preset, how many images it makes and whether it is staged.
@@ -61,5 +65,12 @@ def estimate(*, images_per_preset: list[tuple[int, bool]], size_tier: str, refer
     if offline:
         zero = Decimal("0")
         return Estimate(images, images + staged, inputs, zero, zero, zero, zero)
-    return Estimate(images, images + staged, inputs, image_price(size_tier),
-                    Decimal(settings.IMAGE_INPUT_PRICE_PER_IMAGE), analysis_price(), qa_price())
+    return Estimate(
+        images,
+        images + staged,
+        inputs,
+        image_price(size_tier),
+        Decimal(settings.IMAGE_INPUT_PRICE_PER_IMAGE),
+        analysis_price(),
+        qa_price(),
+    )

@@ -10,8 +10,11 @@ from generation import notifications, pipeline
 # The pipeline decides retries (RetryLater carries the delay, e.g. Retry-After) and counts the
 # attempts on the asset; the actor's limit is the same number, so Dramatiq adds no policy of
 # its own (see core.openrouter).
-@dramatiq.actor(queue_name="generation", max_retries=settings.GENERATION_MAX_ATTEMPTS,
-                time_limit=settings.GENERATION_TIME_LIMIT_SECONDS * 1000)
+@dramatiq.actor(
+    queue_name="generation",
+    max_retries=settings.GENERATION_MAX_ATTEMPTS,
+    time_limit=settings.GENERATION_TIME_LIMIT_SECONDS * 1000,
+)
 def generate_asset(asset_id: int) -> None:
     try:
         pipeline.asset_run(asset_id=asset_id, worker=worker_name())

@@ -39,8 +39,9 @@ class IllegalTransition(Exception):
     """The asset's current status does not allow the requested one."""
 
 
-def asset_transition(asset: GeneratedAsset, status: str, worker: str = "", note: str = "",
-                     user=None, **fields) -> GeneratedAsset:
+def asset_transition(
+    asset: GeneratedAsset, status: str, worker: str = "", note: str = "", user=None, **fields
+) -> GeneratedAsset:
     """Move the asset to `status`, saving `fields` with it, and log the change.
 
     The row is locked and read again first, so the check sees the status as it is now, and
@@ -49,16 +50,22 @@ def asset_transition(asset: GeneratedAsset, status: str, worker: str = "", note:
     object gets the new values too.
     """
     with transaction.atomic():
-        current = (GeneratedAsset.objects.select_for_update().filter(pk=asset.pk)
-                   .values_list("status", flat=True).first())
+        current = (
+            GeneratedAsset.objects.select_for_update()
+            .filter(pk=asset.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
         if current is None:
             raise IllegalTransition(f"asset {asset.pk} no longer exists")
         if status not in TRANSITIONS[current]:
             raise IllegalTransition(
                 f"{asset} is {AssetStatus(current).label.lower()}; it cannot become "
-                f"{AssetStatus(status).label.lower()}.")
-        AssetEvent.objects.create(asset=asset, from_status=current, to_status=status,
-                                  worker=worker, user=user, note=note)
+                f"{AssetStatus(status).label.lower()}."
+            )
+        AssetEvent.objects.create(
+            asset=asset, from_status=current, to_status=status, worker=worker, user=user, note=note
+        )
         asset.status = status
         for name, value in fields.items():
             setattr(asset, name, value)

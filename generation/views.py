@@ -55,8 +55,9 @@ def _allowed(request: HttpRequest) -> bool:
     if request.user.is_authenticated and request.user.has_perm("generation.view_generatedasset"):
         return True
     token = _token(request)
-    return token is not None and any(hmac.compare_digest(token, known.encode())
-                                     for known in settings.FEED_TOKENS)
+    return token is not None and any(
+        hmac.compare_digest(token, known.encode()) for known in settings.FEED_TOKENS
+    )
 
 
 def _rows(request: HttpRequest) -> list[dict]:
@@ -86,8 +87,11 @@ def spreadsheet_safe(value) -> object:
 
 def published_feed(request: HttpRequest, fmt: str) -> HttpResponse:
     if not _allowed(request):
-        response = HttpResponse("Log in, or send a feed token (Authorization: Bearer <token>).\n",
-                                status=401, content_type="text/plain")
+        response = HttpResponse(
+            "Log in, or send a feed token (Authorization: Bearer <token>).\n",
+            status=401,
+            content_type="text/plain",
+        )
         response["WWW-Authenticate"] = 'Bearer realm="published feed"'
         return response
     rows = _rows(request)

@@ -15,8 +15,17 @@ from catalog.models import Product
 from catalog.services import product_save
 from generation.providers import ImageGenerator, QualityChecker, StyleAnalyst
 
-HISTORICAL_HEADER = ["product_id", "image_path", "category", "color", "style", "season",
-                     "sales_count", "description", "price"]
+HISTORICAL_HEADER = [
+    "product_id",
+    "image_path",
+    "category",
+    "color",
+    "style",
+    "season",
+    "sales_count",
+    "description",
+    "price",
+]
 NEW_HEADER = ["new_id", "image_path", "category", "style", "season", "prompt_hint"]
 
 
@@ -28,11 +37,19 @@ def image_bytes(color="navy", size=(64, 80), fmt="JPEG") -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares huge dimensions in its header: a decompression bomb's signature."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
@@ -43,9 +60,17 @@ def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def historical_row(sku="SKU001", image="SKU001.jpg", category="dress", color="red",
-                   style="casual", season="summer", sales=2000, description="Red linen dress",
-                   price="49.90") -> list[object]:
+def historical_row(
+    sku="SKU001",
+    image="SKU001.jpg",
+    category="dress",
+    color="red",
+    style="casual",
+    season="summer",
+    sales=2000,
+    description="Red linen dress",
+    price="49.90",
+) -> list[object]:
     return [sku, image, category, color, style, season, sales, description, price]
 
 
@@ -63,6 +88,7 @@ def make_product(sku="SKU001", *, color="navy", **fields) -> Product:
 
 
 # --- provider doubles, picked by dotted path like the real ones (only is_offline matters) --
+
 
 class PaidAnalyst(StyleAnalyst):
     is_offline = False

@@ -57,8 +57,10 @@ from generation.sizes import ONE_K
 API_PREFIX = "/api/v1"
 IMAGE_COST = {"0.5K": 0.045, "1K": 0.067, "2K": 0.101, "4K": 0.151}  # USD per image, by image_size
 MAX_INPUT_IMAGES = 14  # Google's limit per request
-STYLE_PROMPT = ("Bright high-key studio photo on a plain white background, soft even light, warm "
-                "neutral palette with camel accents, relaxed standing pose, full-body framing.")
+STYLE_PROMPT = (
+    "Bright high-key studio photo on a plain white background, soft even light, warm "
+    "neutral palette with camel accents, relaxed standing pose, full-body framing."
+)
 
 
 def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -85,8 +87,14 @@ def png_data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def chat_completion(model: str, text: str | None, *, images: list[str] | None = None,
-                    images_in_content: bool = False, cost: float = 0.0012) -> dict[str, Any]:
+def chat_completion(
+    model: str,
+    text: str | None,
+    *,
+    images: list[str] | None = None,
+    images_in_content: bool = False,
+    cost: float = 0.0012,
+) -> dict[str, Any]:
     """A chat completion body as OpenRouter sends it; `images` are data URIs, put in
     `message.images` or, with `images_in_content`, as image_url parts of `message.content`."""
     parts = [{"type": "image_url", "image_url": {"url": url}} for url in images or []]
@@ -96,10 +104,19 @@ def chat_completion(model: str, text: str | None, *, images: list[str] | None = 
     elif parts:
         message["images"] = parts
     completion_tokens = 1290 * len(parts) + len((text or "").split())
-    return {"id": "gen-test", "object": "chat.completion", "created": 1767225600, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": completion_tokens,
-                      "total_tokens": 1000 + completion_tokens, "cost": cost}}
+    return {
+        "id": "gen-test",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        "usage": {
+            "prompt_tokens": 1000,
+            "completion_tokens": completion_tokens,
+            "total_tokens": 1000 + completion_tokens,
+            "cost": cost,
+        },
+    }
 
 
 class BadRequest(Exception):
@@ -114,8 +131,11 @@ class Reply:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-        return cls(status, jsonlib.dumps(payload).encode(),
-                   {"Content-Type": "application/json", **(headers or {})})
+        return cls(
+            status,
+            jsonlib.dumps(payload).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
 
     @classmethod
     def error(cls, status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -153,9 +173,17 @@ FAULTS = ("429", "500", "hang", "no image", "malformed image", "blank image")
 class OpenRouterServer:
     """ThreadingHTTPServer on 127.0.0.1 (a free port) run in a background thread."""
 
-    def __init__(self, *, api_key: str = "test-openrouter-key", dimension: int = 8,
-                 port: int = 0, latency: float = 0.0, fault_rate: float = 0.0,
-                 seed: int = 0, hang_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-openrouter-key",
+        dimension: int = 8,
+        port: int = 0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        hang_seconds: float = 30.0,
+    ) -> None:
         self.api_key = api_key
         self.latency = latency
         self.fault_rate = fault_rate
@@ -195,9 +223,16 @@ class OpenRouterServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def fail_next(self, *, status: int | None = None, headers: dict[str, str] | None = None,
-                  body: bytes | None = None, json: Any = None, delay: float = 0.0,
-                  times: int = 1) -> None:
+    def fail_next(
+        self,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        json: Any = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
         """Script the next `times` responses.
 
         status alone answers an OpenRouter error body for it; `body` (raw bytes) or `json`
@@ -205,8 +240,11 @@ class OpenRouterServer:
         else the request is then answered normally (too late for a client with a short timeout).
         """
         if body is None and json is None:
-            reply = None if status is None else Reply.error(
-                status, f"Scripted failure with HTTP {status}", headers)
+            reply = (
+                None
+                if status is None
+                else Reply.error(status, f"Scripted failure with HTTP {status}", headers)
+            )
         elif json is not None:
             reply = Reply.json(json, status or 200, headers)
         else:
@@ -219,8 +257,13 @@ class OpenRouterServer:
         self.fail_next(json=chat_completion("google/test-image-model", text))
 
     def next_reply_with_malformed_image(self) -> None:
-        self.fail_next(json=chat_completion("google/test-image-model", "Here it is.",
-                                            images=["data:image/png;base64,iVBOR#not-base64#"]))
+        self.fail_next(
+            json=chat_completion(
+                "google/test-image-model",
+                "Here it is.",
+                images=["data:image/png;base64,iVBOR#not-base64#"],
+            )
+        )
 
     def next_reply_with_blank_image(self, size: tuple[int, int] = (128, 128)) -> None:
         """A valid PNG of the requested... nothing: one flat colour (billed like any image)."""
@@ -228,7 +271,10 @@ class OpenRouterServer:
 
     def _random_fault(self, request: RecordedRequest) -> Reply | None:
         """With probability fault_rate, a fault in place of a chat answer (None: answer)."""
-        if not request.path.endswith("/chat/completions") or self._random.random() >= self.fault_rate:
+        if (
+            not request.path.endswith("/chat/completions")
+            or self._random.random() >= self.fault_rate
+        ):
             return None
         fault = self._random.choice(FAULTS)
         is_image = "modalities" in (request.json or {})
@@ -243,11 +289,18 @@ class OpenRouterServer:
             time.sleep(self.hang_seconds)
             return Reply.error(504, "Gateway timeout")  # long after the client stopped waiting
         if fault == "no image":
-            return Reply.json(chat_completion("google/test-image-model", "I cannot draw that.",
-                                              cost=0.067))
+            return Reply.json(
+                chat_completion("google/test-image-model", "I cannot draw that.", cost=0.067)
+            )
         if fault == "malformed image":
-            return Reply.json(chat_completion("google/test-image-model", "Here it is.", cost=0.067,
-                                              images=["data:image/png;base64,iVBOR#not-base64#"]))
+            return Reply.json(
+                chat_completion(
+                    "google/test-image-model",
+                    "Here it is.",
+                    cost=0.067,
+                    images=["data:image/png;base64,iVBOR#not-base64#"],
+                )
+            )
         ratio = (request.json.get("image_config") or {}).get("aspect_ratio", "1:1")
         width, height = ONE_K.get(ratio, (1024, 1024))
         return Reply.json(_blank_image_reply((width // 8, height // 8)))
@@ -258,20 +311,29 @@ class OpenRouterServer:
             payload = jsonlib.loads(reply.body) if reply.status == 200 else None
         except ValueError:
             return
-        cost = ((payload or {}).get("usage") or {}).get("cost") if isinstance(payload, dict) else None
+        cost = (
+            ((payload or {}).get("usage") or {}).get("cost") if isinstance(payload, dict) else None
+        )
         if cost is None:
             return
         body = request.json or {}
-        kind = ("embedding" if request.path.endswith("/embeddings")
-                else "image" if "modalities" in body
-                else "qa" if "response_format" in body else "analysis")
+        kind = (
+            "embedding"
+            if request.path.endswith("/embeddings")
+            else "image"
+            if "modalities" in body
+            else "qa"
+            if "response_format" in body
+            else "analysis"
+        )
         with self._lock:
             self.bills.append(Bill(request.path, kind, _sku_of(body), float(cost)))
 
     # ------------------------------------------------------------------ dispatch
 
-    def respond(self, method: str, path: str, headers: dict[str, str],
-                raw: bytes) -> tuple[RecordedRequest, Reply]:
+    def respond(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[RecordedRequest, Reply]:
         """Record the request and work out its answer."""
         try:
             payload = jsonlib.loads(raw) if raw else None
@@ -321,9 +383,18 @@ class OpenRouterServer:
         data = [{"object": "embedding", "index": n, "embedding": v} for n, v in enumerate(vectors)]
         if self.shuffle_data:
             data.reverse()  # every batch of two or more comes back out of order
-        return Reply.json({"object": "list", "data": data, "model": body["model"],
-                           "usage": {"prompt_tokens": 256 * len(data),
-                                     "total_tokens": 256 * len(data), "cost": 0}})
+        return Reply.json(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {
+                    "prompt_tokens": 256 * len(data),
+                    "total_tokens": 256 * len(data),
+                    "cost": 0,
+                },
+            }
+        )
 
     @staticmethod
     def _image_of(item: Any, n: int) -> Image.Image:
@@ -348,9 +419,15 @@ class OpenRouterServer:
         """A structured answer of the requested schema: one verdict per check it names."""
         response_format = body["response_format"]
         spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
-        if (response_format.get("type") != "json_schema" or not isinstance(spec, dict)
-                or not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), dict)):
-            raise BadRequest("response_format must be {type: json_schema, json_schema: {name, schema}}")
+        if (
+            response_format.get("type") != "json_schema"
+            or not isinstance(spec, dict)
+            or not isinstance(spec.get("name"), str)
+            or not isinstance(spec.get("schema"), dict)
+        ):
+            raise BadRequest(
+                "response_format must be {type: json_schema, json_schema: {name, schema}}"
+            )
         try:
             names = spec["schema"]["properties"]["checks"]["items"]["properties"]["name"]["enum"]
         except (KeyError, TypeError):
@@ -364,38 +441,60 @@ class OpenRouterServer:
         checks = []
         for name in names:
             passed = name not in self.qa_failures and (name != "garment_fidelity" or distance < 40)
-            note = (f"Mean colour distance {distance:.0f}." if name == "garment_fidelity"
-                    else "Looks right." if passed else "Scripted failure.")
-            checks.append({"name": name, "passed": passed, "score": 0.9 if passed else 0.2,
-                           "note": note})
-        return Reply.json(chat_completion(body["model"], jsonlib.dumps({"checks": checks}),
-                                          cost=0.002))
+            note = (
+                f"Mean colour distance {distance:.0f}."
+                if name == "garment_fidelity"
+                else "Looks right."
+                if passed
+                else "Scripted failure."
+            )
+            checks.append(
+                {"name": name, "passed": passed, "score": 0.9 if passed else 0.2, "note": note}
+            )
+        return Reply.json(
+            chat_completion(body["model"], jsonlib.dumps({"checks": checks}), cost=0.002)
+        )
 
     def _generate(self, body: dict[str, Any], images: list[Image.Image]) -> Reply:
         """A PNG at 1/8 of the 1K size of the requested ratio (its exact ratio), showing the
         mean colour of the first input image (the flat-lay)."""
         modalities, config = body["modalities"], body.get("image_config")
-        if not isinstance(modalities, list) or "image" not in modalities \
-                or not set(modalities) <= {"image", "text"}:
+        if (
+            not isinstance(modalities, list)
+            or "image" not in modalities
+            or not set(modalities) <= {"image", "text"}
+        ):
             raise BadRequest(f"modalities must be ['image', 'text'], not {modalities!r}")
         if not isinstance(config, dict):
             raise BadRequest("image_config must be an object with aspect_ratio and image_size")
         if config.get("aspect_ratio") not in ONE_K:
-            raise BadRequest(f"image_config.aspect_ratio {config.get('aspect_ratio')!r} is not "
-                             f"supported; use one of {', '.join(ONE_K)}")
+            raise BadRequest(
+                f"image_config.aspect_ratio {config.get('aspect_ratio')!r} is not "
+                f"supported; use one of {', '.join(ONE_K)}"
+            )
         if config.get("image_size") not in IMAGE_COST:
-            raise BadRequest(f"image_config.image_size {config.get('image_size')!r} is not "
-                             f"supported; use one of {', '.join(IMAGE_COST)}")
+            raise BadRequest(
+                f"image_config.image_size {config.get('image_size')!r} is not "
+                f"supported; use one of {', '.join(IMAGE_COST)}"
+            )
         if not images or len(images) > MAX_INPUT_IMAGES:
-            raise BadRequest(f"image generation takes 1 to {MAX_INPUT_IMAGES} input images, "
-                             f"not {len(images)}")
+            raise BadRequest(
+                f"image generation takes 1 to {MAX_INPUT_IMAGES} input images, not {len(images)}"
+            )
         width, height = (side // 8 for side in ONE_K[config["aspect_ratio"]])
         promo = Image.new("RGB", (width, height), (236, 232, 224))
-        ImageDraw.Draw(promo).ellipse((width * 0.3, height * 0.1, width * 0.7, height * 0.9),
-                                      fill=_mean_colour(images[0]))
-        return Reply.json(chat_completion(
-            body["model"], "Here is your promotional photo.", images=[png_data_uri(promo)],
-            images_in_content=self.images_in_content, cost=IMAGE_COST[config["image_size"]]))
+        ImageDraw.Draw(promo).ellipse(
+            (width * 0.3, height * 0.1, width * 0.7, height * 0.9), fill=_mean_colour(images[0])
+        )
+        return Reply.json(
+            chat_completion(
+                body["model"],
+                "Here is your promotional photo.",
+                images=[png_data_uri(promo)],
+                images_in_content=self.images_in_content,
+                cost=IMAGE_COST[config["image_size"]],
+            )
+        )
 
     def vector_for(self, image: Image.Image) -> list[float]:
         """A smooth function of the mean colour: similar images get similar vectors."""
@@ -404,8 +503,12 @@ class OpenRouterServer:
 
 
 def _blank_image_reply(size: tuple[int, int]) -> dict[str, Any]:
-    return chat_completion("google/test-image-model", "Here it is.", cost=0.067,
-                           images=[png_data_uri(Image.new("RGB", size, (240, 240, 240)))])
+    return chat_completion(
+        "google/test-image-model",
+        "Here it is.",
+        cost=0.067,
+        images=[png_data_uri(Image.new("RGB", size, (240, 240, 240)))],
+    )
 
 
 _SKU = re.compile(r'"sku": "([^"]+)"')
@@ -413,9 +516,13 @@ _SKU = re.compile(r'"sku": "([^"]+)"')
 
 def _sku_of(body: dict[str, Any]) -> str:
     """The new product's sku in a chat request's prompt (its data block), or ""."""
-    texts = [part.get("text", "") for message in body.get("messages") or [] if isinstance(message, dict)
-             for part in (message.get("content") if isinstance(message.get("content"), list) else [])
-             if isinstance(part, dict) and part.get("type") == "text"]
+    texts = [
+        part.get("text", "")
+        for message in body.get("messages") or []
+        if isinstance(message, dict)
+        for part in (message.get("content") if isinstance(message.get("content"), list) else [])
+        if isinstance(part, dict) and part.get("type") == "text"
+    ]
     found = _SKU.findall(texts[-1]) if texts else []
     return found[-1] if found else ""
 

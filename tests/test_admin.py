@@ -31,12 +31,22 @@ from catalog.services import product_save
 CHANGELIST = reverse("admin:catalog_product_changelist")
 IMPORT = reverse("admin:catalog_product_import")
 
-HISTORICAL_HEADER = ["product_id", "image_path", "category", "color", "style", "season",
-                     "sales_count", "description", "price"]
+HISTORICAL_HEADER = [
+    "product_id",
+    "image_path",
+    "category",
+    "color",
+    "style",
+    "season",
+    "sales_count",
+    "description",
+    "price",
+]
 CONTENT_ADDRESSED = re.compile(r"^products/([0-9a-f]{2})/([0-9a-f]{64})\.jpg$")
 
 
 # --- builders ------------------------------------------------------------------------------
+
 
 def image_bytes(color=(200, 30, 30), size=(64, 80), fmt="JPEG") -> bytes:
     buffer = io.BytesIO()
@@ -60,9 +70,18 @@ def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
     return text.getvalue().encode()
 
 
-def historical_row(sku, image_path, *, category="Dress", color="red", style="casual",
-                   season="Summer", sales_count=100, description="A light summer dress",
-                   price="49.90"):
+def historical_row(
+    sku,
+    image_path,
+    *,
+    category="Dress",
+    color="red",
+    style="casual",
+    season="Summer",
+    sales_count=100,
+    description="A light summer dress",
+    price="49.90",
+):
     return [sku, image_path, category, color, style, season, sales_count, description, price]
 
 
@@ -109,11 +128,17 @@ def change_url(product: Product) -> str:
 
 def change_form_data(product: Product, **overrides) -> dict:
     data = {
-        "sku": product.sku, "lifecycle": product.lifecycle, "category": product.category,
-        "color": product.color, "style": product.style, "season": product.season,
-        "description": product.description, "prompt_hint": product.prompt_hint,
+        "sku": product.sku,
+        "lifecycle": product.lifecycle,
+        "category": product.category,
+        "color": product.color,
+        "style": product.style,
+        "season": product.season,
+        "description": product.description,
+        "prompt_hint": product.prompt_hint,
         "price": "" if product.price is None else str(product.price),
-        "sales_count": str(product.sales_count), "_save": "Save",
+        "sales_count": str(product.sales_count),
+        "_save": "Save",
     }
     data.update(overrides)
     return data
@@ -127,8 +152,15 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def post_import(client, csv_data: bytes, zip_data: bytes | None = None, *, kind="",
-                csv_name="catalog.csv", zip_name="images.zip"):
+def post_import(
+    client,
+    csv_data: bytes,
+    zip_data: bytes | None = None,
+    *,
+    kind="",
+    csv_name="catalog.csv",
+    zip_name="images.zip",
+):
     data = {"csv_file": upload(csv_name, csv_data, "text/csv"), "kind": kind}
     if zip_data is not None:
         data["images_zip"] = upload(zip_name, zip_data, "application/zip")
@@ -142,35 +174,69 @@ def staging_folders(settings) -> list[Path]:
 
 
 def two_product_upload():
-    csv_data = csv_bytes(HISTORICAL_HEADER, [
-        historical_row("DR-001", "images/dr-001.jpg", sales_count=2000, price="59.00"),
-        historical_row("TS-002", "images/ts-002.png", category="T-shirt", sales_count=10,
-                       description="Plain cotton tee", price="12.50"),
-    ])
-    zip_data = zip_bytes({
-        "images/dr-001.jpg": image_bytes((200, 20, 20)),
-        "images/ts-002.png": image_bytes((20, 200, 20), fmt="PNG"),
-    })
+    csv_data = csv_bytes(
+        HISTORICAL_HEADER,
+        [
+            historical_row("DR-001", "images/dr-001.jpg", sales_count=2000, price="59.00"),
+            historical_row(
+                "TS-002",
+                "images/ts-002.png",
+                category="T-shirt",
+                sales_count=10,
+                description="Plain cotton tee",
+                price="12.50",
+            ),
+        ],
+    )
+    zip_data = zip_bytes(
+        {
+            "images/dr-001.jpg": image_bytes((200, 20, 20)),
+            "images/ts-002.png": image_bytes((20, 200, 20), fmt="PNG"),
+        }
+    )
     return csv_data, zip_data
 
 
 # --- changelist ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def catalog(db):
     return {
-        "hit": make_product("DR-100", color=(250, 0, 0), category="Dress", season="Summer",
-                            style="boho", sales_count=5000,
-                            description="Flowing maxi dress with floral print"),
-        "plain": make_product("TS-200", color=(0, 250, 0), category="T-shirt", season="Winter",
-                              style="basic", sales_count=40, description="Plain cotton tee"),
-        "fresh": make_product("JK-300", color=(0, 0, 250), category="Jacket", season="Autumn",
-                              style="street", sales_count=0, lifecycle=Product.Lifecycle.NEW,
-                              description="Cropped denim jacket"),
+        "hit": make_product(
+            "DR-100",
+            color=(250, 0, 0),
+            category="Dress",
+            season="Summer",
+            style="boho",
+            sales_count=5000,
+            description="Flowing maxi dress with floral print",
+        ),
+        "plain": make_product(
+            "TS-200",
+            color=(0, 250, 0),
+            category="T-shirt",
+            season="Winter",
+            style="basic",
+            sales_count=40,
+            description="Plain cotton tee",
+        ),
+        "fresh": make_product(
+            "JK-300",
+            color=(0, 0, 250),
+            category="Jacket",
+            season="Autumn",
+            style="street",
+            sales_count=0,
+            lifecycle=Product.Lifecycle.NEW,
+            description="Cropped denim jacket",
+        ),
     }
 
 
-def test_changelist_shows_thumbnails_of_stored_renditions_and_bestseller_mark(editor_client, catalog):
+def test_changelist_shows_thumbnails_of_stored_renditions_and_bestseller_mark(
+    editor_client, catalog
+):
     hit = catalog["hit"]
     response = editor_client.get(CHANGELIST)
 
@@ -247,6 +313,7 @@ def list_display_position(name: str) -> int:
 
 # --- change form ---------------------------------------------------------------------------
 
+
 def test_change_form_shows_large_preview_of_the_image(editor_client, db):
     product = make_product("DR-1")
     response = editor_client.get(change_url(product))
@@ -264,19 +331,23 @@ def test_uploading_a_photo_reencodes_it_under_a_content_addressed_name(editor_cl
     # A PNG upload: the stored file must be the re-encoded JPEG, never these bytes.
     photo = image_bytes((1, 2, 3), size=(64, 80), fmt="PNG")
 
-    response = editor_client.post(change_url(product), change_form_data(
-        product, image=upload("new photo.png", photo, "image/png")))
+    response = editor_client.post(
+        change_url(product),
+        change_form_data(product, image=upload("new photo.png", photo, "image/png")),
+    )
 
     assert response.status_code == 302
     product.refresh_from_db()
     assert product.image.name != old_image
-    assert product.image.name == (
-        f"products/{product.image_sha256[:2]}/{product.image_sha256}.jpg")
+    assert product.image.name == (f"products/{product.image_sha256[:2]}/{product.image_sha256}.jpg")
     stored = default_storage.open(product.image.name).read()
     assert stored != photo
     assert product.image_sha256 == hashlib.sha256(stored).hexdigest()
     assert (product.image_width, product.image_height) == (64, 80)
-    assert product.thumbnail.name == f"products/thumbs/{product.image_sha256[:2]}/{product.image_sha256}-160.jpg"
+    assert (
+        product.thumbnail.name
+        == f"products/thumbs/{product.image_sha256[:2]}/{product.image_sha256}-160.jpg"
+    )
     assert default_storage.exists(product.thumbnail.name)
 
 
@@ -287,8 +358,9 @@ def test_uploading_a_photo_stores_reencoded_image_and_thumbnail_under_its_hash(e
     photo = image_bytes((1, 2, 3), fmt="PNG")
     expected = image_prepare(photo)
 
-    response = editor_client.post(change_url(product), change_form_data(
-        product, image=upload("new.png", photo, "image/png")))
+    response = editor_client.post(
+        change_url(product), change_form_data(product, image=upload("new.png", photo, "image/png"))
+    )
 
     assert response.status_code == 302
     product.refresh_from_db()
@@ -305,16 +377,23 @@ def test_uploading_a_non_image_is_rejected_and_changes_nothing(editor_client, db
     before = Product.objects.values().get(pk=product.pk)
     files_before = sorted(p for p in Path(default_storage.location).rglob("*") if p.is_file())
 
-    response = editor_client.post(change_url(product), change_form_data(
-        product, sales_count="9",
-        image=upload("photo.jpg", b"%PDF-1.4 definitely not a photo", "image/jpeg")))
+    response = editor_client.post(
+        change_url(product),
+        change_form_data(
+            product,
+            sales_count="9",
+            image=upload("photo.jpg", b"%PDF-1.4 definitely not a photo", "image/jpeg"),
+        ),
+    )
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "image" in errors
     assert "valid image" in " ".join(errors["image"])
     assert Product.objects.values().get(pk=product.pk) == before
-    assert sorted(p for p in Path(default_storage.location).rglob("*") if p.is_file()) == files_before
+    assert (
+        sorted(p for p in Path(default_storage.location).rglob("*") if p.is_file()) == files_before
+    )
 
 
 def test_uploading_an_unsupported_image_format_is_rejected_by_the_photo_check(editor_client, db):
@@ -322,12 +401,15 @@ def test_uploading_an_unsupported_image_format_is_rejected_by_the_photo_check(ed
     product = make_product("DR-1")
     sha_before = product.image_sha256
 
-    response = editor_client.post(change_url(product), change_form_data(
-        product, image=upload("anim.gif", image_bytes(fmt="GIF"), "image/gif")))
+    response = editor_client.post(
+        change_url(product),
+        change_form_data(product, image=upload("anim.gif", image_bytes(fmt="GIF"), "image/gif")),
+    )
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["image"] == [
-        "This photo cannot be used: GIF images are not accepted; use JPEG, PNG or WebP."]
+        "This photo cannot be used: GIF images are not accepted; use JPEG, PNG or WebP."
+    ]
     product.refresh_from_db()
     assert product.image_sha256 == sha_before
 
@@ -339,12 +421,17 @@ def test_uploading_a_too_large_photo_is_rejected_with_the_limit(editor_client, d
     photo = image_bytes((5, 5, 5))
     settings.CATALOG_IMAGE_MAX_BYTES = len(photo) - 1
 
-    response = editor_client.post(change_url(product), change_form_data(
-        product, image=upload("big.jpg", photo, "image/jpeg")), follow=True)
+    response = editor_client.post(
+        change_url(product),
+        change_form_data(product, image=upload("big.jpg", photo, "image/jpeg")),
+        follow=True,
+    )
 
     assert response.status_code == 200
-    assert (f"Nothing was saved. big.jpg is larger than {len(photo) - 1:,} bytes"
-            in response.content.decode())
+    assert (
+        f"Nothing was saved. big.jpg is larger than {len(photo) - 1:,} bytes"
+        in response.content.decode()
+    )
     product.refresh_from_db()
     assert product.image_sha256 == sha_before
     assert sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()) == files_before
@@ -375,6 +462,7 @@ def test_editing_other_fields_leaves_sales_updated_at_alone(editor_client, db):
 
 
 # --- import page and permissions -------------------------------------------------------------
+
 
 def test_import_page_renders_for_a_user_with_the_import_permission(importer_client):
     response = importer_client.get(IMPORT)
@@ -408,6 +496,7 @@ def test_changelist_shows_import_link_only_with_the_permission(client, db):
 
 # --- import: preview, confirm ------------------------------------------------------------------
 
+
 def confirm_data(preview) -> dict:
     """The hidden fields of the preview's confirm form, read from the HTML."""
     html = preview.content.decode()
@@ -427,7 +516,9 @@ def test_import_preview_lists_rows_to_create_and_writes_nothing(importer_client,
     result = response.context["result"]
     assert result.ok and not result.applied
     assert [(row.line, row.sku, row.action.label) for row in result.rows] == [
-        (2, "DR-001", "will be created"), (3, "TS-002", "will be created")]
+        (2, "DR-001", "will be created"),
+        (3, "TS-002", "will be created"),
+    ]
     html = response.content.decode()
     assert html.count("will be created") == 2
     assert "spring.csv" in html and "Historical catalog" in html
@@ -441,7 +532,8 @@ def test_import_preview_lists_rows_to_create_and_writes_nothing(importer_client,
 
 
 def test_import_confirm_creates_products_with_images_and_removes_the_staged_files(
-        importer_client, settings):
+    importer_client, settings
+):
     csv_data, zip_data = two_product_upload()
     preview = post_import(importer_client, csv_data, zip_data)
 
@@ -449,9 +541,17 @@ def test_import_confirm_creates_products_with_images_and_removes_the_staged_file
 
     dress, tee = Product.objects.order_by("sku")
     assert (dress.sku, dress.category, dress.sales_count, dress.price) == (
-        "DR-001", "Dress", 2000, Decimal("59.00"))
+        "DR-001",
+        "Dress",
+        2000,
+        Decimal("59.00"),
+    )
     assert (tee.sku, tee.category, tee.description, tee.price) == (
-        "TS-002", "T-shirt", "Plain cotton tee", Decimal("12.50"))
+        "TS-002",
+        "T-shirt",
+        "Plain cotton tee",
+        Decimal("12.50"),
+    )
     for product in (dress, tee):
         assert product.lifecycle == Product.Lifecycle.HISTORICAL
         assert CONTENT_ADDRESSED.match(product.image.name), product.image.name
@@ -471,7 +571,8 @@ def test_import_confirm_redirects_to_the_changelist_with_a_success_message(impor
 
     assert response.redirect_chain == [(CHANGELIST, 302)]
     assert messages_of(response) == [
-        "Imported spring.csv: 2 created, 0 updated, 0 unchanged, 0 failed (2 rows)."]
+        "Imported spring.csv: 2 created, 0 updated, 0 unchanged, 0 failed (2 rows)."
+    ]
     assert result_skus(response) == ["DR-001", "TS-002"]
     assert preview.context["token"] not in importer_client.session[SESSION_KEY]
 
@@ -486,17 +587,26 @@ def test_confirming_the_same_token_twice_imports_nothing_more(importer_client):
     response = importer_client.post(IMPORT, confirm_data(preview), follow=True)
 
     assert response.redirect_chain == [(IMPORT, 302)]
-    assert ("This import preview has expired or was already used. Upload the files again."
-            in messages_of(response))
+    assert (
+        "This import preview has expired or was already used. Upload the files again."
+        in messages_of(response)
+    )
     assert "expired or was already used" in response.content.decode()
     assert Product.objects.count() == 0
 
 
 def test_a_zip_with_a_single_top_level_folder_works(importer_client):
-    csv_data = csv_bytes(HISTORICAL_HEADER, [historical_row("DR-001", "dr-001.jpg"),
-                                             historical_row("DR-002", "sub/dr-002.jpg")])
-    zip_data = zip_bytes({"photos/": b"", "photos/dr-001.jpg": image_bytes((1, 1, 1)),
-                          "photos/sub/dr-002.jpg": image_bytes((2, 2, 2))})
+    csv_data = csv_bytes(
+        HISTORICAL_HEADER,
+        [historical_row("DR-001", "dr-001.jpg"), historical_row("DR-002", "sub/dr-002.jpg")],
+    )
+    zip_data = zip_bytes(
+        {
+            "photos/": b"",
+            "photos/dr-001.jpg": image_bytes((1, 1, 1)),
+            "photos/sub/dr-002.jpg": image_bytes((2, 2, 2)),
+        }
+    )
 
     preview = post_import(importer_client, csv_data, zip_data)
     result = preview.context["result"]
@@ -510,8 +620,12 @@ def test_a_zip_with_a_single_top_level_folder_works(importer_client):
 
 def test_a_zip_made_by_macos_finder_works(importer_client):
     csv_data = csv_bytes(HISTORICAL_HEADER, [historical_row("DR-001", "dr-001.jpg")])
-    zip_data = zip_bytes({"photos/dr-001.jpg": image_bytes(),
-                          "__MACOSX/photos/._dr-001.jpg": b"\x00\x05\x16\x07resource fork"})
+    zip_data = zip_bytes(
+        {
+            "photos/dr-001.jpg": image_bytes(),
+            "__MACOSX/photos/._dr-001.jpg": b"\x00\x05\x16\x07resource fork",
+        }
+    )
 
     preview = post_import(importer_client, csv_data, zip_data)
 
@@ -519,11 +633,14 @@ def test_a_zip_made_by_macos_finder_works(importer_client):
 
 
 def bad_price_and_missing_image_upload():
-    csv_data = csv_bytes(HISTORICAL_HEADER, [
-        historical_row("DR-001", "dr-001.jpg"),
-        historical_row("DR-002", "dr-002.jpg", price="cheap"),
-        historical_row("DR-003", "missing.jpg"),
-    ])
+    csv_data = csv_bytes(
+        HISTORICAL_HEADER,
+        [
+            historical_row("DR-001", "dr-001.jpg"),
+            historical_row("DR-002", "dr-002.jpg", price="cheap"),
+            historical_row("DR-003", "missing.jpg"),
+        ],
+    )
     zip_data = zip_bytes({"dr-001.jpg": image_bytes(), "dr-002.jpg": image_bytes((9, 9, 9))})
     return csv_data, zip_data
 
@@ -536,17 +653,22 @@ def test_import_preview_lists_row_errors_and_writes_nothing(importer_client, set
     assert [(e.line, e.column) for e in result.errors] == [(3, "price"), (4, "image_path")]
     html = response.content.decode()
     assert "2 errors found" in html
-    assert ("<tr><td>3</td><td>price</td><td>&#x27;cheap&#x27; is not a number; "
-            "expected a price such as 49.90</td></tr>") in html
-    assert ("<tr><td>4</td><td>image_path</td><td>image path &#x27;missing.jpg&#x27; "
-            "is not in the images ZIP</td></tr>") in html
+    assert (
+        "<tr><td>3</td><td>price</td><td>&#x27;cheap&#x27; is not a number; "
+        "expected a price such as 49.90</td></tr>"
+    ) in html
+    assert (
+        "<tr><td>4</td><td>image_path</td><td>image path &#x27;missing.jpg&#x27; "
+        "is not in the images ZIP</td></tr>"
+    ) in html
     assert 'id="catalog-import-confirm"' not in html
     assert "Confirm import" not in html
     assert Product.objects.count() == 0
 
 
 def test_an_upload_with_row_errors_writes_nothing_and_keeps_no_staged_files(
-        importer_client, settings):
+    importer_client, settings
+):
     importer_client.raise_request_exception = False
     post_import(importer_client, *bad_price_and_missing_image_upload())
 
@@ -603,7 +725,9 @@ def test_an_oversized_csv_is_refused_while_it_arrives(importer_client, settings)
     assert Product.objects.count() == 0
 
 
-def test_an_oversized_zip_is_refused_while_it_arrives_and_nothing_is_stored(importer_client, settings):
+def test_an_oversized_zip_is_refused_while_it_arrives_and_nothing_is_stored(
+    importer_client, settings
+):
     csv_data, zip_data = two_product_upload()
     settings.CATALOG_IMPORT_MAX_ZIP_BYTES = len(zip_data) // 2
 
@@ -619,12 +743,14 @@ def test_an_oversized_zip_is_refused_while_it_arrives_and_nothing_is_stored(impo
 def test_an_images_file_that_is_not_a_zip_gives_a_clear_error(importer_client, settings):
     csv_data, _ = two_product_upload()
 
-    response = post_import(importer_client, csv_data, b"this is not a zip archive",
-                           zip_name="images.zip")
+    response = post_import(
+        importer_client, csv_data, b"this is not a zip archive", zip_name="images.zip"
+    )
 
     assert response.status_code == 200
     assert response.context["form"].errors["images_zip"] == [
-        "the images file is not a valid ZIP archive"]
+        "the images file is not a valid ZIP archive"
+    ]
     assert "the images file is not a valid ZIP archive" in response.content.decode()
     assert Product.objects.count() == 0
     assert staging_folders(settings) == []
@@ -637,11 +763,14 @@ def test_a_sales_update_imports_without_a_zip_and_changes_only_sales(importer_cl
     Product.objects.filter(pk=dress.pk).update(sales_updated_at=None)
     before = Product.objects.values().get(pk=dress.pk)
 
-    preview = post_import(importer_client, csv_bytes(["sku", "sales_count"],
-                                                     [["DR-1", 1234], ["TS-2", 5]]))
+    preview = post_import(
+        importer_client, csv_bytes(["sku", "sales_count"], [["DR-1", 1234], ["TS-2", 5]])
+    )
     result = preview.context["result"]
     assert [(r.sku, r.action.label, r.changed_fields) for r in result.rows] == [
-        ("DR-1", "will be updated", ["sales_count"]), ("TS-2", "unchanged", [])]
+        ("DR-1", "will be updated", ["sales_count"]),
+        ("TS-2", "unchanged", []),
+    ]
     html = preview.content.decode()
     assert "sales_count: 10 → 1234" in html  # old → new in the preview
     assert Product.objects.get(pk=dress.pk).sales_count == 10
@@ -685,7 +814,8 @@ def test_changelist_counts_once_and_filters_list_indexed_columns(editor_client, 
     assert len(counts) == 1  # the filtered page's count, not the whole table's as well
     # Each listed column leads an index (with the sku after it: a filtered page is read in order).
     leading = {index.fields[0] for index in Product._meta.indexes} | {
-        field.name for field in Product._meta.fields if field.db_index or field.unique}
+        field.name for field in Product._meta.fields if field.db_index or field.unique
+    }
     assert {"category", "season", "style", "lifecycle"} <= leading
 
 
@@ -695,7 +825,12 @@ def test_a_long_product_list_is_counted_only_up_to_a_cap(editor_client, catalog,
     total = Product.objects.count()
     monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", total - 1)
     capped = editor_client.get("/admin/catalog/product/")
-    assert f"More than {total - 1:,} products: the filters narrow the list" in capped.content.decode()
+    assert (
+        f"More than {total - 1:,} products: the filters narrow the list" in capped.content.decode()
+    )
     narrowed = editor_client.get("/admin/catalog/product/?season=summer")
     summer = Product.objects.filter(season="summer").count()
-    assert "More than" not in narrowed.content.decode() and narrowed.context["cl"].result_count == summer
+    assert (
+        "More than" not in narrowed.content.decode()
+        and narrowed.context["cl"].result_count == summer
+    )

@@ -14,14 +14,17 @@ STATUS = reverse("admin:catalog_product_index_status")
 def test_changelist_shows_each_products_index_state_and_error(admin_client):
     make_product("OK1")
     failed = make_product("BAD1", color="red")
-    Product.objects.filter(pk=failed.pk).update(index_state=IndexState.FAILED,
-                                                index_error="Milvus upsert failed: disk full")
+    Product.objects.filter(pk=failed.pk).update(
+        index_state=IndexState.FAILED, index_error="Milvus upsert failed: disk full"
+    )
 
     html = admin_client.get(reverse("admin:catalog_product_changelist")).content.decode()
 
     assert "Pending" in html and "Failed" in html
     assert "Milvus upsert failed: disk full" in html
-    filtered = admin_client.get(reverse("admin:catalog_product_changelist") + "?index_state__exact=failed")
+    filtered = admin_client.get(
+        reverse("admin:catalog_product_changelist") + "?index_state__exact=failed"
+    )
     assert list(filtered.context["cl"].result_list) == [failed]
 
 
@@ -67,20 +70,26 @@ def test_index_status_page_compares_milvus_with_the_database(admin_client, milvu
     assert "Rows in Milvus" in html and "version 1" in html
 
 
-def test_index_status_buttons_queue_the_reconcile(admin_client, broker, django_capture_on_commit_callbacks):
+def test_index_status_buttons_queue_the_reconcile(
+    admin_client, broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(STATUS, {"run": "reconcile"})
     assert response.status_code == 302
     assert broker.queues["index"].qsize() == 1
 
 
-def test_resync_action_queues_the_selected_products(admin_client, broker, django_capture_on_commit_callbacks):
+def test_resync_action_queues_the_selected_products(
+    admin_client, broker, django_capture_on_commit_callbacks
+):
     product = make_product("A1")
     Product.objects.filter(pk=product.pk).update(index_state=IndexState.FAILED)
 
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(reverse("admin:catalog_product_changelist"),
-                          {"action": "resync_index", "_selected_action": [product.pk]})
+        admin_client.post(
+            reverse("admin:catalog_product_changelist"),
+            {"action": "resync_index", "_selected_action": [product.pk]},
+        )
 
     assert Product.objects.get(pk=product.pk).index_state == IndexState.PENDING
     assert broker.queues["index"].qsize() == 1

@@ -58,8 +58,13 @@ APP_LABELS = sorted({model._meta.app_label for model in REGISTERED})
 # gets its first object ("first").
 CHANGE_CASES = {
     "auth.user": ["admin", "merchandiser"],
-    PRODUCT: ["new-pending", "new-synced", "historical-bestseller-published", "historical-index-failed",
-              "no-photo"],
+    PRODUCT: [
+        "new-pending",
+        "new-synced",
+        "historical-bestseller-published",
+        "historical-index-failed",
+        "no-photo",
+    ],
     BATCH: ["free", "paid", "empty"],
     ASSET: [*AssetStatus.values, "regenerated-v2"],
 }
@@ -67,10 +72,18 @@ CHANGE_CASES = {
 # Changelists with filters worth rendering besides the default list. The asset list shows the
 # review queue (in review) unless a status or "all" is chosen.
 CHANGELIST_QUERIES = {
-    ASSET: ["status=all", *(f"status={value}" for value in AssetStatus.values),
-            "offline__exact=1&status=all"],
-    PRODUCT: ["index_state__exact=failed", "index_state__exact=synced", "lifecycle__exact=historical",
-              "bestseller=yes", "bestseller=no"],
+    ASSET: [
+        "status=all",
+        *(f"status={value}" for value in AssetStatus.values),
+        "offline__exact=1&status=all",
+    ],
+    PRODUCT: [
+        "index_state__exact=failed",
+        "index_state__exact=synced",
+        "lifecycle__exact=historical",
+        "bestseller=yes",
+        "bestseller=no",
+    ],
 }
 
 
@@ -80,8 +93,10 @@ def sort_by(model, column: str, descending: bool = False) -> str:
     return f"o={'-' if descending else ''}{columns.index(column)}"
 
 
-CHANGELIST_QUERIES[BATCH] = [sort_by(GenerationBatch, "cost_so_far"),
-                             sort_by(GenerationBatch, "failed_count", descending=True)]
+CHANGELIST_QUERIES[BATCH] = [
+    sort_by(GenerationBatch, "cost_so_far"),
+    sort_by(GenerationBatch, "failed_count", descending=True),
+]
 for _model, _model_admin in admin.site._registry.items():
     if _model_admin.search_fields:
         CHANGELIST_QUERIES.setdefault(label(_model), []).append("q=a")
@@ -96,40 +111,78 @@ def smoke_settings(settings):
 
 # --- the data ------------------------------------------------------------------------------
 
+
 def png(color="white", size=(48, 64)) -> ContentFile:
     return ContentFile(image_bytes(color, size=size, fmt="PNG"))
 
 
 # How far each status got in the pipeline: 1 retrieved, 2 analysed, 3 generated.
-REACHED = {AssetStatus.QUEUED: 0, AssetStatus.RETRIEVING: 0, AssetStatus.ANALYSING: 1,
-           AssetStatus.GENERATING: 2, AssetStatus.FAILED: 2, AssetStatus.CHECKING: 3,
-           AssetStatus.IN_REVIEW: 3,
-           AssetStatus.APPROVED: 3, AssetStatus.REJECTED: 3, AssetStatus.PUBLISHED: 3,
-           AssetStatus.SET_ASIDE: 3}
-PATH = [AssetStatus.QUEUED, AssetStatus.RETRIEVING, AssetStatus.ANALYSING, AssetStatus.GENERATING,
-        AssetStatus.CHECKING, AssetStatus.IN_REVIEW]
+REACHED = {
+    AssetStatus.QUEUED: 0,
+    AssetStatus.RETRIEVING: 0,
+    AssetStatus.ANALYSING: 1,
+    AssetStatus.GENERATING: 2,
+    AssetStatus.FAILED: 2,
+    AssetStatus.CHECKING: 3,
+    AssetStatus.IN_REVIEW: 3,
+    AssetStatus.APPROVED: 3,
+    AssetStatus.REJECTED: 3,
+    AssetStatus.PUBLISHED: 3,
+    AssetStatus.SET_ASIDE: 3,
+}
+PATH = [
+    AssetStatus.QUEUED,
+    AssetStatus.RETRIEVING,
+    AssetStatus.ANALYSING,
+    AssetStatus.GENERATING,
+    AssetStatus.CHECKING,
+    AssetStatus.IN_REVIEW,
+]
 # What QA said of the images that reached review: every verdict, and markup in a note.
-QA = {"qa_status": "flagged", "qa_model": "qwen/qa", "qa_checks": [
-    {"name": "garment_fidelity", "passed": False, "score": 0.2, "note": "The <b>red</b> is orange."},
-    {"name": "no_text", "passed": True, "score": 0.9, "note": "No text."},
-    {"name": "artefacts", "passed": None, "score": None, "note": "Not checked offline."}]}
+QA = {
+    "qa_status": "flagged",
+    "qa_model": "qwen/qa",
+    "qa_checks": [
+        {
+            "name": "garment_fidelity",
+            "passed": False,
+            "score": 0.2,
+            "note": "The <b>red</b> is orange.",
+        },
+        {"name": "no_text", "passed": True, "score": 0.9, "note": "No text."},
+        {"name": "artefacts", "passed": None, "score": None, "note": "Not checked offline."},
+    ],
+}
 
 
-def add_asset(batch, product, preset, status, *, cost, offline, references, reviewer,
-              previous=None, **fields) -> GeneratedAsset:
+def add_asset(
+    batch, product, preset, status, *, cost, offline, references, reviewer, previous=None, **fields
+) -> GeneratedAsset:
     now = timezone.now()
     reached = REACHED[status]
     asset = GeneratedAsset(
-        batch=batch, product=product, preset=preset, status=status, offline=offline, cost=cost,
-        version=fields.pop("version", previous.version + 1 if previous else 1), previous_version=previous,
-        aspect_ratio=preset.aspect_ratio, size_tier=batch.size_tier,
-        reference_count=batch.reference_count, **fields)
+        batch=batch,
+        product=product,
+        preset=preset,
+        status=status,
+        offline=offline,
+        cost=cost,
+        version=fields.pop("version", previous.version + 1 if previous else 1),
+        previous_version=previous,
+        aspect_ratio=preset.aspect_ratio,
+        size_tier=batch.size_tier,
+        reference_count=batch.reference_count,
+        **fields,
+    )
     if status != AssetStatus.QUEUED:
         asset.attempts, asset.claimed_by, asset.claimed_at = 1, "host:12:3", now
     if reached >= 1:
         asset.retrieved_at, asset.retrieval_note = now, "Only 2 of 3 bestsellers qualify."
     if reached >= 2:
-        asset.style_prompt, asset.analyst_model = "soft <b>window</b> light, linen", "offline-analyst"
+        asset.style_prompt, asset.analyst_model = (
+            "soft <b>window</b> light, linen",
+            "offline-analyst",
+        )
         asset.usage = {"analysis": {"prompt_tokens": 812, "cost": str(cost)}}
         asset.timings = {"retrieve": 0.12, "analyse": 1.5}
     if reached >= 3:
@@ -146,29 +199,49 @@ def add_asset(batch, product, preset, status, *, cost, offline, references, revi
     if status == AssetStatus.FAILED:
         asset.failure_reason = "The monthly spending cap of $1 would be passed"
         asset.last_error = "ProviderError: 429 Too Many Requests"
-    if status in (AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED,
-                  AssetStatus.SET_ASIDE):
+    if status in (
+        AssetStatus.APPROVED,
+        AssetStatus.REJECTED,
+        AssetStatus.PUBLISHED,
+        AssetStatus.SET_ASIDE,
+    ):
         asset.reviewed_by, asset.reviewed_at = reviewer, now
     if status == AssetStatus.REJECTED:
         asset.rejection_reason = "The label is visible"
     if status == AssetStatus.PUBLISHED:
-        asset.published_image.save(f"published/{product.sku}-{preset.pk}.png", png("grey"), save=False)
+        asset.published_image.save(
+            f"published/{product.sku}-{preset.pk}.png", png("grey"), save=False
+        )
         asset.published_at = now
     asset.save()
 
     if reached >= 1:
         for rank, reference in enumerate(references, start=1):
-            AssetReference.objects.create(asset=asset, product=reference, rank=rank,
-                                          score=0.0325 / rank, dense_rank=rank,
-                                          sparse_rank=None if rank > 1 else 1)
-    steps = PATH[:PATH.index(status) + 1] if status in PATH else PATH[:reached + 1] + [status]
+            AssetReference.objects.create(
+                asset=asset,
+                product=reference,
+                rank=rank,
+                score=0.0325 / rank,
+                dense_rank=rank,
+                sparse_rank=None if rank > 1 else 1,
+            )
+    steps = PATH[: PATH.index(status) + 1] if status in PATH else PATH[: reached + 1] + [status]
     previous_step = ""
     for step in steps:
-        by_person = step in (AssetStatus.QUEUED, AssetStatus.APPROVED, AssetStatus.REJECTED,
-                             AssetStatus.PUBLISHED)
-        AssetEvent.objects.create(asset=asset, from_status=previous_step, to_status=step,
-                                  user=reviewer if by_person else None,
-                                  worker="" if by_person else "host:12:3", note=f"to {step}")
+        by_person = step in (
+            AssetStatus.QUEUED,
+            AssetStatus.APPROVED,
+            AssetStatus.REJECTED,
+            AssetStatus.PUBLISHED,
+        )
+        AssetEvent.objects.create(
+            asset=asset,
+            from_status=previous_step,
+            to_status=step,
+            user=reviewer if by_person else None,
+            worker="" if by_person else "host:12:3",
+            note=f"to {step}",
+        )
         previous_step = step
     return asset
 
@@ -184,75 +257,168 @@ def admin_data(admin_user):
     now = timezone.now()
     new_pending = make_product("NEW-1", lifecycle=Product.Lifecycle.NEW, prompt_hint="autumn park")
     new_synced = make_product("NEW-2", lifecycle=Product.Lifecycle.NEW, color="green")
-    bestseller = make_product("OLD-1", lifecycle=Product.Lifecycle.HISTORICAL, color="red",
-                              sales_count=5000, price=Decimal("49.90"), description="Red linen dress")
-    failed = make_product("OLD-2", lifecycle=Product.Lifecycle.HISTORICAL, color="purple",
-                          sales_count=1600, season="summer", style="casual")
-    bare = Product.objects.create(sku="BARE-1", category="dress", image="")  # no photo, no thumbnail
+    bestseller = make_product(
+        "OLD-1",
+        lifecycle=Product.Lifecycle.HISTORICAL,
+        color="red",
+        sales_count=5000,
+        price=Decimal("49.90"),
+        description="Red linen dress",
+    )
+    failed = make_product(
+        "OLD-2",
+        lifecycle=Product.Lifecycle.HISTORICAL,
+        color="purple",
+        sales_count=1600,
+        season="summer",
+        style="casual",
+    )
+    bare = Product.objects.create(
+        sku="BARE-1", category="dress", image=""
+    )  # no photo, no thumbnail
     Product.objects.filter(pk__in=[new_synced.pk, bestseller.pk]).update(
-        index_state=IndexState.SYNCED, index_state_at=now)
+        index_state=IndexState.SYNCED, index_state_at=now
+    )
     Product.objects.filter(pk=failed.pk).update(
-        index_state=IndexState.FAILED, index_state_at=now,
-        index_error="Milvus upsert failed: <disk full> " + "x" * 100)
-    for case, product in [("new-pending", new_pending), ("new-synced", new_synced),
-                          ("historical-bestseller-published", bestseller),
-                          ("historical-index-failed", failed), ("no-photo", bare)]:
+        index_state=IndexState.FAILED,
+        index_state_at=now,
+        index_error="Milvus upsert failed: <disk full> " + "x" * 100,
+    )
+    for case, product in [
+        ("new-pending", new_pending),
+        ("new-synced", new_synced),
+        ("historical-bestseller-published", bestseller),
+        ("historical-index-failed", failed),
+        ("no-photo", bare),
+    ]:
         data[PRODUCT, case] = Product.objects.get(pk=product.pk)
 
     vectorizer_fit()  # the active TF-IDF vocabulary the index status page names
-    IndexRun.objects.create(kind=IndexRun.Kind.RECONCILE, embedder="offline_v1", finished_at=now,
-                            missing=1, stale=2, repaired=3)
-    IndexRun.objects.create(kind=IndexRun.Kind.REBUILD, embedder="offline_v1", collection="products_v1",
-                            error="Milvus is unavailable")
+    IndexRun.objects.create(
+        kind=IndexRun.Kind.RECONCILE,
+        embedder="offline_v1",
+        finished_at=now,
+        missing=1,
+        stale=2,
+        repaired=3,
+    )
+    IndexRun.objects.create(
+        kind=IndexRun.Kind.REBUILD,
+        embedder="offline_v1",
+        collection="products_v1",
+        error="Milvus is unavailable",
+    )
 
     # The spending ledger: a used answer, a paid one that was rejected, a call in flight.
-    spend_book(key="asset:1:image:1", kind=ProviderCall.Kind.IMAGE, subject="asset:1",
-               model="google/gemini-3.1-flash-image-preview", cost=Decimal("0.067"),
-               price=Decimal("0.067"), usage={"completion_tokens": 1290, "cost": 0.067})
-    spend_book(key="asset:2:image:1", kind=ProviderCall.Kind.IMAGE, subject="asset:2",
-               model="google/gemini-3.1-flash-image-preview", cost=None, price=Decimal("0.067"),
-               rejected_reason="The model returned a blank image. <script>alert(1)</script>")
+    spend_book(
+        key="asset:1:image:1",
+        kind=ProviderCall.Kind.IMAGE,
+        subject="asset:1",
+        model="google/gemini-3.1-flash-image-preview",
+        cost=Decimal("0.067"),
+        price=Decimal("0.067"),
+        usage={"completion_tokens": 1290, "cost": 0.067},
+    )
+    spend_book(
+        key="asset:2:image:1",
+        kind=ProviderCall.Kind.IMAGE,
+        subject="asset:2",
+        model="google/gemini-3.1-flash-image-preview",
+        cost=None,
+        price=Decimal("0.067"),
+        rejected_reason="The model returned a blank image. <script>alert(1)</script>",
+    )
     spend_reserve(amount=Decimal("0.005"), owner="host:1:2", subject="asset:3")
 
-    hero, marketplace = ChannelPreset.objects.get(name=HERO), ChannelPreset.objects.get(name=MARKETPLACE)
+    hero, marketplace = (
+        ChannelPreset.objects.get(name=HERO),
+        ChannelPreset.objects.get(name=MARKETPLACE),
+    )
     references = [bestseller, failed]
     common = {"references": references, "reviewer": admin_user}
 
     # Offline previews: every asset cost $0, so the batch's cost sums to Decimal("0").
-    free = GenerationBatch.objects.create(requested_by=merchandiser, size_tier="1K", reference_count=2)
+    free = GenerationBatch.objects.create(
+        requested_by=merchandiser, size_tier="1K", reference_count=2
+    )
     free.presets.set([hero, marketplace])
     for product, preset, status in [
-        (new_pending, hero, AssetStatus.QUEUED), (new_pending, marketplace, AssetStatus.RETRIEVING),
-        (new_synced, hero, AssetStatus.ANALYSING), (new_synced, marketplace, AssetStatus.GENERATING),
+        (new_pending, hero, AssetStatus.QUEUED),
+        (new_pending, marketplace, AssetStatus.RETRIEVING),
+        (new_synced, hero, AssetStatus.ANALYSING),
+        (new_synced, marketplace, AssetStatus.GENERATING),
     ]:
         add_asset(free, product, preset, status, cost=Decimal("0"), offline=True, **common)
-    add_asset(free, new_synced, hero, AssetStatus.CHECKING, cost=Decimal("0"), offline=True,
-              version=2, **common)
-    for status in (AssetStatus.QUEUED, AssetStatus.RETRIEVING, AssetStatus.ANALYSING,
-                   AssetStatus.GENERATING, AssetStatus.CHECKING):
+    add_asset(
+        free,
+        new_synced,
+        hero,
+        AssetStatus.CHECKING,
+        cost=Decimal("0"),
+        offline=True,
+        version=2,
+        **common,
+    )
+    for status in (
+        AssetStatus.QUEUED,
+        AssetStatus.RETRIEVING,
+        AssetStatus.ANALYSING,
+        AssetStatus.GENERATING,
+        AssetStatus.CHECKING,
+    ):
         data[ASSET, status] = free.assets.filter(status=status).order_by("pk").first()
 
     # Paid: real provider costs; it stopped at the spending cap.
-    paid = GenerationBatch.objects.create(requested_by=merchandiser, size_tier="2K", reference_count=2,
-                                          estimated_cost=Decimal("0.636"),
-                                          note="The monthly spending cap of $1 would be passed")
+    paid = GenerationBatch.objects.create(
+        requested_by=merchandiser,
+        size_tier="2K",
+        reference_count=2,
+        estimated_cost=Decimal("0.636"),
+        note="The monthly spending cap of $1 would be passed",
+    )
     paid.presets.set([hero, marketplace])
     price = {"cost": Decimal("0.106"), "offline": False, **common}
-    data[ASSET, AssetStatus.PUBLISHED] = add_asset(paid, bestseller, hero, AssetStatus.PUBLISHED, **price)
-    data[ASSET, AssetStatus.APPROVED] = add_asset(paid, bestseller, marketplace, AssetStatus.APPROVED,
-                                                  **price)
-    data[ASSET, AssetStatus.SET_ASIDE] = add_asset(paid, bestseller, marketplace, AssetStatus.SET_ASIDE,
-                                                   variant=2, **price)  # the approved one's sibling
+    data[ASSET, AssetStatus.PUBLISHED] = add_asset(
+        paid, bestseller, hero, AssetStatus.PUBLISHED, **price
+    )
+    data[ASSET, AssetStatus.APPROVED] = add_asset(
+        paid, bestseller, marketplace, AssetStatus.APPROVED, **price
+    )
+    data[ASSET, AssetStatus.SET_ASIDE] = add_asset(
+        paid, bestseller, marketplace, AssetStatus.SET_ASIDE, variant=2, **price
+    )  # the approved one's sibling
     rejected = add_asset(paid, failed, hero, AssetStatus.REJECTED, **price)
     data[ASSET, AssetStatus.REJECTED] = rejected
-    data[ASSET, "regenerated-v2"] = add_asset(paid, failed, hero, AssetStatus.IN_REVIEW, previous=rejected,
-                                              feedback="Hide the label", **price)
-    data[ASSET, AssetStatus.FAILED] = add_asset(paid, failed, marketplace, AssetStatus.FAILED,
-                                                cost=Decimal("0.005"), offline=False, **common)
+    data[ASSET, "regenerated-v2"] = add_asset(
+        paid,
+        failed,
+        hero,
+        AssetStatus.IN_REVIEW,
+        previous=rejected,
+        feedback="Hide the label",
+        **price,
+    )
+    data[ASSET, AssetStatus.FAILED] = add_asset(
+        paid,
+        failed,
+        marketplace,
+        AssetStatus.FAILED,
+        cost=Decimal("0.005"),
+        offline=False,
+        **common,
+    )
     # An offline preview in the queue too, in the free batch.
-    data[ASSET, AssetStatus.IN_REVIEW] = add_asset(free, new_pending, ChannelPreset.objects.create(
-        name="Story", aspect_ratio="9:16", rules="Leave the top fifth empty."),
-        AssetStatus.IN_REVIEW, cost=Decimal("0"), offline=True, **common)
+    data[ASSET, AssetStatus.IN_REVIEW] = add_asset(
+        free,
+        new_pending,
+        ChannelPreset.objects.create(
+            name="Story", aspect_ratio="9:16", rules="Leave the top fifth empty."
+        ),
+        AssetStatus.IN_REVIEW,
+        cost=Decimal("0"),
+        offline=True,
+        **common,
+    )
 
     empty = GenerationBatch.objects.create(requested_by=None, size_tier="0.5K")
     empty.presets.set([hero])
@@ -272,8 +438,14 @@ def stored_object(admin_data, model, case):
 
 # --- what a rendered page must look like ----------------------------------------------------
 
-ERROR_MARKERS = ["Traceback", 'id="traceback"', "Server Error (500)", "<title>Page not found",
-                 "Exception Value", "403 Forbidden"]
+ERROR_MARKERS = [
+    "Traceback",
+    'id="traceback"',
+    "Server Error (500)",
+    "<title>Page not found",
+    "Exception Value",
+    "403 Forbidden",
+]
 
 
 def assert_renders(response):
@@ -292,6 +464,7 @@ def model_id(model) -> str:
 
 # --- index and app pages ----------------------------------------------------------------------
 
+
 def test_admin_index(admin_client, admin_data):
     html = assert_renders(admin_client.get(reverse("admin:index")))
     for model in REGISTERED:
@@ -305,13 +478,15 @@ def test_app_index(admin_client, admin_data, app_label):
 
 # --- every registered ModelAdmin ---------------------------------------------------------------
 
+
 def admin_url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 CHANGELISTS = [pytest.param(model, "", id=label(model)) for model in REGISTERED] + [
     pytest.param(model, query, id=f"{label(model)}?{query}")
-    for model in REGISTERED for query in CHANGELIST_QUERIES.get(label(model), [])
+    for model in REGISTERED
+    for query in CHANGELIST_QUERIES.get(label(model), [])
 ]
 
 
@@ -323,8 +498,11 @@ def test_changelist(admin_client, admin_data, model, query):
     assert "e=1" not in response.wsgi_request.get_full_path()
 
 
-CHANGE_PAGES = [pytest.param(model, case, id=f"{label(model)}:{case}")
-                for model in REGISTERED for case in CHANGE_CASES.get(label(model), ["first"])]
+CHANGE_PAGES = [
+    pytest.param(model, case, id=f"{label(model)}:{case}")
+    for model in REGISTERED
+    for case in CHANGE_CASES.get(label(model), ["first"])
+]
 
 
 @pytest.mark.parametrize("model,case", CHANGE_PAGES)
@@ -364,6 +542,7 @@ def test_delete_confirmation_page(admin_client, admin_data, model):
 
 # --- the custom pages ----------------------------------------------------------------------------
 
+
 def test_product_import_page(admin_client, admin_data):
     html = assert_renders(admin_client.get(reverse("admin:catalog_product_import")))
     assert 'name="csv_file"' in html
@@ -395,43 +574,67 @@ def test_promo_request_page_get(admin_client, admin_data):
 
 
 @pytest.mark.parametrize("providers", ["Offline", "Paid"])
-def test_promo_request_page_post_renders_the_estimate(admin_client, admin_data, settings, providers):
+def test_promo_request_page_post_renders_the_estimate(
+    admin_client, admin_data, settings, providers
+):
     use_providers(settings, providers)
     presets = ChannelPreset.objects.filter(name__in=[HERO, MARKETPLACE])
-    response = admin_client.post(REQUEST, {
-        ACTION_CHECKBOX_NAME: selected(admin_data), "presets": [str(p.pk) for p in presets],
-        "size_tier": "2K", "reference_count": "1", "_update": "Update estimate"})
+    response = admin_client.post(
+        REQUEST,
+        {
+            ACTION_CHECKBOX_NAME: selected(admin_data),
+            "presets": [str(p.pk) for p in presets],
+            "size_tier": "2K",
+            "reference_count": "1",
+            "_update": "Update estimate",
+        },
+    )
     html = assert_renders(response)
     assert response.context["estimate"] is not None and 'name="_confirm"' in html
     assert not GenerationBatch.objects.filter(pk__gt=admin_data[BATCH, "empty"].pk).exists()
 
 
 def test_promo_request_page_post_with_form_errors(admin_client, admin_data):
-    response = admin_client.post(REQUEST, {ACTION_CHECKBOX_NAME: selected(admin_data),
-                                           "size_tier": "3K", "reference_count": "0", "_update": "1"})
+    response = admin_client.post(
+        REQUEST,
+        {
+            ACTION_CHECKBOX_NAME: selected(admin_data),
+            "size_tier": "3K",
+            "reference_count": "0",
+            "_update": "1",
+        },
+    )
     assert_renders(response)
     assert set(response.context["form"].errors) == {"presets", "size_tier", "reference_count"}
 
 
 def test_product_action_generate_promos_renders_the_request_page(admin_client, admin_data):
-    response = admin_client.post(admin_url(Product, "changelist"),
-                                 {"action": "generate_promos", ACTION_CHECKBOX_NAME: selected(admin_data)})
+    response = admin_client.post(
+        admin_url(Product, "changelist"),
+        {"action": "generate_promos", ACTION_CHECKBOX_NAME: selected(admin_data)},
+    )
     assert_renders(response)
     assert "admin/generation/promo_request.html" in [t.name for t in response.templates]
 
 
 def test_asset_action_reject_selected_renders_the_reason_page(admin_client, admin_data):
     in_review = GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW)
-    response = admin_client.post(admin_url(GeneratedAsset, "changelist"), {
-        "action": "reject_selected", ACTION_CHECKBOX_NAME: [str(a.pk) for a in in_review]})
+    response = admin_client.post(
+        admin_url(GeneratedAsset, "changelist"),
+        {"action": "reject_selected", ACTION_CHECKBOX_NAME: [str(a.pk) for a in in_review]},
+    )
     assert_renders(response)
-    assert "admin/generation/generatedasset/reject_selected.html" in [t.name for t in response.templates]
+    assert "admin/generation/generatedasset/reject_selected.html" in [
+        t.name for t in response.templates
+    ]
 
 
 @pytest.mark.parametrize("case", CHANGE_CASES[BATCH])
 def test_batch_progress_endpoint(admin_client, admin_data, case):
     batch = admin_data[BATCH, case]
-    response = admin_client.get(reverse("admin:generation_generationbatch_progress", args=[batch.pk]))
+    response = admin_client.get(
+        reverse("admin:generation_generationbatch_progress", args=[batch.pk])
+    )
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     data = response.json()
     assert data["counts"]["total"] == batch.assets.count()
@@ -442,5 +645,9 @@ def test_batch_progress_endpoint(admin_client, admin_data, case):
 def test_review_gallery_page(admin_client, admin_data):
     html = assert_renders(admin_client.get(reverse("admin:generation_generatedasset_gallery")))
     assert 'id="gallery"' in html
-    assert_renders(admin_client.get(reverse("admin:generation_generatedasset_gallery"),
-                                    {"status": "rejected", "product": "NEW", "preset": "1", "batch": "x"}))
+    assert_renders(
+        admin_client.get(
+            reverse("admin:generation_generatedasset_gallery"),
+            {"status": "rejected", "product": "NEW", "preset": "1", "batch": "x"},
+        )
+    )

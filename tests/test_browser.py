@@ -19,8 +19,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+    ),
 ]
 
 
@@ -31,9 +33,17 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync", "--window-size=1400,1100"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1400,1100",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
@@ -66,7 +76,9 @@ class Site:
 
         old_page = self.css("html")
         self.css(selector).click()
-        WebDriverWait(self.driver, 20).until(lambda d: old_page.id != d.find_element("css selector", "html").id)
+        WebDriverWait(self.driver, 20).until(
+            lambda d: old_page.id != d.find_element("css selector", "html").id
+        )
 
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
@@ -97,8 +109,9 @@ def user(username: str, group: str) -> User:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, worker, sample_catalog,
-                                        settings):
+def test_merchandiser_to_published_feed(
+    live_server, browser, milvus, broker, worker, sample_catalog, settings
+):
     settings.PUBLISH_OFFLINE_PREVIEWS = True  # the flow runs on the offline providers
     sample = sample_catalog
     user("merchandiser", "Merchandiser")
@@ -120,11 +133,15 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     browser.set_window_size(1400, 900)  # the product list fits a 1400 px window, no sideways scroll
     widths = browser.execute_script(
         "const r = document.querySelector('#changelist .results');"
-        "return [document.documentElement.scrollWidth, r.scrollWidth, r.clientWidth];")
+        "return [document.documentElement.scrollWidth, r.scrollWidth, r.clientWidth];"
+    )
     browser.set_window_size(1400, 1100)
     columns = browser.execute_script(
-        "return [...document.querySelectorAll('#result_list thead th')].map(th => th.innerText.trim() + ':' + th.offsetWidth)")
-    assert widths[0] <= 1400 and widths[1] <= widths[2], f"the product list scrolls sideways: {widths} {columns}"
+        "return [...document.querySelectorAll('#result_list thead th')].map(th => th.innerText.trim() + ':' + th.offsetWidth)"
+    )
+    assert widths[0] <= 1400 and widths[1] <= widths[2], (
+        f"the product list scrolls sideways: {widths} {columns}"
+    )
 
     # "Generate promo images" on the new products, two presets, after the estimate.
     site.open("/admin/catalog/product/?lifecycle__exact=new")
@@ -176,8 +193,13 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     WebDriverWait(browser, 10).until(lambda d: "Rejected" in third.text)
     assert GeneratedAsset.objects.filter(status=AssetStatus.SET_ASIDE).count() == 1
     site.shot("05b-review-gallery")
-    staged = GeneratedAsset.objects.filter(preset__name="Social post with tagline",
-                                           status=AssetStatus.IN_REVIEW).order_by("pk").first()
+    staged = (
+        GeneratedAsset.objects.filter(
+            preset__name="Social post with tagline", status=AssetStatus.IN_REVIEW
+        )
+        .order_by("pk")
+        .first()
+    )
     site.open(f"/admin/generation/generatedasset/{staged.pk}/change/")  # scene, text and checks
     assert "Stage 1: the scene" in site.text() and "Automatic quality checks" in site.text()
     browser.set_window_size(1400, 1500)
@@ -196,6 +218,7 @@ def test_merchandiser_to_published_feed(live_server, browser, milvus, broker, wo
     site.open("/feeds/published.json")
     feed = json.loads(site.css("body").text)
     assert [(row["sku"], row["preset"]) for row in feed["images"]] == [
-        (approved.product.sku, approved.preset.name)]
+        (approved.product.sku, approved.preset.name)
+    ]
     site.open(feed["images"][0]["url"].removeprefix(live_server.url))
     assert browser.execute_script("return document.images[0].naturalWidth") > 0

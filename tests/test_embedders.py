@@ -40,6 +40,7 @@ def main_colour(product: sample.Historical | sample.NewProduct) -> str:
 
 # --------------------------------------------------------------------------- offline
 
+
 @pytest.fixture(scope="module")
 def catalog_vectors(sample_catalog) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Offline vectors of the sample catalog's historical and new products, by sku / new_id."""
@@ -93,10 +94,16 @@ def test_twins_rank_above_products_of_another_garment_and_colour(catalog_vectors
     for product in sample.NEW_PRODUCTS:
         query = new[product.new_id]
         similarity = {sku: float(query @ vector) for sku, vector in historical.items()}
-        twins = [p.sku for p in sample.HISTORICAL
-                 if (p.garment, p.color) == (product.garment, product.color)]
-        different = [p.sku for p in sample.HISTORICAL
-                     if p.garment != product.garment and main_colour(p) != main_colour(product)]
+        twins = [
+            p.sku
+            for p in sample.HISTORICAL
+            if (p.garment, p.color) == (product.garment, product.color)
+        ]
+        different = [
+            p.sku
+            for p in sample.HISTORICAL
+            if p.garment != product.garment and main_colour(p) != main_colour(product)
+        ]
         assert twins and different
         margin = min(similarity[s] for s in twins) - max(similarity[s] for s in different)
         assert margin > 0.05, product.new_id
@@ -109,17 +116,27 @@ def test_a_resized_recompressed_copy_is_nearly_identical():
     assert float(first @ second) > 0.98
 
 
-@pytest.mark.parametrize(("garment", "other_garment"), [
-    ("midi_dress", "trousers"), ("tshirt", "maxi_dress"), ("jacket", "skirt"),
-])
+@pytest.mark.parametrize(
+    ("garment", "other_garment"),
+    [
+        ("midi_dress", "trousers"),
+        ("tshirt", "maxi_dress"),
+        ("jacket", "skirt"),
+    ],
+)
 def test_a_new_colour_is_closer_than_a_new_colour_and_silhouette(garment, other_garment):
-    anchor, recoloured, reshaped = OfflineEmbedder().embed_images([
-        flatlay(garment, "navy"), flatlay(garment, "mustard"), flatlay(other_garment, "sage green"),
-    ])
+    anchor, recoloured, reshaped = OfflineEmbedder().embed_images(
+        [
+            flatlay(garment, "navy"),
+            flatlay(garment, "mustard"),
+            flatlay(other_garment, "sage green"),
+        ]
+    )
     assert float(anchor @ recoloured) > float(anchor @ reshaped)
 
 
 # --------------------------------------------------------------------------- OpenRouter
+
 
 @pytest.fixture
 def server():
@@ -154,8 +171,10 @@ PHOTO_SIZES = [(1024, 1280), (1280, 720), (512, 640), (300, 200), (900, 900)]
 def photos(count: int) -> list[bytes]:
     """Plain photos of distinct colours, most larger than the 512 px the provider is sent."""
     colours = ["navy", "red", "sage green", "mustard", "pink"]
-    return [jpeg(Image.new("RGB", size, sample.COLOURS[colour]))
-            for size, colour in zip(PHOTO_SIZES[:count], colours)]
+    return [
+        jpeg(Image.new("RGB", size, sample.COLOURS[colour]))
+        for size, colour in zip(PHOTO_SIZES[:count], colours[:count], strict=True)
+    ]
 
 
 def failure(embedder: OpenRouterEmbedder) -> ProviderError:
@@ -198,8 +217,11 @@ def test_the_embedder_uses_the_same_client_as_the_chat_providers(embedder, serve
 def test_vectors_keep_the_input_order_when_the_answer_is_shuffled(embedder, server):
     server.shuffle_data = True
     vectors = embedder.embed_images(photos(5))
-    sent = [decode_data_uri(item["content"][0]["image_url"]["url"])
-            for request in server.requests for item in request.json["input"]]
+    sent = [
+        decode_data_uri(item["content"][0]["image_url"]["url"])
+        for request in server.requests
+        for item in request.json["input"]
+    ]
     for vector, image in zip(vectors, sent, strict=True):
         expected = np.array(server.vector_for(image))
         assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6)
@@ -241,11 +263,14 @@ def test_an_unreachable_server_is_a_retryable_error(openrouter_settings):
     assert error.retryable and "cannot reach OpenRouter" in str(error)
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    (400, "image_url is not supported by this model"),
-    (401, "User not found."),
-    (402, "Insufficient credits. Add more using https://openrouter.ai/credits"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "image_url is not supported by this model"),
+        (401, "User not found."),
+        (402, "Insufficient credits. Add more using https://openrouter.ai/credits"),
+    ],
+)
 def test_client_errors_fail_at_once_with_the_providers_message(embedder, server, status, message):
     server.fail_next(status=status, json=error_body(status, message))
     error = failure(embedder)
@@ -266,16 +291,19 @@ def valid_body(embedding: list[float] | None = None) -> dict:
     return {"object": "list", "data": [item], "model": "m", "usage": {}}
 
 
-@pytest.mark.parametrize(("reply", "complaint"), [
-    ({"body": b"<html>Bad gateway</html>"}, "not JSON"),
-    ({"json": {"object": "list"}}, "no 'data' list"),
-    ({"json": {"object": "list", "data": []}}, "0 embeddings for 1 images"),
-    ({"json": valid_body([0.1] * (DIMENSION + 1))}, f"{DIMENSION + 1} dimensions"),
-    ({"json": valid_body(["0.1"] * DIMENSION)}, "not a list of numbers"),
-    ({"json": valid_body([0.0] * DIMENSION)}, "all zeros"),
-    ({"json": {"data": [{"index": 3, "embedding": [0.5] * DIMENSION}]}}, "index 3"),
-    ({"json": error_body(400, "Provider rejected the input")}, "Provider rejected the input"),
-])
+@pytest.mark.parametrize(
+    ("reply", "complaint"),
+    [
+        ({"body": b"<html>Bad gateway</html>"}, "not JSON"),
+        ({"json": {"object": "list"}}, "no 'data' list"),
+        ({"json": {"object": "list", "data": []}}, "0 embeddings for 1 images"),
+        ({"json": valid_body([0.1] * (DIMENSION + 1))}, f"{DIMENSION + 1} dimensions"),
+        ({"json": valid_body(["0.1"] * DIMENSION)}, "not a list of numbers"),
+        ({"json": valid_body([0.0] * DIMENSION)}, "all zeros"),
+        ({"json": {"data": [{"index": 3, "embedding": [0.5] * DIMENSION}]}}, "index 3"),
+        ({"json": error_body(400, "Provider rejected the input")}, "Provider rejected the input"),
+    ],
+)
 def test_malformed_answers_are_errors(embedder, server, reply, complaint):
     server.fail_next(**reply)
     with pytest.raises(ProviderError, match=re.escape(complaint)) as caught:
@@ -291,13 +319,18 @@ def test_a_transient_error_inside_a_200_answer_is_retryable(embedder, server):
 
 def test_the_test_server_rejects_requests_that_break_the_protocol(server):
     text_only = {"model": "m", "input": [{"content": [{"type": "text", "text": "a dress"}]}]}
-    response = requests.post(f"{server.base_url}/embeddings", json=text_only, timeout=5,
-                             headers={"Authorization": f"Bearer {server.api_key}"})
+    response = requests.post(
+        f"{server.base_url}/embeddings",
+        json=text_only,
+        timeout=5,
+        headers={"Authorization": f"Bearer {server.api_key}"},
+    )
     assert response.status_code == 400
     assert "image_url" in response.json()["error"]["message"]
 
 
 # --------------------------------------------------------------------------- choosing
+
 
 def test_get_embedder_builds_the_backend_named_in_settings(settings):
     settings.EMBEDDER_BACKEND = "catalog.embedders.offline.OfflineEmbedder"
@@ -313,10 +346,13 @@ def test_get_embedder_builds_the_backend_named_in_settings(settings):
     assert get_embedder() is not remote and get_embedder().dimension == 32
 
 
-@pytest.mark.parametrize("model", [
-    "nvidia/llama-nemotron-embed-vl-1b-v2",
-    "some-lab/an-extremely-long-multimodal-embedding-model-name-v3:free",
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "nvidia/llama-nemotron-embed-vl-1b-v2",
+        "some-lab/an-extremely-long-multimodal-embedding-model-name-v3:free",
+    ],
+)
 def test_openrouter_names_identify_model_and_dimension(openrouter_settings, model):
     openrouter_settings.EMBEDDING_MODEL = model
     openrouter_settings.EMBEDDING_DIMENSION = 2048
@@ -344,8 +380,15 @@ def worn_garment(shirt: tuple[int, int, int]) -> bytes:
     return jpeg(image)
 
 
-@pytest.mark.parametrize(("shirt", "name"), [((31, 42, 77), "navy"), ((30, 30, 32), "black"),
-                                             ((190, 36, 44), "red"), ((112, 150, 80), "green")])
+@pytest.mark.parametrize(
+    ("shirt", "name"),
+    [
+        ((31, 42, 77), "navy"),
+        ((30, 30, 32), "black"),
+        ((190, 36, 44), "red"),
+        ((112, 150, 80), "green"),
+    ],
+)
 def test_the_colour_is_read_from_the_garment_not_the_skin_around_it(shirt, name):
     embedder = OfflineEmbedder()
     [vector] = embedder.embed_images([worn_garment(shirt)])

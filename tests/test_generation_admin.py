@@ -12,10 +12,9 @@ from decimal import Decimal
 
 import dramatiq
 import pytest
-from django.contrib.auth.models import Group
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
@@ -47,8 +46,13 @@ pytestmark = pytest.mark.django_db
 PRODUCTS = reverse("admin:catalog_product_changelist")
 REQUEST = reverse("admin:generation_generationbatch_request")
 HERO, MARKETPLACE = "Storefront hero", "Marketplace main image"  # seeded by a migration
-MERCHANDISER_PERMS = ("catalog.view_product", "catalog.change_product", "generation.request_promos",
-                      "generation.view_generationbatch", "generation.view_generatedasset")
+MERCHANDISER_PERMS = (
+    "catalog.view_product",
+    "catalog.change_product",
+    "generation.request_promos",
+    "generation.view_generationbatch",
+    "generation.view_generatedasset",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -63,12 +67,14 @@ def paid_providers(settings):
 
 # --- builders ------------------------------------------------------------------------------
 
+
 def staff_user(username: str, *perms: str) -> User:
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     for perm in perms:
         app_label, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label,
-                                                         codename=codename))
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     return user
 
 
@@ -81,15 +87,23 @@ def merchandiser_client(client):
 @pytest.fixture
 def editor_client(client):
     """Staff who may edit products but not request promo images."""
-    client.force_login(staff_user("editor", "catalog.view_product", "catalog.change_product",
-                                  "generation.view_generationbatch"))
+    client.force_login(
+        staff_user(
+            "editor",
+            "catalog.view_product",
+            "catalog.change_product",
+            "generation.view_generationbatch",
+        )
+    )
     return client
 
 
 @pytest.fixture
 def products():
-    return [make_product("NEW-1", lifecycle=Product.Lifecycle.NEW),
-            make_product("OLD-2", lifecycle=Product.Lifecycle.HISTORICAL, color="red")]
+    return [
+        make_product("NEW-1", lifecycle=Product.Lifecycle.NEW),
+        make_product("OLD-2", lifecycle=Product.Lifecycle.HISTORICAL, color="red"),
+    ]
 
 
 def preset(name: str) -> ChannelPreset:
@@ -102,13 +116,19 @@ def selection(products) -> list[str]:
 
 def action_post(client, products):
     """What the product list sends when the action is chosen for these products."""
-    return client.post(PRODUCTS, {"action": "generate_promos", ACTION_CHECKBOX_NAME: selection(products)})
+    return client.post(
+        PRODUCTS, {"action": "generate_promos", ACTION_CHECKBOX_NAME: selection(products)}
+    )
 
 
 def request_data(products, presets=(HERO, MARKETPLACE), size="2K", references=1, **extra) -> dict:
-    return {ACTION_CHECKBOX_NAME: selection(products),
-            "presets": [str(preset(name).pk) for name in presets],
-            "size_tier": size, "reference_count": str(references), **extra}
+    return {
+        ACTION_CHECKBOX_NAME: selection(products),
+        "presets": [str(preset(name).pk) for name in presets],
+        "size_tier": size,
+        "reference_count": str(references),
+        **extra,
+    }
 
 
 def confirm_data(page) -> dict:
@@ -116,12 +136,17 @@ def confirm_data(page) -> dict:
     html = page.content.decode()
     context = page.context
     assert 'name="_confirm"' in html
-    return {**request_data(context["products"],
-                           [p.name for p in context["form"].cleaned_data["presets"]],
-                           context["form"].cleaned_data["size_tier"]),
-            "expected_images": str(context["estimate"].images),
-            "expected_total": context["expected_total"], "_confirm": "Generate",
-            "request_key": context["request_key"]}
+    return {
+        **request_data(
+            context["products"],
+            [p.name for p in context["form"].cleaned_data["presets"]],
+            context["form"].cleaned_data["size_tier"],
+        ),
+        "expected_images": str(context["estimate"].images),
+        "expected_total": context["expected_total"],
+        "_confirm": "Generate",
+        "request_key": context["request_key"],
+    }
 
 
 def queued_asset_ids(broker) -> list[int]:
@@ -145,11 +170,14 @@ def nothing_requested() -> bool:
 
 # --- the action and its permission ---------------------------------------------------------
 
+
 def action_names(response) -> list[str]:
     return [name for name, _ in response.context["action_form"].fields["action"].choices]
 
 
-def test_the_action_is_listed_only_for_users_with_the_permission(merchandiser_client, client, products):
+def test_the_action_is_listed_only_for_users_with_the_permission(
+    merchandiser_client, client, products
+):
     assert "generate_promos" in action_names(merchandiser_client.get(PRODUCTS))
     assert "Generate promo images" in merchandiser_client.get(PRODUCTS).content.decode()
 
@@ -158,8 +186,11 @@ def test_the_action_is_listed_only_for_users_with_the_permission(merchandiser_cl
 
 
 def test_the_request_page_and_its_confirmation_are_forbidden_without_the_permission(
-        editor_client, products, broker):
-    assert editor_client.get(REQUEST, {ACTION_CHECKBOX_NAME: selection(products)}).status_code == 403
+    editor_client, products, broker
+):
+    assert (
+        editor_client.get(REQUEST, {ACTION_CHECKBOX_NAME: selection(products)}).status_code == 403
+    )
     assert editor_client.post(REQUEST, request_data(products, _update="1")).status_code == 403
     confirm = request_data(products, expected_images="4", expected_total="0", _confirm="Generate")
     assert editor_client.post(REQUEST, confirm).status_code == 403
@@ -187,6 +218,7 @@ def test_the_action_itself_refuses_a_user_without_the_permission(products):
 
 # --- the confirmation page -----------------------------------------------------------------
 
+
 def test_the_action_shows_the_selected_products_and_an_empty_form(merchandiser_client, products):
     response = action_post(merchandiser_client, products)
 
@@ -202,15 +234,18 @@ def test_the_action_shows_the_selected_products_and_an_empty_form(merchandiser_c
 
 
 def test_the_page_shows_the_image_count_and_estimate_before_anything_is_queued(
-        merchandiser_client, products, paid_providers, broker):
+    merchandiser_client, products, paid_providers, broker
+):
     response = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))
 
     assert response.status_code == 200
-    expected = estimate(images_per_preset=[(2, False), (2, False)], size_tier="2K", references=1,
-                        offline=False)
+    expected = estimate(
+        images_per_preset=[(2, False), (2, False)], size_tier="2K", references=1, offline=False
+    )
     # Per image: the image, the flat-lay and 1 reference sent in, the analysis, the check.
-    assert expected.total == 4 * (Decimal("0.101") + 2 * Decimal("0.0006") + Decimal("0.005")
-                                  + Decimal("0.004"))
+    assert expected.total == 4 * (
+        Decimal("0.101") + 2 * Decimal("0.0006") + Decimal("0.005") + Decimal("0.004")
+    )
     html = page_text(response)
     assert "<strong>4 images</strong>: 2 products × 2 presets at 2K." in html
     assert f"<strong>{usd(expected.per_image)} per image</strong>" in html  # $0.111
@@ -227,8 +262,10 @@ def test_the_page_shows_the_image_count_and_estimate_before_anything_is_queued(
 def test_offline_providers_are_said_plainly(merchandiser_client, products):
     response = merchandiser_client.post(REQUEST, request_data(products, _update="1"))
 
-    assert ("Offline preview providers: no cost, images are local previews, not AI photos."
-            in response.content.decode())
+    assert (
+        "Offline preview providers: no cost, images are local previews, not AI photos."
+        in response.content.decode()
+    )
 
 
 def test_form_errors_are_shown_and_nothing_is_queued(merchandiser_client, products, settings):
@@ -256,7 +293,8 @@ def test_products_without_a_photo_are_left_out(merchandiser_client, products):
 
 
 def test_confirming_creates_the_batch_and_queues_its_assets_after_commit(
-        merchandiser_client, products, paid_providers, broker, django_capture_on_commit_callbacks):
+    merchandiser_client, products, paid_providers, broker, django_capture_on_commit_callbacks
+):
     page = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -272,14 +310,19 @@ def test_confirming_creates_the_batch_and_queues_its_assets_after_commit(
     assets = list(batch.assets.order_by("pk"))
     assert len(assets) == 4 and {a.status for a in assets} == {AssetStatus.QUEUED}
     assert sorted((a.product.sku, a.preset.name) for a in assets) == [
-        ("NEW-1", MARKETPLACE), ("NEW-1", HERO), ("OLD-2", MARKETPLACE), ("OLD-2", HERO)]
+        ("NEW-1", MARKETPLACE),
+        ("NEW-1", HERO),
+        ("OLD-2", MARKETPLACE),
+        ("OLD-2", HERO),
+    ]
     events = AssetEvent.objects.filter(asset__batch=batch)
     assert sorted(events.values_list("asset_id", flat=True)) == [a.pk for a in assets]
     assert set(events.values_list("to_status", flat=True)) == {AssetStatus.QUEUED}
     assert len(callbacks) == 4
     assert queued_asset_ids(broker) == [a.pk for a in assets]
     assert messages_of(response) == [
-        f"Queued 4 promo image(s) in batch {batch.pk} (estimated $0.445)."]
+        f"Queued 4 promo image(s) in batch {batch.pk} (estimated $0.445)."
+    ]
 
 
 def test_pressing_generate_twice_makes_one_batch(merchandiser_client, products, broker):
@@ -290,41 +333,52 @@ def test_pressing_generate_twice_makes_one_batch(merchandiser_client, products, 
     second = merchandiser_client.post(REQUEST, confirm_data(page))  # the same page, again
 
     batch = GenerationBatch.objects.get()
-    assert first.url == second.url == reverse("admin:generation_generationbatch_change", args=[batch.pk])
+    assert (
+        first.url
+        == second.url
+        == reverse("admin:generation_generationbatch_change", args=[batch.pk])
+    )
     assert batch.assets.count() == 4
     assert f"This request was already queued as batch {batch.pk}." in messages_of(second)
 
 
 def test_a_staged_preset_counts_its_scene_call_and_every_input_image(
-        merchandiser_client, products, paid_providers, broker):
+    merchandiser_client, products, paid_providers, broker
+):
     ChannelPreset.objects.filter(name=HERO).update(staged=True)
-    response = merchandiser_client.post(REQUEST, request_data(products, size="2K", references=5,
-                                                              _update="1"))
+    response = merchandiser_client.post(
+        REQUEST, request_data(products, size="2K", references=5, _update="1")
+    )
 
     quote = response.context["estimate"]
     # Hero (staged): the scene (5 references in), then the product (flat-lay + scene in);
     # Marketplace: one call with the flat-lay and 5 references.
     assert (quote.images, quote.image_calls, quote.input_images) == (4, 6, 2 * 7 + 2 * 6)
-    assert quote.total == (6 * Decimal("0.101") + 26 * Decimal("0.0006")
-                           + 4 * (Decimal("0.005") + Decimal("0.004")))
+    assert quote.total == (
+        6 * Decimal("0.101") + 26 * Decimal("0.0006") + 4 * (Decimal("0.005") + Decimal("0.004"))
+    )
     assert f"staged presets make two per image: {HERO}" in page_text(response)
 
 
 def test_a_price_label_on_products_without_a_price_is_refused_on_the_page(
-        merchandiser_client, products, paid_providers, broker):
+    merchandiser_client, products, paid_providers, broker
+):
     Product.objects.filter(sku="OLD-2").update(price="59.00")
     ChannelPreset.objects.filter(name=HERO).update(overlay_text="Now {price} €")
     response = merchandiser_client.post(REQUEST, request_data(products, _update="1"))
 
     assert response.status_code == 200 and response.context["estimate"] is None
-    assert (f"{HERO} shows the price in the image, and 1 selected product(s) have none: NEW-1. "
-            "Leave that preset out, or set their prices first.") in page_text(response)
+    assert (
+        f"{HERO} shows the price in the image, and 1 selected product(s) have none: NEW-1. "
+        "Leave that preset out, or set their prices first."
+    ) in page_text(response)
     confirmed = merchandiser_client.post(REQUEST, request_data(products, _confirm="1"))
     assert confirmed.status_code == 200 and nothing_requested()
 
 
 def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
-        merchandiser_client, products, paid_providers, broker):
+    merchandiser_client, products, paid_providers, broker
+):
     page = merchandiser_client.post(REQUEST, request_data(products, size="2K", _update="1"))
     stale = {**confirm_data(page), "size_tier": "4K"}  # changed after the estimate was shown
 
@@ -339,33 +393,47 @@ def test_a_confirmation_that_no_longer_matches_the_estimate_is_shown_again(
 
 # --- presets, batch and asset pages -----------------------------------------------------------------
 
+
 def test_presets_are_listed_and_can_be_switched_off_in_the_list(admin_client):
     url = reverse("admin:generation_channelpreset_changelist")
     response = admin_client.get(url)
     assert response.status_code == 200
     formset = response.context["cl"].formset
-    data = {"form-TOTAL_FORMS": str(len(formset.forms)), "form-INITIAL_FORMS": str(len(formset.forms)),
-            "_save": "Save"}
+    data = {
+        "form-TOTAL_FORMS": str(len(formset.forms)),
+        "form-INITIAL_FORMS": str(len(formset.forms)),
+        "_save": "Save",
+    }
     for n, form in enumerate(formset.forms):
         data[f"form-{n}-id"] = str(form.instance.pk)
         if form.instance.name != HERO:
             data[f"form-{n}-is_active"] = "on"
 
     assert admin_client.post(url, data).status_code == 302
-    assert list(ChannelPreset.objects.filter(is_active=False).values_list("name", flat=True)) == [HERO]
+    assert list(ChannelPreset.objects.filter(is_active=False).values_list("name", flat=True)) == [
+        HERO
+    ]
 
 
 @pytest.fixture
 def running_batch(products):
     """Three assets: one finished, one failed by the spending cap, one still queued."""
     third = make_product("NEW-3", lifecycle=Product.Lifecycle.NEW, color="green")
-    batch = batch_create(user=None, request=BatchRequest([*products, third], [preset(HERO)], "1K", 1),
-                         estimated_cost=Decimal("0.216"))
+    batch = batch_create(
+        user=None,
+        request=BatchRequest([*products, third], [preset(HERO)], "1K", 1),
+        estimated_cost=Decimal("0.216"),
+    )
     done, failed, _ = batch.assets.order_by("product__sku")
-    GeneratedAsset.objects.filter(pk=done.pk).update(status=AssetStatus.IN_REVIEW, cost=Decimal("0.072"))
+    GeneratedAsset.objects.filter(pk=done.pk).update(
+        status=AssetStatus.IN_REVIEW, cost=Decimal("0.072")
+    )
     GeneratedAsset.objects.filter(pk=failed.pk).update(
-        status=AssetStatus.FAILED, failure_reason="The monthly spending cap of $1 would be passed")
-    GenerationBatch.objects.filter(pk=batch.pk).update(note="The monthly spending cap of $1 would be passed")
+        status=AssetStatus.FAILED, failure_reason="The monthly spending cap of $1 would be passed"
+    )
+    GenerationBatch.objects.filter(pk=batch.pk).update(
+        note="The monthly spending cap of $1 would be passed"
+    )
     return batch
 
 
@@ -397,16 +465,28 @@ def test_the_batch_page_is_read_only_and_shows_live_progress(merchandiser_client
     assert f'data-url="{progress_url}" data-running="1"' in html
     for asset in running_batch.assets.all():
         assert reverse("admin:generation_generatedasset_change", args=[asset.pk]) in html
-    assert merchandiser_client.get(
-        reverse("admin:generation_generationbatch_add")).status_code == 403
+    assert (
+        merchandiser_client.get(reverse("admin:generation_generationbatch_add")).status_code == 403
+    )
 
 
 def test_the_progress_endpoint_reports_counts(merchandiser_client, running_batch):
     url = reverse("admin:generation_generationbatch_progress", args=[running_batch.pk])
     data = merchandiser_client.get(url).json()
 
-    assert data["counts"] == {"total": 3, "finished": 1, "failed": 1, "running": 1, "cost": "$0.072"}
-    assert data["by_status"]["queued"] == data["by_status"]["in_review"] == data["by_status"]["failed"] == 1
+    assert data["counts"] == {
+        "total": 3,
+        "finished": 1,
+        "failed": 1,
+        "running": 1,
+        "cost": "$0.072",
+    }
+    assert (
+        data["by_status"]["queued"]
+        == data["by_status"]["in_review"]
+        == data["by_status"]["failed"]
+        == 1
+    )
     assert data["note"] == "The monthly spending cap of $1 would be passed"
     assert [a["status"] for a in data["assets"]] == ["In review", "Failed", "Queued"]
 
@@ -421,24 +501,35 @@ def test_the_progress_endpoint_needs_view_permission(client, running_batch):
 def finished_asset(running_batch):
     asset = running_batch.assets.get(status=AssetStatus.IN_REVIEW)
     reference = make_product("BEST-9", sales_count=5000, color="purple")
-    AssetReference.objects.create(asset=asset, product=reference, rank=1, score=0.0325,
-                                  dense_rank=2, sparse_rank=1)
+    AssetReference.objects.create(
+        asset=asset, product=reference, rank=1, score=0.0325, dense_rank=2, sparse_rank=1
+    )
     asset.style_prompt = "<script>alert(1)</script> soft light"
     asset.generation_prompt = 'A model <img src=x onerror="alert(2)"> in a park'
     asset.offline, asset.width, asset.height = True, 864, 1184
     asset.analyst_model, asset.image_model = "offline-analyst", "offline-generator"
     asset.usage = {"analysis": {"prompt_tokens": 812, "cost": "0.004"}}
     asset.timings = {"retrieve": 0.12, "analyse": 1.5}
-    asset.image.save("NEW-1-v1.png", ContentFile(image_bytes(size=(86, 118), fmt="PNG")), save=False)
+    asset.image.save(
+        "NEW-1-v1.png", ContentFile(image_bytes(size=(86, 118), fmt="PNG")), save=False
+    )
     asset.save()
-    AssetEvent.objects.create(asset=asset, from_status=AssetStatus.GENERATING,
-                              to_status=AssetStatus.IN_REVIEW, worker="host:1:2", note="done <b>ok</b>")
+    AssetEvent.objects.create(
+        asset=asset,
+        from_status=AssetStatus.GENERATING,
+        to_status=AssetStatus.IN_REVIEW,
+        worker="host:1:2",
+        note="done <b>ok</b>",
+    )
     return asset
 
 
-def test_the_asset_page_escapes_model_text_and_labels_offline_previews(merchandiser_client, finished_asset):
+def test_the_asset_page_escapes_model_text_and_labels_offline_previews(
+    merchandiser_client, finished_asset
+):
     response = merchandiser_client.get(
-        reverse("admin:generation_generatedasset_change", args=[finished_asset.pk]))
+        reverse("admin:generation_generatedasset_change", args=[finished_asset.pk])
+    )
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -456,7 +547,9 @@ def test_the_asset_page_escapes_model_text_and_labels_offline_previews(merchandi
     assert 'name="_save"' not in html
 
 
-def test_the_asset_list_has_a_badge_for_offline_previews_and_filters(merchandiser_client, finished_asset):
+def test_the_asset_list_has_a_badge_for_offline_previews_and_filters(
+    merchandiser_client, finished_asset
+):
     url = reverse("admin:generation_generatedasset_changelist")
 
     everything = merchandiser_client.get(url, {"status": "all"})
@@ -467,11 +560,13 @@ def test_the_asset_list_has_a_badge_for_offline_previews_and_filters(merchandise
     assert everything.content.decode().count('class="offline-badge"') == 1
     assert [a.pk for a in offline_only.context["cl"].result_list] == [finished_asset.pk]
     assert [a.status for a in failed_only.context["cl"].result_list] == [AssetStatus.FAILED]
-    assert merchandiser_client.get(
-        reverse("admin:generation_generatedasset_add")).status_code == 403
+    assert (
+        merchandiser_client.get(reverse("admin:generation_generatedasset_add")).status_code == 403
+    )
 
 
 # --- the command ---------------------------------------------------------------------------
+
 
 def run_command(*args: str) -> str:
     out = io.StringIO()
@@ -483,7 +578,9 @@ def test_the_command_names_an_unknown_preset_and_lists_the_available_ones(produc
     with pytest.raises(CommandError) as error:
         run_command("--sku", "NEW-1", "--preset", "Billboard")
 
-    assert str(error.value).startswith("Unknown or inactive preset 'Billboard'. Available presets: ")
+    assert str(error.value).startswith(
+        "Unknown or inactive preset 'Billboard'. Available presets: "
+    )
     assert f"'{HERO}'" in str(error.value) and f"'{MARKETPLACE}'" in str(error.value)
     assert nothing_requested()
 
@@ -509,19 +606,22 @@ def test_the_command_with_new_picks_the_new_products(products):
 
 
 def test_the_command_without_wait_prints_the_estimate_and_queues(
-        products, paid_providers, broker, django_capture_on_commit_callbacks):
+    products, paid_providers, broker, django_capture_on_commit_callbacks
+):
     User.objects.create_user("ops").groups.add(Group.objects.get(name="Merchandiser"))
 
     with django_capture_on_commit_callbacks(execute=True):
-        output = run_command("--sku", "OLD-2", "NEW-1", "--preset", HERO, "--preset", MARKETPLACE,
-                             "--user", "ops")
+        output = run_command(
+            "--sku", "OLD-2", "NEW-1", "--preset", HERO, "--preset", MARKETPLACE, "--user", "ops"
+        )
 
     batch = GenerationBatch.objects.get()
     assert output.startswith(
         "4 image(s): 2 product(s) × 2 preset(s) at 1K.\n"
         "Estimated cost: $0.078 per image, $0.314 in total (4 image calls with 16 input images, "
         "analyses and quality checks).\n"
-        f"Queued batch {batch.pk}.\n")
+        f"Queued batch {batch.pk}.\n"
+    )
     # 3 references by default: 4 × (0.067 + 4 × 0.0006 + 0.005 + 0.004)
     assert batch.requested_by.username == "ops" and batch.estimated_cost == Decimal("0.3136")
     assert output.count("Queued  ") == 4  # one table row per asset, status "Queued"
@@ -531,7 +631,6 @@ def test_the_command_without_wait_prints_the_estimate_and_queues(
 def test_the_command_says_when_the_providers_are_offline(products):
     output = run_command("--sku", "NEW-1", "--preset", HERO)
     assert "Offline preview providers: no cost, images are local previews, not AI photos." in output
-
 
 
 def flat_lay(color: tuple[int, int, int]) -> bytes:
@@ -549,7 +648,9 @@ def stored_product(sku: str, color, **fields) -> Product:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(settings, milvus, broker, worker):
+def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(
+    settings, milvus, broker, worker
+):
     settings.STYLE_ANALYST_BACKEND = "generation.providers.offline.OfflineStyleAnalyst"
     settings.IMAGE_GENERATOR_BACKEND = "generation.providers.offline.OfflineImageGenerator"
     settings.QUALITY_CHECKER_BACKEND = "generation.providers.offline.OfflineQualityChecker"
@@ -558,14 +659,26 @@ def test_the_command_waits_for_a_real_worker_and_prints_the_outcome(settings, mi
     stored_product("NEW-1", (40, 140, 60), lifecycle=Product.Lifecycle.NEW)
     index_rebuild()
 
-    output = run_command("--new", "--preset", HERO, "--size", "0.5K", "--references", "2",
-                         "--wait", "--timeout", "120")
+    output = run_command(
+        "--new",
+        "--preset",
+        HERO,
+        "--size",
+        "0.5K",
+        "--references",
+        "2",
+        "--wait",
+        "--timeout",
+        "120",
+    )
 
     asset = GeneratedAsset.objects.get()
     assert asset.status == AssetStatus.IN_REVIEW, (asset.last_error, output)
     assert "1/1 finished, 0 failed, cost so far $0.000" in output
     width, height = pixel_size(asset.aspect_ratio, "0.5K")
-    assert f"NEW-1  {HERO}  v1       In review  {width}×{height}  $0.000  {asset.image.path}" in output
+    assert (
+        f"NEW-1  {HERO}  v1       In review  {width}×{height}  $0.000  {asset.image.path}" in output
+    )
 
 
 def test_the_command_refuses_a_user_without_the_request_permission(products):
@@ -593,7 +706,9 @@ def test_make_renditions_fills_in_images_stored_before_renditions_existed(finish
     assert "Made the renditions of 1 image(s)." in out.getvalue()
 
 
-def test_the_asset_list_filters_by_any_batch_but_lists_only_recent_ones(merchandiser_client, running_batch):
+def test_the_asset_list_filters_by_any_batch_but_lists_only_recent_ones(
+    merchandiser_client, running_batch
+):
     GenerationBatch.objects.bulk_create([GenerationBatch(size_tier="1K") for _ in range(40)])
     url = reverse("admin:generation_generatedasset_changelist")
 

@@ -39,7 +39,11 @@ def run(data: bytes, images_dir: Path | None, **kwargs):
 
 def stored_files(settings) -> list[str]:
     root = Path(settings.MEDIA_ROOT)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
 
 
 def assert_rejected(result, settings, line, column, *words):
@@ -53,14 +57,18 @@ def assert_rejected(result, settings, line, column, *words):
     assert stored_files(settings) == []
 
 
-THREE_ROWS = csv_bytes(HISTORICAL_HEADER, [
-    historical_row("SKU001", "SKU001.jpg", sales=2000),
-    historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="19.00"),
-    historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
-])
+THREE_ROWS = csv_bytes(
+    HISTORICAL_HEADER,
+    [
+        historical_row("SKU001", "SKU001.jpg", sales=2000),
+        historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="19.00"),
+        historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
+    ],
+)
 
 
 # --- the formats ---------------------------------------------------------------------------
+
 
 def test_historical_import_creates_products_with_reencoded_images(images, settings):
     result = run(THREE_ROWS, images)
@@ -93,11 +101,14 @@ def test_importing_the_same_file_twice_changes_nothing(images, settings):
 def test_reimport_updates_only_changed_rows_and_names_the_fields(images):
     run(THREE_ROWS, images)
     (images / "SKU003.jpg").write_bytes(image_bytes("orange"))
-    changed = csv_bytes(HISTORICAL_HEADER, [
-        historical_row("SKU001", "SKU001.jpg", sales=2000),
-        historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="21.50"),
-        historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
-    ])
+    changed = csv_bytes(
+        HISTORICAL_HEADER,
+        [
+            historical_row("SKU001", "SKU001.jpg", sales=2000),
+            historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="21.50"),
+            historical_row("SKU003", "SKU003.jpg", sales=1500, description="Blue cotton dress"),
+        ],
+    )
 
     result = run(changed, images)
 
@@ -110,8 +121,10 @@ def test_reimport_updates_only_changed_rows_and_names_the_fields(images):
 
 def test_new_products_import_marks_them_awaiting_promos(tmp_path):
     folder = write_images(tmp_path / "new", ["NEW001.jpg"])
-    data = csv_bytes(NEW_HEADER, [["NEW001", "NEW001.jpg", "dress", "boho", "summer",
-                                   "beach at sunset, walking pose"]])
+    data = csv_bytes(
+        NEW_HEADER,
+        [["NEW001", "NEW001.jpg", "dress", "boho", "summer", "beach at sunset, walking pose"]],
+    )
 
     result = run(data, folder)
 
@@ -186,6 +199,7 @@ def test_an_uploaded_png_with_a_hidden_payload_is_stored_without_it(images):
 
 # --- bad input: a clear error, nothing written ------------------------------------------
 
+
 def test_missing_column_is_rejected(images, settings):
     header = [c for c in HISTORICAL_HEADER if c != "price"]
     data = csv_bytes(header, [historical_row()[:-1]])
@@ -198,7 +212,9 @@ def test_unknown_column_is_rejected(images, settings):
 
 
 def test_price_that_is_not_a_number_is_rejected(images, settings):
-    data = csv_bytes(HISTORICAL_HEADER, [historical_row(), historical_row("SKU002", "SKU002.jpg", price="abc")])
+    data = csv_bytes(
+        HISTORICAL_HEADER, [historical_row(), historical_row("SKU002", "SKU002.jpg", price="abc")]
+    )
     assert_rejected(run(data, images), settings, 3, "price", "'abc' is not a number")
 
 
@@ -213,8 +229,14 @@ def test_sales_count_that_is_not_a_whole_number_is_rejected(images, settings):
 
 
 def test_sku_twice_in_one_file_is_rejected(images, settings):
-    data = csv_bytes(HISTORICAL_HEADER, [historical_row(), historical_row("SKU002", "SKU002.jpg"),
-                                         historical_row("SKU001", "SKU003.jpg")])
+    data = csv_bytes(
+        HISTORICAL_HEADER,
+        [
+            historical_row(),
+            historical_row("SKU002", "SKU002.jpg"),
+            historical_row("SKU001", "SKU003.jpg"),
+        ],
+    )
     assert_rejected(run(data, images), settings, 4, "product_id", "already appears on line 2")
 
 
@@ -246,8 +268,9 @@ def test_image_missing_from_the_zip_is_rejected(settings):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("other.jpg", image_bytes())
-    result = catalog_import(csv_data=csv_bytes(HISTORICAL_HEADER, [historical_row()]),
-                            images=ZipImages(buffer))
+    result = catalog_import(
+        csv_data=csv_bytes(HISTORICAL_HEADER, [historical_row()]), images=ZipImages(buffer)
+    )
     assert_rejected(result, settings, 2, "image_path", "not in the images ZIP")
 
 
@@ -310,13 +333,19 @@ def test_oversized_csv_is_rejected(images, settings):
 
 
 def test_one_bad_row_means_no_row_is_written(images, settings):
-    data = THREE_ROWS + csv_bytes(HISTORICAL_HEADER, [historical_row("SKU004", "SKU001.jpg", price="-1")]).split(b"\n", 1)[1]
+    data = (
+        THREE_ROWS
+        + csv_bytes(HISTORICAL_HEADER, [historical_row("SKU004", "SKU001.jpg", price="-1")]).split(
+            b"\n", 1
+        )[1]
+    )
     result = run(data, images)
     assert [str(e) for e in result.errors] == ["line 5, column 'price': -1 is negative"]
     assert_rejected(result, settings, 5, "price", "negative")
 
 
 # --- the management command -------------------------------------------------------------
+
 
 def test_command_imports_and_prints_a_summary(images, tmp_path, capsys):
     csv_path = tmp_path / "products.csv"
@@ -340,8 +369,11 @@ def test_command_dry_run_writes_nothing(images, tmp_path, capsys):
 
 def test_command_reports_each_error_and_fails(images, tmp_path, capsys):
     csv_path = tmp_path / "bad.csv"
-    csv_path.write_bytes(csv_bytes(HISTORICAL_HEADER, [historical_row(price="abc"),
-                                                       historical_row("SKU002", "../x.jpg")]))
+    csv_path.write_bytes(
+        csv_bytes(
+            HISTORICAL_HEADER, [historical_row(price="abc"), historical_row("SKU002", "../x.jpg")]
+        )
+    )
 
     with pytest.raises(CommandError, match="2 error"):
         call_command("import_catalog", str(csv_path), "--images", str(images))
@@ -357,9 +389,13 @@ def test_command_exits_non_zero_on_errors(tmp_path):
     csv_path.write_bytes(b"")
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
 
-    done = subprocess.run([sys.executable, "manage.py", "import_catalog", str(csv_path),
-                           "--images", str(tmp_path)], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_catalog", str(csv_path), "--images", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
     assert done.returncode != 0
     assert "the file is empty" in done.stderr
@@ -404,11 +440,16 @@ def test_an_unknown_header_names_the_formats_there_are(images):
     [error] = result.errors
     assert (error.line, error.column) == (1, "")
     assert "matches none of the CSV formats" in error.message
-    for fmt in ("historical catalog (product_id, image_path", "new products (new_id", "sales update (sku, sales_count)"):
+    for fmt in (
+        "historical catalog (product_id, image_path",
+        "new products (new_id",
+        "sales update (sku, sales_count)",
+    ):
         assert fmt in error.message
 
 
 # --- one stream: each photo decoded once, embedded from that decode -------------------------
+
 
 def flat_lays(folder: Path, count: int) -> Path:
     """Distinct photos: a coloured garment shape on a pale sweep."""
@@ -421,10 +462,14 @@ def flat_lays(folder: Path, count: int) -> Path:
 
 
 def flat_lay_csv(count: int) -> bytes:
-    return csv_bytes(HISTORICAL_HEADER, [historical_row(f"P{n:03}", f"P{n:03}.jpg") for n in range(count)])
+    return csv_bytes(
+        HISTORICAL_HEADER, [historical_row(f"P{n:03}", f"P{n:03}.jpg") for n in range(count)]
+    )
 
 
-def test_each_photo_is_decoded_once_for_its_image_thumbnail_and_vector(milvus, monkeypatch, tmp_path):
+def test_each_photo_is_decoded_once_for_its_image_thumbnail_and_vector(
+    milvus, monkeypatch, tmp_path
+):
     from catalog.indexing import products_sync
     from catalog.models import ImageEmbedding
 
@@ -449,7 +494,9 @@ def test_vectors_from_the_import_match_those_from_the_stored_photo(tmp_path):
     assert run(flat_lay_csv(3), folder).applied
     embedder = get_embedder()
     for product in Product.objects.all():
-        cached = np.frombuffer(ImageEmbedding.objects.get(image_sha256=product.image_sha256).vector, "<f4")
+        cached = np.frombuffer(
+            ImageEmbedding.objects.get(image_sha256=product.image_sha256).vector, "<f4"
+        )
         [from_file] = embedder.embed_images([product.image.read()])
         assert float(cached @ from_file) > 0.98
 
@@ -462,10 +509,14 @@ def test_a_large_import_embeds_in_a_process_pool_with_the_same_vectors(settings,
     folder = flat_lays(tmp_path / "photos", 5)
     assert run(flat_lay_csv(5), folder).applied
     settings.CATALOG_IMPORT_POOL_MIN_ROWS = 10_000
-    inline = {p.image_sha256: get_embedder().embed_decoded([Image.open(p.image.path).convert("RGB")])[0]
-              for p in Product.objects.all()}
+    inline = {
+        p.image_sha256: get_embedder().embed_decoded([Image.open(p.image.path).convert("RGB")])[0]
+        for p in Product.objects.all()
+    }
 
-    pooled = {row.image_sha256: np.frombuffer(row.vector, "<f4") for row in ImageEmbedding.objects.all()}
+    pooled = {
+        row.image_sha256: np.frombuffer(row.vector, "<f4") for row in ImageEmbedding.objects.all()
+    }
     assert pooled.keys() == inline.keys()
     for sha, vector in inline.items():
         assert float(pooled[sha] @ vector) > 0.98
@@ -512,7 +563,9 @@ def test_import_memory_stays_flat_in_the_number_of_rows(tmp_path, settings):
 
 def test_queries_per_row_stay_constant(tmp_path, django_assert_max_num_queries):
     folder = flat_lays(tmp_path / "photos", 60)
-    data = csv_bytes(HISTORICAL_HEADER, [historical_row(f"P{n:04}", f"P{n % 60:03}.jpg") for n in range(1200)])
+    data = csv_bytes(
+        HISTORICAL_HEADER, [historical_row(f"P{n:04}", f"P{n % 60:03}.jpg") for n in range(1200)]
+    )
     with django_assert_max_num_queries(60):  # 1,200 rows: chunks of 500 plan, write and embed
         assert run(data, folder).applied
 
@@ -520,11 +573,18 @@ def test_queries_per_row_stay_constant(tmp_path, django_assert_max_num_queries):
 def test_line_endings_and_quoted_line_breaks_read_as_before(images):
     """The reader takes the file a line at a time: CRLF, lone CR and line breaks inside quoted
     cells still read as one row each, and errors still name the right line."""
-    rows = [historical_row("SKU001", "SKU001.jpg", description="Two\nlines"),
-            historical_row("SKU002", "SKU002.jpg"), historical_row("SKU003", "SKU003.jpg", sales="x")]
+    rows = [
+        historical_row("SKU001", "SKU001.jpg", description="Two\nlines"),
+        historical_row("SKU002", "SKU002.jpg"),
+        historical_row("SKU003", "SKU003.jpg", sales="x"),
+    ]
     text = csv_bytes(HISTORICAL_HEADER, rows).decode()
     for ending in ("\r\n", "\r"):
-        quoted = text.replace('"Two\nlines"', '"Two\x00lines"').replace("\n", ending).replace("\x00", "\n")
+        quoted = (
+            text.replace('"Two\nlines"', '"Two\x00lines"')
+            .replace("\n", ending)
+            .replace("\x00", "\n")
+        )
         result = run(quoted.encode(), images, dry_run=True)
         assert [(error.line, error.column) for error in result.errors] == [(5, "sales_count")]
         assert [row.sku for row in result.rows] == ["SKU001", "SKU002"]

@@ -12,7 +12,15 @@ from django.db import transaction
 
 from catalog.embedders.offline import OfflineEmbedder
 from catalog.importer import DirectoryImages, catalog_import
-from catalog.indexing import embeddings_for, get_index, index_check, index_flush_due, index_rebuild, products_remove, products_sync
+from catalog.indexing import (
+    embeddings_for,
+    get_index,
+    index_check,
+    index_flush_due,
+    index_rebuild,
+    products_remove,
+    products_sync,
+)
 from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
 from catalog.selectors import bestseller_filter, similar_bestsellers
 from catalog.sparse import active_vectorizer, encode, query_document
@@ -49,8 +57,10 @@ def sample_dir(sample_catalog) -> Path:
 
 def import_sample(sample_dir: Path) -> None:
     for csv_name, images in (("products.csv", "images"), ("new_products.csv", "new_products")):
-        result = catalog_import(csv_data=(sample_dir / csv_name).read_bytes(),
-                                images=DirectoryImages(sample_dir / images))
+        result = catalog_import(
+            csv_data=(sample_dir / csv_name).read_bytes(),
+            images=DirectoryImages(sample_dir / images),
+        )
         assert result.ok, result.errors
 
 
@@ -64,13 +74,29 @@ def test_collection_has_the_seed_schema_behind_an_alias(milvus):
 
     description = client().describe_collection(name)
     fields = {f["name"]: f for f in description["fields"]}
-    assert set(fields) == {"id", "dense", "sparse", "sku", "category", "color", "style", "season",
-                           "sales_count", "price", "image_sha256", "text_sha256", "text_version"}
+    assert set(fields) == {
+        "id",
+        "dense",
+        "sparse",
+        "sku",
+        "category",
+        "color",
+        "style",
+        "season",
+        "sales_count",
+        "price",
+        "image_sha256",
+        "text_sha256",
+        "text_version",
+    }
     assert fields["id"]["is_primary"] and not description.get("auto_id")
     assert fields["dense"]["params"]["dim"] == OfflineEmbedder.dimension
     indexes = {i: client().describe_index(name, i) for i in client().list_indexes(name)}
     assert indexes["dense"]["metric_type"] == "COSINE"
-    assert (indexes["sparse"]["index_type"], indexes["sparse"]["metric_type"]) == ("SPARSE_INVERTED_INDEX", "IP")
+    assert (indexes["sparse"]["index_type"], indexes["sparse"]["metric_type"]) == (
+        "SPARSE_INVERTED_INDEX",
+        "IP",
+    )
     assert indexes["category"]["index_type"] == "INVERTED"
     assert client().describe_alias(index.alias)["collection_name"] == name
 
@@ -109,7 +135,9 @@ def test_sync_of_a_deleted_product_removes_it_from_the_index(milvus):
     assert milvus_ids(get_index()) == set()
 
 
-@pytest.mark.parametrize("category", ['dress" or category != "x', 'a\\" or id >= 0 or "', "it's (50%)"])
+@pytest.mark.parametrize(
+    "category", ['dress" or category != "x', 'a\\" or id >= 0 or "', "it's (50%)"]
+)
 def test_category_with_quotes_and_operators_neither_breaks_nor_widens_the_filter(milvus, category):
     tricky = make_product("TRICKY", category=category, sales_count=5000)
     other = make_product("OTHER", category="dress", sales_count=5000, color="red")
@@ -120,7 +148,9 @@ def test_category_with_quotes_and_operators_neither_breaks_nor_widens_the_filter
 
     assert [hit.product.sku for hit in result.hits] == ["TRICKY"]
     expr = bestseller_filter(category=category, min_sales=1500, exclude_id=query.pk)
-    assert {row["sku"] for row in client().query(get_index().alias, filter=expr, output_fields=["sku"])} == {"TRICKY"}
+    assert {
+        row["sku"] for row in client().query(get_index().alias, filter=expr, output_fields=["sku"])
+    } == {"TRICKY"}
 
 
 def test_hybrid_search_ranks_the_twin_first_and_applies_every_filter(milvus, sample_dir):
@@ -157,6 +187,7 @@ class MilvusCalls:
         def call(*args, **kwargs):
             self.names.append(name)
             return method(*args, **kwargs)
+
         return call
 
 
@@ -164,13 +195,21 @@ def leg_ranks(index, *, field: str, vector, expr: str, limit: int) -> dict[int, 
     """A leg searched on its own, straight through pymilvus: the reference the ranks must match."""
     metric = "COSINE" if field == "dense" else "IP"
     data = [list(map(float, vector))] if field == "dense" else [vector]
-    hits = client().search(index.alias, data, anns_field=field, limit=limit, filter=expr,
-                           search_params={"metric_type": metric}, consistency_level="Strong")[0]
+    hits = client().search(
+        index.alias,
+        data,
+        anns_field=field,
+        limit=limit,
+        filter=expr,
+        search_params={"metric_type": metric},
+        consistency_level="Strong",
+    )[0]
     return {hit["id"]: rank for rank, hit in enumerate(hits, start=1)}
 
 
 def test_a_search_is_one_milvus_request_and_its_leg_ranks_match_each_leg_searched_alone(
-        milvus, sample_dir, monkeypatch, settings):
+    milvus, sample_dir, monkeypatch, settings
+):
     import_sample(sample_dir)
     index_rebuild()
     index = get_index()
@@ -185,15 +224,20 @@ def test_a_search_is_one_milvus_request_and_its_leg_ranks_match_each_leg_searche
         expr = bestseller_filter(category=product.category, min_sales=0, exclude_id=product.pk)
         dense = embeddings_for([product])[product.image_sha256]
         sparse = encode([query_document(product)], version, for_query=True)[0]
-        dense_ranks = leg_ranks(index, field="dense", vector=dense, expr=expr,
-                                limit=settings.RETRIEVAL_CANDIDATES)
-        sparse_ranks = leg_ranks(index, field="sparse", vector=sparse, expr=expr,
-                                 limit=settings.RETRIEVAL_CANDIDATES)
+        dense_ranks = leg_ranks(
+            index, field="dense", vector=dense, expr=expr, limit=settings.RETRIEVAL_CANDIDATES
+        )
+        sparse_ranks = leg_ranks(
+            index, field="sparse", vector=sparse, expr=expr, limit=settings.RETRIEVAL_CANDIDATES
+        )
         for hit in result.hits:
             assert hit.dense_rank == dense_ranks.get(hit.product.pk)
             assert hit.sparse_rank == sparse_ranks.get(hit.product.pk)
-            reciprocal = sum(1 / (settings.RETRIEVAL_RRF_K + rank)
-                             for rank in (hit.dense_rank, hit.sparse_rank) if rank)
+            reciprocal = sum(
+                1 / (settings.RETRIEVAL_RRF_K + rank)
+                for rank in (hit.dense_rank, hit.sparse_rank)
+                if rank
+            )
             assert hit.score == pytest.approx(reciprocal, rel=1e-5)
             checked += 1
     assert checked >= 12
@@ -218,20 +262,36 @@ def flush_marks(request, settings, tmp_path):
         yield
         return
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "redis-server"), "--port", str(port),
-                               "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         _wait_for_port(port)
         settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
-        settings.DRAMATIQ_BROKER = {**settings.DRAMATIQ_BROKER, "BROKER": "dramatiq.brokers.redis.RedisBroker"}
+        settings.DRAMATIQ_BROKER = {
+            **settings.DRAMATIQ_BROKER,
+            "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        }
         yield
     finally:
         server.terminate()
         server.wait()
 
 
-def test_small_syncs_leave_one_flush_to_the_periodic_job(milvus, flush_marks, settings, monkeypatch):
+def test_small_syncs_leave_one_flush_to_the_periodic_job(
+    milvus, flush_marks, settings, monkeypatch
+):
     settings.INDEX_FLUSH_MIN_ROWS = 3
     first, second = make_product("FIRST"), make_product("SECOND", color="red")
     get_index().ensure()
@@ -253,8 +313,10 @@ def test_every_sample_new_product_finds_its_bestseller_twin_first(milvus, sample
     index_rebuild()
     twins = {"NEW001": "SKU011", "NEW002": "SKU001", "NEW003": "SKU003", "NEW004": "SKU019"}
 
-    firsts = {sku: similar_bestsellers(product=Product.objects.get(sku=sku)).hits[0].product.sku
-              for sku in twins}
+    firsts = {
+        sku: similar_bestsellers(product=Product.objects.get(sku=sku)).hits[0].product.sku
+        for sku in twins
+    }
 
     assert firsts == twins
 
@@ -363,7 +425,10 @@ def test_similar_bestsellers_command_prints_a_table(milvus, sample_dir, capsys):
 
 # --- sync after commit, through Dramatiq ---------------------------------------------------
 
-def test_saving_a_product_queues_a_sync_only_after_commit(broker, django_capture_on_commit_callbacks):
+
+def test_saving_a_product_queues_a_sync_only_after_commit(
+    broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         product = make_product("SKU1")
     assert len(callbacks) == 1
@@ -392,7 +457,9 @@ def test_worker_syncs_a_saved_product_into_milvus(milvus, broker, worker):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_import_queues_one_batched_sync_and_the_worker_indexes_everything(milvus, broker, worker, sample_dir):
+def test_import_queues_one_batched_sync_and_the_worker_indexes_everything(
+    milvus, broker, worker, sample_dir
+):
     import_sample(sample_dir)
 
     broker.join("index")
@@ -423,10 +490,14 @@ def test_milvus_down_the_save_succeeds_and_the_state_says_failed(settings):
 
 
 def test_an_import_without_index_sync_leaves_products_pending_for_the_reconcile(
-        broker, django_capture_on_commit_callbacks, sample_dir):
+    broker, django_capture_on_commit_callbacks, sample_dir
+):
     with django_capture_on_commit_callbacks(execute=True):
-        result = catalog_import(csv_data=(sample_dir / "new_products.csv").read_bytes(),
-                                images=DirectoryImages(sample_dir / "new_products"), sync_index=False)
+        result = catalog_import(
+            csv_data=(sample_dir / "new_products.csv").read_bytes(),
+            images=DirectoryImages(sample_dir / "new_products"),
+            sync_index=False,
+        )
 
     assert result.created == 4
     assert broker.queues.get("index") is None or broker.queues["index"].qsize() == 0
@@ -445,7 +516,8 @@ def openrouter_embedder(settings):
 
 
 def test_a_rate_limited_embedding_retries_the_sync_message_after_the_providers_delay(
-        milvus, openrouter_embedder):
+    milvus, openrouter_embedder
+):
     product = make_product("SKU1")
     openrouter_embedder.fail_next(status=429, headers={"Retry-After": "7"})
 

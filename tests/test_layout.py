@@ -27,8 +27,11 @@ def module_name(path: Path) -> str:
 
 
 def project_modules() -> dict[str, Path]:
-    return {module_name(path): path for package in PACKAGES
-            for path in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        module_name(path): path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
@@ -44,8 +47,10 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             # "from pkg import sub" imports the submodule when there is one.
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         found.update(target for target in targets if target in modules)
@@ -69,7 +74,8 @@ def test_the_checker_sees_the_project(graph):
 def test_dependencies_run_one_way(graph, package):
     crossings = sorted(
         f"{name} imports {target}"
-        for name, targets in graph.items() if name.split(".")[0] == package
+        for name, targets in graph.items()
+        if name.split(".")[0] == package
         for target in targets
         if target.split(".")[0] != package and target.split(".")[0] not in ALLOWED[package]
     )

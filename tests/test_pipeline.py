@@ -10,11 +10,11 @@ from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import index_rebuild
 from catalog.models import Product
 from core.models import MonthlySpend, SpendReservation
+from core.spending import month_spent
 from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset
 from generation.pipeline import RetryLater, asset_run, validate_image
 from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
-from core.spending import month_spent
 from tests.openrouter_server import Reply
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +29,10 @@ def sample_dir(sample_catalog) -> Path:
 def catalog(milvus, sample_dir):
     """The sample catalog imported and indexed."""
     for csv_name, images in (("products.csv", "images"), ("new_products.csv", "new_products")):
-        assert catalog_import(csv_data=(sample_dir / csv_name).read_bytes(),
-                              images=DirectoryImages(sample_dir / images)).ok
+        assert catalog_import(
+            csv_data=(sample_dir / csv_name).read_bytes(),
+            images=DirectoryImages(sample_dir / images),
+        ).ok
     index_rebuild()
     return Product.objects.awaiting_promos().order_by("sku")
 
@@ -40,15 +42,22 @@ def preset(name: str) -> ChannelPreset:
 
 
 def make_batch(products, presets, size="0.5K", references=2):
-    return batch_create(user=None, request=BatchRequest(list(products), list(presets), size, references),
-                        estimated_cost=Decimal("0"))
+    return batch_create(
+        user=None,
+        request=BatchRequest(list(products), list(presets), size, references),
+        estimated_cost=Decimal("0"),
+    )
 
 
 def chat_calls(server, *, generation: bool) -> int:
     """Image calls (generation=True) or style analyses (False); quality checks: qa_calls."""
-    return sum(1 for r in server.requests
-               if r.path.endswith("/chat/completions") and "response_format" not in (r.json or {})
-               and ("modalities" in (r.json or {})) == generation)
+    return sum(
+        1
+        for r in server.requests
+        if r.path.endswith("/chat/completions")
+        and "response_format" not in (r.json or {})
+        and ("modalities" in (r.json or {})) == generation
+    )
 
 
 def qa_calls(server) -> int:
@@ -68,7 +77,11 @@ def test_four_new_products_and_two_presets_make_eight_images_in_review(catalog, 
     for asset in assets:
         assert asset.status == AssetStatus.IN_REVIEW, (asset, asset.last_error)
         with Image.open(asset.image.path) as image:
-            assert image.size == pixel_size(asset.preset.aspect_ratio, "0.5K") == (asset.width, asset.height)
+            assert (
+                image.size
+                == pixel_size(asset.preset.aspect_ratio, "0.5K")
+                == (asset.width, asset.height)
+            )
         for rendition, side in ((asset.thumbnail, 320), (asset.preview, 1280)):  # made once, stored
             with Image.open(rendition.path) as image:
                 assert image.format == "JPEG" and max(image.size) <= side
@@ -94,7 +107,9 @@ def test_retrieved_references_are_the_bestseller_twins(catalog):
 
 
 def test_openrouter_pipeline_sends_the_seed_requests_and_records_cost(catalog, openrouter):
-    asset = make_batch(catalog.filter(sku="NEW002"), [preset("Storefront hero")], size="2K").assets.get()
+    asset = make_batch(
+        catalog.filter(sku="NEW002"), [preset("Storefront hero")], size="2K"
+    ).assets.get()
 
     asset_run(asset_id=asset.pk, worker="test")
 
@@ -152,7 +167,9 @@ def asset_run_until_generation_fails(asset, server):
 
 def test_a_non_retryable_provider_error_fails_the_asset_with_its_message(catalog, openrouter):
     asset = make_batch(catalog.filter(sku="NEW004"), [preset("Web banner")]).assets.get()
-    openrouter.fail_next(status=402, json={"error": {"code": 402, "message": "Insufficient credits"}})
+    openrouter.fail_next(
+        status=402, json={"error": {"code": 402, "message": "Insufficient credits"}}
+    )
 
     asset_run(asset_id=asset.pk, worker="test")
 
@@ -164,21 +181,32 @@ def test_a_non_retryable_provider_error_fails_the_asset_with_its_message(catalog
 
 def test_429_retries_after_the_providers_delay(catalog, openrouter):
     asset = make_batch(catalog.filter(sku="NEW004"), [preset("Web banner")]).assets.get()
-    openrouter.fail_next(status=429, headers={"Retry-After": "7"},
-                         json={"error": {"code": 429, "message": "Rate limited"}})
+    openrouter.fail_next(
+        status=429,
+        headers={"Retry-After": "7"},
+        json={"error": {"code": 429, "message": "Rate limited"}},
+    )
 
     with pytest.raises(RetryLater) as retry:
         asset_run(asset_id=asset.pk, worker="test")
 
     assert retry.value.delay == 7
     asset.refresh_from_db()
-    assert asset.status in (AssetStatus.ANALYSING, AssetStatus.RETRIEVING) and "429" in asset.last_error
+    assert (
+        asset.status in (AssetStatus.ANALYSING, AssetStatus.RETRIEVING)
+        and "429" in asset.last_error
+    )
 
 
 def test_spending_cap_stops_the_batch_before_overspending(catalog, openrouter, settings):
-    settings.MONTHLY_SPENDING_CAP = "0.10"  # one 1K image (0.067) and analyses fit, two images do not
-    batch = make_batch(catalog.filter(sku__in=["NEW001", "NEW002", "NEW003"]),
-                       [preset("Marketplace main image")], size="1K")
+    settings.MONTHLY_SPENDING_CAP = (
+        "0.10"  # one 1K image (0.067) and analyses fit, two images do not
+    )
+    batch = make_batch(
+        catalog.filter(sku__in=["NEW001", "NEW002", "NEW003"]),
+        [preset("Marketplace main image")],
+        size="1K",
+    )
     assets = list(batch.assets.order_by("pk"))
 
     for asset in assets:

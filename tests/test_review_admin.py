@@ -15,8 +15,10 @@ QUEUE = reverse("admin:generation_generatedasset_changelist")
 
 
 def decide(client, asset, decision, text=""):
-    return client.post(reverse("admin:generation_generatedasset_decide", args=[asset.pk]),
-                       {"decision": decision, "text": text})
+    return client.post(
+        reverse("admin:generation_generatedasset_decide", args=[asset.pk]),
+        {"decision": decision, "text": text},
+    )
 
 
 def status(asset) -> str:
@@ -39,12 +41,16 @@ def test_asset_page_shows_flat_lay_references_and_image_side_by_side(client, rev
     asset = make_asset()
     client.force_login(reviewer)
 
-    html = client.get(reverse("admin:generation_generatedasset_change", args=[asset.pk])).content.decode()
+    html = client.get(
+        reverse("admin:generation_generatedasset_change", args=[asset.pk])
+    ).content.decode()
 
-    panel = html[html.index('id="review-panel"'):]
+    panel = html[html.index('id="review-panel"') :]
     assert asset.product.image.url in panel and asset.image.url in panel
     assert "soft light" in panel and "a model in a park" in panel
-    assert 'value="approve"' in panel and 'value="reject"' in panel and 'value="regenerate"' in panel
+    assert (
+        'value="approve"' in panel and 'value="reject"' in panel and 'value="regenerate"' in panel
+    )
 
 
 def test_approving_moves_on_to_the_next_image_and_logs_it(client, reviewer):
@@ -56,7 +62,11 @@ def test_approving_moves_on_to_the_next_image_and_logs_it(client, reviewer):
     assert response.url == reverse("admin:generation_generatedasset_change", args=[second.pk])
     assert status(first) == AssetStatus.APPROVED
     entry = LogEntry.objects.get()
-    assert entry.user == reviewer and entry.object_id == str(first.pk) and "approve" in entry.get_change_message()
+    assert (
+        entry.user == reviewer
+        and entry.object_id == str(first.pk)
+        and "approve" in entry.get_change_message()
+    )
 
 
 def test_rejecting_without_a_reason_is_refused(client, reviewer):
@@ -89,22 +99,31 @@ def test_bulk_approve_and_bulk_reject_with_a_reason(client, reviewer):
     client.post(QUEUE, {"action": "approve_selected", "_selected_action": [a.pk]})
     page = client.post(QUEUE, {"action": "reject_selected", "_selected_action": [b.pk, c.pk]})
     assert "reason" in page.content.decode() and status(b) == AssetStatus.IN_REVIEW
-    client.post(QUEUE, {"action": "reject_selected", "_selected_action": [b.pk, c.pk], "reason": "blurry"})
+    client.post(
+        QUEUE, {"action": "reject_selected", "_selected_action": [b.pk, c.pk], "reason": "blurry"}
+    )
 
     assert [status(x) for x in (a, b, c)] == ["approved", "rejected", "rejected"]
     assert LogEntry.objects.count() == 3
 
 
-@pytest.mark.parametrize("decision,start", [
-    ("approve", AssetStatus.IN_REVIEW), ("reject", AssetStatus.IN_REVIEW),
-    ("regenerate", AssetStatus.IN_REVIEW), ("publish", AssetStatus.APPROVED),
-    ("unpublish", AssetStatus.PUBLISHED),
-])
+@pytest.mark.parametrize(
+    "decision,start",
+    [
+        ("approve", AssetStatus.IN_REVIEW),
+        ("reject", AssetStatus.IN_REVIEW),
+        ("regenerate", AssetStatus.IN_REVIEW),
+        ("publish", AssetStatus.APPROVED),
+        ("unpublish", AssetStatus.PUBLISHED),
+    ],
+)
 def test_a_merchandiser_cannot_decide_through_the_asset_page(client, merchandiser, decision, start):
     asset = make_asset(status=start)
     client.force_login(merchandiser)
 
-    page = client.get(reverse("admin:generation_generatedasset_change", args=[asset.pk])).content.decode()
+    page = client.get(
+        reverse("admin:generation_generatedasset_change", args=[asset.pk])
+    ).content.decode()
     response = decide(client, asset, decision, "because")
 
     assert 'name="decision"' not in page
@@ -169,9 +188,16 @@ def test_a_decision_asked_for_as_json_stays_on_the_page(client, reviewer):
 
     missing = client.post(url, {"decision": "reject", "text": ""}, HTTP_ACCEPT="application/json")
     assert missing.status_code == 409 and "needs a reason" in missing.json()["error"]
-    done = client.post(url, {"decision": "reject", "text": "Too dark"}, HTTP_ACCEPT="application/json")
-    assert done.json() == {"ok": True, "status": "rejected", "label": "Rejected", "set_aside": [],
-                           "message": f"{asset}: rejected."}
+    done = client.post(
+        url, {"decision": "reject", "text": "Too dark"}, HTTP_ACCEPT="application/json"
+    )
+    assert done.json() == {
+        "ok": True,
+        "status": "rejected",
+        "label": "Rejected",
+        "set_aside": [],
+        "message": f"{asset}: rejected.",
+    }
 
 
 def test_a_gallery_page_of_100_images_weighs_under_3_mb(client, reviewer, capsys):
@@ -197,7 +223,9 @@ def test_a_gallery_page_of_100_images_weighs_under_3_mb(client, reviewer, capsys
 
     assert len(images) == 100
     with capsys.disabled():
-        print(f"\ngallery page of 100 images: {weight / 1e6:.2f} MB (HTML {len(html) / 1e3:.0f} kB)")
+        print(
+            f"\ngallery page of 100 images: {weight / 1e6:.2f} MB (HTML {len(html) / 1e3:.0f} kB)"
+        )
     assert weight <= 3_000_000
 
 
@@ -205,8 +233,10 @@ def test_regenerating_opens_the_new_version_which_waits_to_be_made(client, revie
     asset = make_asset()
     client.force_login(reviewer)
 
-    response = client.post(f"/admin/generation/generatedasset/{asset.pk}/decide/",
-                           {"decision": "regenerate", "text": "Brighter, please"})
+    response = client.post(
+        f"/admin/generation/generatedasset/{asset.pk}/decide/",
+        {"decision": "regenerate", "text": "Brighter, please"},
+    )
 
     new = GeneratedAsset.objects.get(previous_version=asset)
     assert response.url == f"/admin/generation/generatedasset/{new.pk}/change/"

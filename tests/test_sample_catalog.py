@@ -41,7 +41,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def all_files(directory: Path) -> dict[str, bytes]:
     return {
         path.relative_to(directory).as_posix(): path.read_bytes()
-        for path in sorted(directory.rglob("*")) if path.is_file()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -116,22 +117,28 @@ def test_sales_counts_straddle_the_bestseller_threshold(catalog_dir):
 
 
 def test_each_new_products_category_has_bestseller_twins_and_contrasts(catalog_dir):
-    sales = {row["product_id"]: int(row["sales_count"])
-             for row in read_rows(catalog_dir / "products.csv")}
+    sales = {
+        row["product_id"]: int(row["sales_count"])
+        for row in read_rows(catalog_dir / "products.csv")
+    }
     for new in sample.NEW_PRODUCTS:
         same_category = [p for p in sample.HISTORICAL if p.category == new.category]
         bestsellers = [p for p in same_category if sales[p.sku] > THRESHOLD]
         assert len(same_category) >= 5 and len(bestsellers) >= 3, new.new_id
-        assert any(p.garment == new.garment and main_colour(p) == main_colour(new)
-                   for p in bestsellers), f"{new.new_id} has no bestseller twin"
-        assert any(p.garment != new.garment and main_colour(p) != main_colour(new)
-                   for p in bestsellers), f"{new.new_id} has no contrasting bestseller"
+        assert any(
+            p.garment == new.garment and main_colour(p) == main_colour(new) for p in bestsellers
+        ), f"{new.new_id} has no bestseller twin"
+        assert any(
+            p.garment != new.garment and main_colour(p) != main_colour(new) for p in bestsellers
+        ), f"{new.new_id} has no contrasting bestseller"
 
 
 def test_some_new_product_has_a_twin_that_is_not_a_bestseller():
     """So that retrieval which forgets the sales filter returns a wrong product."""
     twins_below = [
-        p for new in sample.NEW_PRODUCTS for p in sample.HISTORICAL
+        p
+        for new in sample.NEW_PRODUCTS
+        for p in sample.HISTORICAL
         if (p.garment, p.color) == (new.garment, new.color) and p.sales_count <= THRESHOLD
     ]
     assert twins_below
@@ -140,7 +147,8 @@ def test_some_new_product_has_a_twin_that_is_not_a_bestseller():
 
 def test_every_image_is_a_512_by_640_rgb_jpeg(catalog_dir):
     paths = sorted((catalog_dir / "images").iterdir()) + sorted(
-        (catalog_dir / "new_products").iterdir())
+        (catalog_dir / "new_products").iterdir()
+    )
     assert len(paths) == 44
     for path in paths:
         with Image.open(path) as image:
@@ -151,8 +159,9 @@ def test_every_image_is_a_512_by_640_rgb_jpeg(catalog_dir):
 def test_garment_types_have_clearly_different_silhouettes():
     """Same colour, pattern and seed, so only the silhouette differs between the pictures."""
     pictures = {
-        garment: np.asarray(sample.draw_flatlay(garment, (90, 110, 150), "solid", seed="shape"),
-                            np.float32)
+        garment: np.asarray(
+            sample.draw_flatlay(garment, (90, 110, 150), "solid", seed="shape"), np.float32
+        )
         for garment in sample.GARMENTS
     }
     for a, b in itertools.combinations(pictures, 2):
@@ -161,26 +170,38 @@ def test_garment_types_have_clearly_different_silhouettes():
 
 
 def test_twins_are_the_nearest_pictures_to_each_new_product(catalog_dir):
-    historical = {p.sku: thumbnail(catalog_dir / "images" / f"{p.sku}.jpg")
-                  for p in sample.HISTORICAL}
+    historical = {
+        p.sku: thumbnail(catalog_dir / "images" / f"{p.sku}.jpg") for p in sample.HISTORICAL
+    }
     by_sku = {p.sku: p for p in sample.HISTORICAL}
     for new in sample.NEW_PRODUCTS:
         picture = thumbnail(catalog_dir / "new_products" / f"{new.new_id}.jpg")
         distance = {sku: float(np.abs(picture - other).mean()) for sku, other in historical.items()}
         nearest = by_sku[min(distance, key=distance.get)]
         assert (nearest.garment, nearest.color) == (new.garment, new.color), new.new_id
-        twins = [sku for sku, p in by_sku.items() if (p.garment, p.color) == (new.garment, new.color)]
-        contrasts = [sku for sku, p in by_sku.items() if p.category == new.category
-                     and p.garment != new.garment and main_colour(p) != main_colour(new)]
+        twins = [
+            sku for sku, p in by_sku.items() if (p.garment, p.color) == (new.garment, new.color)
+        ]
+        contrasts = [
+            sku
+            for sku, p in by_sku.items()
+            if p.category == new.category
+            and p.garment != new.garment
+            and main_colour(p) != main_colour(new)
+        ]
         assert max(distance[s] for s in twins) < min(distance[s] for s in contrasts), new.new_id
 
 
 def test_photos_are_deterministic_per_seed_but_twins_are_not_identical():
     args = ("maxi_dress", (163, 190, 150), "floral")
-    assert (sample.draw_flatlay(*args, seed="a").tobytes()
-            == sample.draw_flatlay(*args, seed="a").tobytes())
-    assert (sample.draw_flatlay(*args, seed="a").tobytes()
-            != sample.draw_flatlay(*args, seed="b").tobytes())
+    assert (
+        sample.draw_flatlay(*args, seed="a").tobytes()
+        == sample.draw_flatlay(*args, seed="a").tobytes()
+    )
+    assert (
+        sample.draw_flatlay(*args, seed="a").tobytes()
+        != sample.draw_flatlay(*args, seed="b").tobytes()
+    )
     small = sample.draw_flatlay("tshirt", (190, 36, 44), "solid", seed="x", size=(128, 160))
     assert small.size == (128, 160)
     with pytest.raises(ValueError, match="unknown garment"):
@@ -200,8 +221,15 @@ def test_zip_archives_hold_exactly_the_images_at_their_root(catalog_dir):
 
 def test_make_sample_catalog_command_reports_what_it_wrote(command_run):
     demo, output = command_run
-    for name in ("products.csv", "new_products.csv", "sales_update.csv", "images.zip",
-                 "new_products.zip", "images/SKU040.jpg", "new_products/NEW004.jpg"):
+    for name in (
+        "products.csv",
+        "new_products.csv",
+        "sales_update.csv",
+        "images.zip",
+        "new_products.zip",
+        "images/SKU040.jpg",
+        "new_products/NEW004.jpg",
+    ):
         assert (demo / name).is_file(), name
     assert "40 historical products" in output and "4 new products" in output
     assert "5 sales updates" in output

@@ -7,7 +7,9 @@ from catalog.models import Product
 pytestmark = pytest.mark.django_db
 
 
-def test_setup_demo_creates_a_login_and_loads_the_sample_into_an_empty_catalog(settings, tmp_path, capsys):
+def test_setup_demo_creates_a_login_and_loads_the_sample_into_an_empty_catalog(
+    settings, tmp_path, capsys
+):
     settings.VAR_DIR = tmp_path
 
     call_command("setup_demo")

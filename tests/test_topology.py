@@ -51,7 +51,9 @@ def _children(pid: int) -> list[int]:
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
         except OSError:
             continue
         if fields.get("PPid", "").strip() == str(pid):
@@ -82,21 +84,28 @@ class Stack:
     def start(self, name: str, command: list[str], port: int | None = None) -> None:
         log = open(self.folder / f"{name}.log", "ab")
         self.names.append(name)
-        self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
-                                               stderr=subprocess.STDOUT))
+        self.processes.append(
+            subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        )
         if port:
             wait_for(lambda: listening(port), f"{name} on port {port}", timeout=60, every=0.1)
 
     def manage(self, *args: str, timeout: float = 300) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
     def resident_mib(self) -> dict[str, float]:
         """Resident memory of each process of the stack (with its forked children), in MiB."""
         sizes = {}
-        for name, process in zip(self.names, self.processes):
+        for name, process in zip(self.names, self.processes, strict=True):
             pids = [process.pid, *_children(process.pid)]
             sizes[name] = sum(_rss_kib(pid) for pid in pids) / 1024
         return sizes
@@ -117,8 +126,10 @@ def topology_db():
     import psycopg
 
     if connection.vendor != "postgresql":
-        pytest.skip("the topology test needs PostgreSQL: run it with DATABASE_URL=postgres://... "
-                    "(the PostgreSQL pass of .ci/run does)")
+        pytest.skip(
+            "the topology test needs PostgreSQL: run it with DATABASE_URL=postgres://... "
+            "(the PostgreSQL pass of .ci/run does)"
+        )
     db = connection.settings_dict
     server = f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
     name = f"topology_{uuid.uuid4().hex[:8]}"
@@ -129,108 +140,224 @@ def topology_db():
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_two_web_and_two_worker_processes_publish_and_keep_private_files_private(topology_db, tmp_path):
+def test_two_web_and_two_worker_processes_publish_and_keep_private_files_private(
+    topology_db, tmp_path
+):
     import boto3
     import psycopg
 
     database_url = topology_db
     ports = {name: free_port() for name in ("redis", "milvus", "s3", "web1", "web2")}
     s3_url = f"http://127.0.0.1:{ports['s3']}"
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))}
-    env.update({
-        "DJANGO_ENV_FILE": "", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "topology-" + "k" * 50,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        # plain http on 127.0.0.1: what bin/setup's .env turns off too
-        "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SESSION_COOKIE_SECURE": "0",
-        "DJANGO_CSRF_COOKIE_SECURE": "0",
-        "DJANGO_STATIC_ROOT": str(tmp_path / "static"), "DJANGO_STATIC_MANIFEST": "1",
-        "DATABASE_URL": database_url, "TASK_BROKER": "redis",
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "MILVUS_URI": f"http://127.0.0.1:{ports['milvus']}",
-        "AWS_STORAGE_BUCKET_NAME": "promo-private", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_S3_ENDPOINT_URL": s3_url,
-        "AWS_S3_REGION_NAME": "us-east-1",
-        "OPENROUTER_API_KEY": "", "EMBEDDER_BACKEND": "", "STYLE_ANALYST_BACKEND": "",
-        "IMAGE_GENERATOR_BACKEND": "", "LOG_LEVEL": "WARNING",
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))
+    }
+    env.update(
+        {
+            "DJANGO_ENV_FILE": "",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "topology-" + "k" * 50,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # plain http on 127.0.0.1: what bin/setup's .env turns off too
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SESSION_COOKIE_SECURE": "0",
+            "DJANGO_CSRF_COOKIE_SECURE": "0",
+            "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+            "DJANGO_STATIC_MANIFEST": "1",
+            "DATABASE_URL": database_url,
+            "TASK_BROKER": "redis",
+            "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+            "MILVUS_URI": f"http://127.0.0.1:{ports['milvus']}",
+            "AWS_STORAGE_BUCKET_NAME": "promo-private",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_S3_ENDPOINT_URL": s3_url,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "OPENROUTER_API_KEY": "",
+            "EMBEDDER_BACKEND": "",
+            "STYLE_ANALYST_BACKEND": "",
+            "IMAGE_GENERATOR_BACKEND": "",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     stack = Stack(tmp_path, env)
     try:
-        stack.start("redis", [str(BIN / "redis-server"), "--bind", "127.0.0.1", "--port",
-                              str(ports["redis"]), "--dir", str(tmp_path), "--save", ""], ports["redis"])
-        stack.start("milvus", [str(BIN / "milvus-lite"), "server", "--data-dir", str(tmp_path / "milvus"),
-                               "--host", "127.0.0.1", "--port", str(ports["milvus"])], ports["milvus"])
-        stack.start("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], ports["s3"])
-        boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="promo-private")
+        stack.start(
+            "redis",
+            [
+                str(BIN / "redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(ports["redis"]),
+                "--dir",
+                str(tmp_path),
+                "--save",
+                "",
+            ],
+            ports["redis"],
+        )
+        stack.start(
+            "milvus",
+            [
+                str(BIN / "milvus-lite"),
+                "server",
+                "--data-dir",
+                str(tmp_path / "milvus"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["milvus"]),
+            ],
+            ports["milvus"],
+        )
+        stack.start(
+            "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], ports["s3"]
+        )
+        boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket="promo-private")
 
         stack.manage("migrate", "--noinput")
         stack.manage("collectstatic", "--noinput")
-        stack.manage("shell", "-c", "from django.contrib.auth.models import User; "
-                     "User.objects.create_superuser('boss', 'boss@example.com', 'topology-pass-1')")
+        stack.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            "User.objects.create_superuser('boss', 'boss@example.com', 'topology-pass-1')",
+        )
         for name in ("web1", "web2"):
-            stack.start(name, [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{ports[name]}",
-                               "--workers", "1", "--threads", "4"], ports[name])
+            stack.start(
+                name,
+                [
+                    str(BIN / "gunicorn"),
+                    "config.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{ports[name]}",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "4",
+                ],
+                ports[name],
+            )
         for name in ("worker1", "worker2"):
-            stack.start(name, [sys.executable, "manage.py", "rundramatiq", "--processes", "1",
-                               "--threads", "2"])
+            stack.start(
+                name,
+                [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "2"],
+            )
 
         sample = tmp_path / "sample"
         stack.manage("make_sample_catalog", str(sample))
         started = time.monotonic()
-        stack.manage("import_catalog", str(sample / "products.csv"), "--images", str(sample / "images"))
-        stack.manage("import_catalog", str(sample / "new_products.csv"), "--images", str(sample / "new_products"))
+        stack.manage(
+            "import_catalog", str(sample / "products.csv"), "--images", str(sample / "images")
+        )
+        stack.manage(
+            "import_catalog",
+            str(sample / "new_products.csv"),
+            "--images",
+            str(sample / "new_products"),
+        )
         with psycopg.connect(database_url, autocommit=True) as db:
+
             def count(sql: str) -> int:
                 return db.execute(sql).fetchone()[0]
 
-            wait_for(lambda: count("SELECT count(*) FROM catalog_product WHERE index_state = 'synced'") == 44,
-                     "the catalog in the index (two workers syncing)")
+            wait_for(
+                lambda: (
+                    count("SELECT count(*) FROM catalog_product WHERE index_state = 'synced'") == 44
+                ),
+                "the catalog in the index (two workers syncing)",
+            )
             indexed = time.monotonic()
-            stack.manage("generate_promos", "--new", "--preset", "Marketplace main image", "--size", "0.5K",
-                         "--wait", "--timeout", "240", "--user", "boss")
+            stack.manage(
+                "generate_promos",
+                "--new",
+                "--preset",
+                "Marketplace main image",
+                "--size",
+                "0.5K",
+                "--wait",
+                "--timeout",
+                "240",
+                "--user",
+                "boss",
+            )
             generated = time.monotonic()
-            assets = db.execute("SELECT id, image FROM generation_generatedasset "
-                                "WHERE status = 'in_review' ORDER BY id").fetchall()
+            assets = db.execute(
+                "SELECT id, image FROM generation_generatedasset "
+                "WHERE status = 'in_review' ORDER BY id"
+            ).fetchall()
             assert len(assets) == 4
             shown, kept_private = assets[0], assets[1]
-            product_photo = db.execute("SELECT image FROM catalog_product ORDER BY id LIMIT 1").fetchone()[0]
+            product_photo = db.execute(
+                "SELECT image FROM catalog_product ORDER BY id LIMIT 1"
+            ).fetchone()[0]
 
             web1, web2 = (f"http://127.0.0.1:{ports[name]}" for name in ("web1", "web2"))
             staff = requests.Session()
             login = staff.get(f"{web1}/admin/login/")
             csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
-            staff.post(f"{web1}/admin/login/", data={"username": "boss", "password": "topology-pass-1",
-                                                      "csrfmiddlewaretoken": csrf, "next": "/admin/"},
-                       headers={"Referer": f"{web1}/admin/login/"})
-            page = staff.get(f"{web2}/admin/generation/generatedasset/{shown[0]}/change/")  # the other host
+            staff.post(
+                f"{web1}/admin/login/",
+                data={
+                    "username": "boss",
+                    "password": "topology-pass-1",
+                    "csrfmiddlewaretoken": csrf,
+                    "next": "/admin/",
+                },
+                headers={"Referer": f"{web1}/admin/login/"},
+            )
+            page = staff.get(
+                f"{web2}/admin/generation/generatedasset/{shown[0]}/change/"
+            )  # the other host
             assert page.status_code == 200 and "Approve" in page.text
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
             for decision in ("approve", "publish"):
-                staff.post(f"{web2}/admin/generation/generatedasset/{shown[0]}/decide/",
-                           data={"decision": decision, "csrfmiddlewaretoken": token},
-                           headers={"Referer": f"{web2}/admin/"})
-            published = db.execute("SELECT published_image FROM generation_generatedasset WHERE id = %s",
-                                   [shown[0]]).fetchone()[0]
+                staff.post(
+                    f"{web2}/admin/generation/generatedasset/{shown[0]}/decide/",
+                    data={"decision": decision, "csrfmiddlewaretoken": token},
+                    headers={"Referer": f"{web2}/admin/"},
+                )
+            published = db.execute(
+                "SELECT published_image FROM generation_generatedasset WHERE id = %s", [shown[0]]
+            ).fetchone()[0]
             assert published.startswith("published/")
-            static = re.search(r'href="(/static/admin/css/base\.[0-9a-f]+\.css)"', page.text).group(1)
+            static = re.search(r'href="(/static/admin/css/base\.[0-9a-f]+\.css)"', page.text).group(
+                1
+            )
 
         anonymous = requests.Session()
         stable = f"{web1}/published/{published.removeprefix('published/')}"
         first = anonymous.get(stable, allow_redirects=False)
         assert first.status_code == 302 and first.headers["Cache-Control"] == "no-store"
-        assert not {"X-Amz-Expires", "Expires", "X-Amz-Signature"} & set(parse_qs(urlparse(stable).query))
+        assert not {"X-Amz-Expires", "Expires", "X-Amz-Signature"} & set(
+            parse_qs(urlparse(stable).query)
+        )
         image = anonymous.get(stable)  # the redirect leads to a fresh signed URL of the bucket
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         assert anonymous.get(stable.replace(web1, web2)).status_code == 200  # any host answers
-        for private in (f"/media/{kept_private[1]}", f"/media/{product_photo}", f"/media/{published}"):
+        for private in (
+            f"/media/{kept_private[1]}",
+            f"/media/{product_photo}",
+            f"/media/{published}",
+        ):
             assert anonymous.get(f"{web1}{private}", allow_redirects=False).status_code == 404
         assert staff.get(f"{web2}/media/{kept_private[1]}").status_code == 200  # staff see it
         assert anonymous.get(f"{web1}{static}").status_code == 200  # WhiteNoise, hashed name
         assert anonymous.get(f"{web1}/feeds/published.json").status_code == 401
         # Figures for docs/deploy.md (shown with pytest -s).
-        print(f"\nimport + index of 44 products: {indexed - started:.1f} s; 4 offline images: "
-              f"{generated - indexed:.1f} s; resident memory (MiB): "
-              + ", ".join(f"{name} {mib:.0f}" for name, mib in stack.resident_mib().items()))
+        print(
+            f"\nimport + index of 44 products: {indexed - started:.1f} s; 4 offline images: "
+            f"{generated - indexed:.1f} s; resident memory (MiB): "
+            + ", ".join(f"{name} {mib:.0f}" for name, mib in stack.resident_mib().items())
+        )
     finally:
         stack.stop()

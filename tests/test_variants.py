@@ -21,12 +21,16 @@ pytestmark = pytest.mark.django_db
 
 def generated(variants: int) -> list[GeneratedAsset]:
     """One product × one preset × `variants` candidates, made by the offline providers."""
-    reference = make_product("BEST-1", color="navy", sales_count=5000,
-                             lifecycle=Product.Lifecycle.HISTORICAL)
+    reference = make_product(
+        "BEST-1", color="navy", sales_count=5000, lifecycle=Product.Lifecycle.HISTORICAL
+    )
     product = make_product("NEW-1", color="red")
     preset = ChannelPreset.objects.get(name="Storefront hero")
-    batch = batch_create(user=None, request=BatchRequest([product], [preset], "0.5K", 1, variants),
-                         estimated_cost=Decimal("0"))
+    batch = batch_create(
+        user=None,
+        request=BatchRequest([product], [preset], "0.5K", 1, variants),
+        estimated_cost=Decimal("0"),
+    )
     assets = list(batch.assets.order_by("variant"))
     for asset in assets:
         AssetReference.objects.create(asset=asset, product=reference, rank=1, score=0.03)
@@ -39,7 +43,10 @@ def test_a_batch_makes_the_variants_asked_for_and_they_differ():
     assets = generated(3)
 
     assert [(a.version, a.variant, a.status) for a in assets] == [
-        (1, 1, "in_review"), (1, 2, "in_review"), (1, 3, "in_review")]
+        (1, 1, "in_review"),
+        (1, 2, "in_review"),
+        (1, 3, "in_review"),
+    ]
     contents = {a.image.open("rb").read() for a in assets}
     assert len(contents) == 3
 
@@ -59,13 +66,23 @@ def test_the_offline_generator_follows_what_feedback_it_can_and_says_what_it_can
     from tests.test_providers import FLATLAY, NEW_PRODUCT
 
     width, height = pixel_size("3:4", "0.5K")
-    request = ImageRequest(product=NEW_PRODUCT, product_image=FLATLAY, references=[],
-                           style_prompt="Soft light.", channel_name="Hero", channel_rules="",
-                           white_background=False, aspect_ratio="3:4", size_tier="0.5K",
-                           width=width, height=height)
+    request = ImageRequest(
+        product=NEW_PRODUCT,
+        product_image=FLATLAY,
+        references=[],
+        style_prompt="Soft light.",
+        channel_name="Hero",
+        channel_rules="",
+        white_background=False,
+        aspect_ratio="3:4",
+        size_tier="0.5K",
+        width=width,
+        height=height,
+    )
     plain = OfflineImageGenerator().generate(request)
     followed = OfflineImageGenerator().generate(
-        ImageRequest(**{**request.__dict__, "feedback": "Brighter and warmer please; add a model"}))
+        ImageRequest(**{**request.__dict__, "feedback": "Brighter and warmer please; add a model"})
+    )
 
     assert followed.content != plain.content
     assert "followed brighter, warmer" in followed.text
@@ -75,4 +92,9 @@ def test_the_offline_generator_follows_what_feedback_it_can_and_says_what_it_can
 def test_a_regenerated_version_is_its_own_version_with_the_feedback():
     [asset] = generated(1)
     new = asset_regenerate(asset=asset, user=user_in("Reviewer", "rev"), feedback="Darker, zoom in")
-    assert (new.version, new.variant, new.feedback, new.status) == (2, 1, "Darker, zoom in", "queued")
+    assert (new.version, new.variant, new.feedback, new.status) == (
+        2,
+        1,
+        "Darker, zoom in",
+        "queued",
+    )

@@ -33,12 +33,14 @@ class OfflineEmbedder(Embedder):
     stream_side = WORK_SIDE
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
-        return [self.describe(read_image(data, i, max_side=self.WORK_SIDE))
-                for i, data in enumerate(images)]
+        return [
+            self.describe(read_image(data, i, max_side=self.WORK_SIDE))
+            for i, data in enumerate(images)
+        ]
 
     def colour_names(self, vector: np.ndarray) -> list[str]:
         """The name of the colour histogram's heaviest bin: its hue and brightness, or its grey."""
-        block = np.asarray(vector[:HUE_BINS * VALUE_BINS + GREY_BINS], dtype=np.float64) ** 2
+        block = np.asarray(vector[: HUE_BINS * VALUE_BINS + GREY_BINS], dtype=np.float64) ** 2
         heaviest = int(np.argmax(block))
         if heaviest >= HUE_BINS * VALUE_BINS:
             return [GREY_NAMES[heaviest - HUE_BINS * VALUE_BINS]]
@@ -69,9 +71,20 @@ class OfflineEmbedder(Embedder):
 
 
 # Names of the colour histogram's 12 hue bins (30° apart from red), light and dark.
-HUE_NAMES = (("red", "maroon"), ("orange", "brown"), ("yellow", "brown"), ("green", "olive"),
-             ("green", "green"), ("green", "green"), ("teal", "teal"), ("blue", "navy"),
-             ("blue", "navy"), ("purple", "purple"), ("pink", "purple"), ("pink", "maroon"))
+HUE_NAMES = (
+    ("red", "maroon"),
+    ("orange", "brown"),
+    ("yellow", "brown"),
+    ("green", "olive"),
+    ("green", "green"),
+    ("green", "green"),
+    ("teal", "teal"),
+    ("blue", "navy"),
+    ("blue", "navy"),
+    ("purple", "purple"),
+    ("pink", "purple"),
+    ("pink", "maroon"),
+)
 GREY_NAMES = ("black", "black", "grey", "grey", "grey", "grey", "white", "white")
 
 
@@ -84,6 +97,7 @@ def _garment_colour_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _garment_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) of the box holding 99 % of the mask, widened to 4:5."""
+
     def span(profile: np.ndarray) -> tuple[float, float]:  # stray specks don't stretch the box
         cumulative = np.cumsum(profile) / profile.sum()
         first, last = np.searchsorted(cumulative, [0.005, 0.995])
@@ -95,14 +109,17 @@ def _garment_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     return cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2
 
 
-def _resample(array: np.ndarray, box: tuple[float, float, float, float],
-              size: tuple[int, int]) -> np.ndarray:
+def _resample(
+    array: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> np.ndarray:
     """`array` (H×W or H×W×3, 0..1) inside `box` resampled to `size`; outside the image is 0."""
     whole = tuple(round(v) for v in box)
     channels = [array] if array.ndim == 2 else [array[..., c] for c in range(array.shape[2])]
     # crop() pads with zeros where the box leaves the image; resize(box=...) would refuse.
-    out = [np.asarray(Image.fromarray(c).crop(whole).resize(size, Image.Resampling.BOX))
-           for c in channels]
+    out = [
+        np.asarray(Image.fromarray(c).crop(whole).resize(size, Image.Resampling.BOX))
+        for c in channels
+    ]
     return out[0] if array.ndim == 2 else np.stack(out, axis=-1)
 
 
@@ -122,8 +139,11 @@ def _histogram(weights: np.ndarray, *axes: tuple[np.ndarray, int, bool]) -> np.n
         low = np.floor(position)
         share, low = position - low, low.astype(int) % bins
         high = (low + 1) % bins if circular else np.minimum(low + 1, bins - 1)
-        corners = [(index * bins + b, w * part) for index, w in corners
-                   for b, part in ((low, 1 - share), (high, share))]
+        corners = [
+            (index * bins + b, w * part)
+            for index, w in corners
+            for b, part in ((low, 1 - share), (high, share))
+        ]
         size *= bins
     return sum(np.bincount(index.ravel(), w.ravel(), size) for index, w in corners)
 
@@ -137,9 +157,12 @@ def _colour_histogram(image: Image.Image, rgb: np.ndarray, mask: np.ndarray) -> 
     hue = np.asarray(image.convert("HSV"), dtype=np.float32)[..., 0] / 256
     value = rgb.max(axis=2)
     colourful = np.clip((value - rgb.min(axis=2)) / 0.2, 0, 1)  # chroma, saturating at 0.2
-    histogram = np.concatenate([
-        _histogram(colourful * mask, (hue, HUE_BINS, True), (value, VALUE_BINS, False)),
-        _histogram((1 - colourful) * mask, (value, GREY_BINS, False))])
+    histogram = np.concatenate(
+        [
+            _histogram(colourful * mask, (hue, HUE_BINS, True), (value, VALUE_BINS, False)),
+            _histogram((1 - colourful) * mask, (value, GREY_BINS, False)),
+        ]
+    )
     return np.sqrt(histogram / max(histogram.sum(), 1e-9))
 
 
@@ -160,6 +183,11 @@ def _edge_histogram(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     magnitude = np.sqrt(np.hypot(gx, gy)) * np.minimum(1, mask * 2)  # background grain is noise
     angle = (np.arctan2(gy, gx) % np.pi) / np.pi
     ys, xs = np.indices(grey.shape) + 0.5
-    return np.sqrt(_histogram(magnitude, (ys / grey.shape[0], 2, False),
-                              (xs / grey.shape[1], 2, False), (angle, 8, True)))
-
+    return np.sqrt(
+        _histogram(
+            magnitude,
+            (ys / grey.shape[0], 2, False),
+            (xs / grey.shape[1], 2, False),
+            (angle, 8, True),
+        )
+    )

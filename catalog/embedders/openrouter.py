@@ -46,22 +46,34 @@ class OpenRouterEmbedder(Embedder):
         uris = [self._data_uri(data, i) for i, data in enumerate(images)]
         vectors: list[np.ndarray] = []
         for start in range(0, len(uris), self.batch_size):
-            vectors += self._embed_batch(uris[start:start + self.batch_size])
+            vectors += self._embed_batch(uris[start : start + self.batch_size])
         return vectors
 
     def _data_uri(self, data: bytes, index: int) -> str:
         buffer = io.BytesIO()
-        read_image(data, index, max_side=self.MAX_SIDE).save(buffer, "JPEG", quality=self.JPEG_QUALITY)
+        read_image(data, index, max_side=self.MAX_SIDE).save(
+            buffer, "JPEG", quality=self.JPEG_QUALITY
+        )
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def _embed_batch(self, uris: list[str]) -> list[np.ndarray]:
-        with paid_call(kind=ProviderCall.Kind.EMBEDDING, model=self.model,
-                       subject=f"embedder:{self.name}", key=f"embedding:{uuid.uuid4().hex}",
-                       worst_case=self.price_per_image * len(uris), owner=worker_name()) as book:
+        with paid_call(
+            kind=ProviderCall.Kind.EMBEDDING,
+            model=self.model,
+            subject=f"embedder:{self.name}",
+            key=f"embedding:{uuid.uuid4().hex}",
+            worst_case=self.price_per_image * len(uris),
+            owner=worker_name(),
+        ) as book:
             # The SDK asks for base64 unless told otherwise; the gateway is asked for floats.
             response = openrouter.request(
-                openrouter.client().embeddings.create, model=self.model, encoding_format="float",
-                input=[{"content": [{"type": "image_url", "image_url": {"url": uri}}]} for uri in uris])
+                openrouter.client().embeddings.create,
+                model=self.model,
+                encoding_format="float",
+                input=[
+                    {"content": [{"type": "image_url", "image_url": {"url": uri}}]} for uri in uris
+                ],
+            )
             try:
                 vectors = self._vectors(_plain(response), len(uris))
             except ProviderError as exc:
@@ -72,13 +84,19 @@ class OpenRouterEmbedder(Embedder):
 
     def _vectors(self, body: Any, count: int) -> list[np.ndarray]:
         """Unit vectors in input order from a response body, after checking every item."""
+
         def unusable(reason: str) -> ProviderError:
-            return ProviderError(f"OpenRouter returned an unusable embeddings response: {reason}",
-                                 retryable=False, status=200)
+            return ProviderError(
+                f"OpenRouter returned an unusable embeddings response: {reason}",
+                retryable=False,
+                status=200,
+            )
 
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not isinstance(data, list):
-            raise unusable("the body is not JSON" if not isinstance(body, dict) else "it has no 'data' list")
+            raise unusable(
+                "the body is not JSON" if not isinstance(body, dict) else "it has no 'data' list"
+            )
         if len(data) != count:
             raise unusable(f"{len(data)} embeddings for {count} images")
         vectors: dict[int, np.ndarray] = {}
@@ -90,8 +108,10 @@ class OpenRouterEmbedder(Embedder):
             if not isinstance(values, list) or not all(type(v) in (int, float) for v in values):
                 raise unusable(f"embedding {index} is not a list of numbers")
             if len(values) != self.dimension:
-                raise unusable(f"embedding {index} has {len(values)} dimensions where "
-                               f"EMBEDDING_DIMENSION is {self.dimension}")
+                raise unusable(
+                    f"embedding {index} has {len(values)} dimensions where "
+                    f"EMBEDDING_DIMENSION is {self.dimension}"
+                )
             vector = np.asarray(values, dtype=np.float32)
             if not np.isfinite(vector).all() or not vector.any():
                 raise unusable(f"embedding {index} is all zeros or not finite")
@@ -112,5 +132,5 @@ def _space_name(model: str, dimension: int) -> str:
     slug, suffix = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_"), f"_{dimension}"
     room = 60 - len("openrouter_") - len(suffix)
     if len(slug) > room:  # a checksum keeps two long model ids that share a prefix apart
-        slug = f"{slug[:room - 9]}_{zlib.crc32(model.encode()):08x}"
+        slug = f"{slug[: room - 9]}_{zlib.crc32(model.encode()):08x}"
     return f"openrouter_{slug}{suffix}"

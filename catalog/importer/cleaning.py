@@ -79,8 +79,9 @@ def clean_sku(raw: str) -> str:
     return sku
 
 
-def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], photos: Photos | None,
-              errors: list[RowError]):
+def clean_row(
+    fmt: CsvFormat, line: int, record: dict[str, str], photos: Photos | None, errors: list[RowError]
+):
     values: dict[str, object] = {}
     row_errors: list[RowError] = []
 
@@ -106,7 +107,9 @@ def clean_row(fmt: CsvFormat, line: int, record: dict[str, str], photos: Photos 
         except ImageSourceError as exc:
             row_errors.append(RowError(line, "image_path", f"image path {exc}"))
         except ImageRejected as exc:
-            row_errors.append(RowError(line, "image_path", f"{record['image_path'].strip()!r}: {exc}"))
+            row_errors.append(
+                RowError(line, "image_path", f"{record['image_path'].strip()!r}: {exc}")
+            )
     errors.extend(row_errors)
     if row_errors:
         return None

@@ -24,8 +24,17 @@ class CsvFormat:
 FORMATS = {
     ImportKind.HISTORICAL: CsvFormat(
         ImportKind.HISTORICAL,
-        ("product_id", "image_path", "category", "color", "style", "season", "sales_count",
-         "description", "price"),
+        (
+            "product_id",
+            "image_path",
+            "category",
+            "color",
+            "style",
+            "season",
+            "sales_count",
+            "description",
+            "price",
+        ),
         "product_id",
     ),
     ImportKind.NEW: CsvFormat(
@@ -70,18 +79,30 @@ class ImportAborted(Exception):
 
 def decode_csv(data: bytes) -> str:
     if len(data) > settings.CATALOG_IMPORT_MAX_CSV_BYTES:
-        raise ImportAborted(RowError(0, "", (
-            f"the CSV file is {len(data):,} bytes; the limit is "
-            f"{settings.CATALOG_IMPORT_MAX_CSV_BYTES:,} bytes. Split it into smaller files."
-        )))
+        raise ImportAborted(
+            RowError(
+                0,
+                "",
+                (
+                    f"the CSV file is {len(data):,} bytes; the limit is "
+                    f"{settings.CATALOG_IMPORT_MAX_CSV_BYTES:,} bytes. Split it into smaller files."
+                ),
+            )
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ImportAborted(RowError(line, "", (
-            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded). "
-            "Save it as 'CSV UTF-8'."
-        ))) from None
+        raise ImportAborted(
+            RowError(
+                line,
+                "",
+                (
+                    f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded). "
+                    "Save it as 'CSV UTF-8'."
+                ),
+            )
+        ) from None
     if not text.strip():
         raise ImportAborted(RowError(1, "", "the file is empty; expected a header line and rows"))
     return text
@@ -93,7 +114,9 @@ def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
         if not name:
             raise ImportAborted(RowError(1, f"#{position}", "the header has an empty column name"))
         if header.count(name) > 1:
-            raise ImportAborted(RowError(1, name, "this column appears more than once in the header"))
+            raise ImportAborted(
+                RowError(1, name, "this column appears more than once in the header")
+            )
     if kind is None:
         matches = [fmt for fmt in FORMATS.values() if set(fmt.columns) == names]
         if matches:
@@ -102,15 +125,29 @@ def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
         # not close to any of them is told the formats there are.
         fmt = max(FORMATS.values(), key=lambda f: (len(names & set(f.columns)), -len(f.columns)))
         if len(names & set(fmt.columns)) * 2 < len(fmt.columns):
-            known = "; ".join(f"{f.kind.label.lower()} ({', '.join(f.columns)})" for f in FORMATS.values())
-            raise HeaderErrors([RowError(1, "", f"this header matches none of the CSV formats: {known}")])
+            known = "; ".join(
+                f"{f.kind.label.lower()} ({', '.join(f.columns)})" for f in FORMATS.values()
+            )
+            raise HeaderErrors(
+                [RowError(1, "", f"this header matches none of the CSV formats: {known}")]
+            )
     else:
         fmt = FORMATS[kind]
-    errors = [RowError(1, col, f"missing column (the {fmt.kind.label.lower()} format needs it)")
-              for col in fmt.columns if col not in names]
-    errors += [RowError(1, col, f"unknown column for the {fmt.kind.label.lower()} format "
-                                f"(expected: {', '.join(fmt.columns)})")
-               for col in header if col not in fmt.columns]
+    errors = [
+        RowError(1, col, f"missing column (the {fmt.kind.label.lower()} format needs it)")
+        for col in fmt.columns
+        if col not in names
+    ]
+    errors += [
+        RowError(
+            1,
+            col,
+            f"unknown column for the {fmt.kind.label.lower()} format "
+            f"(expected: {', '.join(fmt.columns)})",
+        )
+        for col in header
+        if col not in fmt.columns
+    ]
     if errors:
         raise HeaderErrors(errors)
     return fmt

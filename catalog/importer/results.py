@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -86,5 +85,7 @@ class ImportResult:
         return [row.sku for row in self.rows if row.action != ImportAction.UNCHANGED]
 
     def summary(self) -> str:
-        return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.failed} failed")
+        return (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.failed} failed"
+        )

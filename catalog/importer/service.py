@@ -19,9 +19,8 @@ seed's new products, and a sales update (sku, sales_count).
 from __future__ import annotations
 
 import csv
-import re
 import gc
-import io
+import re
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
@@ -29,6 +28,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.embedders import get_embedder
+from catalog.embedding_stream import EmbeddingStream
 from catalog.importer.cleaning import CleanRow, clean_row
 from catalog.importer.formats import (
     CsvFormat,
@@ -41,12 +42,9 @@ from catalog.importer.formats import (
 )
 from catalog.importer.results import Change, ImportAction, ImportResult, RowPlan
 from catalog.importer.sources import DirectoryImages, Photos, ZipImages
-from catalog.embedders import get_embedder
-from catalog.embedding_stream import EmbeddingStream
 from catalog.indexing import chunks, refit_needed
 from catalog.models import Product, bestseller_threshold
 from catalog.services import product_use_image, products_schedule_sync
-
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -57,8 +55,9 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
-def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, errors: list[RowError],
-                  progress) -> tuple[CsvFormat, Iterator[CleanRow]]:
+def _cleaned_rows(
+    text: str, kind: ImportKind | None, photos: Photos | None, errors: list[RowError], progress
+) -> tuple[CsvFormat, Iterator[CleanRow]]:
     """The file's format and an iterator over its cleaned rows; errors are appended as the
     rows go by (a row with an error is not yielded)."""
     reader = csv.reader(_lines(text), strict=True)
@@ -66,9 +65,13 @@ def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, err
         header = [name.strip() for name in next(reader)]
         fmt = detect_format(header, kind)
     except csv.Error as exc:
-        raise ImportAborted(RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")) from None
+        raise ImportAborted(
+            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
+        ) from None
     if fmt.kind != ImportKind.SALES and photos is None:
-        raise ImportAborted(RowError(1, "image_path", "this format needs its images: give the images folder or ZIP"))
+        raise ImportAborted(
+            RowError(1, "image_path", "this format needs its images: give the images folder or ZIP")
+        )
 
     def rows() -> Iterator[CleanRow]:
         first_line_of: dict[str, int] = {}
@@ -86,15 +89,26 @@ def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, err
                 continue  # blank lines are allowed, as spreadsheet exports often end with some
             found = True
             if len(fields) != len(header):
-                errors.append(RowError(row_line, "", f"expected {len(header)} fields as in the header, found {len(fields)}"))
+                errors.append(
+                    RowError(
+                        row_line,
+                        "",
+                        f"expected {len(header)} fields as in the header, found {len(fields)}",
+                    )
+                )
                 continue
-            record = dict(zip(header, fields))
+            record = dict(zip(header, fields, strict=True))
             cleaned = clean_row(fmt, row_line, record, photos, errors)
             sku = (record.get(fmt.sku_column) or "").strip()
             if sku:
                 if sku in first_line_of:
-                    errors.append(RowError(row_line, fmt.sku_column,
-                                           f"sku {sku!r} already appears on line {first_line_of[sku]}"))
+                    errors.append(
+                        RowError(
+                            row_line,
+                            fmt.sku_column,
+                            f"sku {sku!r} already appears on line {first_line_of[sku]}",
+                        )
+                    )
                     cleaned = None
                 else:
                     first_line_of[sku] = row_line
@@ -112,21 +126,34 @@ def _cleaned_rows(text: str, kind: ImportKind | None, photos: Photos | None, err
 PLAN_CHUNK = 500  # rows planned (one query) and written (one bulk query each) together
 
 
-def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[tuple[RowPlan, Product]]:
+def _plan(
+    fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]
+) -> list[tuple[RowPlan, Product]]:
     existing = Product.objects.in_bulk([row.sku for row in rows], field_name="sku")
     plans = []
     for row in rows:
         product = existing.get(row.sku)
         if product is None and fmt.kind == ImportKind.SALES:
-            errors.append(RowError(row.line, "sku", f"no product with sku {row.sku!r}; "
-                                                    "import it with the catalog format first"))
+            errors.append(
+                RowError(
+                    row.line,
+                    "sku",
+                    f"no product with sku {row.sku!r}; import it with the catalog format first",
+                )
+            )
             continue
         wanted = dict(row.values)
         if fmt.kind != ImportKind.SALES:
-            wanted["lifecycle"] = (Product.Lifecycle.HISTORICAL if fmt.kind == ImportKind.HISTORICAL
-                                   else Product.Lifecycle.NEW)
-            if (fmt.kind == ImportKind.NEW and product is not None
-                    and product.lifecycle == Product.Lifecycle.PUBLISHED):
+            wanted["lifecycle"] = (
+                Product.Lifecycle.HISTORICAL
+                if fmt.kind == ImportKind.HISTORICAL
+                else Product.Lifecycle.NEW
+            )
+            if (
+                fmt.kind == ImportKind.NEW
+                and product is not None
+                and product.lifecycle == Product.Lifecycle.PUBLISHED
+            ):
                 wanted["lifecycle"] = product.lifecycle  # imported again: its images stay published
         bestseller = ""
         if product is None:
@@ -134,18 +161,28 @@ def _plan(fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]) -> list[
             action = ImportAction.CREATE
             changes = ()
         else:
-            changes = [Change(name, getattr(product, name), value) for name, value in wanted.items()
-                       if getattr(product, name) != value]
+            changes = [
+                Change(name, getattr(product, name), value)
+                for name, value in wanted.items()
+                if getattr(product, name) != value
+            ]
             if row.image and product.image_sha256 != row.image.sha256:
                 changes.append(Change("image", product.image_sha256[:12], row.image.sha256[:12]))
             action = ImportAction.UPDATE if changes else ImportAction.UNCHANGED
             if "sales_count" in wanted:
                 was, will = product.is_bestseller, wanted["sales_count"] > bestseller_threshold()
-                bestseller = ("becomes a bestseller" if will and not was
-                              else "no longer a bestseller" if was and not will else "")
+                bestseller = (
+                    "becomes a bestseller"
+                    if will and not was
+                    else "no longer a bestseller"
+                    if was and not will
+                    else ""
+                )
         for name, value in wanted.items():
             setattr(product, name, value)
-        if row.image and (action == ImportAction.CREATE or any(c.field == "image" for c in changes)):
+        if row.image and (
+            action == ImportAction.CREATE or any(c.field == "image" for c in changes)
+        ):
             product_use_image(product=product, image=row.image)
         plans.append((RowPlan(row.line, row.sku, action, changes, bestseller), product))
     return plans
@@ -172,8 +209,11 @@ def _write_chunk(fmt: CsvFormat, plans: list[tuple[RowPlan, Product]], now) -> l
     if to_update:
         Product.objects.bulk_update(to_update, sorted(fields), batch_size=PLAN_CHUNK)
     if any(product.pk is None for product in to_create):  # a database that returns no ids
-        return list(Product.objects.filter(sku__in=[p.sku for p in to_create + to_update])
-                    .values_list("pk", flat=True))
+        return list(
+            Product.objects.filter(sku__in=[p.sku for p in to_create + to_update]).values_list(
+                "pk", flat=True
+            )
+        )
     return [product.pk for product in to_create + to_update]
 
 
@@ -216,8 +256,6 @@ def _embedding_stream(*, rows: int, dry_run: bool):
         return nullcontext()
     pool = rows >= settings.CATALOG_IMPORT_POOL_MIN_ROWS
     return EmbeddingStream(embedder, processes=settings.CATALOG_IMPORT_PROCESSES if pool else 1)
-
-
 
 
 def catalog_import(

@@ -76,7 +76,8 @@ class ZipImages:
         except (zipfile.BadZipFile, OSError):
             raise ImageSourceError("the images file is not a valid ZIP archive") from None
         self.members = {
-            info.filename: info for info in self.zip.infolist()
+            info.filename: info
+            for info in self.zip.infolist()
             if not info.is_dir() and not _is_archiver_litter(info.filename)
         }
         tops = {name.split("/", 1)[0] for name in self.members}
@@ -101,7 +102,9 @@ class ZipImages:
             with self.zip.open(info) as member:
                 data = member.read(limit + 1)
         except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-            raise ImageSourceError(f"{str(relative)!r} cannot be read from the ZIP ({exc})") from None
+            raise ImageSourceError(
+                f"{str(relative)!r} cannot be read from the ZIP ({exc})"
+            ) from None
         if len(data) > limit:
             raise ImageSourceError(f"{str(relative)!r} is larger than {limit:,} bytes")
         return data
@@ -123,8 +126,13 @@ class Photos:
     flat in the number of rows; `discard()` removes what this import stored when it ends
     without writing."""
 
-    def __init__(self, source: DirectoryImages | ZipImages, *, store: bool,
-                 embed: EmbeddingStream | None = None):
+    def __init__(
+        self,
+        source: DirectoryImages | ZipImages,
+        *,
+        store: bool,
+        embed: EmbeddingStream | None = None,
+    ):
         self.source, self.store, self.embed = source, store, embed
         # What this import stored, to remove if it ends without writing: the photo's ref (its
         # file names follow from it) and whether the photo, its thumbnail or both were new.
@@ -140,8 +148,9 @@ class Photos:
                 prepared = image_prepare(self.source.read(path))
                 ref = prepared.ref()
                 if self.store and (stored := image_store(prepared)):
-                    self.created.append((ref, prepared.storage_name in stored,
-                                         prepared.thumbnail_name in stored))
+                    self.created.append(
+                        (ref, prepared.storage_name in stored, prepared.thumbnail_name in stored)
+                    )
                 if self.embed is not None:
                     self.embed.add(prepared)
                 self._seen[key] = ref

@@ -5,40 +5,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sku', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]*$', 'Use letters, digits, dots, dashes and underscores, starting with a letter or digit.')], verbose_name='SKU')),
-                ('lifecycle', models.CharField(choices=[('historical', 'Historical listing'), ('new', 'New, awaiting promo images')], db_index=True, default='new', max_length=16)),
-                ('image', models.ImageField(max_length=255, upload_to='')),
-                ('image_width', models.PositiveIntegerField(default=0, editable=False)),
-                ('image_height', models.PositiveIntegerField(default=0, editable=False)),
-                ('image_sha256', models.CharField(db_index=True, editable=False, max_length=64)),
-                ('thumbnail', models.ImageField(blank=True, editable=False, max_length=255, upload_to='')),
-                ('category', models.CharField(db_index=True, max_length=100)),
-                ('color', models.CharField(blank=True, max_length=100, verbose_name='colour')),
-                ('style', models.CharField(blank=True, max_length=100)),
-                ('season', models.CharField(blank=True, max_length=50)),
-                ('description', models.TextField(blank=True)),
-                ('prompt_hint', models.TextField(blank=True, help_text="Scene hint for promo images, e.g. 'autumn park, golden light'.")),
-                ('price', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ('sales_count', models.PositiveIntegerField(db_index=True, default=0)),
-                ('sales_updated_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "sku",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                "Use letters, digits, dots, dashes and underscores, starting with a letter or digit.",
+                            )
+                        ],
+                        verbose_name="SKU",
+                    ),
+                ),
+                (
+                    "lifecycle",
+                    models.CharField(
+                        choices=[
+                            ("historical", "Historical listing"),
+                            ("new", "New, awaiting promo images"),
+                        ],
+                        db_index=True,
+                        default="new",
+                        max_length=16,
+                    ),
+                ),
+                ("image", models.ImageField(max_length=255, upload_to="")),
+                ("image_width", models.PositiveIntegerField(default=0, editable=False)),
+                ("image_height", models.PositiveIntegerField(default=0, editable=False)),
+                ("image_sha256", models.CharField(db_index=True, editable=False, max_length=64)),
+                (
+                    "thumbnail",
+                    models.ImageField(blank=True, editable=False, max_length=255, upload_to=""),
+                ),
+                ("category", models.CharField(db_index=True, max_length=100)),
+                ("color", models.CharField(blank=True, max_length=100, verbose_name="colour")),
+                ("style", models.CharField(blank=True, max_length=100)),
+                ("season", models.CharField(blank=True, max_length=50)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "prompt_hint",
+                    models.TextField(
+                        blank=True,
+                        help_text="Scene hint for promo images, e.g. 'autumn park, golden light'.",
+                    ),
+                ),
+                (
+                    "price",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True),
+                ),
+                ("sales_count", models.PositiveIntegerField(db_index=True, default=0)),
+                ("sales_updated_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['sku'],
-                'permissions': [('import_products', 'Can import catalog CSV files')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='product_price_not_negative'), models.CheckConstraint(condition=models.Q(('lifecycle__in', ['historical', 'new'])), name='product_lifecycle_valid')],
+                "ordering": ["sku"],
+                "permissions": [("import_products", "Can import catalog CSV files")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("price__gte", 0)), name="product_price_not_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("lifecycle__in", ["historical", "new"])),
+                        name="product_lifecycle_valid",
+                    ),
+                ],
             },
         ),
     ]

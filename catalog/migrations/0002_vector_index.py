@@ -4,74 +4,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0001_initial'),
+        ("catalog", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IndexRun',
+            name="IndexRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('rebuild', 'Rebuild'), ('reconcile', 'Reconcile')], max_length=16)),
-                ('collection', models.CharField(blank=True, max_length=200)),
-                ('embedder', models.CharField(max_length=80)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('missing', models.PositiveIntegerField(default=0)),
-                ('stale', models.PositiveIntegerField(default=0)),
-                ('orphaned', models.PositiveIntegerField(default=0)),
-                ('repaired', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("rebuild", "Rebuild"), ("reconcile", "Reconcile")], max_length=16
+                    ),
+                ),
+                ("collection", models.CharField(blank=True, max_length=200)),
+                ("embedder", models.CharField(max_length=80)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("missing", models.PositiveIntegerField(default=0)),
+                ("stale", models.PositiveIntegerField(default=0)),
+                ("orphaned", models.PositiveIntegerField(default=0)),
+                ("repaired", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.AddField(
-            model_name='product',
-            name='index_error',
+            model_name="product",
+            name="index_error",
             field=models.TextField(blank=True, editable=False),
         ),
         migrations.AddField(
-            model_name='product',
-            name='index_state',
-            field=models.CharField(choices=[('pending', 'Pending'), ('synced', 'Synced'), ('failed', 'Failed')], db_index=True, default='pending', editable=False, max_length=16),
+            model_name="product",
+            name="index_state",
+            field=models.CharField(
+                choices=[("pending", "Pending"), ("synced", "Synced"), ("failed", "Failed")],
+                db_index=True,
+                default="pending",
+                editable=False,
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='product',
-            name='index_state_at',
+            model_name="product",
+            name="index_state_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.CreateModel(
-            name='ImageEmbedding',
+            name="ImageEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('embedder', models.CharField(max_length=80)),
-                ('image_sha256', models.CharField(max_length=64)),
-                ('dimension', models.PositiveIntegerField()),
-                ('vector', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("embedder", models.CharField(max_length=80)),
+                ("image_sha256", models.CharField(max_length=64)),
+                ("dimension", models.PositiveIntegerField()),
+                ("vector", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('embedder', 'image_sha256'), name='one_embedding_per_image')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("embedder", "image_sha256"), name="one_embedding_per_image"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TextVectorizer',
+            name="TextVectorizer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField(unique=True)),
-                ('vocabulary', models.JSONField()),
-                ('idf', models.JSONField()),
-                ('document_count', models.PositiveIntegerField()),
-                ('is_active', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(unique=True)),
+                ("vocabulary", models.JSONField()),
+                ("idf", models.JSONField()),
+                ("document_count", models.PositiveIntegerField()),
+                ("is_active", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-version'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_vectorizer')],
+                "ordering": ["-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)),
+                        fields=("is_active",),
+                        name="one_active_vectorizer",
+                    )
+                ],
             },
         ),
     ]

@@ -4,23 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0002_vector_index'),
+        ("catalog", "0002_vector_index"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='product',
-            name='product_lifecycle_valid',
+            model_name="product",
+            name="product_lifecycle_valid",
         ),
         migrations.AlterField(
-            model_name='product',
-            name='lifecycle',
-            field=models.CharField(choices=[('historical', 'Historical listing'), ('new', 'New, awaiting promo images'), ('published', 'New, has published images')], db_index=True, default='new', max_length=16),
+            model_name="product",
+            name="lifecycle",
+            field=models.CharField(
+                choices=[
+                    ("historical", "Historical listing"),
+                    ("new", "New, awaiting promo images"),
+                    ("published", "New, has published images"),
+                ],
+                db_index=True,
+                default="new",
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='product',
-            constraint=models.CheckConstraint(condition=models.Q(('lifecycle__in', ['historical', 'new', 'published'])), name='product_lifecycle_valid'),
+            model_name="product",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lifecycle__in", ["historical", "new", "published"])),
+                name="product_lifecycle_valid",
+            ),
         ),
     ]

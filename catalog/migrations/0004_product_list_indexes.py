@@ -4,36 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0003_published_lifecycle'),
+        ("catalog", "0003_published_lifecycle"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='product',
-            name='category',
+            model_name="product",
+            name="category",
             field=models.CharField(max_length=100),
         ),
         migrations.AlterField(
-            model_name='product',
-            name='lifecycle',
-            field=models.CharField(choices=[('historical', 'Historical listing'), ('new', 'New, awaiting promo images'), ('published', 'New, has published images')], default='new', max_length=16),
+            model_name="product",
+            name="lifecycle",
+            field=models.CharField(
+                choices=[
+                    ("historical", "Historical listing"),
+                    ("new", "New, awaiting promo images"),
+                    ("published", "New, has published images"),
+                ],
+                default="new",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(fields=['category', 'sku'], name='product_category_sku'),
+            model_name="product",
+            index=models.Index(fields=["category", "sku"], name="product_category_sku"),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(fields=['style', 'sku'], name='product_style_sku'),
+            model_name="product",
+            index=models.Index(fields=["style", "sku"], name="product_style_sku"),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(fields=['season', 'sku'], name='product_season_sku'),
+            model_name="product",
+            index=models.Index(fields=["season", "sku"], name="product_season_sku"),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(fields=['lifecycle', 'sku', 'sales_count'], name='product_lifecycle_sku'),
+            model_name="product",
+            index=models.Index(
+                fields=["lifecycle", "sku", "sales_count"], name="product_lifecycle_sku"
+            ),
         ),
     ]

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0001_spending_ledger'),
+        ("core", "0001_spending_ledger"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='providercall',
-            name='kind',
-            field=models.CharField(choices=[('embedding', 'Embedding'), ('analysis', 'Style analysis'), ('image', 'Image generation'), ('scene', 'Scene (staged generation)'), ('qa', 'Quality check')], max_length=16),
+            model_name="providercall",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("embedding", "Embedding"),
+                    ("analysis", "Style analysis"),
+                    ("image", "Image generation"),
+                    ("scene", "Scene (staged generation)"),
+                    ("qa", "Quality check"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

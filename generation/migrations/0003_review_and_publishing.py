@@ -6,40 +6,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0002_seed_channel_presets'),
+        ("generation", "0002_seed_channel_presets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='generatedasset',
-            options={'ordering': ['-created_at'], 'permissions': [('review_asset', 'Can approve, reject and regenerate promo images'), ('publish_asset', 'Can publish and unpublish promo images')]},
+            name="generatedasset",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("review_asset", "Can approve, reject and regenerate promo images"),
+                    ("publish_asset", "Can publish and unpublish promo images"),
+                ],
+            },
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='published_at',
+            model_name="generatedasset",
+            name="published_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='published_image',
-            field=models.FileField(blank=True, help_text='The published copy, with AI provenance metadata.', max_length=255, upload_to=''),
+            model_name="generatedasset",
+            name="published_image",
+            field=models.FileField(
+                blank=True,
+                help_text="The published copy, with AI provenance metadata.",
+                max_length=255,
+                upload_to="",
+            ),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='rejection_reason',
+            model_name="generatedasset",
+            name="rejection_reason",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='reviewed_at',
+            model_name="generatedasset",
+            name="reviewed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='reviewed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="generatedasset",
+            name="reviewed_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

@@ -5,17 +5,25 @@ from django.db import migrations
 
 ROLES = {
     "Merchandiser": [
-        ("catalog", "view_product"), ("catalog", "add_product"), ("catalog", "change_product"),
-        ("catalog", "delete_product"), ("catalog", "import_products"),
-        ("generation", "request_promos"), ("generation", "view_generationbatch"),
-        ("generation", "view_generatedasset"), ("generation", "view_channelpreset"),
-        ("generation", "add_channelpreset"), ("generation", "change_channelpreset"),
+        ("catalog", "view_product"),
+        ("catalog", "add_product"),
+        ("catalog", "change_product"),
+        ("catalog", "delete_product"),
+        ("catalog", "import_products"),
+        ("generation", "request_promos"),
+        ("generation", "view_generationbatch"),
+        ("generation", "view_generatedasset"),
+        ("generation", "view_channelpreset"),
+        ("generation", "add_channelpreset"),
+        ("generation", "change_channelpreset"),
     ],
     "Reviewer": [
         ("catalog", "view_product"),
-        ("generation", "view_generationbatch"), ("generation", "view_generatedasset"),
+        ("generation", "view_generationbatch"),
+        ("generation", "view_generatedasset"),
         ("generation", "view_channelpreset"),
-        ("generation", "review_asset"), ("generation", "publish_asset"),
+        ("generation", "review_asset"),
+        ("generation", "publish_asset"),
     ],
 }
 
@@ -31,7 +39,9 @@ def create_roles(apps, schema_editor):
     for name, codenames in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         for app_label, codename in codenames:
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
 
 
 def remove_roles(apps, schema_editor):

@@ -12,35 +12,40 @@ def move_monthly_spend(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("core", "0001_spending_ledger"),
-        ('generation', '0004_roles'),
+        ("generation", "0004_roles"),
     ]
 
     operations = [
         migrations.RunPython(move_monthly_spend, migrations.RunPython.noop),
         migrations.DeleteModel(
-            name='MonthlySpend',
+            name="MonthlySpend",
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='message_id',
+            model_name="generatedasset",
+            name="message_id",
             field=models.CharField(blank=True, editable=False, max_length=64),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='retry_at',
+            model_name="generatedasset",
+            name="retry_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='generationbatch',
-            name='request_key',
-            field=models.CharField(blank=True, editable=False, max_length=64, null=True, unique=True),
+            model_name="generationbatch",
+            name="request_key",
+            field=models.CharField(
+                blank=True, editable=False, max_length=64, null=True, unique=True
+            ),
         ),
         migrations.AddField(
-            model_name='generationbatch',
-            name='stopped_at',
-            field=models.DateTimeField(blank=True, help_text='When the batch stopped; no paid call starts after.', null=True),
+            model_name="generationbatch",
+            name="stopped_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the batch stopped; no paid call starts after.",
+                null=True,
+            ),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0005_reliability'),
+        ("generation", "0005_reliability"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='generatedasset',
-            name='preview',
-            field=models.ImageField(blank=True, editable=False, max_length=255, upload_to=''),
+            model_name="generatedasset",
+            name="preview",
+            field=models.ImageField(blank=True, editable=False, max_length=255, upload_to=""),
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='thumbnail',
-            field=models.ImageField(blank=True, editable=False, max_length=255, upload_to=''),
+            model_name="generatedasset",
+            name="thumbnail",
+            field=models.ImageField(blank=True, editable=False, max_length=255, upload_to=""),
         ),
     ]

@@ -5,45 +5,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0003_published_lifecycle'),
-        ('generation', '0006_renditions'),
+        ("catalog", "0003_published_lifecycle"),
+        ("generation", "0006_renditions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='generatedasset',
-            name='one_asset_per_version',
+            model_name="generatedasset",
+            name="one_asset_per_version",
         ),
         migrations.AddField(
-            model_name='generatedasset',
-            name='variant',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Which candidate of its version.'),
+            model_name="generatedasset",
+            name="variant",
+            field=models.PositiveSmallIntegerField(
+                default=1, help_text="Which candidate of its version."
+            ),
         ),
         migrations.AddField(
-            model_name='generationbatch',
-            name='variants',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Candidates per product and preset.'),
+            model_name="generationbatch",
+            name="variants",
+            field=models.PositiveSmallIntegerField(
+                default=1, help_text="Candidates per product and preset."
+            ),
         ),
         migrations.AlterField(
-            model_name='assetevent',
-            name='from_status',
-            field=models.CharField(blank=True, choices=[('queued', 'Queued'), ('retrieving', 'Retrieving bestsellers'), ('analysing', 'Analysing style'), ('generating', 'Generating image'), ('in_review', 'In review'), ('failed', 'Failed'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('published', 'Published'), ('set_aside', 'Set aside (another variant approved)')], max_length=16),
+            model_name="assetevent",
+            name="from_status",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("queued", "Queued"),
+                    ("retrieving", "Retrieving bestsellers"),
+                    ("analysing", "Analysing style"),
+                    ("generating", "Generating image"),
+                    ("in_review", "In review"),
+                    ("failed", "Failed"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("published", "Published"),
+                    ("set_aside", "Set aside (another variant approved)"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='assetevent',
-            name='to_status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('retrieving', 'Retrieving bestsellers'), ('analysing', 'Analysing style'), ('generating', 'Generating image'), ('in_review', 'In review'), ('failed', 'Failed'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('published', 'Published'), ('set_aside', 'Set aside (another variant approved)')], max_length=16),
+            model_name="assetevent",
+            name="to_status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("retrieving", "Retrieving bestsellers"),
+                    ("analysing", "Analysing style"),
+                    ("generating", "Generating image"),
+                    ("in_review", "In review"),
+                    ("failed", "Failed"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("published", "Published"),
+                    ("set_aside", "Set aside (another variant approved)"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='generatedasset',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('retrieving', 'Retrieving bestsellers'), ('analysing', 'Analysing style'), ('generating', 'Generating image'), ('in_review', 'In review'), ('failed', 'Failed'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('published', 'Published'), ('set_aside', 'Set aside (another variant approved)')], db_index=True, default='queued', max_length=16),
+            model_name="generatedasset",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("retrieving", "Retrieving bestsellers"),
+                    ("analysing", "Analysing style"),
+                    ("generating", "Generating image"),
+                    ("in_review", "In review"),
+                    ("failed", "Failed"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("published", "Published"),
+                    ("set_aside", "Set aside (another variant approved)"),
+                ],
+                db_index=True,
+                default="queued",
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='generatedasset',
-            constraint=models.UniqueConstraint(fields=('product', 'preset', 'version', 'variant'), name='one_asset_per_version_and_variant'),
+            model_name="generatedasset",
+            constraint=models.UniqueConstraint(
+                fields=("product", "preset", "version", "variant"),
+                name="one_asset_per_version_and_variant",
+            ),
         ),
     ]

@@ -55,7 +55,9 @@ class StyleRequest:
 class StyleResult:
     prompt: str  # one image-generation prompt, under 100 words
     model: str
-    cost: Decimal | None  # None when the provider did not say; the pipeline then uses the price table
+    cost: (
+        Decimal | None
+    )  # None when the provider did not say; the pipeline then uses the price table
     usage: dict = field(default_factory=dict)
     offline: bool = False
 
@@ -140,8 +142,12 @@ class QualityRequest:
 
     def checks(self) -> list[str]:
         """The checks that apply to this image, of CHECKS."""
-        return ["garment_fidelity", *(["white_background"] if self.white_background else []),
-                "exact_text" if self.overlay_text else "no_text", "artefacts"]
+        return [
+            "garment_fidelity",
+            *(["white_background"] if self.white_background else []),
+            "exact_text" if self.overlay_text else "no_text",
+            "artefacts",
+        ]
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,20 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
 from scipy import ndimage
 
-from core.images import ImageUnreadable, background_colour, border_pixels, foreground_mask, open_image
+from core.images import (
+    ImageUnreadable,
+    background_colour,
+    border_pixels,
+    foreground_mask,
+    open_image,
+)
 from generation.prompts import generation_prompt
 from generation.provenance import PNG_XMP_KEY, xmp_packet
 from generation.providers.base import (
+    CheckResult,
     GeneratedImage,
     ImageGenerator,
     ImageRequest,
-    CheckResult,
     ProviderError,
     QualityChecker,
     QualityReport,
@@ -42,14 +48,29 @@ RGB = tuple[int, int, int]
 
 # Rough names for measured colours: the nearest entry wins.
 COLOUR_NAMES: dict[str, RGB] = {
-    "white": (252, 252, 252), "off-white": (238, 235, 228), "cream": (236, 225, 200),
-    "beige": (214, 196, 168), "light grey": (196, 198, 201), "grey": (128, 129, 131),
-    "charcoal": (64, 65, 68), "black": (22, 22, 24), "camel": (193, 145, 94),
-    "brown": (110, 72, 44), "red": (190, 36, 44), "burgundy": (110, 30, 48),
-    "pink": (232, 160, 176), "orange": (226, 128, 52), "mustard": (212, 160, 40),
-    "olive": (112, 118, 64), "sage green": (163, 190, 150), "green": (52, 128, 72),
-    "teal": (40, 118, 120), "sky blue": (128, 170, 214), "blue": (48, 88, 176),
-    "navy": (31, 42, 77), "purple": (112, 62, 140),
+    "white": (252, 252, 252),
+    "off-white": (238, 235, 228),
+    "cream": (236, 225, 200),
+    "beige": (214, 196, 168),
+    "light grey": (196, 198, 201),
+    "grey": (128, 129, 131),
+    "charcoal": (64, 65, 68),
+    "black": (22, 22, 24),
+    "camel": (193, 145, 94),
+    "brown": (110, 72, 44),
+    "red": (190, 36, 44),
+    "burgundy": (110, 30, 48),
+    "pink": (232, 160, 176),
+    "orange": (226, 128, 52),
+    "mustard": (212, 160, 40),
+    "olive": (112, 118, 64),
+    "sage green": (163, 190, 150),
+    "green": (52, 128, 72),
+    "teal": (40, 118, 120),
+    "sky blue": (128, 170, 214),
+    "blue": (48, 88, 176),
+    "navy": (31, 42, 77),
+    "purple": (112, 62, 140),
 }
 PLAIN_NAMES = {"white", "off-white", "cream", "light grey"}  # backgrounds, not palette accents
 POSES = {  # by the new product's category: what shows the garment best
@@ -81,16 +102,21 @@ def dominant_colours(image: Image.Image, count: int) -> list[tuple[RGB, float]]:
     quantized = small.quantize(colors=count, method=Image.Quantize.MEDIANCUT)
     palette, total = quantized.getpalette() or [], small.width * small.height
     found = sorted(quantized.getcolors() or [], key=lambda item: (-item[0], item[1]))
-    return [(tuple(palette[3 * i:3 * i + 3]), n / total) for n, i in found]  # type: ignore[misc]
+    return [(tuple(palette[3 * i : 3 * i + 3]), n / total) for n, i in found]  # type: ignore[misc]
 
 
 def colour_name(rgb: Iterable[float]) -> str:
     r, g, b = rgb
+
     # "Redmean" weights: closer to how different two colours look than plain RGB distance.
     def distance(ref: RGB) -> float:
         mean_r = (r + ref[0]) / 2
-        return ((2 + mean_r / 256) * (r - ref[0]) ** 2 + 4 * (g - ref[1]) ** 2
-                + (3 - mean_r / 256) * (b - ref[2]) ** 2)
+        return (
+            (2 + mean_r / 256) * (r - ref[0]) ** 2
+            + 4 * (g - ref[1]) ** 2
+            + (3 - mean_r / 256) * (b - ref[2]) ** 2
+        )
+
     return min(COLOUR_NAMES, key=lambda name: distance(COLOUR_NAMES[name]))
 
 
@@ -99,11 +125,12 @@ def clean_text(value: str, max_chars: int) -> str:
     punctuation (so it cannot start a new instruction), cut at a word boundary."""
     text = " ".join(_NOT_PROSE.sub(" ", value).split())
     if len(text) > max_chars:
-        text = text[:max_chars + 1].rsplit(" ", 1)[0]
+        text = text[: max_chars + 1].rsplit(" ", 1)[0]
     return text.strip(" ,.'&-")
 
 
 # --------------------------------------------------------------------------- style analyst
+
 
 @dataclass(frozen=True)
 class PhotoLook:
@@ -123,7 +150,8 @@ def measure(image: Image.Image) -> PhotoLook:
     border = border_pixels(rgb, max(2, min(rgb.shape[:2]) // 20))
     border_luma = border @ np.float32([0.299, 0.587, 0.114])
     return PhotoLook(
-        brightness=float(luma.mean()), contrast=float(luma.std()),
+        brightness=float(luma.mean()),
+        contrast=float(luma.std()),
         warmth=float((rgb[..., 0] - rgb[..., 2]).mean()),
         background=tuple(int(v) for v in np.median(border, axis=0)),  # type: ignore[arg-type]
         texture=float(border_luma.std()),
@@ -144,10 +172,13 @@ class OfflineStyleAnalyst(StyleAnalyst):
     WORK_SIDE = 256  # brightness, palette and background need no detail
 
     def analyse(self, request: StyleRequest) -> StyleResult:
-        looks = [measure(decode_image(ref.content, f"reference {n}", max_side=self.WORK_SIDE))
-                 for n, ref in enumerate(request.references, 1)]
-        return StyleResult(prompt=self.compose(request, looks), model=self.model,
-                           cost=Decimal("0"), offline=True)
+        looks = [
+            measure(decode_image(ref.content, f"reference {n}", max_side=self.WORK_SIDE))
+            for n, ref in enumerate(request.references, 1)
+        ]
+        return StyleResult(
+            prompt=self.compose(request, looks), model=self.model, cost=Decimal("0"), offline=True
+        )
 
     def compose(self, request: StyleRequest, looks: list[PhotoLook]) -> str:
         """One sentence under 100 words; the scene hint, if any, takes what room is left."""
@@ -156,8 +187,15 @@ class OfflineStyleAnalyst(StyleAnalyst):
         season = clean_text(_most_common((p.season for p in products), request.product.season), 30)
         category = clean_text(request.product.category, 30).lower()
         mood = (f"{style} {season}".strip() or "timeless") + " mood"
-        sentence = ", ".join([_setting(looks), _lighting(looks), _palette(looks),
-                              POSES.get(category, DEFAULT_POSE), mood])
+        sentence = ", ".join(
+            [
+                _setting(looks),
+                _lighting(looks),
+                _palette(looks),
+                POSES.get(category, DEFAULT_POSE),
+                mood,
+            ]
+        )
         hint = clean_text(request.product.prompt_hint, HINT_MAX_CHARS)
         room = MAX_PROMPT_WORDS - len(sentence.split()) - 1  # "scene:" is a word
         if hint and room > 0:
@@ -169,8 +207,13 @@ def _setting(looks: list[PhotoLook]) -> str:
     if not looks:
         return "Bright studio photo on a plain light background"
     brightness = sum(look.brightness for look in looks) / len(looks)
-    key = ("Bright high-key" if brightness >= 170 else
-           "Balanced mid-key" if brightness >= 100 else "Moody low-key")
+    key = (
+        "Bright high-key"
+        if brightness >= 170
+        else "Balanced mid-key"
+        if brightness >= 100
+        else "Moody low-key"
+    )
     background = colour_name(np.mean([look.background for look in looks], axis=0))
     texture = "plain" if max(look.texture for look in looks) < 8 else "textured"
     return f"{key} studio photo on a {texture} {background} background"
@@ -178,8 +221,13 @@ def _setting(looks: list[PhotoLook]) -> str:
 
 def _lighting(looks: list[PhotoLook]) -> str:
     contrast = sum(look.contrast for look in looks) / len(looks) if looks else 0
-    return ("soft even light" if contrast < 40 else
-            "soft directional light" if contrast < 65 else "crisp contrasty light")
+    return (
+        "soft even light"
+        if contrast < 40
+        else "soft directional light"
+        if contrast < 65
+        else "crisp contrasty light"
+    )
 
 
 def _palette(looks: list[PhotoLook]) -> str:
@@ -194,6 +242,7 @@ def _palette(looks: list[PhotoLook]) -> str:
 
 
 # --------------------------------------------------------------------------- image generator
+
 
 class OfflineImageGenerator(ImageGenerator):
     """Composes the cut-out product onto a backdrop at exactly the requested size.
@@ -223,8 +272,9 @@ class OfflineImageGenerator(ImageGenerator):
             canvas = scene.resize(size, Image.Resampling.BICUBIC) if scale < 1 else scene
             return self._answer(request, canvas, wishes)
         # No need to decode a large flat-lay beyond the canvas it will be placed on.
-        photo = decode_image(request.product_image, "the flat-lay",
-                             max_side=min(self.PRODUCT_SIDE, max(size)))
+        photo = decode_image(
+            request.product_image, "the flat-lay", max_side=min(self.PRODUCT_SIDE, max(size))
+        )
         product = cut_out(photo)
         box = varied_box(product_box(size, product.size, zoom=wishes.zoom), size, request.variant)
         if request.stage == Stage.PRODUCT and request.scene_image:
@@ -242,36 +292,58 @@ class OfflineImageGenerator(ImageGenerator):
             typeset(canvas, request.overlay_text, box)
         return self._answer(request, canvas, wishes)
 
-    def backdrop(self, request: ImageRequest, photo: Image.Image | None, work_size: tuple[int, int],
-                 white: bool, wishes: FeedbackWishes) -> Image.Image:
+    def backdrop(
+        self,
+        request: ImageRequest,
+        photo: Image.Image | None,
+        work_size: tuple[int, int],
+        white: bool,
+        wishes: FeedbackWishes,
+    ) -> Image.Image:
         if white:
             return Image.new("RGB", work_size, (255, 255, 255))
-        scenes = [decode_image(ref.content, f"reference {n}", max_side=self.REFERENCE_SIDE)
-                  for n, ref in enumerate(request.references, 1)]
+        scenes = [
+            decode_image(ref.content, f"reference {n}", max_side=self.REFERENCE_SIDE)
+            for n, ref in enumerate(request.references, 1)
+        ]
         if not scenes:  # without references, the flat-lay's own colours set the scene
-            scenes = [photo if photo is not None else
-                      decode_image(request.product_image, "the flat-lay", max_side=self.REFERENCE_SIDE)]
+            scenes = [
+                photo
+                if photo is not None
+                else decode_image(
+                    request.product_image, "the flat-lay", max_side=self.REFERENCE_SIDE
+                )
+            ]
         return wishes.adjust(blended_backdrop(scenes, work_size, flip=request.variant % 2 == 0))
 
-    def _answer(self, request: ImageRequest, canvas: Image.Image,
-                wishes: FeedbackWishes) -> GeneratedImage:
+    def _answer(
+        self, request: ImageRequest, canvas: Image.Image, wishes: FeedbackWishes
+    ) -> GeneratedImage:
         buffer = io.BytesIO()
         # Level 1: a 4K banner compresses several times faster, for a somewhat larger file.
         info = PngInfo()  # says what it is: a composite made without a generative model
-        info.add_itxt(PNG_XMP_KEY, xmp_packet(title=request.product.sku, models=[self.model],
-                                              created="", offline=True))
+        info.add_itxt(
+            PNG_XMP_KEY,
+            xmp_packet(title=request.product.sku, models=[self.model], created="", offline=True),
+        )
         canvas.save(buffer, format="PNG", compress_level=1, pnginfo=info)
-        return GeneratedImage(content=buffer.getvalue(), prompt=generation_prompt(request),
-                              model=self.model, cost=Decimal("0"), offline=True,
-                              text=wishes.report() if request.feedback else "")
+        return GeneratedImage(
+            content=buffer.getvalue(),
+            prompt=generation_prompt(request),
+            model=self.model,
+            cost=Decimal("0"),
+            offline=True,
+            text=wishes.report() if request.feedback else "",
+        )
 
 
 def blended_backdrop(scenes: list[Image.Image], size: tuple[int, int], flip: bool) -> Image.Image:
     """The references' backdrops (scene_backdrop) averaged, the n-th weighing 1/n: one palette
     and one suggestion of a set, blended from all of them."""
     weights = np.array([1 / n for n in range(1, len(scenes) + 1)], dtype=np.float32)
-    layers = np.stack([np.asarray(scene_backdrop(scene, size, flip=flip), dtype=np.float32)
-                       for scene in scenes])
+    layers = np.stack(
+        [np.asarray(scene_backdrop(scene, size, flip=flip), dtype=np.float32) for scene in scenes]
+    )
     blended = np.tensordot(weights / weights.sum(), layers, axes=1)
     return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
 
@@ -282,7 +354,9 @@ def typeset(canvas: Image.Image, text: str, box: tuple[int, int, int, int]) -> N
     width, height = canvas.size
     wide = width >= 4 * height
     room = (width - box[0] - box[2]) if wide else width
-    size = max(10, round(min(height * (0.22 if wide else 0.045), room * 0.9 / max(1, len(text)) * 1.8)))
+    size = max(
+        10, round(min(height * (0.22 if wide else 0.045), room * 0.9 / max(1, len(text)) * 1.8))
+    )
     font = ImageFont.load_default(size=size)
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -290,7 +364,10 @@ def typeset(canvas: Image.Image, text: str, box: tuple[int, int, int, int]) -> N
     if wide:
         x, y = box[0] + box[2] + (room - w) // 2, (height - h) // 2
     else:
-        x, y = (width - w) // 2, min(height - h - round(0.04 * height), box[1] + box[3] + round(0.02 * height))
+        x, y = (
+            (width - w) // 2,
+            min(height - h - round(0.04 * height), box[1] + box[3] + round(0.02 * height)),
+        )
     pad = max(2, size // 3)
     draw.rectangle((x - pad, y - pad, x + w + pad, y + h + pad), fill=(255, 255, 255))
     draw.text((x - left, y - top), text, font=font, fill=(28, 28, 30))
@@ -326,12 +403,14 @@ def cut_out(image: Image.Image) -> Image.Image:
     alpha = alpha.filter(ImageFilter.GaussianBlur(max(0.8, max(image.size) / 600)))
     product = image.convert("RGBA")
     product.putalpha(alpha)
-    return product.crop(alpha.point(lambda v: 255 if v > 16 else 0).getbbox()
-                        or (0, 0, *image.size))
+    return product.crop(
+        alpha.point(lambda v: 255 if v > 16 else 0).getbbox() or (0, 0, *image.size)
+    )
 
 
-def product_box(canvas: tuple[int, int], product: tuple[int, int],
-                zoom: float = 1.0) -> tuple[int, int, int, int]:
+def product_box(
+    canvas: tuple[int, int], product: tuple[int, int], zoom: float = 1.0
+) -> tuple[int, int, int, int]:
     """(left, top, width, height): the product fits 70 % of the width and 80 % of the height of
     its slot (times `zoom`, at most the whole slot), centred in it. Wide banners (4:1 and
     wider) keep the product in their left third and leave the rest for the channel's copy."""
@@ -343,7 +422,9 @@ def product_box(canvas: tuple[int, int], product: tuple[int, int],
     return round((slot - w) / 2), round((height - h) / 2), w, h
 
 
-def scene_backdrop(reference: Image.Image, size: tuple[int, int], flip: bool = False) -> Image.Image:
+def scene_backdrop(
+    reference: Image.Image, size: tuple[int, int], flip: bool = False
+) -> Image.Image:
     """The reference scaled to cover `size`, blurred to a suggestion of its scene, and tinted
     with its two main colours as a vertical gradient (the lighter one on top, like a wall;
     `flip` mirrors the scene, for a variant)."""
@@ -358,22 +439,31 @@ def scene_backdrop(reference: Image.Image, size: tuple[int, int], flip: bool = F
     return Image.blend(blurred, gradient, 0.35)
 
 
-def product_shadow(alpha: Image.Image, box: tuple[int, int, int, int], scale: float,
-                   size: tuple[int, int], strength: float) -> Image.Image:
+def product_shadow(
+    alpha: Image.Image,
+    box: tuple[int, int, int, int],
+    scale: float,
+    size: tuple[int, int],
+    strength: float,
+) -> Image.Image:
     """How much darker each backdrop pixel gets (L, 0..255 at work scale): the product's
     silhouette offset down-right and blurred, plus a contact shadow where it meets the floor."""
     left, top, w, h = (value * scale for value in box)
     shadow = Image.new("L", size, 0)
     silhouette = alpha.resize((max(1, round(w)), max(1, round(h))), Image.Resampling.BILINEAR)
-    shadow.paste(silhouette.point(lambda v: round(v * strength * 0.6)),
-                 (round(left + 0.02 * h), round(top + 0.03 * h)))
-    ImageDraw.Draw(shadow).ellipse((left + 0.1 * w, top + 0.96 * h, left + 0.9 * w, top + 1.02 * h),
-                                   fill=round(255 * strength))
+    shadow.paste(
+        silhouette.point(lambda v: round(v * strength * 0.6)),
+        (round(left + 0.02 * h), round(top + 0.03 * h)),
+    )
+    ImageDraw.Draw(shadow).ellipse(
+        (left + 0.1 * w, top + 0.96 * h, left + 0.9 * w, top + 1.02 * h), fill=round(255 * strength)
+    )
     return shadow.filter(ImageFilter.GaussianBlur(max(1.0, 0.03 * h)))
 
 
-def varied_box(box: tuple[int, int, int, int], canvas: tuple[int, int],
-               variant: int) -> tuple[int, int, int, int]:
+def varied_box(
+    box: tuple[int, int, int, int], canvas: tuple[int, int], variant: int
+) -> tuple[int, int, int, int]:
     """The product's place for a variant: the first centred, the others a little off centre
     and smaller, so that the candidates of one request differ (deterministically)."""
     if variant <= 1:
@@ -408,9 +498,11 @@ class FeedbackWishes:
 
     def report(self) -> str:
         done = ", ".join(self.followed) if self.followed else "nothing"
-        return (f"Offline preview: of the feedback it followed {done}. It cannot follow anything "
-                "else (a model, a pose, another scene or garment changes): the offline compositor "
-                "only changes the light, the colour temperature, the background and the size.")
+        return (
+            f"Offline preview: of the feedback it followed {done}. It cannot follow anything "
+            "else (a model, a pose, another scene or garment changes): the offline compositor "
+            "only changes the light, the colour temperature, the background and the size."
+        )
 
 
 FEEDBACK_WORDS = (  # (words, what it does, the name said back)
@@ -418,7 +510,11 @@ FEEDBACK_WORDS = (  # (words, what it does, the name said back)
     (("darker", "less light", "moodier"), {"brightness": 0.82}, "darker"),
     (("warmer", "warm"), {"warmth": 18}, "warmer"),
     (("cooler", "colder", "cool"), {"warmth": -18}, "cooler"),
-    (("white background", "plain white", "pure white"), {"white_background": True}, "white background"),
+    (
+        ("white background", "plain white", "pure white"),
+        {"white_background": True},
+        "white background",
+    ),
     (("bigger", "larger", "zoom in", "closer"), {"zoom": 1.2}, "larger product"),
     (("smaller", "zoom out", "further", "more space"), {"zoom": 0.8}, "smaller product"),
 )
@@ -438,15 +534,19 @@ def feedback_wishes(feedback: str) -> FeedbackWishes:
 
 # --------------------------------------------------------------------------- quality checker
 
+
 def lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (0..1, any shape ending in 3) to CIELAB under D65."""
     linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = linear @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192],
-                             [0.1805, 0.0722, 0.9505]])
+    xyz = linear @ np.array(
+        [[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]]
+    )
     xyz = xyz / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
-                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
 
 
 def product_region(rgb: np.ndarray) -> np.ndarray:
@@ -458,8 +558,10 @@ def product_region(rgb: np.ndarray) -> np.ndarray:
     largest part that is not a rectangle (a text plate or a banner is one; a garment never
     fills its bounding box) is the product.
     """
-    gradient = np.max([np.hypot(ndimage.sobel(rgb[..., c], 0), ndimage.sobel(rgb[..., c], 1))
-                       for c in range(3)], axis=0)
+    gradient = np.max(
+        [np.hypot(ndimage.sobel(rgb[..., c], 0), ndimage.sobel(rgb[..., c], 1)) for c in range(3)],
+        axis=0,
+    )
     reach = max(2, min(rgb.shape[:2]) // 100)
     outlines = ndimage.binary_closing(gradient > 0.12, iterations=reach)
     filled = ndimage.binary_fill_holes(outlines)
@@ -501,39 +603,73 @@ class OfflineQualityChecker(QualityChecker):
     def check(self, request: QualityRequest) -> QualityReport:
         image = decode_image(request.image, "the generated image", max_side=self.SIDE)
         rgb = np.asarray(image, dtype=np.float64) / 255
-        flat_lay = np.asarray(decode_image(request.product_image, "the flat-lay", max_side=self.SIDE),
-                              dtype=np.float64) / 255
+        flat_lay = (
+            np.asarray(
+                decode_image(request.product_image, "the flat-lay", max_side=self.SIDE),
+                dtype=np.float64,
+            )
+            / 255
+        )
         region = product_region(rgb)
         checks = [self.blank(rgb), self.garment_fidelity(flat_lay, rgb, region)]
         if request.white_background:
             checks.append(self.white_background(rgb, region))
-        checks += [self.framing(region), self.sharpness(rgb, region),
-                   self.near_duplicate(image, request)]
-        checks.append(CheckResult("exact_text" if request.overlay_text else "no_text", None, None,
-                                  "Not checked offline: reading text needs a vision model."))
-        checks.append(CheckResult("artefacts", None, None, "Not checked offline: labels, hands "
-                                  "and faces need a vision model (framing, sharpness and blank "
-                                  "output are measured above)."))
+        checks += [
+            self.framing(region),
+            self.sharpness(rgb, region),
+            self.near_duplicate(image, request),
+        ]
+        checks.append(
+            CheckResult(
+                "exact_text" if request.overlay_text else "no_text",
+                None,
+                None,
+                "Not checked offline: reading text needs a vision model.",
+            )
+        )
+        checks.append(
+            CheckResult(
+                "artefacts",
+                None,
+                None,
+                "Not checked offline: labels, hands "
+                "and faces need a vision model (framing, sharpness and blank "
+                "output are measured above).",
+            )
+        )
         return QualityReport(checks=checks, model=self.model, cost=Decimal("0"), offline=True)
 
     def blank(self, rgb: np.ndarray) -> CheckResult:
         spread = float((rgb @ np.array([0.299, 0.587, 0.114])).std() * 255)
-        return CheckResult("blank", spread >= 6, min(1.0, spread / 30),
-                           f"Luma varies by {spread:.1f} levels (a blank image by under 6).")
+        return CheckResult(
+            "blank",
+            spread >= 6,
+            min(1.0, spread / 30),
+            f"Luma varies by {spread:.1f} levels (a blank image by under 6).",
+        )
 
-    def garment_fidelity(self, flat_lay: np.ndarray, rgb: np.ndarray,
-                         region: np.ndarray) -> CheckResult:
+    def garment_fidelity(
+        self, flat_lay: np.ndarray, rgb: np.ndarray, region: np.ndarray
+    ) -> CheckResult:
         garment = garment_mask(flat_lay.astype(np.float32)) > 0.5
         inner = ndimage.binary_erosion(region, iterations=3)
         if garment.sum() < 50 or inner.sum() < 50:
-            return CheckResult("garment_fidelity", False, 0.0,
-                               "No product found in the image to compare with the flat-lay.")
+            return CheckResult(
+                "garment_fidelity",
+                False,
+                0.0,
+                "No product found in the image to compare with the flat-lay.",
+            )
         expected = np.median(lab(flat_lay[garment]), axis=0)
         found = np.median(lab(rgb[inner]), axis=0)
         delta = float(np.linalg.norm(expected - found))
-        return CheckResult("garment_fidelity", delta <= self.MAX_DELTA_E, max(0.0, 1 - delta / 50),
-                           f"Colour difference ΔE {delta:.1f} between the flat-lay's garment and "
-                           f"the product in the image (at most {self.MAX_DELTA_E:g} passes).")
+        return CheckResult(
+            "garment_fidelity",
+            delta <= self.MAX_DELTA_E,
+            max(0.0, 1 - delta / 50),
+            f"Colour difference ΔE {delta:.1f} between the flat-lay's garment and "
+            f"the product in the image (at most {self.MAX_DELTA_E:g} passes).",
+        )
 
     def white_background(self, rgb: np.ndarray, region: np.ndarray) -> CheckResult:
         """Measured in the frame's outer band, where only background belongs (a product that
@@ -545,16 +681,27 @@ class OfflineQualityChecker(QualityChecker):
         if background.sum() == 0:
             return CheckResult("white_background", False, 0.0, "No background is left to check.")
         share = float((rgb[background] >= 250 / 255).all(axis=1).mean())
-        return CheckResult("white_background", share >= self.MIN_WHITE_SHARE, round(share, 3),
-                           f"{share:.0%} of the background is pure white "
-                           f"(at least {self.MIN_WHITE_SHARE:.0%} passes).")
+        return CheckResult(
+            "white_background",
+            share >= self.MIN_WHITE_SHARE,
+            round(share, 3),
+            f"{share:.0%} of the background is pure white "
+            f"(at least {self.MIN_WHITE_SHARE:.0%} passes).",
+        )
 
     def framing(self, region: np.ndarray) -> CheckResult:
         coverage = float(region.mean())
         edge = max(2, min(region.shape) // 40)  # the region's opening stops a little short of it
-        touching = [side for side, strip in (("top", region[:edge]), ("bottom", region[-edge:]),
-                                             ("left", region[:, :edge]), ("right", region[:, -edge:]))
-                    if strip.mean() > 0.02]
+        touching = [
+            side
+            for side, strip in (
+                ("top", region[:edge]),
+                ("bottom", region[-edge:]),
+                ("left", region[:, :edge]),
+                ("right", region[:, -edge:]),
+            )
+            if strip.mean() > 0.02
+        ]
         low, high = self.COVERAGE
         passed = low <= coverage <= high and not touching
         note = f"The product covers {coverage:.0%} of the frame ({low:.0%}–{high:.0%} passes)"
@@ -567,20 +714,33 @@ class OfflineQualityChecker(QualityChecker):
         inner = ndimage.binary_erosion(region, iterations=2)
         where = inner if inner.sum() >= 50 else np.ones_like(inner)
         variance = float(ndimage.laplace(luma)[where].var())
-        return CheckResult("sharpness", variance >= self.MIN_SHARPNESS,
-                           min(1.0, variance / (4 * self.MIN_SHARPNESS)),
-                           f"Laplacian variance {variance:.2e} over the product "
-                           f"(at least {self.MIN_SHARPNESS:.0e} passes).")
+        return CheckResult(
+            "sharpness",
+            variance >= self.MIN_SHARPNESS,
+            min(1.0, variance / (4 * self.MIN_SHARPNESS)),
+            f"Laplacian variance {variance:.2e} over the product "
+            f"(at least {self.MIN_SHARPNESS:.0e} passes).",
+        )
 
     def near_duplicate(self, image: Image.Image, request: QualityRequest) -> CheckResult:
         def small(picture: Image.Image) -> np.ndarray:
-            return np.asarray(picture.resize((48, 48), Image.Resampling.BOX), dtype=np.float64) / 255
+            return (
+                np.asarray(picture.resize((48, 48), Image.Resampling.BOX), dtype=np.float64) / 255
+            )
 
         mine = small(image)
-        inputs = [("the flat-lay", request.product_image),
-                  *((f"reference {n}", ref.content) for n, ref in enumerate(request.references, 1))]
-        closest, name = min((float(np.abs(mine - small(decode_image(data, label, max_side=128)))
-                                   .mean()), label) for label, data in inputs)
-        return CheckResult("near_duplicate", closest >= self.MIN_DIFFERENCE, min(1.0, closest / 0.2),
-                           f"Closest input is {name}, mean difference {closest:.3f} "
-                           f"(under {self.MIN_DIFFERENCE} is a copy).")
+        inputs = [
+            ("the flat-lay", request.product_image),
+            *((f"reference {n}", ref.content) for n, ref in enumerate(request.references, 1)),
+        ]
+        closest, name = min(
+            (float(np.abs(mine - small(decode_image(data, label, max_side=128))).mean()), label)
+            for label, data in inputs
+        )
+        return CheckResult(
+            "near_duplicate",
+            closest >= self.MIN_DIFFERENCE,
+            min(1.0, closest / 0.2),
+            f"Closest input is {name}, mean difference {closest:.3f} "
+            f"(under {self.MIN_DIFFERENCE} is a copy).",
+        )

@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 import jsonschema
-
 from django.conf import settings
 from openai.types.chat import ChatCompletion
 
@@ -54,16 +53,22 @@ class OpenRouterStyleAnalyst(StyleAnalyst):
 
     def analyse(self, request: StyleRequest) -> StyleResult:
         model = self.model
-        content = [image_part(ref.content, f"reference {n}")
-                   for n, ref in enumerate(request.references, 1)]
+        content = [
+            image_part(ref.content, f"reference {n}") for n, ref in enumerate(request.references, 1)
+        ]
         content.append({"type": "text", "text": style_analysis_prompt(request)})
-        response = _complete(model=model, messages=[{"role": "user", "content": content}],
-                             max_tokens=self.MAX_TOKENS, temperature=self.TEMPERATURE)
+        response = _complete(
+            model=model,
+            messages=[{"role": "user", "content": content}],
+            max_tokens=self.MAX_TOKENS,
+            temperature=self.TEMPERATURE,
+        )
         message = response.choices[0].message
         text = _text(message).strip()
         if not text:
-            raise ProviderError(f"{model} returned no style prompt ({_said(response)})",
-                                retryable=False, status=200).billed_by(response)
+            raise ProviderError(
+                f"{model} returned no style prompt ({_said(response)})", retryable=False, status=200
+            ).billed_by(response)
         usage = usage_of(response)
         return StyleResult(prompt=text, model=model, cost=cost_of(usage), usage=usage)
 
@@ -89,23 +94,36 @@ class OpenRouterImageGenerator(ImageGenerator):
             content += [{"type": "text", "text": role}, image_part(image, label)]
         content.append({"type": "text", "text": prompt})
         response = _complete(
-            model=model, messages=[{"role": "user", "content": content}],
+            model=model,
+            messages=[{"role": "user", "content": content}],
             # OpenRouter-only fields; `modalities` too, as the SDK's type allows no "image".
-            extra_body={"modalities": ["image", "text"],
-                        "image_config": {"aspect_ratio": request.aspect_ratio,
-                                         "image_size": request.size_tier}})
+            extra_body={
+                "modalities": ["image", "text"],
+                "image_config": {
+                    "aspect_ratio": request.aspect_ratio,
+                    "image_size": request.size_tier,
+                },
+            },
+        )
         message = response.choices[0].message
         urls = _image_urls(message)
         if not urls:
-            raise ProviderError(f"{model} returned no image ({_said(response)})",
-                                retryable=False, status=200).billed_by(response)
+            raise ProviderError(
+                f"{model} returned no image ({_said(response)})", retryable=False, status=200
+            ).billed_by(response)
         try:
             content = _decode_data_uri(urls[0])
         except ProviderError as exc:
             raise exc.billed_by(response) from None
         usage = usage_of(response)
-        return GeneratedImage(content=content, prompt=prompt, model=model,
-                              cost=cost_of(usage), usage=usage, text=_text(message).strip())
+        return GeneratedImage(
+            content=content,
+            prompt=prompt,
+            model=model,
+            cost=cost_of(usage),
+            usage=usage,
+            text=_text(message).strip(),
+        )
 
 
 def _inputs(request: ImageRequest) -> list[tuple[bytes, str]]:
@@ -135,38 +153,63 @@ class OpenRouterQualityChecker(QualityChecker):
     def check(self, request: QualityRequest) -> QualityReport:
         model, names = self.model, request.checks()
         schema = report_schema(names)
-        content = [{"type": "text", "text": "Image 1: the flat-lay of the garment."},
-                   image_part(request.product_image, "the flat-lay"),
-                   {"type": "text", "text": "Image 2: the generated promotional photo."},
-                   image_part(request.image, "the generated image"),
-                   {"type": "text", "text": quality_prompt(request)}]
+        content = [
+            {"type": "text", "text": "Image 1: the flat-lay of the garment."},
+            image_part(request.product_image, "the flat-lay"),
+            {"type": "text", "text": "Image 2: the generated promotional photo."},
+            image_part(request.image, "the generated image"),
+            {"type": "text", "text": quality_prompt(request)},
+        ]
         response = _complete(
-            model=model, messages=[{"role": "user", "content": content}],
-            max_tokens=self.MAX_TOKENS, temperature=0,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "quality_report", "strict": True, "schema": schema}})
+            model=model,
+            messages=[{"role": "user", "content": content}],
+            max_tokens=self.MAX_TOKENS,
+            temperature=0,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "quality_report", "strict": True, "schema": schema},
+            },
+        )
         text = _text(response.choices[0].message).strip()
         try:
             checks = parse_report(text, names)
         except ValueError as exc:
-            raise ProviderError(f"{model} gave no valid quality report ({exc}); it answered: "
-                                f"{text[:QUOTED_CHARS]!r}", retryable=False,
-                                status=200).billed_by(response) from None
+            raise ProviderError(
+                f"{model} gave no valid quality report ({exc}); it answered: "
+                f"{text[:QUOTED_CHARS]!r}",
+                retryable=False,
+                status=200,
+            ).billed_by(response) from None
         usage = usage_of(response)
         return QualityReport(checks=checks, model=model, cost=cost_of(usage), usage=usage)
 
 
 def report_schema(names: list[str]) -> dict[str, Any]:
     """The JSON schema of a quality report with one verdict for each of `names`."""
-    verdict = {"type": "object", "additionalProperties": False,
-               "required": ["name", "passed", "score", "note"],
-               "properties": {"name": {"type": "string", "enum": names},
-                              "passed": {"type": "boolean"},
-                              "score": {"type": "number", "minimum": 0, "maximum": 1},
-                              "note": {"type": "string", "maxLength": 600}}}
-    return {"type": "object", "additionalProperties": False, "required": ["checks"],
-            "properties": {"checks": {"type": "array", "items": verdict,
-                                      "minItems": len(names), "maxItems": len(names)}}}
+    verdict = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "passed", "score", "note"],
+        "properties": {
+            "name": {"type": "string", "enum": names},
+            "passed": {"type": "boolean"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "note": {"type": "string", "maxLength": 600},
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["checks"],
+        "properties": {
+            "checks": {
+                "type": "array",
+                "items": verdict,
+                "minItems": len(names),
+                "maxItems": len(names),
+            }
+        },
+    }
 
 
 def parse_report(text: str, names: list[str]) -> list[CheckResult]:
@@ -176,15 +219,23 @@ def parse_report(text: str, names: list[str]) -> list[CheckResult]:
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(report_schema(names)).iter_errors(report))
+        jsonschema.Draft202012Validator(report_schema(names)).iter_errors(report)
+    )
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the answer"
         raise ValueError(f"{where}: {error.message}")
     verdicts = {item["name"]: item for item in report["checks"]}
     if sorted(verdicts) != sorted(names):
         raise ValueError(f"expected one verdict for each of {', '.join(names)}")
-    return [CheckResult(name, verdicts[name]["passed"], float(verdicts[name]["score"]),
-                        verdicts[name]["note"].strip()) for name in names]
+    return [
+        CheckResult(
+            name,
+            verdicts[name]["passed"],
+            float(verdicts[name]["score"]),
+            verdicts[name]["note"].strip(),
+        )
+        for name in names
+    ]
 
 
 def _without_fence(text: str) -> str:
@@ -205,12 +256,16 @@ def image_part(data: bytes, label: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the call
 
+
 def _complete(**arguments: Any) -> ChatCompletion:
     """A chat completion with at least one choice, or a ProviderError."""
     response = openrouter.request(openrouter.client().chat.completions.create, **arguments)
     if not isinstance(response, ChatCompletion):
-        raise ProviderError(f"OpenRouter's answer is not a chat completion: "
-                            f"{str(response)[:QUOTED_CHARS]!r}", retryable=False, status=200)
+        raise ProviderError(
+            f"OpenRouter's answer is not a chat completion: {str(response)[:QUOTED_CHARS]!r}",
+            retryable=False,
+            status=200,
+        )
     choices = getattr(response, "choices", None)
     # A choice can carry OpenRouter's error too (finish_reason "error").
     error = (choices[0].model_extra or {}).get("error") if choices else None
@@ -218,12 +273,14 @@ def _complete(**arguments: Any) -> ChatCompletion:
         failure = openrouter.error_in_answer(error)
         raise failure.billed_by(response) if "cost" in usage_of(response) else failure
     if not choices or getattr(choices[0], "message", None) is None:
-        raise ProviderError("OpenRouter answered HTTP 200 without a choice", retryable=False,
-                            status=200)
+        raise ProviderError(
+            "OpenRouter answered HTTP 200 without a choice", retryable=False, status=200
+        )
     return response
 
 
 # --------------------------------------------------------------------------- reading answers
+
 
 def _field(value: Any, name: str) -> Any:
     """A field of a dict or of an SDK object (unknown fields stay plain dicts in the SDK)."""
@@ -233,9 +290,11 @@ def _field(value: Any, name: str) -> Any:
 def _text(message: Any) -> str:
     content = _field(message, "content")
     if isinstance(content, list):  # the parts form, text beside images
-        return "\n".join(part_text for part in content
-                         if _field(part, "type") == "text"
-                         and isinstance(part_text := _field(part, "text"), str))
+        return "\n".join(
+            part_text
+            for part in content
+            if _field(part, "type") == "text" and isinstance(part_text := _field(part, "text"), str)
+        )
     return content if isinstance(content, str) else ""
 
 
@@ -263,10 +322,16 @@ def _image_urls(message: Any) -> list[str]:
 def _decode_data_uri(url: str) -> bytes:
     header, comma, payload = url.partition(",")
     if not (comma and header.startswith("data:image/") and header.endswith(";base64")):
-        raise ProviderError(f"the returned image is not a base64 data URI: {url[:80]!r}",
-                            retryable=False, status=200)
+        raise ProviderError(
+            f"the returned image is not a base64 data URI: {url[:80]!r}",
+            retryable=False,
+            status=200,
+        )
     try:
         return base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise ProviderError("the returned image is malformed base64 and cannot be decoded",
-                            retryable=False, status=200) from None
+        raise ProviderError(
+            "the returned image is malformed base64 and cannot be decoded",
+            retryable=False,
+            status=200,
+        ) from None

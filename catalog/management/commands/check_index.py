@@ -6,8 +6,10 @@ from core.openrouter import ProviderError
 
 
 class Command(BaseCommand):
-    help = ("Compare the database with Milvus: rows missing from the index, stale (different "
-            "data) and orphaned (no longer in the database). --repair fixes them.")
+    help = (
+        "Compare the database with Milvus: rows missing from the index, stale (different "
+        "data) and orphaned (no longer in the database). --repair fixes them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--repair", action="store_true")
@@ -17,8 +19,10 @@ class Command(BaseCommand):
             drift = index_check(repair=repair)
         except (IndexUnavailable, ProviderError) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"missing: {len(drift.missing)}  stale: {len(drift.stale)}  "
-                          f"orphaned: {len(drift.orphaned)}")
+        self.stdout.write(
+            f"missing: {len(drift.missing)}  stale: {len(drift.stale)}  "
+            f"orphaned: {len(drift.orphaned)}"
+        )
         if repair:
             self.stdout.write(self.style.SUCCESS(f"repaired: {drift.repaired}"))
         elif drift.total:

@@ -11,8 +11,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("sku")
         parser.add_argument("--top-k", type=int, help="how many (default: RETRIEVAL_TOP_K)")
-        parser.add_argument("--min-sales", type=int,
-                            help="bestsellers sold more than this (default: CATALOG_BESTSELLER_MIN_SALES)")
+        parser.add_argument(
+            "--min-sales",
+            type=int,
+            help="bestsellers sold more than this (default: CATALOG_BESTSELLER_MIN_SALES)",
+        )
 
     def handle(self, *args, sku, top_k, min_sales, **options):
         try:
@@ -24,8 +27,10 @@ class Command(BaseCommand):
         except IndexUnavailable as exc:
             raise CommandError(str(exc)) from None
 
-        self.stdout.write(f"{product.sku} ({product.category}, {product.style}, {product.season}): "
-                          f"top {result.top_k} with more than {result.min_sales:,} sales")
+        self.stdout.write(
+            f"{product.sku} ({product.category}, {product.style}, {product.season}): "
+            f"top {result.top_k} with more than {result.min_sales:,} sales"
+        )
         header = f"{'#':>2}  {'sku':<12} {'rrf score':>9} {'dense':>5} {'sparse':>6} {'sales':>7}  colour / style"
         self.stdout.write(header)
         self.stdout.write("-" * len(header))

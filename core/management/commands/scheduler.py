@@ -35,6 +35,8 @@ class Command(BaseCommand):
             child = subprocess.Popen([sys.executable, sys.argv[0], "crontab", "--no-heartbeat"])
             child.wait()
             if not stopping:
-                self.stderr.write(f"the scheduler stopped (exit {child.returncode}); "
-                                  f"starting it again in {PAUSE_SECONDS} s")
+                self.stderr.write(
+                    f"the scheduler stopped (exit {child.returncode}); "
+                    f"starting it again in {PAUSE_SECONDS} s"
+                )
                 time.sleep(PAUSE_SECONDS)

@@ -13,7 +13,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("directory", type=Path, help="folder to write into (created if missing)")
+        parser.add_argument(
+            "directory", type=Path, help="folder to write into (created if missing)"
+        )
 
     def handle(self, *args, directory: Path, **options):
         catalog = write_sample_catalog(directory)

@@ -26,11 +26,13 @@ class Command(BaseCommand):
         else:
             self._load_sample(settings.VAR_DIR / "sample-catalog")
         password = password_file.read_text().strip() if password_file.exists() else "(unknown)"
-        self.stdout.write(self.style.SUCCESS(
-            "\n  Admin: http://127.0.0.1:8000/admin/\n"
-            f"  Login: {ADMIN_USERNAME} / {password}\n"
-            f"  (the password was generated on first run and saved in {password_file})\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n  Admin: http://127.0.0.1:8000/admin/\n"
+                f"  Login: {ADMIN_USERNAME} / {password}\n"
+                f"  (the password was generated on first run and saved in {password_file})\n"
+            )
+        )
 
     def _ensure_admin(self, password_file: Path) -> None:
         User = get_user_model()
@@ -46,9 +48,13 @@ class Command(BaseCommand):
         write_sample_catalog(folder)
         for csv_name, images in (("products.csv", "images"), ("new_products.csv", "new_products")):
             # The broker is not running yet: the scheduler's minute job indexes the sample.
-            result = catalog_import(csv_data=(folder / csv_name).read_bytes(),
-                                    images=DirectoryImages(folder / images), sync_index=False)
+            result = catalog_import(
+                csv_data=(folder / csv_name).read_bytes(),
+                images=DirectoryImages(folder / images),
+                sync_index=False,
+            )
             if not result.ok:
-                raise CommandError(f"sample {csv_name} failed to import: "
-                                   + "; ".join(map(str, result.errors)))
+                raise CommandError(
+                    f"sample {csv_name} failed to import: " + "; ".join(map(str, result.errors))
+                )
             self.stdout.write(f"Imported sample {csv_name}: {result.summary()}")
