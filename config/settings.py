@@ -274,8 +274,16 @@ GENERATION_TIME_LIMIT_SECONDS = env_int("GENERATION_TIME_LIMIT_SECONDS", 900)  #
 # pending message and no change for GENERATION_REQUEUE_AFTER_SECONDS.
 GENERATION_CLAIM_LEASE_SECONDS = env_int("GENERATION_CLAIM_LEASE_SECONDS", 45)
 GENERATION_REQUEUE_AFTER_SECONDS = env_int("GENERATION_REQUEUE_AFTER_SECONDS", 60)
-# A reservation of a call in flight stops counting against the cap after this long.
+# A call in flight is over on our side after this long (answered, failed or its worker dead);
+# an unbooked reservation past it waits for the spending reconcile (core/reconcile.py).
 SPENDING_RESERVATION_SECONDS = env_int("SPENDING_RESERVATION_SECONDS", 0) or OPENROUTER_TIMEOUT + 60
+# A call that may have been billed unseen has certainly ended at the provider this long after it
+# started; the reconcile then settles its reservation and books what the key's usage shows.
+SPENDING_SETTLE_AFTER_SECONDS = env_int("SPENDING_SETTLE_AFTER_SECONDS", 0) or max(
+    600, SPENDING_RESERVATION_SECONDS
+)
+# How often the scheduler sends the reconcile of the ledger with the provider's account.
+SPENDING_RECONCILE_INTERVAL_SECONDS = env_int("SPENDING_RECONCILE_INTERVAL_SECONDS", 300)
 # Timeouts that add up (the retry policy is the docstring of core/openrouter.py): one asset's
 # message makes at most GENERATION_CALLS_PER_MESSAGE calls (analysis, scene, image and the
 # quality check's calls), each waiting at most OPENROUTER_TIMEOUT, and nothing waits for a

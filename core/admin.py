@@ -1,8 +1,12 @@
 """The spending ledger in the admin: read-only, as provenance is."""
 
-from django.contrib import admin
+from decimal import Decimal
 
-from core.models import MonthlySpend, ProviderCall, SpendReservation
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import Sum
+
+from core.models import MonthlySpend, ProviderCall, SpendReconcile, SpendReservation
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -18,7 +22,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(MonthlySpend)
 class MonthlySpendAdmin(ReadOnlyAdmin):
-    list_display = ("month", "spent", "updated_at")
+    list_display = ("month", "spent", "unattributed", "reserved", "in_doubt", "cap", "updated_at")
+
+    @admin.display(description="of which unattributed provider spend")
+    def unattributed(self, month: MonthlySpend) -> Decimal:
+        calls = month.calls.filter(kind=ProviderCall.Kind.UNATTRIBUTED)
+        return calls.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+
+    @admin.display(description="reserved (calls in flight or unsettled)")
+    def reserved(self, month: MonthlySpend) -> Decimal:
+        return month.reservations.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+
+    @admin.display(description="calls in doubt")
+    def in_doubt(self, month: MonthlySpend) -> int:
+        return month.reservations.filter(in_doubt=True).count()
+
+    @admin.display(description="monthly cap")
+    def cap(self, month: MonthlySpend) -> str:
+        return f"${settings.MONTHLY_SPENDING_CAP}" if settings.MONTHLY_SPENDING_CAP else "none"
 
 
 @admin.register(ProviderCall)
@@ -29,15 +50,44 @@ class ProviderCallAdmin(ReadOnlyAdmin):
         "subject",
         "model",
         "cost",
+        "provider_cost",
         "cost_source",
         "reserved",
+        "generation_id",
         "rejected_reason",
     )
     list_filter = ("kind", "cost_source", "month")
-    search_fields = ("subject", "key", "rejected_reason")
+    search_fields = ("subject", "key", "generation_id", "rejected_reason")
     date_hierarchy = "created_at"
 
 
 @admin.register(SpendReservation)
 class SpendReservationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "subject", "owner", "amount", "expires_at")
+    list_display = (
+        "created_at",
+        "subject",
+        "owner",
+        "amount",
+        "expires_at",
+        "in_doubt",
+        "note",
+    )
+    list_filter = ("in_doubt",)
+
+
+@admin.register(SpendReconcile)
+class SpendReconcileAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "key_usage",
+        "baseline",
+        "attributed",
+        "pending",
+        "unattributed",
+        "booked",
+        "settled",
+        "generations_checked",
+        "generations_differing",
+        "note",
+        "error",
+    )

@@ -25,14 +25,30 @@ class MonthlySpend(models.Model):
 
 
 class SpendReservation(models.Model):
-    """The worst-case cost of one paid call in flight, held against the cap until the call is
-    booked or fails. A crashed worker's reservation expires and the sweeper removes it."""
+    """The worst-case cost of one paid call, held against the cap until the call is booked, is
+    known not to have been billed (the provider answered an error), or is settled by the
+    spending reconcile.
+
+    A call that may have been billed without our knowing (a timeout, a lost connection: `in
+    doubt`; or a worker killed mid-call: the reservation outlives `expires_at`) keeps counting
+    against the cap until the reconcile has compared the ledger with the provider's account
+    (core.reconcile), which then books what the provider billed as unattributed spend.
+    """
 
     month = models.ForeignKey(MonthlySpend, on_delete=models.CASCADE, related_name="reservations")
     amount = models.DecimalField(max_digits=10, decimal_places=6)
     owner = models.CharField(max_length=200, help_text="The worker making the call.")
     subject = models.CharField(max_length=200, help_text="What the call is for, e.g. asset:12.")
-    expires_at = models.DateTimeField(db_index=True)
+    key = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="The ledger key the call books under."
+    )
+    expires_at = models.DateTimeField(
+        db_index=True, help_text="When the call is over on our side, answered or not."
+    )
+    in_doubt = models.BooleanField(
+        default=False, help_text="The call ended without an answer and may have been billed."
+    )
+    note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -52,6 +68,7 @@ class ProviderCall(models.Model):
         IMAGE = "image", "Image generation"
         SCENE = "scene", "Scene (staged generation)"
         QA = "qa", "Quality check"
+        UNATTRIBUTED = "unattributed", "Unattributed provider spend"
 
     # A deterministic key per answer (e.g. asset:12:image): a redelivered task that finds its
     # answer already booked never books it twice.
@@ -65,6 +82,20 @@ class ProviderCall(models.Model):
     reserved = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
     usage = models.JSONField(default=dict, blank=True)
     rejected_reason = models.TextField(blank=True, help_text="Why the paid answer was not used.")
+    generation_id = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="The provider's id of the answer."
+    )
+    provider_cost = models.DecimalField(
+        max_digits=10,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="What the provider's own record of the generation says it cost.",
+    )
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(
+        null=True, blank=True, help_text="Unattributed spend: the time the comparison covers."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -72,3 +103,37 @@ class ProviderCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.subject}: ${self.cost}"
+
+
+class SpendReconcile(models.Model):
+    """One comparison of the ledger with the provider's account for the key.
+
+    `key_usage` is what the provider says the key has spent, all time; `baseline` what it had
+    spent before the studio's ledger started counting (taken at the first reconcile with no
+    call in flight); `attributed` the ledger's calls; `pending` the reservations still
+    unsettled. Unattributed spend is what is left: key_usage - baseline - attributed - pending
+    (never below 0), booked in the ledger so the cap and the month count it.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    key_usage = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    baseline = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    attributed = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    pending = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    unattributed = models.DecimalField(
+        max_digits=14, decimal_places=6, default=Decimal("0"), help_text="Total, after this run."
+    )
+    booked = models.DecimalField(
+        max_digits=14, decimal_places=6, default=Decimal("0"), help_text="Booked by this run."
+    )
+    settled = models.PositiveIntegerField(default=0, help_text="Reservations settled.")
+    generations_checked = models.PositiveIntegerField(default=0)
+    generations_differing = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Reconcile at {self.created_at:%Y-%m-%d %H:%M}"

@@ -56,6 +56,11 @@ class ProviderError(Exception):
     `billed` is True when an answer arrived and was paid for although it cannot be used (no
     image, malformed data): it is booked all the same, with `cost` (usage.cost, None when the
     provider did not say) and `usage`.
+
+    `in_doubt` is True when the request may have reached the provider and no answer came back
+    (a timeout, a connection lost mid-call): OpenRouter bills a non-streaming call it finished
+    whether or not anybody read it, so the call may have been billed. Its reservation is kept
+    until the spending reconcile settles it (core.reconcile).
     """
 
     def __init__(
@@ -68,9 +73,11 @@ class ProviderError(Exception):
         billed: bool = False,
         cost: Decimal | None = None,
         usage: dict | None = None,
+        in_doubt: bool = False,
     ):
         super().__init__(message)
         self.retryable = retryable
+        self.in_doubt = in_doubt
         self.retry_after = retry_after
         self.status = status  # the provider's HTTP status, when it answered
         self.billed = billed
@@ -125,12 +132,18 @@ def request(create: Callable[..., T], **arguments: Any) -> T:
         raise _status_error(exc) from None
     except openai.APITimeoutError:
         raise ProviderError(
-            f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s", retryable=True
+            f"OpenRouter did not answer within {settings.OPENROUTER_TIMEOUT} s (the call may "
+            "still be billed; the spending reconcile will tell)",
+            retryable=True,
+            in_doubt=True,
         ) from None
     except openai.APIConnectionError as exc:
+        # A refused connection never carried the request; any other loss may have.
+        refused = isinstance(_root_cause(exc), ConnectionRefusedError)
         raise ProviderError(
             f"cannot reach OpenRouter at {settings.OPENROUTER_BASE_URL}: {exc.__cause__ or exc}",
             retryable=True,
+            in_doubt=not refused,
         ) from None
     except openai.OpenAIError as exc:
         raise ProviderError(f"OpenRouter request failed: {exc}", retryable=False) from None
@@ -202,12 +215,66 @@ def retry_after_seconds(value: str | None, cap: float) -> float | None:
     return min(max(seconds, 0.0), cap) if math.isfinite(seconds) else None
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def usage_of(response: Any) -> dict[str, Any]:
-    """Token counts and OpenRouter's `cost` (credits, about USD), as plain JSON values."""
+    """Token counts, OpenRouter's `cost` (credits, about USD) and the answer's generation id
+    (`generation_id`, what OpenRouter's own records are looked up by), as plain JSON values."""
     usage = getattr(response, "usage", None)
     values = usage.model_dump() if hasattr(usage, "model_dump") else {}
     keys = ("prompt_tokens", "completion_tokens", "total_tokens", "cost")
-    return {key: values[key] for key in keys if values.get(key) is not None}
+    found = {key: values[key] for key in keys if values.get(key) is not None}
+    generation_id = getattr(response, "id", None)
+    if isinstance(generation_id, str) and generation_id:
+        found["generation_id"] = generation_id[:200]
+    return found
+
+
+def account_usage() -> Decimal:
+    """What OpenRouter says the key has spent, all time (`GET /key`, data.usage).
+
+    Raises ProviderError when it cannot be read; the reconcile then tries again later.
+    """
+    data = _account_get("/key", {})
+    return _credits(data.get("usage"), "the key's usage")
+
+
+def generation_cost(generation_id: str) -> Decimal | None:
+    """OpenRouter's total_cost of one generation (`GET /generation?id=`); None while its record
+    is not there yet (it appears a few seconds after the call)."""
+    try:
+        data = _account_get("/generation", {"id": generation_id})
+    except ProviderError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _credits(data.get("total_cost"), f"generation {generation_id}'s total_cost")
+
+
+def _account_get(path: str, params: dict[str, str]) -> dict[str, Any]:
+    """GET one of OpenRouter's account routes through the SDK's client: its `data` object."""
+    if not settings.OPENROUTER_API_KEY:
+        raise ProviderError("OPENROUTER_API_KEY is not set", retryable=False)
+    body = request(client().get, path=path, cast_to=object, options={"params": params})
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise ProviderError(
+            f"OpenRouter's {path} answer has no data object: {str(body)[:QUOTED_CHARS]}",
+            retryable=True,
+            status=200,
+        )
+    return data
+
+
+def _credits(value: Any, what: str) -> Decimal:
+    cost = cost_of({"cost": value})
+    if cost is None:
+        raise ProviderError(f"OpenRouter gave no number for {what}: {value!r}", retryable=True)
+    return cost
 
 
 def cost_of(usage: dict[str, Any]) -> Decimal | None:

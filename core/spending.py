@@ -12,13 +12,19 @@ Every paid call runs inside `paid_call`:
 - Before the call its worst case is reserved under the month's row lock; the call is refused
   (SpendingCapReached) when spent + the live reservations + this one would pass
   MONTHLY_SPENDING_CAP. Concurrent workers therefore never pass the cap together.
-- A reservation has an owner and an expiry: a worker killed mid-call leaves one behind, and it
-  stops counting when it expires (the sweeper deletes it).
+- A reservation counts until the call is booked or is known not to have been billed (the
+  provider answered an error). A call that may have been billed without our knowing keeps its
+  reservation: a timeout or a lost connection marks it in doubt, a worker killed mid-call leaves
+  it behind past its expiry. The spending reconcile (core.reconcile) settles those once the
+  provider's account can tell, and books what the provider billed as unattributed spend.
 - Booking replaces the reservation by what the provider said the answer cost (usage.cost), or
   the price table when it did not say. A provider error for an answer that was billed anyway
   (no image, malformed, blank) is booked too, with the reason. A charge above the
   reservation is booked in full; the caller learns it from `ProviderCall.overrun`.
-- Booking is idempotent by key, so a redelivered task that finds a stored answer books it once.
+- Booking is idempotent by key, so a redelivered task that finds a stored answer books it once,
+  and drops whatever reservation is still held under that key.
+- Each booked answer keeps the provider's generation id, so the reconcile can look it up in the
+  provider's own records.
 """
 
 from __future__ import annotations
@@ -45,16 +51,16 @@ def spending_cap() -> Decimal | None:
     return Decimal(settings.MONTHLY_SPENDING_CAP) if settings.MONTHLY_SPENDING_CAP else None
 
 
-def _month_locked() -> MonthlySpend:
+def month_locked() -> MonthlySpend:
     first_day = timezone.localdate().replace(day=1)
     MonthlySpend.objects.get_or_create(month=first_day)
     return MonthlySpend.objects.select_for_update().get(month=first_day)
 
 
 def reserved_now(month: MonthlySpend) -> Decimal:
-    """What the live (unexpired) reservations of the month hold."""
-    live = month.reservations.filter(expires_at__gt=timezone.now())
-    return live.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    """What the month's unsettled reservations hold (calls in flight, and calls that may have
+    been billed until the reconcile settles them)."""
+    return month.reservations.aggregate(total=Sum("amount"))["total"] or Decimal("0")
 
 
 def month_spent() -> Decimal:
@@ -62,11 +68,11 @@ def month_spent() -> Decimal:
     return row.spent if row else Decimal("0")
 
 
-def spend_reserve(*, amount: Decimal, owner: str, subject: str) -> SpendReservation:
+def spend_reserve(*, amount: Decimal, owner: str, subject: str, key: str = "") -> SpendReservation:
     """Hold `amount` against the cap for one call; raises SpendingCapReached instead."""
     cap = spending_cap()
     with transaction.atomic():
-        month = _month_locked()
+        month = month_locked()
         if cap is not None and amount > 0:  # a free call spends nothing, whatever the cap
             reserved = reserved_now(month)
             if month.spent + reserved + amount > cap:
@@ -80,6 +86,7 @@ def spend_reserve(*, amount: Decimal, owner: str, subject: str) -> SpendReservat
             amount=amount,
             owner=owner,
             subject=subject,
+            key=key,
             expires_at=timezone.now() + ttl,
         )
 
@@ -87,6 +94,12 @@ def spend_reserve(*, amount: Decimal, owner: str, subject: str) -> SpendReservat
 def spend_release(reservation: SpendReservation) -> None:
     """The call was not made or not billed: its reservation stops counting."""
     SpendReservation.objects.filter(pk=reservation.pk).delete()
+
+
+def spend_in_doubt(reservation: SpendReservation, reason: str) -> None:
+    """The call ended without an answer we could book and may have been billed: its
+    reservation keeps counting until the reconcile settles it."""
+    SpendReservation.objects.filter(pk=reservation.pk).update(in_doubt=True, note=reason[:1000])
 
 
 def spend_book(
@@ -106,7 +119,7 @@ def spend_book(
     `cost` is what the provider said (None: it did not, and the price table's `price` counts).
     """
     with transaction.atomic():
-        month = _month_locked()
+        month = month_locked()
         call, created = ProviderCall.objects.get_or_create(
             key=key,
             defaults={
@@ -119,12 +132,16 @@ def spend_book(
                 "reserved": reservation.amount if reservation else price,
                 "usage": usage or {},
                 "rejected_reason": rejected_reason,
+                "generation_id": str((usage or {}).get("generation_id") or ""),
             },
         )
         if created:
             MonthlySpend.objects.filter(pk=month.pk).update(spent=F("spent") + call.cost)
         if reservation is not None:
             spend_release(reservation)
+        # A killed worker's reservation for this very answer (kept, then booked by the
+        # redelivered task) is settled by the booking itself.
+        SpendReservation.objects.filter(key=key).delete()
     return call
 
 
@@ -140,9 +157,12 @@ def paid_call(
     """Reserve `worst_case` for the call in the block; yields `book(cost=, usage=)`.
 
     A ProviderError that says the answer was billed is booked with its reason before it
-    propagates; anything else that ends the block unbooked releases the reservation.
+    propagates; one that says the provider answered with an error (not billed) releases the
+    reservation. Anything else that ends the block unbooked (a timeout, a lost connection, an
+    error after the answer arrived, a booking rolled back with the caller's transaction)
+    leaves the reservation in doubt for the reconcile to settle: the call may have been billed.
     """
-    reservation = spend_reserve(amount=worst_case, owner=owner, subject=subject)
+    reservation = spend_reserve(amount=worst_case, owner=owner, subject=subject, key=key)
 
     def book(
         *, cost: Decimal | None, usage: dict | None = None, rejected_reason: str = ""
@@ -164,17 +184,23 @@ def paid_call(
     except ProviderError as exc:
         if exc.billed and not ProviderCall.objects.filter(key=key).exists():
             book(cost=exc.cost, usage=exc.usage, rejected_reason=str(exc))
+        _settle_after_call(reservation, key, exc if exc.in_doubt else None)
         raise
-    finally:
-        # Booked or not (a booking rolled back with the caller's transaction counts as not),
-        # the reservation has done its work.
+    except BaseException as exc:
+        _settle_after_call(reservation, key, exc)
+        raise
+    _settle_after_call(reservation, key, None)
+
+
+def _settle_after_call(
+    reservation: SpendReservation, key: str, doubt: BaseException | None
+) -> None:
+    """Booked (perhaps in a transaction that rolled back since) or not billed: release; in
+    doubt and not booked: keep it for the reconcile."""
+    if doubt is None or ProviderCall.objects.filter(key=key).exists():
         spend_release(reservation)
-
-
-def reservations_sweep() -> int:
-    """Delete expired reservations (crashed workers' calls); returns how many."""
-    deleted, _ = SpendReservation.objects.filter(expires_at__lte=timezone.now()).delete()
-    return deleted
+    else:
+        spend_in_doubt(reservation, f"{type(doubt).__name__}: {doubt}")
 
 
 def subject_costs(subject: str) -> tuple[Decimal, dict]:

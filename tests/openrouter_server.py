@@ -21,11 +21,15 @@ against the centre of image 2). Faults beyond
 `content` instead of `message.images`). For fault runs (bench/faults.py): `latency` before every
 answer, and `fault_rate` of chat answers replaced by a random fault of `FAULTS`.
 
-The server keeps the provider's side of the money: `bills` lists every answer that carried a
-usage.cost and reached a client that was still there to read it. A client killed while waiting
-gets no answer and no bill; with `confirm_delivery` set, neither does one killed with the answer
-still unread in its socket (it resets the connection): "billed" means the client's process took
-the answer.
+The server keeps the provider's side of the money the way OpenRouter does: an answer is billed
+the moment it is produced, whether or not the client is still there to read it (a client killed
+or timed out while waiting is billed all the same; errors such as 429 and 5xx are not). `bills`
+lists every billed answer. Each answer gets a unique generation id (`gen-…`), and the server
+answers OpenRouter's account routes: `GET /generation?id=…` (that generation's total_cost and
+model; 404 for `generation_record_delay` seconds after the answer, as OpenRouter's record appears
+a few seconds late) and `GET /key` (`data.usage`: everything the key has spent, plus
+`other_usage`, spend on the same key by something else). `in_flight` lists the requests being
+worked on right now (a fault run prints how many calls a kill caught in flight).
 
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
@@ -49,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
 
@@ -159,10 +164,12 @@ class _Script:
 @dataclass
 class Bill:
     path: str
-    kind: str  # "embedding", "analysis", "image" or "qa"
+    kind: str  # "embedding", "analysis", "image", "scene" or "qa"
     subject: str  # the product's sku (chat calls) or "" (embeddings)
     cost: float
-    at: float = field(default_factory=time.time)  # when it was delivered
+    generation_id: str = ""
+    model: str = ""
+    at: float = field(default_factory=time.time)  # when it was produced (and billed)
 
 
 # What a fault run injects: transient failures the client must retry, and billed answers
@@ -190,9 +197,10 @@ class OpenRouterServer:
         self.hang_seconds = hang_seconds
         self.faults_injected: list[str] = []
         self.bills: list[Bill] = []
-        # Seconds to watch a connection after an answer before billing it (fault runs): a
-        # client killed with the answer unread resets the connection and is not billed.
-        self.confirm_delivery = 0.0
+        self.generation_record_delay = 0.0  # seconds before GET /generation knows an answer
+        self.other_usage = 0.0  # spend on the same key by another application
+        self.in_flight: dict[int, RecordedRequest] = {}  # requests being answered, by serial
+        self._serial = 0
         self._random = random.Random(seed)
         self.dimension = dimension
         self.shuffle_data = False  # answer embeddings out of order: clients must sort by index
@@ -203,6 +211,8 @@ class OpenRouterServer:
         self.routes: dict[str, Callable[[RecordedRequest], Reply]] = {
             "/embeddings": self.embeddings,
             "/chat/completions": self.chat_completions,
+            "/generation": self.generation,
+            "/key": self.key,
         }
         self._scripts: deque[_Script] = deque()
         self._lock = threading.Lock()
@@ -286,8 +296,9 @@ class OpenRouterServer:
         if fault == "500":
             return Reply.error(500, "Internal Server Error")
         if fault == "hang":
+            # Long after the client stopped waiting, the answer is produced and billed anyway.
             time.sleep(self.hang_seconds)
-            return Reply.error(504, "Gateway timeout")  # long after the client stopped waiting
+            return None
         if fault == "no image":
             return Reply.json(
                 chat_completion("google/test-image-model", "I cannot draw that.", cost=0.067)
@@ -305,29 +316,47 @@ class OpenRouterServer:
         width, height = ONE_K.get(ratio, (1024, 1024))
         return Reply.json(_blank_image_reply((width // 8, height // 8)))
 
-    def bill(self, request: RecordedRequest, reply: Reply) -> None:
-        """Record an answer delivered to a client: what it cost, and for which product."""
+    def bill(self, request: RecordedRequest, reply: Reply) -> Reply:
+        """Bill an answer as it is produced: one that carries a usage.cost gets a unique
+        generation id and a line in `bills`, whoever reads it. Returns the reply to send."""
         try:
             payload = jsonlib.loads(reply.body) if reply.status == 200 else None
         except ValueError:
-            return
-        cost = (
-            ((payload or {}).get("usage") or {}).get("cost") if isinstance(payload, dict) else None
-        )
+            return reply
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        cost = usage.get("cost") if isinstance(usage, dict) else None
         if cost is None:
-            return
+            return reply
         body = request.json or {}
         kind = (
             "embedding"
             if request.path.endswith("/embeddings")
-            else "image"
+            else ("scene" if _is_scene(body) else "image")
             if "modalities" in body
             else "qa"
             if "response_format" in body
             else "analysis"
         )
         with self._lock:
-            self.bills.append(Bill(request.path, kind, _sku_of(body), float(cost)))
+            self._serial += 1
+            generation_id = f"gen-{self._serial:06d}-{self._random.getrandbits(48):012x}"
+            self.bills.append(
+                Bill(
+                    request.path,
+                    kind,
+                    _sku_of(body),
+                    float(cost),
+                    generation_id,
+                    str(payload.get("model") or body.get("model") or ""),
+                )
+            )
+        payload["id"] = generation_id
+        return Reply.json(payload, reply.status, reply.headers)
+
+    def billed_total(self) -> float:
+        """What the key has been billed by this server (OpenRouter's `usage` of the key)."""
+        with self._lock:
+            return sum(bill.cost for bill in self.bills)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -340,7 +369,15 @@ class OpenRouterServer:
         except ValueError:
             payload = None
         request = RecordedRequest(method, path, headers, payload)
-        return request, self._answer(request)
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+            self.in_flight[serial] = request
+        try:
+            return request, self.bill(request, self._answer(request))
+        finally:
+            with self._lock:
+                del self.in_flight[serial]
 
     def _answer(self, request: RecordedRequest) -> Reply:
         path, headers, method, payload = request.path, request.headers, request.method, request.json
@@ -369,6 +406,43 @@ class OpenRouterServer:
             return Reply.error(400, str(exc))
 
     # ------------------------------------------------------------------ routes
+
+    def generation(self, request: RecordedRequest) -> Reply:
+        """OpenRouter's record of one generation: GET /generation?id=gen-…"""
+        wanted = parse_qs(urlsplit(request.path).query).get("id", [""])[0]
+        if not wanted:
+            raise BadRequest("id is required")
+        with self._lock:
+            bill = next((b for b in self.bills if b.generation_id == wanted), None)
+        if bill is None or time.time() - bill.at < self.generation_record_delay:
+            return Reply.error(404, f"Generation {wanted} not found")
+        return Reply.json(
+            {
+                "data": {
+                    "id": bill.generation_id,
+                    "model": bill.model,
+                    "total_cost": bill.cost,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bill.at)),
+                    "provider_name": "Test",
+                    "cancelled": False,
+                    "finish_reason": "stop",
+                }
+            }
+        )
+
+    def key(self, request: RecordedRequest) -> Reply:
+        """OpenRouter's account of the key: GET /key (usage: credits spent, all time)."""
+        return Reply.json(
+            {
+                "data": {
+                    "label": "sk-or-v1-tes...key",
+                    "usage": round(self.billed_total() + self.other_usage, 6),
+                    "limit": None,
+                    "limit_remaining": None,
+                    "is_free_tier": False,
+                }
+            }
+        )
 
     def embeddings(self, request: RecordedRequest) -> Reply:
         body = request.json
@@ -514,6 +588,17 @@ def _blank_image_reply(size: tuple[int, int]) -> dict[str, Any]:
 _SKU = re.compile(r'"sku": "([^"]+)"')
 
 
+def _is_scene(body: dict[str, Any]) -> bool:
+    """A staged preset's first call: its first input image is a style reference, not the
+    product (the app labels every input image before sending it)."""
+    for message in body.get("messages") or []:
+        parts = message.get("content") if isinstance(message, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and part.get("type") == "text":
+                return str(part.get("text", "")).startswith("Image 1: style reference")
+    return False
+
+
 def _sku_of(body: dict[str, Any]) -> str:
     """The new product's sku in a chat request's prompt (its data block), or ""."""
     texts = [
@@ -525,21 +610,6 @@ def _sku_of(body: dict[str, Any]) -> str:
     ]
     found = _SKU.findall(texts[-1]) if texts else []
     return found[-1] if found else ""
-
-
-def _reset_unread(sock: socket.socket, grace: float) -> bool:
-    """True when, within `grace` seconds of an answer, the client's end was reset: its
-    process died with the answer still unread in its socket (a process that read it and then
-    died or closed sends a normal FIN instead; one that lives on sends its next request)."""
-    try:
-        ready, _, _ = select.select([sock], [], [], grace)
-        if ready:
-            sock.recv(1, socket.MSG_PEEK)
-    except ConnectionResetError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def _client_gone(sock: socket.socket) -> bool:
@@ -599,9 +669,9 @@ def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {key.lower(): value for key, value in self.headers.items()}
-            request, reply = server.respond(self.command, self.path, headers, raw)
+            _, reply = server.respond(self.command, self.path, headers, raw)  # billed already
             if _client_gone(self.connection):
-                return  # the client gave up waiting or died: nothing delivered, nothing billed
+                return  # the client gave up waiting or died: it reads nothing, and pays anyway
             try:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
@@ -612,9 +682,6 @@ def _handler_for(server: OpenRouterServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up waiting (a scripted delay): nothing to answer
-            if server.confirm_delivery and _reset_unread(self.connection, server.confirm_delivery):
-                return  # the client died with the answer unread in its socket
-            server.bill(request, reply)
 
         do_GET = do_POST = _serve
 

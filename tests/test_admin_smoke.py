@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from catalog.models import IndexRun, IndexState, Product
 from catalog.sparse import vectorizer_fit
-from core.models import ProviderCall
+from core.models import ProviderCall, SpendReconcile
 from core.spending import spend_book, spend_reserve
 from generation.models import (
     AssetEvent,
@@ -329,6 +329,15 @@ def admin_data(admin_user):
         rejected_reason="The model returned a blank image. <script>alert(1)</script>",
     )
     spend_reserve(amount=Decimal("0.005"), owner="host:1:2", subject="asset:3")
+    # A reconcile with the provider's account that found spend nobody booked.
+    SpendReconcile.objects.create(
+        key_usage=Decimal("1.2"),
+        baseline=Decimal("0"),
+        attributed=Decimal("1.1"),
+        unattributed=Decimal("0.1"),
+        booked=Decimal("0.1"),
+        settled=1,
+    )
 
     hero, marketplace = (
         ChannelPreset.objects.get(name=HERO),

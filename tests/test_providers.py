@@ -165,6 +165,7 @@ def test_analysis_sends_the_references_resized_then_the_prompt(openrouter, setti
         "completion_tokens": 23,
         "total_tokens": 1023,
         "cost": 0.0012,
+        "generation_id": openrouter.bills[-1].generation_id,  # what OpenRouter's records know
     }
 
 
