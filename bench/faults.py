@@ -86,6 +86,18 @@ class Process:
             os.killpg(self.popen.pid, sig)
             self.popen.wait()
 
+    def stop_gracefully(self, timeout: float = 120) -> None:
+        """SIGTERM to the main process only, as systemd's KillMode=mixed sends it: Dramatiq's
+        main process passes it on once, and each worker process finishes the messages it is
+        running. (SIGTERM to the whole process group reaches each worker twice, once directly
+        and once from the main process, and the second makes it exit at once.)"""
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     def stop(self) -> None:
         if self.popen and self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
@@ -448,7 +460,7 @@ class Bench:
             time.sleep(0.2)
         calls = self.chat_calls_in_flight()
         stopping = time.monotonic()
-        self.stack["workers"].stop()  # SIGTERM: Dramatiq finishes the messages it is running
+        self.stack["workers"].stop_gracefully()
         print(
             f"   stopped the workers with {calls} provider calls in flight in "
             f"{time.monotonic() - stopping:.1f} s; starting them again",
