@@ -1,5 +1,3 @@
-from contextlib import nullcontext
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -12,23 +10,20 @@ from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import Truncator
-from django.utils.translation import ngettext
 from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
-from catalog.importer import ImageSourceError, ImportKind, ZipImages, catalog_import
+from catalog.import_admin import ImportViews
+from catalog.importer.jobs import imports_running
 from catalog.indexing import index_status
 from catalog.models import IndexState, Product, bestseller_threshold
 from catalog.periodic import reconcile_index
 from catalog.selectors import similar_bestsellers
 from catalog.services import product_save, products_resync
-from catalog.staging import staging_create, staging_discard, staging_get
 from catalog.tasks import rebuild_index
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
 from core.queue import enqueue_after_commit
-
-SESSION_KEY = "catalog_import_tokens"
 
 # django_dramatiq's task list only fills with its AdminMiddleware, which renders task
 # arguments unescaped; we run without it, so the empty page would only confuse.
@@ -99,25 +94,8 @@ class ProductAdminForm(forms.ModelForm):
         return upload
 
 
-class CatalogImportForm(forms.Form):
-    csv_file = forms.FileField(
-        label="CSV file",
-        help_text="Historical catalog, new products or a sales update (sku, sales_count).",
-    )
-    images_zip = forms.FileField(
-        label="Images (ZIP)",
-        required=False,
-        help_text="A ZIP of the images named in image_path. Not needed for a sales update.",
-    )
-    kind = forms.ChoiceField(
-        label="Format",
-        required=False,
-        choices=[("", "Detect from the header")] + list(ImportKind.choices),
-    )
-
-
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ImportViews, admin.ModelAdmin):
     form = ProductAdminForm
     change_list_template = "admin/catalog/product/change_list.html"
     # Narrow enough for a 1400 px window beside the filters (the browser test measures it).
@@ -293,18 +271,17 @@ class ProductAdmin(admin.ModelAdmin):
     # --- CSV import: upload → dry-run preview → confirm -----------------------------------
 
     def get_urls(self):
-        return [
-            path(
-                "import/",
-                self.admin_site.admin_view(self.import_view),
-                name="catalog_product_import",
-            ),
-            path(
-                "index-status/",
-                self.admin_site.admin_view(self.index_status_view),
-                name="catalog_product_index_status",
-            ),
-        ] + super().get_urls()
+        return (
+            self.import_urls()
+            + [
+                path(
+                    "index-status/",
+                    self.admin_site.admin_view(self.index_status_view),
+                    name="catalog_product_index_status",
+                ),
+            ]
+            + super().get_urls()
+        )
 
     def index_status_view(self, request):
         if not self.has_view_permission(request):
@@ -330,108 +307,13 @@ class ProductAdmin(admin.ModelAdmin):
             ),
         )
 
-    def has_import_permission(self, request) -> bool:
-        return request.user.has_perm("catalog.import_products")
-
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
             "has_import_permission": self.has_import_permission(request),
+            "running_imports": imports_running(),
         }
         return super().changelist_view(request, extra_context)
-
-    def import_view(self, request):
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        if request.method == "POST" and "token" in request.POST:
-            return self._import_confirm(request)
-        form = CatalogImportForm(request.POST or None, request.FILES or None)
-        if refused := getattr(request, "upload_refused", None):  # stopped while it arrived
-            messages.error(request, f"Nothing was stored. {refused}")
-            form = CatalogImportForm()
-        elif request.method == "POST" and form.is_valid():
-            staged = staging_create(
-                csv_file=form.cleaned_data["csv_file"], zip_file=form.cleaned_data["images_zip"]
-            )
-            result = self._run_import(staged, form.cleaned_data["kind"] or None, dry_run=True)
-            if isinstance(result, ImageSourceError):
-                self._discard(request, staged)
-                form.add_error("images_zip", str(result))
-            else:
-                if result.ok:
-                    request.session[SESSION_KEY] = request.session.get(SESSION_KEY, []) + [
-                        staged.token
-                    ]
-                return self._render_preview(request, staged, result)
-        return TemplateResponse(
-            request,
-            "admin/catalog/product/import.html",
-            self._context(request, form=form, title="Import catalog CSV"),
-        )
-
-    def _run_import(self, staged, kind, *, dry_run: bool):
-        """The import service on staged files; an unreadable ZIP comes back as the error."""
-        try:
-            with staged.open_zip() or nullcontext() as zip_file:
-                images = ZipImages(zip_file) if zip_file else None
-                return catalog_import(
-                    csv_data=staged.csv_data(), images=images, kind=kind, dry_run=dry_run
-                )
-        except ImageSourceError as exc:
-            return exc
-
-    def _render_preview(self, request, staged, result):
-        csv_name = staged.csv_name
-        if not result.ok:
-            self._discard(request, staged)  # nothing to confirm: the file must be fixed first
-        return TemplateResponse(
-            request,
-            "admin/catalog/product/import_preview.html",
-            self._context(
-                request,
-                result=result,
-                token=staged.token,
-                csv_name=csv_name,
-                kind=result.kind or "",
-                title="Import preview",
-            ),
-        )
-
-    def _import_confirm(self, request):
-        token, kind = request.POST["token"], request.POST.get("kind") or None
-        staged = staging_get(token) if token in request.session.get(SESSION_KEY, []) else None
-        if staged is None or (kind is not None and kind not in ImportKind.values):
-            messages.error(
-                request,
-                "This import preview has expired or was already used. Upload the files again.",
-            )
-            return redirect("admin:catalog_product_import")
-        result = self._run_import(staged, kind, dry_run=False)
-        if isinstance(result, ImageSourceError) or not result.ok:
-            # The catalog changed since the preview: show what fails now.
-            if isinstance(result, ImageSourceError):
-                self._discard(request, staged)
-                messages.error(request, str(result))
-                return redirect("admin:catalog_product_import")
-            return self._render_preview(request, staged, result)
-        csv_name = staged.csv_name
-        self._discard(request, staged)
-        messages.success(
-            request,
-            ngettext(
-                "Imported %(name)s: %(summary)s (%(count)d row).",
-                "Imported %(name)s: %(summary)s (%(count)d rows).",
-                len(result.rows),
-            )
-            % {"name": csv_name, "summary": result.summary(), "count": len(result.rows)},
-        )
-        return redirect("admin:catalog_product_changelist")
-
-    def _discard(self, request, staged):
-        staging_discard(staged)
-        tokens = request.session.get(SESSION_KEY, [])
-        if staged.token in tokens:
-            request.session[SESSION_KEY] = [t for t in tokens if t != staged.token]
 
     def _context(self, request, **extra):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, **extra}

@@ -218,3 +218,84 @@ class IndexRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.collection or self.embedder} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class CatalogImport(models.Model):
+    """One CSV import, run as a job: the uploaded files wait in the private storage, a worker
+    checks them (the preview), and after the requester confirms, writes them in chunks.
+
+    Each chunk commits with the line it reached (`written_through_line`) and the counts so far,
+    so a worker killed in the middle resumes after that line and the summary stays exact.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to be checked"
+        CHECKING = "checking", "Checking"
+        CHECKED = "checked", "Ready to confirm"
+        REFUSED = "refused", "Refused (errors in the file)"
+        CONFIRMED = "confirmed", "Waiting to be written"
+        WRITING = "writing", "Writing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    RUNNING = (State.QUEUED, State.CHECKING, State.CONFIRMED, State.WRITING)
+    FINISHED = (State.REFUSED, State.DONE, State.FAILED, State.CANCELLED)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    token = models.CharField(max_length=32, unique=True, help_text="Its staged files' folder.")
+    csv_name = models.CharField(max_length=255)
+    has_images = models.BooleanField(default=False)
+    requested_kind = models.CharField(max_length=16, blank=True)
+    kind = models.CharField(max_length=16, blank=True, help_text="As detected from the header.")
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.QUEUED, db_index=True
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    rows_checked = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    written_through_line = models.PositiveIntegerField(
+        default=0, help_text="Every row up to this line is written (the checkpoint)."
+    )
+    photos = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    # The preview's figures (what would happen), then the write's (what did).
+    to_create = models.PositiveIntegerField(default=0)
+    to_update = models.PositiveIntegerField(default=0)
+    to_leave = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Rows with an error.")
+    note = models.TextField(blank=True, help_text="Why it failed or stopped.")
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Worker runs so far.")
+    claimed_by = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    phase_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "import"
+        verbose_name_plural = "imports"
+
+    def __str__(self) -> str:
+        return f"Import {self.pk}: {self.csv_name}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in self.RUNNING
+
+    @property
+    def kind_label(self) -> str:
+        from catalog.importer.formats import ImportKind  # the import package builds on models
+
+        return ImportKind(self.kind).label if self.kind in ImportKind.values else self.kind
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.created_at) if self.finished_at else None

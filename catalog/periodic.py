@@ -8,6 +8,8 @@ from django.conf import settings
 from dramatiq_crontab import cron, interval
 
 from catalog import indexing
+from catalog.importer import jobs
+from catalog.models import CatalogImport
 from catalog.staging import staging_purge_stale
 
 logger = logging.getLogger(__name__)
@@ -45,5 +47,15 @@ def flush_index() -> None:
 @cron("17 * * * *")
 @dramatiq.actor(max_retries=0)
 def purge_import_staging() -> None:
-    """Remove import uploads that were previewed and never confirmed."""
-    staging_purge_stale()
+    """Remove uploads that no import is using any more (an import's own files go when it
+    ends; an import checked and not confirmed within a day is dropped)."""
+    jobs.imports_expire_unconfirmed()
+    unfinished = CatalogImport.objects.exclude(state__in=CatalogImport.FINISHED)
+    staging_purge_stale(keep=set(unfinished.values_list("token", flat=True)))
+
+
+@interval(seconds=60)
+@dramatiq.actor(queue_name="imports", max_retries=0)
+def sweep_imports() -> None:
+    """Send again the imports whose worker died or whose message was lost."""
+    jobs.imports_requeue_stalled()

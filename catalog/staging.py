@@ -85,11 +85,13 @@ def staging_tokens() -> list[str]:
     return sorted(token for token in folders if TOKEN_RE.match(token))
 
 
-def staging_purge_stale(max_age: timedelta = MAX_AGE) -> int:
-    """Remove uploads previewed and never confirmed for `max_age`; returns how many."""
+def staging_purge_stale(max_age: timedelta = MAX_AGE, keep: set[str] = frozenset()) -> int:
+    """Remove uploads older than `max_age` but those in `keep`; returns how many."""
     cutoff = timezone.now() - max_age
     purged = 0
     for token in staging_tokens():
+        if token in keep:
+            continue
         staged = StagedImport(token)
         name = staged._name(NAME)
         if not default_storage.exists(name) or default_storage.get_modified_time(name) < cutoff:

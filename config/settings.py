@@ -333,6 +333,10 @@ CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 10
 # processes; a smaller one embeds in its own process (starting a process costs about a second).
 CATALOG_IMPORT_POOL_MIN_ROWS = env_int("CATALOG_IMPORT_POOL_MIN_ROWS", 1000)
 CATALOG_IMPORT_PROCESSES = env_int("CATALOG_IMPORT_PROCESSES", os.cpu_count() or 1)
+# An import job writes this many rows per transaction (a checkpoint each; short write locks).
+CATALOG_IMPORT_CHUNK_ROWS = env_int("CATALOG_IMPORT_CHUNK_ROWS", 500)
+# The requester is mailed when an import step they wait for took at least this long.
+CATALOG_IMPORT_NOTIFY_SECONDS = env_int("CATALOG_IMPORT_NOTIFY_SECONDS", 30)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Oversized uploads are refused while they arrive, before anything is stored (catalog.uploads).
 FILE_UPLOAD_HANDLERS = [

@@ -23,9 +23,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from catalog.admin import SESSION_KEY
 from catalog.images import image_prepare
-from catalog.models import Product
+from catalog.importer.jobs import import_job_run
+from catalog.models import CatalogImport, Product
 from catalog.services import product_save
 
 CHANGELIST = reverse("admin:catalog_product_changelist")
@@ -161,10 +161,37 @@ def post_import(
     csv_name="catalog.csv",
     zip_name="images.zip",
 ):
+    """Upload through the admin, let a worker check the files, and return the import's page
+    (or the upload form again when the upload itself was refused)."""
     data = {"csv_file": upload(csv_name, csv_data, "text/csv"), "kind": kind}
     if zip_data is not None:
         data["images_zip"] = upload(zip_name, zip_data, "application/zip")
-    return client.post(IMPORT, data)
+    response = client.post(IMPORT, data)
+    if response.status_code != 302:
+        return response
+    run_import_jobs()
+    return client.get(response["Location"])
+
+
+def run_import_jobs() -> None:
+    """What the worker does with the queued imports (their messages are on the stub broker)."""
+    for job in CatalogImport.objects.filter(state__in=CatalogImport.RUNNING):
+        import_job_run(job_id=job.pk, worker="test-worker")
+
+
+def confirm(client, page, **extra):
+    """Press "Confirm import" on the import's page, let the worker write, follow to the page."""
+    response = client.post(page.wsgi_request.path, {"action": "confirm"}, **extra)
+    run_import_jobs()
+    return client.get(page.wsgi_request.path) if response.status_code == 302 else response
+
+
+def preview_rows(page) -> list[tuple]:
+    return [(row["line"], row["sku"], row["action"]) for row in page.context["preview"]["rows"]]
+
+
+def preview_errors(page) -> list[tuple]:
+    return [(e["line"], e["column"]) for e in page.context["preview"]["errors"]]
 
 
 def staging_folders(settings) -> list[Path]:
@@ -497,47 +524,41 @@ def test_changelist_shows_import_link_only_with_the_permission(client, db):
 # --- import: preview, confirm ------------------------------------------------------------------
 
 
-def confirm_data(preview) -> dict:
-    """The hidden fields of the preview's confirm form, read from the HTML."""
-    html = preview.content.decode()
-    token = re.search(r'name="token" value="([^"]*)"', html).group(1)
-    kind = re.search(r'name="kind" value="([^"]*)"', html).group(1)
-    assert (token, kind) == (preview.context["token"], str(preview.context["kind"]))
-    return {"token": token, "kind": kind}
-
-
 def test_import_preview_lists_rows_to_create_and_writes_nothing(importer_client, settings):
     csv_data, zip_data = two_product_upload()
 
-    response = post_import(importer_client, csv_data, zip_data, csv_name="spring.csv")
+    page = post_import(importer_client, csv_data, zip_data, csv_name="spring.csv")
 
-    assert response.status_code == 200
-    assert response.templates[0].name == "admin/catalog/product/import_preview.html"
-    result = response.context["result"]
-    assert result.ok and not result.applied
-    assert [(row.line, row.sku, row.action.label) for row in result.rows] == [
+    assert page.status_code == 200
+    assert page.templates[0].name == "admin/catalog/product/import_job.html"
+    job = page.context["job"]
+    assert job.state == CatalogImport.State.CHECKED and (job.to_create, job.errors) == (2, 0)
+    assert preview_rows(page) == [
         (2, "DR-001", "will be created"),
         (3, "TS-002", "will be created"),
     ]
-    html = response.content.decode()
+    html = page.content.decode()
     assert html.count("will be created") == 2
     assert "spring.csv" in html and "Historical catalog" in html
-    assert confirm_data(response) == {"token": response.context["token"], "kind": "historical"}
+    assert 'id="catalog-import-confirm"' in html
     assert Product.objects.count() == 0
     media = Path(default_storage.location)
-    stored = [p for p in media.rglob("*") if p.is_file() and "import-staging" not in p.parts]
+    stored = [
+        p
+        for p in media.rglob("*")
+        if p.is_file() and "import-staging" not in p.parts and "imports" not in p.parts
+    ]
     assert stored == []  # no photo stored: only the upload waits for the confirmation
-    assert [f.name for f in staging_folders(settings)] == [response.context["token"]]
-    assert importer_client.session[SESSION_KEY] == [response.context["token"]]
+    assert [f.name for f in staging_folders(settings)] == [job.token]
 
 
 def test_import_confirm_creates_products_with_images_and_removes_the_staged_files(
     importer_client, settings
 ):
     csv_data, zip_data = two_product_upload()
-    preview = post_import(importer_client, csv_data, zip_data)
+    page = post_import(importer_client, csv_data, zip_data)
 
-    importer_client.post(IMPORT, confirm_data(preview))
+    confirm(importer_client, page)
 
     dress, tee = Product.objects.order_by("sku")
     assert (dress.sku, dress.category, dress.sales_count, dress.price) == (
@@ -563,35 +584,31 @@ def test_import_confirm_creates_products_with_images_and_removes_the_staged_file
     assert staging_folders(settings) == []
 
 
-def test_import_confirm_redirects_to_the_changelist_with_a_success_message(importer_client):
+def test_the_finished_import_says_what_it_wrote_and_is_in_the_import_history(importer_client):
     csv_data, zip_data = two_product_upload()
-    preview = post_import(importer_client, csv_data, zip_data, csv_name="spring.csv")
+    page = post_import(importer_client, csv_data, zip_data, csv_name="spring.csv")
 
-    response = importer_client.post(IMPORT, confirm_data(preview), follow=True)
+    done = confirm(importer_client, page)
 
-    assert response.redirect_chain == [(CHANGELIST, 302)]
-    assert messages_of(response) == [
-        "Imported spring.csv: 2 created, 0 updated, 0 unchanged, 0 failed (2 rows)."
-    ]
-    assert result_skus(response) == ["DR-001", "TS-002"]
-    assert preview.context["token"] not in importer_client.session[SESSION_KEY]
+    assert done.context["job"].state == CatalogImport.State.DONE
+    assert "2 created, 0 updated, 0 unchanged, 0 failed" in done.content.decode()
+    history = importer_client.get(reverse("admin:catalog_catalogimport_changelist"))
+    assert history.status_code == 200
+    html = history.content.decode()
+    assert "spring.csv" in html and "Imported" in html and "importer" in html
 
 
-def test_confirming_the_same_token_twice_imports_nothing_more(importer_client):
+def test_confirming_the_same_import_twice_imports_nothing_more(importer_client):
     csv_data, zip_data = two_product_upload()
-    preview = post_import(importer_client, csv_data, zip_data)
-    importer_client.post(IMPORT, confirm_data(preview))
+    page = post_import(importer_client, csv_data, zip_data)
+    confirm(importer_client, page)
     assert Product.objects.count() == 2
     Product.objects.all().delete()
 
-    response = importer_client.post(IMPORT, confirm_data(preview), follow=True)
+    again = importer_client.post(page.wsgi_request.path, {"action": "confirm"}, follow=True)
+    run_import_jobs()
 
-    assert response.redirect_chain == [(IMPORT, 302)]
-    assert (
-        "This import preview has expired or was already used. Upload the files again."
-        in messages_of(response)
-    )
-    assert "expired or was already used" in response.content.decode()
+    assert "not waiting for a confirmation any more" in " ".join(messages_of(again))
     assert Product.objects.count() == 0
 
 
@@ -609,11 +626,10 @@ def test_a_zip_with_a_single_top_level_folder_works(importer_client):
     )
 
     preview = post_import(importer_client, csv_data, zip_data)
-    result = preview.context["result"]
-    assert result.ok, [str(e) for e in result.errors]
-    assert [row.action.label for row in result.rows] == ["will be created"] * 2
+    assert preview.context["job"].errors == 0, preview.context["preview"]["errors"]
+    assert [row[2] for row in preview_rows(preview)] == ["will be created"] * 2
 
-    importer_client.post(IMPORT, confirm_data(preview))
+    confirm(importer_client, preview)
     assert list(Product.objects.values_list("sku", flat=True)) == ["DR-001", "DR-002"]
     assert all(default_storage.exists(p.image.name) for p in Product.objects.all())
 
@@ -629,7 +645,7 @@ def test_a_zip_made_by_macos_finder_works(importer_client):
 
     preview = post_import(importer_client, csv_data, zip_data)
 
-    assert preview.context["result"].ok, [str(e) for e in preview.context["result"].errors]
+    assert preview.context["job"].state == CatalogImport.State.CHECKED, preview.context["preview"]
 
 
 def bad_price_and_missing_image_upload():
@@ -649,8 +665,8 @@ def test_import_preview_lists_row_errors_and_writes_nothing(importer_client, set
     response = post_import(importer_client, *bad_price_and_missing_image_upload())
 
     assert response.status_code == 200
-    result = response.context["result"]
-    assert [(e.line, e.column) for e in result.errors] == [(3, "price"), (4, "image_path")]
+    assert response.context["job"].state == CatalogImport.State.REFUSED
+    assert preview_errors(response) == [(3, "price"), (4, "image_path")]
     html = response.content.decode()
     assert "2 errors found" in html
     assert (
@@ -674,43 +690,40 @@ def test_an_upload_with_row_errors_writes_nothing_and_keeps_no_staged_files(
 
     assert Product.objects.count() == 0
     media = Path(default_storage.location)
-    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+    kept = sorted(p.name for p in media.rglob("*") if p.is_file())
+    assert kept == ["errors.csv", "preview.json"]  # the import's report; no photo, no upload
     assert staging_folders(settings) == []
 
 
 def test_a_catalog_csv_without_its_zip_asks_for_the_images(importer_client):
     csv_data, _ = two_product_upload()
     response = post_import(importer_client, csv_data)
-    errors = response.context["result"].errors
-    assert [(e.line, e.column) for e in errors] == [(1, "image_path")]
+    assert preview_errors(response) == [(1, "image_path")]
     assert "needs its images" in response.content.decode()
     assert Product.objects.count() == 0
 
 
-def test_a_token_from_another_users_session_cannot_be_confirmed(client, db, settings):
+def test_another_user_cannot_confirm_or_cancel_an_import(client, db, settings):
     csv_data, zip_data = two_product_upload()
     owner = staff_user("owner", *IMPORT_PERMS)
     client.force_login(owner)
-    token = post_import(client, csv_data, zip_data).context["token"]
+    page = post_import(client, csv_data, zip_data)
+    job = page.context["job"]
 
     client.force_login(staff_user("intruder", *IMPORT_PERMS))
-    assert SESSION_KEY not in client.session  # logging in as someone else flushed the session
-    response = client.post(IMPORT, {"token": token, "kind": "historical"}, follow=True)
+    assert client.get(page.wsgi_request.path).status_code == 200  # may look
+    assert 'id="catalog-import-confirm"' not in client.get(page.wsgi_request.path).content.decode()
+    for action in ("confirm", "cancel"):
+        assert client.post(page.wsgi_request.path, {"action": action}).status_code == 403
+    run_import_jobs()
 
-    assert any("expired or was already used" in m for m in messages_of(response))
-    assert Product.objects.count() == 0
-    assert [f.name for f in staging_folders(settings)] == [token]  # still the owner's
+    job.refresh_from_db()
+    assert job.state == CatalogImport.State.CHECKED and Product.objects.count() == 0
+    assert [f.name for f in staging_folders(settings)] == [job.token]  # still the owner's
 
 
-def test_a_token_that_is_a_path_is_refused_even_if_it_is_in_the_session(importer_client):
-    session = importer_client.session
-    session[SESSION_KEY] = ["../../../etc"]
-    session.save()
-
-    response = importer_client.post(IMPORT, {"token": "../../../etc", "kind": ""}, follow=True)
-
-    assert response.redirect_chain == [(IMPORT, 302)]
-    assert any("expired or was already used" in m for m in messages_of(response))
+def test_an_import_page_of_an_unknown_import_is_a_404(importer_client):
+    assert importer_client.get(f"{IMPORT}99999999/").status_code == 404
 
 
 def test_an_oversized_csv_is_refused_while_it_arrives(importer_client, settings):
@@ -766,16 +779,14 @@ def test_a_sales_update_imports_without_a_zip_and_changes_only_sales(importer_cl
     preview = post_import(
         importer_client, csv_bytes(["sku", "sales_count"], [["DR-1", 1234], ["TS-2", 5]])
     )
-    result = preview.context["result"]
-    assert [(r.sku, r.action.label, r.changed_fields) for r in result.rows] == [
-        ("DR-1", "will be updated", ["sales_count"]),
-        ("TS-2", "unchanged", []),
-    ]
+    assert preview_rows(preview) == [(2, "DR-1", "will be updated")]  # changes only
+    job = preview.context["job"]
+    assert (job.to_update, job.to_leave) == (1, 1)
     html = preview.content.decode()
     assert "sales_count: 10 → 1234" in html  # old → new in the preview
     assert Product.objects.get(pk=dress.pk).sales_count == 10
 
-    importer_client.post(IMPORT, confirm_data(preview))
+    confirm(importer_client, preview)
 
     after = Product.objects.values().get(pk=dress.pk)
     assert after["sales_count"] == 1234
@@ -788,18 +799,19 @@ def test_a_sales_update_imports_without_a_zip_and_changes_only_sales(importer_cl
 def test_a_sales_update_for_an_unknown_sku_is_an_error(importer_client):
     make_product("DR-1")
     response = post_import(importer_client, csv_bytes(["sku", "sales_count"], [["NOPE-9", 3]]))
-    errors = response.context["result"].errors
-    assert [(e.line, e.column) for e in errors] == [(2, "sku")]
+    assert preview_errors(response) == [(2, "sku")]
     assert "no product with sku 'NOPE-9'" in response.content.decode().replace("&#x27;", "'")
 
 
-def test_a_tampered_kind_on_confirm_gives_a_clear_error_not_a_server_error(importer_client):
+def test_an_unknown_action_on_an_import_changes_nothing(importer_client):
     csv_data, zip_data = two_product_upload()
-    preview = post_import(importer_client, csv_data, zip_data)
+    page = post_import(importer_client, csv_data, zip_data)
 
-    response = importer_client.post(IMPORT, {**confirm_data(preview), "kind": "bogus"})
+    response = importer_client.post(page.wsgi_request.path, {"action": "bogus"})
 
-    assert response.status_code in (302, 400)
+    assert response.status_code == 302
+    run_import_jobs()
+    assert page.context["job"].__class__.objects.get().state == CatalogImport.State.CHECKED
     assert Product.objects.count() == 0
 
 

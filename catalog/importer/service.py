@@ -23,6 +23,7 @@ import gc
 import re
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -56,10 +57,16 @@ def _lines(text: str) -> Iterator[str]:
 
 
 def _cleaned_rows(
-    text: str, kind: ImportKind | None, photos: Photos | None, errors: list[RowError], progress
+    text: str,
+    kind: ImportKind | None,
+    photos: Photos | None,
+    errors: list[RowError],
+    progress,
+    skip_through: int = 0,
 ) -> tuple[CsvFormat, Iterator[CleanRow]]:
     """The file's format and an iterator over its cleaned rows; errors are appended as the
-    rows go by (a row with an error is not yielded)."""
+    rows go by (a row with an error is not yielded). Rows up to line `skip_through` are
+    passed over unread (a resumed write: they are written already)."""
     reader = csv.reader(_lines(text), strict=True)
     try:
         header = [name.strip() for name in next(reader)]
@@ -98,6 +105,9 @@ def _cleaned_rows(
                 )
                 continue
             record = dict(zip(header, fields, strict=True))
+            if row_line <= skip_through:
+                first_line_of.setdefault((record.get(fmt.sku_column) or "").strip(), row_line)
+                continue
             cleaned = clean_row(fmt, row_line, record, photos, errors)
             sku = (record.get(fmt.sku_column) or "").strip()
             if sku:
@@ -266,11 +276,14 @@ def catalog_import(
     dry_run: bool = False,
     progress: Callable[[int], None] = lambda n: None,
     sync_index: bool = True,
+    watch: Callable[[int, int, int], None] | None = None,
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
 
     With sync_index off, changed products stay pending for the periodic sync instead of
     being queued (for imports made before the task broker runs).
+
+    `watch(rows, photos, errors)` hears how far the check has come, after every row.
 
     Returns the result with a plan per row and every error found. On a dry run, or when any
     row has an error, nothing is written. Hooks that react to the write belong in
@@ -284,7 +297,15 @@ def catalog_import(
         with _embedding_stream(rows=count_data_rows(csv_data), dry_run=dry_run) as stream:
             if images is not None:
                 photos = Photos(images, store=not dry_run, embed=stream)
-            fmt, rows = _cleaned_rows(text, kind, photos, result.errors, progress)
+            seen = [0]
+
+            def tick(n: int) -> None:
+                progress(n)
+                if watch is not None:
+                    seen[0] += n
+                    watch(seen[0], photos.seen if photos is not None else 0, len(result.errors))
+
+            fmt, rows = _cleaned_rows(text, kind, photos, result.errors, tick)
             result.kind = fmt.kind
             for chunk in chunks(rows, PLAN_CHUNK):
                 result.rows += [plan for plan, _ in _plan(fmt, chunk, result.errors)]
@@ -304,6 +325,59 @@ def catalog_import(
         if photos is not None and not result.applied:
             photos.discard()  # nothing written: the photos this import stored go too
     return result
+
+
+@dataclass
+class ChunkWritten:
+    """One committed chunk of a resumable write: its plans, up to which line, which products."""
+
+    plans: list[RowPlan]
+    through_line: int
+    product_ids: list[int]
+
+
+class WriteStopped(Exception):
+    """A resumable write stopped between chunks because it was asked to (cancelled)."""
+
+
+def catalog_import_in_chunks(
+    *,
+    csv_data: bytes,
+    images: DirectoryImages | ZipImages | None,
+    kind: ImportKind | str | None,
+    after_line: int,
+    on_chunk: Callable[[ChunkWritten], None],
+    stop: Callable[[], bool] = lambda: False,
+) -> list[RowError]:
+    """Write a file that a dry run found clean, one chunk of rows per transaction.
+
+    `on_chunk` runs inside each chunk's transaction, so what it records (the line reached,
+    the counts) commits with the rows or not at all: a write killed in the middle is resumed
+    with `after_line` and writes every row exactly once. Between chunks, `stop()` can end it
+    (WriteStopped); what was written stays. Returns the errors of a row that no longer plans
+    well (the catalog changed since the dry run); the chunks before it stay written. The
+    index sync is the caller's: the products are left pending.
+    """
+    kind = ImportKind(kind) if kind else None
+    errors: list[RowError] = []
+    text = decode_csv(csv_data)
+    with _embedding_stream(rows=count_data_rows(csv_data), dry_run=False) as stream:
+        photos = Photos(images, store=True, embed=stream) if images is not None else None
+        fmt, rows = _cleaned_rows(text, kind, photos, errors, lambda n: None, after_line)
+        for chunk in chunks(rows, settings.CATALOG_IMPORT_CHUNK_ROWS):
+            if errors:
+                break
+            if stop():
+                raise WriteStopped()
+            with transaction.atomic():
+                plans = _plan(fmt, chunk, errors)
+                if errors:
+                    break
+                ids = _write_chunk(fmt, plans, timezone.now())
+                on_chunk(ChunkWritten([plan for plan, _ in plans], chunk[-1].line, ids))
+            del plans
+            gc.collect()
+    return sorted(errors, key=lambda error: error.line)
 
 
 def count_data_rows(csv_data: bytes) -> int:

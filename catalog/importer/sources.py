@@ -161,6 +161,11 @@ class Photos:
             raise found
         return found
 
+    @property
+    def seen(self) -> int:
+        """Distinct photo paths read so far."""
+        return len(self._seen)
+
     def discard(self) -> None:
         for ref, image, thumbnail in self.created:
             for name, new in ((ref.storage_name, image), (ref.thumbnail_name, thumbnail)):

@@ -1,0 +1,238 @@
+"""The import pages of the admin: upload, the import's own page (progress, preview, confirm,
+cancel, error report) and *Products → Imports*. Every request stores or reads a record and
+returns; the work is a job (catalog.importer.jobs)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from catalog.importer import ImageSourceError, ImportKind, ZipImages
+from catalog.importer.jobs import (
+    import_job_cancel,
+    import_job_confirm,
+    import_job_create,
+    job_preview,
+    job_progress,
+    job_summary,
+    report_name,
+)
+from catalog.models import CatalogImport
+
+State = CatalogImport.State
+
+
+class CatalogImportForm(forms.Form):
+    csv_file = forms.FileField(
+        label="CSV file",
+        help_text="Historical catalog, new products or a sales update (sku, sales_count).",
+    )
+    images_zip = forms.FileField(
+        label="Images (ZIP)",
+        required=False,
+        help_text="A ZIP of the images named in image_path. Not needed for a sales update.",
+    )
+    kind = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "Detect from the header")] + list(ImportKind.choices),
+    )
+
+    def clean_images_zip(self):
+        """A file that is not a ZIP at all is refused at once (reading its directory is quick);
+        what is inside is the check's business."""
+        upload = self.cleaned_data.get("images_zip")
+        if upload is not None:
+            try:
+                ZipImages(upload)
+            except ImageSourceError as exc:
+                raise forms.ValidationError(str(exc)) from None
+            finally:
+                upload.seek(0)
+        return upload
+
+
+def may_decide(request, job: CatalogImport) -> bool:
+    """Only the person who uploaded the files (or a superuser) confirms or cancels them."""
+    return request.user.is_superuser or job.requested_by_id == request.user.pk
+
+
+class ImportViews:
+    """The import pages, mixed into the product admin (their URLs live under its own)."""
+
+    def has_import_permission(self, request) -> bool:
+        return request.user.has_perm("catalog.import_products")
+
+    def import_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("import/", view(self.import_view), name="catalog_product_import"),
+            path("import/<int:job_id>/", view(self.import_job_view), name="catalog_import_job"),
+            path(
+                "import/<int:job_id>/progress.json",
+                view(self.import_job_progress),
+                name="catalog_import_progress",
+            ),
+            path(
+                "import/<int:job_id>/errors.csv",
+                view(self.import_job_errors),
+                name="catalog_import_errors",
+            ),
+        ]
+
+    def _job(self, request, job_id: int) -> CatalogImport:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(CatalogImport.objects.select_related("requested_by"), pk=job_id)
+
+    def import_view(self, request):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        if refused := getattr(request, "upload_refused", None):  # stopped while it arrived
+            messages.error(request, f"Nothing was stored. {refused}")
+            form = CatalogImportForm()
+        elif request.method == "POST" and form.is_valid():
+            job = import_job_create(
+                user=request.user,
+                csv_file=form.cleaned_data["csv_file"],
+                zip_file=form.cleaned_data["images_zip"],
+                kind=form.cleaned_data["kind"],
+            )
+            return redirect("admin:catalog_import_job", job.pk)
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/import.html",
+            self._context(request, form=form, title="Import catalog CSV"),
+        )
+
+    def import_job_view(self, request, job_id: int):
+        job = self._job(request, job_id)
+        if request.method == "POST":
+            return self._import_decide(request, job)
+        preview = job_preview(job) if job.state not in CatalogImport.RUNNING else None
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/import_job.html",
+            self._context(
+                request,
+                job=job,
+                progress=job_progress(job),
+                preview=preview,
+                summary=job_summary(job),
+                may_decide=may_decide(request, job),
+                has_error_report=default_storage.exists(report_name(job, "errors.csv")),
+                title=f"Import {job.pk}: {job.csv_name}",
+            ),
+        )
+
+    def _import_decide(self, request, job: CatalogImport):
+        if not may_decide(request, job):
+            raise PermissionDenied
+        action = request.POST.get("action")
+        if action == "confirm":
+            if import_job_confirm(job=job):
+                messages.success(request, f"Import {job.pk} is queued to be written.")
+            else:
+                messages.error(request, "This import is not waiting for a confirmation any more.")
+        elif action == "cancel":
+            if import_job_cancel(job=job):
+                messages.success(request, f"Import {job.pk} is being cancelled.")
+            else:
+                messages.error(request, "This import has finished already.")
+        return redirect("admin:catalog_import_job", job.pk)
+
+    def import_job_progress(self, request, job_id: int):
+        return JsonResponse(job_progress(self._job(request, job_id)))
+
+    def import_job_errors(self, request, job_id: int):
+        job = self._job(request, job_id)
+        name = report_name(job, "errors.csv")
+        if not default_storage.exists(name):
+            raise Http404("This import has no error report.")
+        return FileResponse(
+            default_storage.open(name, "rb"),
+            as_attachment=True,
+            filename=f"import-{job.pk}-errors.csv",
+            content_type="text/csv",
+        )
+
+
+@admin.register(CatalogImport)
+class CatalogImportAdmin(admin.ModelAdmin):
+    """*Products → Imports*: every import, who ran it, how it went; each opens its page."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "requested_by",
+        "page_link",
+        "kind_label",
+        "state",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "duration_shown",
+        "error_report",
+    )
+    list_display_links = None
+    list_filter = ("state", "kind")
+    search_fields = ("csv_name", "requested_by__username")
+    list_select_related = ("requested_by",)
+    actions = ["cancel_imports"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("catalog.import_products") or super().has_view_permission(
+            request, obj
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return redirect("admin:catalog_import_job", object_id)
+
+    @admin.display(description="file")
+    def page_link(self, job: CatalogImport):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:catalog_import_job", args=[job.pk]), job.csv_name
+        )
+
+    @admin.display(description="duration")
+    def duration_shown(self, job: CatalogImport) -> str:
+        if job.duration is None:
+            return "—"
+        seconds = int(job.duration.total_seconds())
+        return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+    @admin.display(description="errors")
+    def error_report(self, job: CatalogImport):
+        if not job.errors:
+            return "—"
+        return format_html(
+            '<a href="{}">{} (CSV)</a>',
+            reverse("admin:catalog_import_errors", args=[job.pk]),
+            job.errors,
+        )
+
+    @admin.action(description="Cancel the selected imports (what was written stays)")
+    def cancel_imports(self, request, queryset):
+        cancelled = 0
+        for job in queryset:
+            if may_decide(request, job) and import_job_cancel(job=job):
+                cancelled += 1
+        self.message_user(request, f"{cancelled} import(s) cancelled or stopping.")

@@ -1,0 +1,465 @@
+"""Imports as jobs: the web request stores the files and returns; a worker checks and writes.
+
+    upload ─▶ queued ─▶ checking ─▶ checked ──confirm──▶ confirmed ─▶ writing ─▶ done
+                                 └▶ refused (errors)                        └▶ failed / cancelled
+
+The check is the import's dry run (every error with its line, column and reason; the plan of
+every row); its preview and error report are kept in the storage for the import's page. The
+write commits a chunk of rows at a time together with the line it reached and the counts, so a
+worker killed in the middle resumes after that line when its message comes back (or the
+sweeper sends it again) and the summary counts each row once. A running import can be
+cancelled between chunks; what was written stays and is reported.
+
+A worker holds a lease on the import (its heartbeat, renewed with every chunk and progress
+update); a second delivery of the same message waits for the lease to run out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from contextlib import nullcontext
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog.importer.formats import ImportKind, RowError
+from catalog.importer.results import ImportAction, ImportResult
+from catalog.importer.service import (
+    ChunkWritten,
+    WriteStopped,
+    catalog_import,
+    catalog_import_in_chunks,
+    count_data_rows,
+)
+from catalog.importer.sources import ImageSourceError, ZipImages
+from catalog.indexing import refit_needed
+from catalog.models import CatalogImport, IndexState, Product
+from catalog.services import products_schedule_sync
+from catalog.staging import MAX_AGE, StagedImport, staging_create, staging_discard
+from core.queue import enqueue_after_commit
+
+logger = logging.getLogger(__name__)
+State = CatalogImport.State
+LEASE_SECONDS = 60  # a worker that has not shown a sign of life for this long is dead
+PROGRESS_EVERY = 0.5  # seconds between progress updates of a check
+PREVIEW_ROWS = 500  # rows of the plan kept for the preview page (the counts cover them all)
+MAX_ATTEMPTS = 5
+
+
+class ImportBusy(Exception):
+    """Another worker holds the import's lease: look again after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float):
+        super().__init__(message)
+        self.delay = delay
+
+
+def report_name(job: CatalogImport, name: str) -> str:
+    return f"imports/{job.pk}/{name}"
+
+
+# --- requests from the web tier (each returns at once) -----------------------------------
+
+
+def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> CatalogImport:
+    """Store the uploaded files and queue their check."""
+    from catalog.tasks import run_import
+
+    staged = staging_create(csv_file=csv_file, zip_file=zip_file)
+    with transaction.atomic():
+        job = CatalogImport.objects.create(
+            requested_by=user if user and user.is_authenticated else None,
+            token=staged.token,
+            csv_name=staged.csv_name[:255],
+            has_images=zip_file is not None,
+            requested_kind=kind or "",
+        )
+        enqueue_after_commit(run_import, job.pk)
+    return job
+
+
+def import_job_confirm(*, job: CatalogImport) -> bool:
+    """Queue the write of a checked import; False when it is not waiting for a confirmation
+    (confirmed already, cancelled, expired)."""
+    from catalog.tasks import run_import
+
+    with transaction.atomic():
+        moved = CatalogImport.objects.filter(pk=job.pk, state=State.CHECKED).update(
+            state=State.CONFIRMED, claimed_by="", heartbeat_at=None
+        )
+        if moved:
+            enqueue_after_commit(run_import, job.pk)
+    return bool(moved)
+
+
+def import_job_cancel(*, job: CatalogImport) -> bool:
+    """Stop an import: one waiting is cancelled at once, one running stops after its current
+    chunk (what it wrote stays). False when it has finished already."""
+    now = timezone.now()
+    waiting = CatalogImport.objects.filter(
+        pk=job.pk, state__in=(State.QUEUED, State.CHECKED, State.CONFIRMED)
+    ).update(
+        state=State.CANCELLED,
+        cancel_requested=True,
+        finished_at=now,
+        note="Cancelled; nothing written.",
+    )
+    if waiting:
+        _discard_files(job)
+        return True
+    return bool(
+        CatalogImport.objects.filter(pk=job.pk, state__in=CatalogImport.RUNNING).update(
+            cancel_requested=True
+        )
+    )
+
+
+# --- the worker's side -----------------------------------------------------------------
+
+
+def import_job_run(*, job_id: int, worker: str) -> None:
+    """Do what the import waits for: its check, or its write (resumed after the last chunk
+    that committed). Duplicate and late messages are no-ops; raises ImportBusy while another
+    worker holds the lease."""
+    job = _claim(job_id, worker)
+    if job is None:
+        return
+    try:
+        if job.state in (State.QUEUED, State.CHECKING):
+            _check(job, worker)
+        else:
+            _write(job, worker)
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        CatalogImport.objects.filter(pk=job_id).update(note=f"{type(exc).__name__}: {exc}")
+        raise  # delivered again; after MAX_ATTEMPTS claims it fails for good
+
+
+def _claim(job_id: int, worker: str) -> CatalogImport | None:
+    with transaction.atomic():
+        job = CatalogImport.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state not in CatalogImport.RUNNING:
+            return None
+        now = timezone.now()
+        lease = timedelta(seconds=LEASE_SECONDS)
+        if job.claimed_by and job.claimed_by != worker and job.heartbeat_at:
+            if now - job.heartbeat_at < lease:
+                left = (job.heartbeat_at + lease - now).total_seconds()
+                raise ImportBusy(
+                    f"import {job_id} is being worked on by {job.claimed_by}", left + 1
+                )
+        job.attempts += 1
+        job.claimed_by, job.heartbeat_at = worker, now
+        job.save(update_fields=["claimed_by", "heartbeat_at", "attempts"])
+    if job.attempts > MAX_ATTEMPTS:
+        _finish(job, State.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts. {job.note}".strip())
+        return None
+    return job
+
+
+def _beat(job: CatalogImport, **fields) -> None:
+    CatalogImport.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now(), **fields)
+
+
+def _staged(job: CatalogImport) -> StagedImport:
+    return StagedImport(job.token)
+
+
+def _images(staged: StagedImport):
+    """The staged ZIP as an image source (a context manager), or a null context."""
+    handle = staged.open_zip()
+    return handle if handle is not None else nullcontext()
+
+
+def _check(job: CatalogImport, worker: str) -> None:
+    staged = _staged(job)
+    csv_data = staged.csv_data()
+    job.state, job.total_rows = State.CHECKING, count_data_rows(csv_data)
+    job.phase_started_at = timezone.now()
+    _beat(
+        job,
+        state=State.CHECKING,
+        total_rows=job.total_rows,
+        rows_checked=0,
+        phase_started_at=job.phase_started_at,
+    )
+    seen = {"at": time.monotonic(), "photos": 0}
+
+    def progress(rows: int, photos: int, errors: int) -> None:
+        seen["photos"] = photos
+        if time.monotonic() - seen["at"] >= PROGRESS_EVERY:
+            seen["at"] = time.monotonic()
+            _beat(job, rows_checked=rows, photos=photos, errors=errors)
+
+    try:
+        with _images(staged) as handle:
+            images = ZipImages(handle) if job.has_images else None
+            result = catalog_import(
+                csv_data=csv_data,
+                images=images,
+                kind=job.requested_kind or None,
+                dry_run=True,
+                watch=progress,
+            )
+    except ImageSourceError as exc:
+        result = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
+    _keep_errors(job, result.errors)
+    _keep_preview(job, result)
+    fields = {
+        "kind": result.kind or "",
+        "rows_checked": len(result.rows) + result.failed,
+        "photos": seen["photos"],
+        "errors": len(result.errors),
+        "failed": result.failed,
+        "to_create": result.created,
+        "to_update": result.updated,
+        "to_leave": result.unchanged,
+    }
+    if result.ok:
+        _beat(job, state=State.CHECKED, claimed_by="", **fields)
+        job.refresh_from_db()
+        _notify(job, "is ready to confirm", f"{result.summary()}.")
+    else:
+        _finish(job, State.REFUSED, f"{len(result.errors)} errors: nothing imported.", **fields)
+
+
+def _write(job: CatalogImport, worker: str) -> None:
+    if job.state == State.CONFIRMED:
+        job.state, job.phase_started_at = State.WRITING, timezone.now()
+        _beat(job, state=State.WRITING, phase_started_at=job.phase_started_at)
+    staged = _staged(job)
+
+    def on_chunk(chunk: ChunkWritten) -> None:  # inside the chunk's transaction
+        counts = {action: 0 for action in ImportAction}
+        for plan in chunk.plans:
+            counts[plan.action] += 1
+        _beat(
+            job,
+            written_through_line=chunk.through_line,
+            rows_written=F("rows_written") + len(chunk.plans),
+            created=F("created") + counts[ImportAction.CREATE],
+            updated=F("updated") + counts[ImportAction.UPDATE],
+            unchanged=F("unchanged") + counts[ImportAction.UNCHANGED],
+        )
+
+    def stop() -> bool:
+        return CatalogImport.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+    try:
+        with _images(staged) as handle:
+            errors = catalog_import_in_chunks(
+                csv_data=staged.csv_data(),
+                images=ZipImages(handle) if job.has_images else None,
+                kind=job.kind or job.requested_kind or None,
+                after_line=job.written_through_line,
+                on_chunk=on_chunk,
+                stop=stop,
+            )
+    except WriteStopped:
+        job.refresh_from_db()
+        _sync_written(job)
+        _finish(
+            job,
+            State.CANCELLED,
+            f"Cancelled after line {job.written_through_line}: "
+            f"the {job.rows_written} rows written before it stay.",
+        )
+        return
+    job.refresh_from_db()
+    _sync_written(job)
+    if errors:
+        _keep_errors(job, errors)
+        _finish(
+            job,
+            State.FAILED,
+            f"The catalog changed since the preview: {errors[0]}. The {job.rows_written} rows "
+            f"up to line {job.written_through_line} are written.",
+            errors=len(errors),
+            failed=len({error.line for error in errors}),
+        )
+        return
+    _finish(job, State.DONE, "")
+
+
+def _sync_written(job: CatalogImport) -> None:
+    """Queue the index sync of what the write changed (bulk writes send no signals)."""
+    with transaction.atomic():
+        ids = list(
+            Product.objects.filter(
+                index_state=IndexState.PENDING, updated_at__gte=job.phase_started_at
+            ).values_list("pk", flat=True)
+        )
+        if ids:
+            refit = job.kind != ImportKind.SALES and refit_needed(changed=len(ids))
+            products_schedule_sync(product_ids=ids, refit=refit)
+
+
+def _finish(job: CatalogImport, state: str, note: str, **fields) -> None:
+    _beat(job, state=state, note=note, finished_at=timezone.now(), claimed_by="", **fields)
+    job.refresh_from_db()
+    _discard_files(job)
+    verb = {
+        State.DONE: "is imported",
+        State.FAILED: "failed",
+        State.REFUSED: "was refused",
+        State.CANCELLED: "was cancelled",
+    }[state]
+    _notify(job, verb, note or job_summary(job))
+
+
+def _discard_files(job: CatalogImport) -> None:
+    staging_discard(_staged(job))
+
+
+def job_summary(job: CatalogImport) -> str:
+    if job.state in (State.QUEUED, State.CHECKING, State.CHECKED, State.REFUSED):
+        return (
+            f"{job.to_create} to create, {job.to_update} to update, {job.to_leave} unchanged, "
+            f"{job.failed} failed"
+        )
+    return (
+        f"{job.created} created, {job.updated} updated, {job.unchanged} unchanged, "
+        f"{job.failed} failed"
+    )
+
+
+# --- what the page shows ----------------------------------------------------------------
+
+
+def _keep_errors(job: CatalogImport, errors: list[RowError]) -> None:
+    """The error report, downloadable as CSV (line, column, reason)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["line", "column", "reason"])
+    for error in errors:
+        writer.writerow([error.line or "", error.column, _spreadsheet_safe(error.message)])
+    name = report_name(job, "errors.csv")
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(buffer.getvalue().encode()))
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula gets a leading quote."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _keep_preview(job: CatalogImport, result: ImportResult) -> None:
+    shown = [row for row in result.rows if row.action != ImportAction.UNCHANGED][:PREVIEW_ROWS]
+    preview = {
+        "rows": [
+            {
+                "line": row.line,
+                "sku": row.sku,
+                "action": ImportAction(row.action).label,
+                "changes": [str(change) for change in row.changes],
+                "bestseller": row.bestseller,
+            }
+            for row in shown
+        ],
+        "errors": [
+            {"line": error.line, "column": error.column, "message": error.message}
+            for error in result.errors[:PREVIEW_ROWS]
+        ],
+    }
+    name = report_name(job, "preview.json")
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(json.dumps(preview).encode()))
+
+
+def job_preview(job: CatalogImport) -> dict:
+    name = report_name(job, "preview.json")
+    if not default_storage.exists(name):
+        return {"rows": [], "errors": []}
+    with default_storage.open(name, "rb") as handle:
+        return json.loads(handle.read())
+
+
+def job_progress(job: CatalogImport) -> dict:
+    """The figures the import's page polls: rows done of the total, photos, errors, time left."""
+    writing = job.state in (State.CONFIRMED, State.WRITING, State.DONE)
+    done = job.rows_written if writing else job.rows_checked
+    total = max(job.total_rows, done)
+    left = None
+    if job.is_running and job.phase_started_at and done:
+        elapsed = (timezone.now() - job.phase_started_at).total_seconds()
+        left = round(elapsed / done * (total - done))
+    return {
+        "state": job.state,
+        "state_label": job.get_state_display(),
+        "phase": "written" if writing else "checked",
+        "done": done,
+        "total": total,
+        "photos": job.photos,
+        "errors": job.errors,
+        "seconds_left": left,
+        "running": job.is_running,
+        "summary": job_summary(job),
+        "note": job.note,
+    }
+
+
+def imports_running() -> list[CatalogImport]:
+    return list(CatalogImport.objects.filter(state__in=CatalogImport.RUNNING))
+
+
+# --- sweeping ---------------------------------------------------------------------------
+
+
+def imports_requeue_stalled() -> int:
+    """Send again every running import whose worker has shown no sign of life for two leases
+    (a lost message, a worker killed while Redis was away); fail one that keeps dying."""
+    from catalog.tasks import run_import
+
+    stale = timezone.now() - timedelta(seconds=2 * LEASE_SECONDS)
+    stalled = CatalogImport.objects.filter(state__in=CatalogImport.RUNNING).filter(
+        heartbeat_at__lt=stale
+    ) | CatalogImport.objects.filter(
+        state__in=CatalogImport.RUNNING, heartbeat_at__isnull=True, created_at__lt=stale
+    )
+    count = 0
+    for job in stalled:
+        enqueue_after_commit(run_import, job.pk)
+        count += 1
+    return count
+
+
+def imports_expire_unconfirmed() -> int:
+    """Checked imports nobody confirmed within a day are dropped with their files."""
+    cutoff = timezone.now() - MAX_AGE
+    expired = 0
+    for job in CatalogImport.objects.filter(state=State.CHECKED, heartbeat_at__lt=cutoff):
+        if CatalogImport.objects.filter(pk=job.pk, state=State.CHECKED).update(
+            state=State.CANCELLED,
+            finished_at=timezone.now(),
+            note="Not confirmed within a day: upload the files again.",
+        ):
+            _discard_files(job)
+            expired += 1
+    return expired
+
+
+def _notify(job: CatalogImport, verb: str, detail: str) -> None:
+    """Mail the requester when a long import reaches a point they wait for."""
+    user = job.requested_by
+    started = job.phase_started_at or job.created_at
+    long = (timezone.now() - started).total_seconds() >= settings.CATALOG_IMPORT_NOTIFY_SECONDS
+    if user is None or not user.email or not long:
+        return
+    link = f"{settings.SITE_URL}/admin/catalog/product/import/{job.pk}/"
+    send_mail(
+        subject=f"Import {job.pk} ({job.csv_name}) {verb}",
+        message=f"Import {job.pk} of {job.csv_name} {verb}.\n\n{detail}\n\n{link}\n",
+        from_email=None,
+        recipient_list=[user.email],
+        fail_silently=True,
+    )
