@@ -8,7 +8,8 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self):
-        from catalog import periodic, signals  # noqa: F401 - periodic registers its jobs
+        # periodic registers its jobs; import_tasks its actor (the workers find both)
+        from catalog import import_tasks, periodic, signals  # noqa: F401
         from catalog.models import Product
 
         post_save.connect(

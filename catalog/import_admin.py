@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -71,26 +71,13 @@ class ImportViews:
         return request.user.has_perm("catalog.import_products")
 
     def import_urls(self) -> list:
-        view = self.admin_site.admin_view
         return [
-            path("import/", view(self.import_view), name="catalog_product_import"),
-            path("import/<int:job_id>/", view(self.import_job_view), name="catalog_import_job"),
             path(
-                "import/<int:job_id>/progress.json",
-                view(self.import_job_progress),
-                name="catalog_import_progress",
-            ),
-            path(
-                "import/<int:job_id>/errors.csv",
-                view(self.import_job_errors),
-                name="catalog_import_errors",
-            ),
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="catalog_product_import",
+            )
         ]
-
-    def _job(self, request, job_id: int) -> CatalogImport:
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        return get_object_or_404(CatalogImport.objects.select_related("requested_by"), pk=job_id)
 
     def import_view(self, request):
         if not self.has_import_permission(request):
@@ -106,63 +93,16 @@ class ImportViews:
                 zip_file=form.cleaned_data["images_zip"],
                 kind=form.cleaned_data["kind"],
             )
-            return redirect("admin:catalog_import_job", job.pk)
+            return redirect(job_url(job))
         return TemplateResponse(
             request,
             "admin/catalog/product/import.html",
             self._context(request, form=form, title="Import catalog CSV"),
         )
 
-    def import_job_view(self, request, job_id: int):
-        job = self._job(request, job_id)
-        if request.method == "POST":
-            return self._import_decide(request, job)
-        preview = job_preview(job) if job.state not in CatalogImport.RUNNING else None
-        return TemplateResponse(
-            request,
-            "admin/catalog/product/import_job.html",
-            self._context(
-                request,
-                job=job,
-                progress=job_progress(job),
-                preview=preview,
-                summary=job_summary(job),
-                may_decide=may_decide(request, job),
-                has_error_report=default_storage.exists(report_name(job, "errors.csv")),
-                title=f"Import {job.pk}: {job.csv_name}",
-            ),
-        )
 
-    def _import_decide(self, request, job: CatalogImport):
-        if not may_decide(request, job):
-            raise PermissionDenied
-        action = request.POST.get("action")
-        if action == "confirm":
-            if import_job_confirm(job=job):
-                messages.success(request, f"Import {job.pk} is queued to be written.")
-            else:
-                messages.error(request, "This import is not waiting for a confirmation any more.")
-        elif action == "cancel":
-            if import_job_cancel(job=job):
-                messages.success(request, f"Import {job.pk} is being cancelled.")
-            else:
-                messages.error(request, "This import has finished already.")
-        return redirect("admin:catalog_import_job", job.pk)
-
-    def import_job_progress(self, request, job_id: int):
-        return JsonResponse(job_progress(self._job(request, job_id)))
-
-    def import_job_errors(self, request, job_id: int):
-        job = self._job(request, job_id)
-        name = report_name(job, "errors.csv")
-        if not default_storage.exists(name):
-            raise Http404("This import has no error report.")
-        return FileResponse(
-            default_storage.open(name, "rb"),
-            as_attachment=True,
-            filename=f"import-{job.pk}-errors.csv",
-            content_type="text/csv",
-        )
+def job_url(job: CatalogImport) -> str:
+    return reverse("admin:catalog_catalogimport_change", args=[job.pk])
 
 
 @admin.register(CatalogImport)
@@ -203,14 +143,81 @@ class CatalogImportAdmin(admin.ModelAdmin):
             request, obj
         )
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:job_id>/progress.json",
+                view(self.progress_view),
+                name="catalog_import_progress",
+            ),
+            path("<int:job_id>/errors.csv", view(self.errors_view), name="catalog_import_errors"),
+        ] + super().get_urls()
+
+    def _job(self, request, job_id) -> CatalogImport:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            return CatalogImport.objects.select_related("requested_by").get(pk=int(job_id))
+        except (ValueError, OverflowError, CatalogImport.DoesNotExist):
+            raise Http404("No such import.") from None
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return redirect("admin:catalog_import_job", object_id)
+        """The import's page: progress while it runs, then its preview or its outcome."""
+        job = self._job(request, object_id)
+        if request.method == "POST":
+            return self._decide(request, job)
+        preview = job_preview(job) if job.state not in CatalogImport.RUNNING else None
+        return TemplateResponse(
+            request,
+            "admin/catalog/product/import_job.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "job": job,
+                "progress": job_progress(job),
+                "preview": preview,
+                "summary": job_summary(job),
+                "may_decide": may_decide(request, job),
+                "has_error_report": default_storage.exists(report_name(job, "errors.csv")),
+                "title": f"Import {job.pk}: {job.csv_name}",
+            },
+        )
+
+    def _decide(self, request, job: CatalogImport):
+        if not may_decide(request, job):
+            raise PermissionDenied
+        action = request.POST.get("action")
+        if action == "confirm":
+            if import_job_confirm(job=job):
+                messages.success(request, f"Import {job.pk} is queued to be written.")
+            else:
+                messages.error(request, "This import is not waiting for a confirmation any more.")
+        elif action == "cancel":
+            if import_job_cancel(job=job):
+                messages.success(request, f"Import {job.pk} is being cancelled.")
+            else:
+                messages.error(request, "This import has finished already.")
+        return redirect(job_url(job))
+
+    def progress_view(self, request, job_id: int):
+        return JsonResponse(job_progress(self._job(request, job_id)))
+
+    def errors_view(self, request, job_id: int):
+        job = self._job(request, job_id)
+        name = report_name(job, "errors.csv")
+        if not default_storage.exists(name):
+            raise Http404("This import has no error report.")
+        return FileResponse(
+            default_storage.open(name, "rb"),
+            as_attachment=True,
+            filename=f"import-{job.pk}-errors.csv",
+            content_type="text/csv",
+        )
 
     @admin.display(description="file")
     def page_link(self, job: CatalogImport):
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:catalog_import_job", args=[job.pk]), job.csv_name
-        )
+        return format_html('<a href="{}">{}</a>', job_url(job), job.csv_name)
 
     @admin.display(description="duration")
     def duration_shown(self, job: CatalogImport) -> str:

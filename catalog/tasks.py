@@ -10,7 +10,7 @@ import dramatiq
 from catalog import indexing
 from catalog.vector_index import IndexUnavailable
 from core.openrouter import ProviderError
-from core.queue import retry_message, worker_name
+from core.queue import retry_message
 from core.spending import SpendingCapReached
 
 logger = logging.getLogger(__name__)
@@ -45,21 +45,3 @@ def remove_products(product_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="index", max_retries=2, time_limit=3_600_000)
 def rebuild_index(refit: bool = False) -> None:
     indexing.index_rebuild(refit=refit)
-
-
-# An import is one message: its check, or its write (resumed after the last committed chunk
-# when a killed worker's message comes back). The sweeper sends stalled imports again.
-@dramatiq.actor(
-    queue_name="imports",
-    max_retries=20,
-    min_backoff=5_000,
-    max_backoff=60_000,
-    time_limit=6 * 3_600_000,
-)
-def run_import(import_id: int) -> None:
-    from catalog.importer import jobs  # jobs -> service -> services -> this module
-
-    try:
-        jobs.import_job_run(job_id=import_id, worker=worker_name())
-    except jobs.ImportBusy as exc:
-        raise retry_message(str(exc), delay=exc.delay) from None

@@ -723,7 +723,12 @@ def test_another_user_cannot_confirm_or_cancel_an_import(client, db, settings):
 
 
 def test_an_import_page_of_an_unknown_import_is_a_404(importer_client):
-    assert importer_client.get(f"{IMPORT}99999999/").status_code == 404
+    assert (
+        importer_client.get(
+            reverse("admin:catalog_catalogimport_change", args=[99999999])
+        ).status_code
+        == 404
+    )
 
 
 def test_an_oversized_csv_is_refused_while_it_arrives(importer_client, settings):

@@ -25,7 +25,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import IndexRun, IndexState, Product
+from catalog.models import CatalogImport, IndexRun, IndexState, Product
 from catalog.sparse import vectorizer_fit
 from core.models import ProviderCall, SpendReconcile
 from core.spending import spend_book, spend_reserve
@@ -329,6 +329,25 @@ def admin_data(admin_user):
         rejected_reason="The model returned a blank image. <script>alert(1)</script>",
     )
     spend_reserve(amount=Decimal("0.005"), owner="host:1:2", subject="asset:3")
+    # Imports: one finished with errors (its report is not there: the page says so), one running.
+    CatalogImport.objects.create(
+        token="0" * 32,
+        csv_name="spring <b>.csv",
+        kind="historical",
+        state="refused",
+        errors=2,
+        failed=2,
+        note="2 errors: nothing imported.",
+        finished_at=now,
+    )
+    CatalogImport.objects.create(
+        token="1" * 32,
+        csv_name="autumn.csv",
+        state="writing",
+        total_rows=100,
+        rows_written=40,
+        phase_started_at=now,
+    )
     # A reconcile with the provider's account that found spend nobody booked.
     SpendReconcile.objects.create(
         key_usage=Decimal("1.2"),

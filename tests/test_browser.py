@@ -93,13 +93,29 @@ class Site:
     def log_out(self) -> None:
         self.submit("#logout-form button")
 
+    def wait_for(self, selector: str, timeout: float = 60) -> None:
+        """Until the page (which follows a job by reloading itself) shows `selector`."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(
+            lambda d: d.find_elements("css selector", selector)
+        )
+
     def import_csv(self, csv_path: Path, zip_path: Path) -> str:
+        """Upload; the import's page follows the worker's check until the preview is ready."""
         self.open("/admin/catalog/product/import/")
         self.css("input[name=csv_file]").send_keys(str(csv_path))
         self.css("input[name=images_zip]").send_keys(str(zip_path))
         self.submit("#catalog-import-form input[type=submit]")
-        summary = self.css("#import-summary").text
-        return summary
+        assert "/admin/catalog/catalogimport/" in self.driver.current_url
+        self.wait_for("#catalog-import-confirm")
+        return self.css("#import-summary").text
+
+    def confirm_import(self) -> str:
+        """Confirm; the page follows the write until the import is done."""
+        self.submit("#catalog-import-confirm input[type=submit]")
+        self.wait_for(".import-job[data-state=done]")
+        return self.css("#import-summary").text
 
 
 def user(username: str, group: str) -> User:
@@ -120,12 +136,12 @@ def test_merchandiser_to_published_feed(
 
     # A merchandiser imports the catalog through the admin: preview first, then confirm.
     site.log_in("merchandiser")
-    assert "40 created" in site.import_csv(sample.products_csv, sample.images_zip)
+    assert "40 to create" in site.import_csv(sample.products_csv, sample.images_zip)
     site.shot("01-import-preview")
-    site.submit("#catalog-import-confirm input[type=submit]")
-    assert "Imported products.csv" in site.text()
-    assert "4 created" in site.import_csv(sample.new_products_csv, sample.new_products_zip)
-    site.submit("#catalog-import-confirm input[type=submit]")
+    assert site.confirm_import() == "40 created, 0 updated, 0 unchanged, 0 failed"
+    assert "Imported" in site.text()
+    assert "4 to create" in site.import_csv(sample.new_products_csv, sample.new_products_zip)
+    site.confirm_import()
     broker.join("index")
     worker.join()
     site.open("/admin/catalog/product/")

@@ -130,7 +130,7 @@ def test_a_worker_killed_in_the_middle_of_a_write_is_resumed_and_every_row_writt
     skus = list(Product.objects.values_list("sku", flat=True))
     assert len(skus) == len(set(skus)) == rows
     assert sorted(skus) == [f"SKU-{n:05d}" for n in range(rows)]
-    page = importer.get(reverse("admin:catalog_import_job", args=[job.pk]))
+    page = importer.get(reverse("admin:catalog_catalogimport_change", args=[job.pk]))
     assert f"{rows} created, 0 updated, 0 unchanged, 0 failed" in page.content.decode()
     assert 0 < written_before < rows
 
@@ -138,7 +138,9 @@ def test_a_worker_killed_in_the_middle_of_a_write_is_resumed_and_every_row_writt
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_running_import_can_be_stopped_and_what_it_wrote_stays(importer, settings):
     job = half_written_import(importer, settings)
-    importer.post(reverse("admin:catalog_import_job", args=[job.pk]), {"action": "cancel"})
+    importer.post(
+        reverse("admin:catalog_catalogimport_change", args=[job.pk]), {"action": "cancel"}
+    )
     CatalogImport.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
@@ -165,7 +167,7 @@ def test_the_upload_request_only_stores_the_files_and_the_page_follows_the_check
 
     job = CatalogImport.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:catalog_import_job", args=[job.pk])
+    assert response["Location"] == reverse("admin:catalog_catalogimport_change", args=[job.pk])
     assert job.state == State.QUEUED and job.rows_checked == 0  # nothing read in the request
     waiting = importer.get(response["Location"])
     assert "Waiting to be checked" in waiting.content.decode()

@@ -24,6 +24,7 @@ import time
 from contextlib import nullcontext
 from datetime import timedelta
 
+import dramatiq
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -64,6 +65,11 @@ class ImportBusy(Exception):
         self.delay = delay
 
 
+def _run_import() -> dramatiq.Actor:
+    """catalog.import_tasks.run_import, as the broker knows it (that module imports this one)."""
+    return dramatiq.get_broker().get_actor("run_import")
+
+
 def report_name(job: CatalogImport, name: str) -> str:
     return f"imports/{job.pk}/{name}"
 
@@ -73,8 +79,6 @@ def report_name(job: CatalogImport, name: str) -> str:
 
 def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> CatalogImport:
     """Store the uploaded files and queue their check."""
-    from catalog.tasks import run_import
-
     staged = staging_create(csv_file=csv_file, zip_file=zip_file)
     with transaction.atomic():
         job = CatalogImport.objects.create(
@@ -84,21 +88,19 @@ def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> Catal
             has_images=zip_file is not None,
             requested_kind=kind or "",
         )
-        enqueue_after_commit(run_import, job.pk)
+        enqueue_after_commit(_run_import(), job.pk)
     return job
 
 
 def import_job_confirm(*, job: CatalogImport) -> bool:
     """Queue the write of a checked import; False when it is not waiting for a confirmation
     (confirmed already, cancelled, expired)."""
-    from catalog.tasks import run_import
-
     with transaction.atomic():
         moved = CatalogImport.objects.filter(pk=job.pk, state=State.CHECKED).update(
-            state=State.CONFIRMED, claimed_by="", heartbeat_at=None
+            state=State.CONFIRMED, claimed_by="", heartbeat_at=timezone.now()
         )
         if moved:
-            enqueue_after_commit(run_import, job.pk)
+            enqueue_after_commit(_run_import(), job.pk)
     return bool(moved)
 
 
@@ -418,8 +420,6 @@ def imports_running() -> list[CatalogImport]:
 def imports_requeue_stalled() -> int:
     """Send again every running import whose worker has shown no sign of life for two leases
     (a lost message, a worker killed while Redis was away); fail one that keeps dying."""
-    from catalog.tasks import run_import
-
     stale = timezone.now() - timedelta(seconds=2 * LEASE_SECONDS)
     stalled = CatalogImport.objects.filter(state__in=CatalogImport.RUNNING).filter(
         heartbeat_at__lt=stale
@@ -428,7 +428,7 @@ def imports_requeue_stalled() -> int:
     )
     count = 0
     for job in stalled:
-        enqueue_after_commit(run_import, job.pk)
+        enqueue_after_commit(_run_import(), job.pk)
         count += 1
     return count
 
@@ -455,7 +455,7 @@ def _notify(job: CatalogImport, verb: str, detail: str) -> None:
     long = (timezone.now() - started).total_seconds() >= settings.CATALOG_IMPORT_NOTIFY_SECONDS
     if user is None or not user.email or not long:
         return
-    link = f"{settings.SITE_URL}/admin/catalog/product/import/{job.pk}/"
+    link = f"{settings.SITE_URL}/admin/catalog/catalogimport/{job.pk}/change/"
     send_mail(
         subject=f"Import {job.pk} ({job.csv_name}) {verb}",
         message=f"Import {job.pk} of {job.csv_name} {verb}.\n\n{detail}\n\n{link}\n",
