@@ -227,7 +227,9 @@ def _check(job: CatalogImport, worker: str) -> None:
         "to_update": result.updated,
         "to_leave": result.unchanged,
     }
-    if result.ok:
+    if CatalogImport.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        _finish(job, State.CANCELLED, "Cancelled while it was checked; nothing written.", **fields)
+    elif result.ok:
         _beat(job, state=State.CHECKED, claimed_by="", **fields)
         job.refresh_from_db()
         _notify(job, "is ready to confirm", f"{result.summary()}.")
