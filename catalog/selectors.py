@@ -91,7 +91,8 @@ def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
     embedder = get_embedder()
     dense = embeddings_for([product], embedder)[product.image_sha256]
     active = active_vectorizer()
-    document = query_document(product, embedder.colour_names(dense))
+    colours = embedder.colour_names(dense) if settings.RETRIEVAL_COLOUR_WORDS else []
+    document = query_document(product, colours)
     sparse = encode([document], active.version, for_query=True)[0] if active else {}
     expr = bestseller_filter(category=product.category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)
