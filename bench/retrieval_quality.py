@@ -25,9 +25,10 @@ bestsellers. So no query is ever its own candidate or in the catalogue it is sea
 its label is never in the colour vocabulary or the TF-IDF fit, and no held-out photo or label
 is in any tuning round.
 
-Each round runs twice: "hint", as the app runs (the colour word of the photo added to the
-sparse query), and "photo" (settings.RETRIEVAL_COLOUR_WORDS off: no colour word, the dense leg
-carries the colour).
+Each round runs twice: "hint", as the app runs (the sparse query also holds the photo's
+colour word: the round's catalogue colour value whose photos' median garment colour is nearest
+the photo's, catalog.colours), and "photo" (settings.RETRIEVAL_COLOUR_WORDS off: no colour
+word, the dense leg carries the colour).
 
 precision@3 is the share of the 3 hits with the query's label; "colour family" compares the
 colorgroup (Navy Blue and Blue are both Blue), "exact colour" the baseColour, "article type"

@@ -65,7 +65,7 @@ def test_index_status_page_compares_milvus_with_the_database(admin_client, milvu
     status = response.context["status"]
     assert status["rows"] == 1 and status["products"] == 2
     assert status["collection"].startswith(status["alias"])
-    assert status["embedder"] == "offline_v2"
+    assert status["embedder"] == "offline_v3"
     html = response.content.decode()
     assert "Rows in Milvus" in html and "version 1" in html
 
