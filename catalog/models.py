@@ -225,7 +225,7 @@ class ColourVocabulary(models.Model):
     measures it (catalog.colours): built with every index rebuild, read by every search."""
 
     embedder = models.CharField(max_length=80, unique=True)
-    colours = models.JSONField()  # word -> [L, a, b, products]: the median CIELAB of its photos
+    colours = models.JSONField()  # word -> {"colour": [L, a, b], "spread": [...], "products": n}
     products = models.PositiveIntegerField()  # products with a colour it was measured on
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -48,8 +48,9 @@ def test_the_catalogs_colour_values_are_the_words_each_with_its_photos_colour(mi
 
     colours = vocabulary()
     assert set(colours) == {"oxblood", "sky"}
-    assert colours["oxblood"][3] == 2 and colours["sky"][3] == 2
-    assert np.linalg.norm(np.array(colours["sky"][:3]) - rgb_to_lab(np.array(SKY) / 255)) < 5
+    assert colours["oxblood"]["products"] == 2 and colours["sky"]["products"] == 2
+    sky = rgb_to_lab(np.array([SKY, (140, 194, 238)]) / 255)
+    assert np.linalg.norm(np.array(colours["sky"]["colour"]) - sky.mean(axis=0)) < 3
 
 
 def test_a_new_products_query_takes_the_nearest_catalog_colour(milvus):
@@ -102,3 +103,23 @@ def test_an_index_filled_by_syncs_gets_its_words_from_the_reconcile(milvus):
     index_check(repair=True)
 
     assert words_of(new) == ["sky"]
+
+
+def test_a_colour_value_that_varies_a_lot_claims_photos_further_from_its_median(milvus):
+    """Navy, black and sky photos each agree closely; "multi" ones do not, so a mauve photo,
+    nearer navy's median than multi's, is still likelier a multi than a navy."""
+    for word, rgb in (("navy", (31, 42, 77)), ("black", (30, 30, 32)), ("sky", SKY)):
+        for i, shift in enumerate((-3, 0, 3)):
+            product(f"{word}{i}", tuple(v + shift for v in rgb), color=word)
+    for i, rgb in enumerate([(200, 40, 40), (40, 160, 60), (40, 60, 200), (230, 200, 40)]):
+        product(f"multi{i}", rgb, color="multi")
+    index_rebuild()
+    mauve = (100, 80, 120)
+    colours, mauve_lab = vocabulary(), rgb_to_lab(np.array(mauve) / 255)
+
+    def distance(word: str) -> float:
+        return float(np.linalg.norm(np.array(colours[word]["colour"]) - mauve_lab))
+
+    assert distance("navy") < distance("multi") / 2
+    assert words_of(product("NEW1", mauve)) == ["multi"]
+    assert words_of(product("NEW2", (36, 46, 84))) == ["navy"]
