@@ -363,9 +363,12 @@ def index_status() -> dict:
             Product.objects.order_by().values_list("index_state").annotate(n=Count("pk"))
         ),
         "vectorizer": active_vectorizer(),
+        "colours": ColourVocabulary.objects.filter(embedder=embedder.name).first(),
+        "measures_colour": embedder.measures_colour,
         "last_reconcile": IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).first(),
         "last_rebuild": IndexRun.objects.filter(kind=IndexRun.Kind.REBUILD).first(),
     }
+    status["colour_words"] = list(status["colours"].colours) if status["colours"] else []
     try:
         status.update(index.describe())
     except IndexUnavailable as exc:
