@@ -21,14 +21,14 @@ Lite index, rebuilt by `index_rebuild(refit=True)`) for each of its queries:
 Tuning part: five rounds; round i's queries are the tuning photos at positions i, i + 5, ...
 of the shuffled order, its bestsellers the other four fifths of the tuning part.
 Held-out part: one round; its 182 photos are the queries, the 363 tuning photos the
-bestsellers. So no query is ever its own candidate or in the catalogue it is searched in,
-its label is never in the colour vocabulary or the TF-IDF fit, and no held-out photo or label
-is in any tuning round.
+bestsellers. So no query is ever its own candidate or among the bestsellers it is searched
+in, its colour is never in the colour vocabulary or the TF-IDF fit, and no held-out photo or
+label is in any tuning round.
 
 Each round runs twice: "hint", as the app runs (the sparse query also holds the photo's
-colour word: the round's catalogue colour value whose photos' median garment colour is nearest
-the photo's, catalog.colours), and "photo" (settings.RETRIEVAL_COLOUR_WORDS off: no colour
-word, the dense leg carries the colour).
+colour word: of the colour values of the round's bestsellers, the one whose photos' garment
+colours most likely hold the photo's, catalog.colours), and "photo"
+(settings.RETRIEVAL_COLOUR_WORDS off: no colour word, the dense leg carries the colour).
 
 precision@3 is the share of the 3 hits with the query's label; "colour family" compares the
 colorgroup (Navy Blue and Blue are both Blue), "exact colour" the baseColour, "article type"
