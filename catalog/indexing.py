@@ -21,8 +21,9 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from catalog.colours import ColourSamples, colour_vocabulary_save
 from catalog.embedders import Embedder, get_embedder
-from catalog.models import ImageEmbedding, IndexRun, IndexState, Product
+from catalog.models import ColourVocabulary, ImageEmbedding, IndexRun, IndexState, Product
 from catalog.sparse import EMPTY_MARKER, active_vectorizer, encode, product_document, vectorizer_fit
 from catalog.vector_index import IndexUnavailable, VectorIndex, write_lock
 from core.openrouter import ProviderError
@@ -266,6 +267,7 @@ def index_check(*, repair: bool = False) -> Drift:
             # Whatever a sync left unflushed (Milvus Lite searches it by brute force), even if
             # the flush job has not run: the repair flushes too.
             index.flush()
+            _colours_if_missing(embedder)
             in_step = expected.keys() - set(drift.missing) - set(drift.stale)
             Product.objects.filter(pk__in=in_step).exclude(index_state=IndexState.SYNCED).update(
                 index_state=IndexState.SYNCED, index_error="", index_state_at=timezone.now()
@@ -278,6 +280,21 @@ def index_check(*, repair: bool = False) -> Drift:
         )
         run.repaired = drift.repaired
         return drift
+
+
+def _colours_if_missing(embedder: Embedder) -> None:
+    """An index filled by syncs alone (a new embedder, an upgraded descriptor) gets its colour
+    words from the reconcile; a rebuild renews them."""
+    if (
+        not embedder.measures_colour
+        or ColourVocabulary.objects.filter(embedder=embedder.name).exists()
+    ):
+        return
+    samples = ColourSamples(embedder)
+    coloured = Product.objects.exclude(color="").order_by("pk").iterator()
+    for chunk in chunks(coloured, SYNC_CHUNK):
+        samples.add(chunk, embeddings_for(chunk, embedder))
+    colour_vocabulary_save(samples=samples)
 
 
 def _same(expected: dict, stored: dict) -> bool:
@@ -294,7 +311,8 @@ def index_rebuild(
 ) -> IndexRun:
     """Rebuild the whole index into a new collection and swap the alias to it.
 
-    With refit, a new TF-IDF vocabulary is fitted first: every sparse vector changes.
+    With refit, a new TF-IDF vocabulary is fitted first: every sparse vector changes. The
+    colour words (catalog.colours) are measured again from the vectors the rebuild reads.
     """
     embedder = get_embedder()
     index = get_index(embedder)
@@ -303,13 +321,17 @@ def index_rebuild(
         version = (vectorizer_fit() or active_vectorizer()) if refit else None
         version = version.version if version else _text_version()
 
+        samples = ColourSamples(embedder)
+
         def batches():
             for chunk in chunks(Product.objects.order_by("pk").iterator(), SYNC_CHUNK):
-                rows = _rows(chunk, embeddings_for(chunk, embedder), version)
+                vectors = embeddings_for(chunk, embedder)
+                samples.add(chunk, vectors)
                 progress(len(chunk))
-                yield rows
+                yield _rows(chunk, vectors, version)
 
         run.collection = index.rebuild(batches())
+        colour_vocabulary_save(samples=samples)
         run.repaired = Product.objects.count()
         _mark(Product.objects.values_list("pk", flat=True), IndexState.SYNCED, before=started)
         # Edits that landed in the old collection while the new one was filling.
@@ -341,9 +363,12 @@ def index_status() -> dict:
             Product.objects.order_by().values_list("index_state").annotate(n=Count("pk"))
         ),
         "vectorizer": active_vectorizer(),
+        "colours": ColourVocabulary.objects.filter(embedder=embedder.name).first(),
+        "measures_colour": embedder.measures_colour,
         "last_reconcile": IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).first(),
         "last_rebuild": IndexRun.objects.filter(kind=IndexRun.Kind.REBUILD).first(),
     }
+    status["colour_words"] = list(status["colours"].colours) if status["colours"] else []
     try:
         status.update(index.describe())
     except IndexUnavailable as exc:

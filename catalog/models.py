@@ -220,6 +220,22 @@ class IndexRun(models.Model):
         return f"{self.get_kind_display()} of {self.collection or self.embedder} at {self.started_at:%Y-%m-%d %H:%M}"
 
 
+class ColourVocabulary(models.Model):
+    """The catalog's colour words, each with the garment colour it stands for as one embedder
+    measures it (catalog.colours): built with every index rebuild, read by every search."""
+
+    embedder = models.CharField(max_length=80, unique=True)
+    colours = models.JSONField()  # word -> {"colour": [L, a, b], "spread": [...], "products": n}
+    products = models.PositiveIntegerField()  # products with a colour it was measured on
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "colour vocabularies"
+
+    def __str__(self) -> str:
+        return f"{len(self.colours)} colour words for {self.embedder}"
+
+
 class CatalogImport(models.Model):
     """One CSV import, run as a job: the uploaded files wait in the private storage, a worker
     checks them (the preview), and after the requester confirms, writes them in chunks.

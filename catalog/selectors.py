@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from catalog.colours import colour_words
 from catalog.embedders import get_embedder
 from catalog.indexing import embeddings_for, get_index
 from catalog.models import Product, bestseller_threshold
@@ -91,7 +92,10 @@ def _search(product: Product, top_k: int, min_sales: int) -> SimilarBestsellers:
     embedder = get_embedder()
     dense = embeddings_for([product], embedder)[product.image_sha256]
     active = active_vectorizer()
-    document = query_document(product, embedder.colour_names(dense))
+    colours = (
+        colour_words(embedder=embedder, vector=dense) if settings.RETRIEVAL_COLOUR_WORDS else []
+    )
+    document = query_document(product, colours)
     sparse = encode([document], active.version, for_query=True)[0] if active else {}
     expr = bestseller_filter(category=product.category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)

@@ -322,6 +322,9 @@ CATALOG_BESTSELLER_MIN_SALES = env_int("CATALOG_BESTSELLER_MIN_SALES", 1500)
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 3)
 RETRIEVAL_RRF_K = 60
 RETRIEVAL_CANDIDATES = 20  # per leg, before RRF fusion (the seed's limit)
+# A new product's text query carries the colour word of its photo (bench/retrieval_quality.py
+# turns it off to measure what the photo alone finds).
+RETRIEVAL_COLOUR_WORDS = True
 # An import that changes at least this share of the catalog refits the TF-IDF vocabulary.
 SPARSE_REFIT_CHANGED_SHARE = 0.2
 CATALOG_THUMBNAIL_SIZE = 160

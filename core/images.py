@@ -86,3 +86,23 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
     return (cb >= 77) & (cb <= 127) & (cr >= 133) & (cr <= 173) & (y > 60)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (L 0..100, a and b about -128..127; D65 white) of sRGB values in 0..1, on the
+    last axis, in float32: a space where distance follows how different two colours look."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_WHITE_XYZ
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
+
+
+# sRGB (linear) to XYZ, each row divided by the D65 white's X, Y or Z; transposed for `@`.
+_SRGB_TO_WHITE_XYZ = (
+    np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    / np.array([[0.95047], [1.0], [1.08883]])
+).T.astype(np.float32)

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from catalog.indexing import products_sync
+from catalog.indexing import index_check, products_sync
 from catalog.models import IndexRun, IndexState, Product
 from tests.factories import make_product
 
@@ -58,16 +58,21 @@ def test_product_page_still_opens_when_milvus_is_down(admin_client, settings):
 
 def test_index_status_page_compares_milvus_with_the_database(admin_client, milvus):
     products_sync(product_ids=[make_product("A1").pk])
+    for sku in ("R1", "R2"):  # red photos, and "red" in their colour column
+        Product.objects.filter(pk=make_product(sku, color="red").pk).update(color="red")
+    index_check(repair=True)  # also measures the colour words of an index filled by syncs
     make_product("B1", color="red")
 
     response = admin_client.get(STATUS)
 
     status = response.context["status"]
-    assert status["rows"] == 1 and status["products"] == 2
+    assert status["rows"] == 3 and status["products"] == 4
     assert status["collection"].startswith(status["alias"])
-    assert status["embedder"] == "offline_v2"
+    assert status["embedder"] == "offline_v3"
     html = response.content.decode()
     assert "Rows in Milvus" in html and "version 1" in html
+    assert "1 of the catalog's colour values, from the photos of 2 products" in html
+    assert html.index("2 products") < html.index(": red</td>")
 
 
 def test_index_status_buttons_queue_the_reconcile(

@@ -10,6 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from catalog.colours import colour_words
+from catalog.embedders import get_embedder
 from catalog.embedders.offline import OfflineEmbedder
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import (
@@ -223,7 +225,8 @@ def test_a_search_is_one_milvus_request_and_its_leg_ranks_match_each_leg_searche
         assert calls.names == ["hybrid_search"]
         expr = bestseller_filter(category=product.category, min_sales=0, exclude_id=product.pk)
         dense = embeddings_for([product])[product.image_sha256]
-        sparse = encode([query_document(product)], version, for_query=True)[0]
+        colours = colour_words(embedder=get_embedder(), vector=dense)
+        sparse = encode([query_document(product, colours)], version, for_query=True)[0]
         dense_ranks = leg_ranks(
             index, field="dense", vector=dense, expr=expr, limit=settings.RETRIEVAL_CANDIDATES
         )

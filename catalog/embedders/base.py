@@ -37,6 +37,7 @@ class Embedder:
       dimension   length of every vector.
       is_offline  True when no network or paid service is involved (results are previews).
       batch_size  how many images one paid call takes (callers keep each call's vectors).
+      measures_colour True when `garment_colour` reads a colour from the vectors.
       stream_side for a local embedder that describes pixels: the longest side it works at.
                   The import then embeds each photo from the decode it made anyway, through
                   `embed_decoded`, on every core. 0 (paid embedders): the index sync embeds.
@@ -48,6 +49,7 @@ class Embedder:
     dimension: int = 0
     is_offline: bool = False
     batch_size: int = 64  # images per call; callers save the vectors after each call
+    measures_colour: bool = False
     stream_side: int = 0
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
@@ -59,11 +61,12 @@ class Embedder:
         """
         raise NotImplementedError
 
-    def colour_names(self, vector: np.ndarray) -> list[str]:
-        """Plain colour words ("navy", "white") for the garment a vector describes, when the
-        vector holds its colours in a readable form; [] otherwise (the default). Retrieval adds
-        them to a new product's text query, whose CSV has no colour column."""
-        return []
+    def garment_colour(self, vector: np.ndarray) -> np.ndarray | None:
+        """The CIELAB colour (L, a, b) of the garment a vector of this embedder describes, for
+        an embedder that `measures_colour`; None otherwise. Retrieval turns it into the
+        catalog's nearest colour word for a new product's text query (catalog.colours), since
+        a new product's CSV has no colour column."""
+        return None
 
     def embed_decoded(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """Like embed_images, for decoded RGB images (transparency already on white) that are

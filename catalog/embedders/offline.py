@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from catalog.embedders.base import Embedder, read_image, shrunk, unit
-from core.images import foreground_mask, skin_mask
+from core.images import foreground_mask, rgb_to_lab, skin_mask
 
 HUE_BINS, VALUE_BINS, GREY_BINS = 12, 4, 8  # the colour histogram, the descriptor's first block
 SKIN_KEEP = 0.4  # skin masking may remove at most 60 % of the foreground
@@ -21,15 +21,24 @@ class OfflineEmbedder(Embedder):
     mean of the blocks' cosines: the colours of the garment (HSV histogram), its silhouette,
     where its colours sit (4×4 mean colours) and the direction of its edges (pattern, folds).
     Geometry is measured in the garment's bounding box, so framing and image size drop out.
+    The first block carries the garment's median colour for `garment_colour`, at a weight
+    too small to move a cosine.
     """
 
-    name = "offline_v2"  # bump on any change to the descriptor: cached vectors are keyed by it
+    name = "offline_v3"  # bump on any change to the descriptor: cached vectors are keyed by it
     dimension = 256
     is_offline = True
+    measures_colour = True
 
     WORK_SIDE = 128  # the descriptor is coarse: a 128 px image holds all it needs
     BOX = (32, 40)  # garment box resampled to this size (4:5, a flat-lay's usual shape)
-    WEIGHTS = {"colour": 1.0, "silhouette": 1.0, "layout": 0.7, "edges": 0.5}
+    WEIGHTS = {
+        "garment": 0.05,
+        "colour": 1.0,
+        "silhouette": 1.0,
+        "layout": 0.7,
+        "edges": 0.5,
+    }
     stream_side = WORK_SIDE
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray]:
@@ -38,14 +47,10 @@ class OfflineEmbedder(Embedder):
             for i, data in enumerate(images)
         ]
 
-    def colour_names(self, vector: np.ndarray) -> list[str]:
-        """The name of the colour histogram's heaviest bin: its hue and brightness, or its grey."""
-        block = np.asarray(vector[: HUE_BINS * VALUE_BINS + GREY_BINS], dtype=np.float64) ** 2
-        heaviest = int(np.argmax(block))
-        if heaviest >= HUE_BINS * VALUE_BINS:
-            return [GREY_NAMES[heaviest - HUE_BINS * VALUE_BINS]]
-        hue, value = divmod(heaviest, VALUE_BINS)
-        return [HUE_NAMES[hue][0 if value >= 2 else 1]]
+    def garment_colour(self, vector: np.ndarray) -> np.ndarray | None:
+        """The median CIELAB colour of the garment, read back from the first block."""
+        one, *lab = np.asarray(vector[:4], dtype=np.float64)
+        return np.asarray(lab) * LAB_SCALE / one if one > 0 else None
 
     def embed_decoded(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         return [self.describe(shrunk(image, self.WORK_SIDE)) for image in images]
@@ -59,8 +64,10 @@ class OfflineEmbedder(Embedder):
         box = _garment_box(mask)
         crop_rgb = _resample(rgb, box, self.BOX)
         crop_mask = _resample(mask, box, self.BOX)
+        garment = _garment_colour_mask(rgb, mask)
         blocks = {
-            "colour": _colour_histogram(image, rgb, _garment_colour_mask(rgb, mask)),
+            "garment": _median_colour(rgb, garment, mask),
+            "colour": _colour_histogram(image, rgb, garment),
             "silhouette": _pool(crop_mask, (10, 8)) - 0.5,
             "layout": _colour_layout(crop_rgb, crop_mask),
             "edges": _edge_histogram(crop_rgb, crop_mask),
@@ -70,22 +77,7 @@ class OfflineEmbedder(Embedder):
         return unit(np.pad(vector, (0, self.dimension - vector.size)))
 
 
-# Names of the colour histogram's 12 hue bins (30° apart from red), light and dark.
-HUE_NAMES = (
-    ("red", "maroon"),
-    ("orange", "brown"),
-    ("yellow", "brown"),
-    ("green", "olive"),
-    ("green", "green"),
-    ("green", "green"),
-    ("teal", "teal"),
-    ("blue", "navy"),
-    ("blue", "navy"),
-    ("purple", "purple"),
-    ("pink", "purple"),
-    ("pink", "maroon"),
-)
-GREY_NAMES = ("black", "black", "grey", "grey", "grey", "grey", "white", "white")
+LAB_SCALE = 100  # CIELAB values are stored divided by this, beside a 1 that gives the scale
 
 
 def _garment_colour_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -93,6 +85,17 @@ def _garment_colour_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     A garment that is mostly skin-toned itself (beige, camel, peach) keeps its whole mask."""
     garment = mask * ~skin_mask(rgb)
     return garment if garment.sum() >= SKIN_KEEP * mask.sum() else mask
+
+
+def _median_colour(rgb: np.ndarray, garment: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """1, then the median CIELAB (L, a, b) of the garment's pixels (of the whole foreground,
+    or of the photo, when there are too few) divided by LAB_SCALE. Scaling the block, as the
+    descriptor's normalisations do, keeps each value's ratio to the 1."""
+    for weights in (garment, mask, np.ones_like(mask)):
+        pixels = rgb[weights > 0.5]
+        if len(pixels) >= 16:
+            break
+    return np.concatenate([[1.0], np.median(rgb_to_lab(pixels), axis=0) / LAB_SCALE])
 
 
 def _garment_box(mask: np.ndarray) -> tuple[float, float, float, float]:

@@ -26,6 +26,7 @@ from core.images import (
     border_pixels,
     foreground_mask,
     open_image,
+    rgb_to_lab,
 )
 from generation.prompts import generation_prompt
 from generation.provenance import PNG_XMP_KEY, xmp_packet
@@ -535,20 +536,6 @@ def feedback_wishes(feedback: str) -> FeedbackWishes:
 # --------------------------------------------------------------------------- quality checker
 
 
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (0..1, any shape ending in 3) to CIELAB under D65."""
-    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = linear @ np.array(
-        [[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]]
-    )
-    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack(
-        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
-        axis=-1,
-    )
-
-
 def product_region(rgb: np.ndarray) -> np.ndarray:
     """Where the product stands in a generated image (bool).
 
@@ -660,8 +647,8 @@ class OfflineQualityChecker(QualityChecker):
                 0.0,
                 "No product found in the image to compare with the flat-lay.",
             )
-        expected = np.median(lab(flat_lay[garment]), axis=0)
-        found = np.median(lab(rgb[inner]), axis=0)
+        expected = np.median(rgb_to_lab(flat_lay[garment]), axis=0)
+        found = np.median(rgb_to_lab(rgb[inner]), axis=0)
         delta = float(np.linalg.norm(expected - found))
         return CheckResult(
             "garment_fidelity",
