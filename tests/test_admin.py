@@ -542,14 +542,17 @@ def test_import_preview_lists_rows_to_create_and_writes_nothing(importer_client,
     assert "spring.csv" in html and "Historical catalog" in html
     assert 'id="catalog-import-confirm"' in html
     assert Product.objects.count() == 0
-    media = Path(default_storage.location)
-    stored = [
-        p
-        for p in media.rglob("*")
-        if p.is_file() and "import-staging" not in p.parts and "imports" not in p.parts
-    ]
-    assert stored == []  # no photo stored: only the upload waits for the confirmation
     assert [f.name for f in staging_folders(settings)] == [job.token]
+    # The check stored the photos (the write reads none again); no product uses them yet, and
+    # cancelling the import removes them.
+    media = Path(default_storage.location)
+
+    def photos():
+        return sorted(p.name for p in (media / "products").rglob("*") if p.is_file())
+
+    assert len(photos()) == 4  # two photos and their thumbnails
+    importer_client.post(page.wsgi_request.path, {"action": "cancel"})
+    assert photos() == [] and staging_folders(settings) == []
 
 
 def test_import_confirm_creates_products_with_images_and_removes_the_staged_files(

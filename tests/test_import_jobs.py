@@ -23,7 +23,7 @@ from catalog.importer.jobs import (
     imports_expire_unconfirmed,
     imports_requeue_stalled,
 )
-from catalog.models import CatalogImport, Product
+from catalog.models import CatalogImport, ImageEmbedding, Product
 from tests.test_admin import (
     HISTORICAL_HEADER,
     IMPORT,
@@ -265,3 +265,18 @@ def test_a_checked_import_nobody_confirms_expires_with_its_files(importer, setti
     job.refresh_from_db()
     assert job.state == State.CANCELLED and "Not confirmed within a day" in job.note
     assert not (settings.MEDIA_ROOT / "import-staging" / job.token).exists()
+
+
+@pytest.mark.django_db
+def test_the_write_reads_no_photo_again_the_check_stored_and_embedded_them(importer, settings):
+    page = post_import(importer, *big_upload(6, photos=3))
+    job = page.context["job"]
+    (settings.MEDIA_ROOT / "import-staging" / job.token / "images.zip").unlink()  # gone
+
+    importer.post(page.wsgi_request.path, {"action": "confirm"})
+    run_import_jobs()
+
+    job.refresh_from_db()
+    assert job.state == State.DONE and job.created == 6
+    assert Product.objects.exclude(image_sha256="").count() == 6
+    assert ImageEmbedding.objects.count() == 3  # embedded once each, during the check

@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog.images import ImageRef
 from catalog.importer.formats import ImportKind, RowError
 from catalog.importer.results import ImportAction, ImportResult
 from catalog.importer.service import (
@@ -42,7 +43,7 @@ from catalog.importer.service import (
     catalog_import_in_chunks,
     count_data_rows,
 )
-from catalog.importer.sources import ImageSourceError, ZipImages
+from catalog.importer.sources import ImageSourceError, KnownPhotos, ZipImages
 from catalog.indexing import refit_needed
 from catalog.models import CatalogImport, IndexState, Product
 from catalog.services import products_schedule_sync
@@ -211,10 +212,13 @@ def _check(job: CatalogImport, worker: str) -> None:
                 images=images,
                 kind=job.requested_kind or None,
                 dry_run=True,
+                keep_photos=True,  # stored and embedded now: the write reads no photo again
                 watch=progress,
             )
     except ImageSourceError as exc:
         result = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
+    if result.photos is not None:
+        _keep_photos(job, result.photos)
     _keep_errors(job, result.errors)
     _keep_preview(job, result)
     fields = {
@@ -260,15 +264,14 @@ def _write(job: CatalogImport, worker: str) -> None:
         return CatalogImport.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
     try:
-        with _images(staged) as handle:
-            errors = catalog_import_in_chunks(
-                csv_data=staged.csv_data(),
-                images=ZipImages(handle) if job.has_images else None,
-                kind=job.kind or job.requested_kind or None,
-                after_line=job.written_through_line,
-                on_chunk=on_chunk,
-                stop=stop,
-            )
+        errors = catalog_import_in_chunks(
+            csv_data=staged.csv_data(),
+            photos=_known_photos(job) if job.has_images else None,
+            kind=job.kind or job.requested_kind or None,
+            after_line=job.written_through_line,
+            on_chunk=on_chunk,
+            stop=stop,
+        )
     except WriteStopped:
         job.refresh_from_db()
         _sync_written(job)
@@ -322,7 +325,49 @@ def _finish(job: CatalogImport, state: str, note: str, **fields) -> None:
 
 
 def _discard_files(job: CatalogImport) -> None:
+    """The uploaded files, and the photos the check stored that no product uses."""
     staging_discard(_staged(job))
+    if job.state == State.DONE:
+        return
+    for sha, extension, width, height, image_new, thumbnail_new in _read_json(job, "created.json"):
+        if Product.objects.filter(image_sha256=sha).exists():
+            continue
+        ref = ImageRef(sha, extension, width, height)
+        for name, new in ((ref.storage_name, image_new), (ref.thumbnail_name, thumbnail_new)):
+            if new:
+                default_storage.delete(name)
+
+
+def _keep_photos(job: CatalogImport, photos) -> None:
+    """What the check stored: each photo's ref by path (for the write), and which files it
+    created (removed again if the import never writes the rows that use them)."""
+    refs = {path: [r.sha256, r.extension, r.width, r.height] for path, r in photos.refs().items()}
+    created = [
+        [r.sha256, r.extension, r.width, r.height, image, thumbnail]
+        for r, image, thumbnail in photos.created
+    ]
+    _write_json(job, "photos.json", refs)
+    _write_json(job, "created.json", created)
+
+
+def _known_photos(job: CatalogImport) -> KnownPhotos:
+    return KnownPhotos(
+        {path: ImageRef(*ref) for path, ref in _read_json(job, "photos.json").items()}
+    )
+
+
+def _write_json(job: CatalogImport, name: str, value) -> None:
+    name = report_name(job, name)
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(json.dumps(value).encode()))
+
+
+def _read_json(job: CatalogImport, name: str, default=None):
+    name = report_name(job, name)
+    if not default_storage.exists(name):
+        return [] if default is None else default
+    with default_storage.open(name, "rb") as handle:
+        return json.loads(handle.read())
 
 
 def job_summary(job: CatalogImport) -> str:
@@ -375,17 +420,11 @@ def _keep_preview(job: CatalogImport, result: ImportResult) -> None:
             for error in result.errors[:PREVIEW_ROWS]
         ],
     }
-    name = report_name(job, "preview.json")
-    default_storage.delete(name)
-    default_storage.save(name, ContentFile(json.dumps(preview).encode()))
+    _write_json(job, "preview.json", preview)
 
 
 def job_preview(job: CatalogImport) -> dict:
-    name = report_name(job, "preview.json")
-    if not default_storage.exists(name):
-        return {"rows": [], "errors": []}
-    with default_storage.open(name, "rb") as handle:
-        return json.loads(handle.read())
+    return _read_json(job, "preview.json", {"rows": [], "errors": []})
 
 
 def job_progress(job: CatalogImport) -> dict:

@@ -55,6 +55,7 @@ class ImportResult:
     rows: list[RowPlan] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     applied: bool = False
+    photos: object = None  # a checked dry run's stored photos (sources.Photos), kept for its write
 
     def _count(self, action: ImportAction) -> int:
         return sum(1 for row in self.rows if row.action == action)

@@ -42,7 +42,7 @@ from catalog.importer.formats import (
     detect_format,
 )
 from catalog.importer.results import Change, ImportAction, ImportResult, RowPlan
-from catalog.importer.sources import DirectoryImages, Photos, ZipImages
+from catalog.importer.sources import DirectoryImages, KnownPhotos, Photos, ZipImages
 from catalog.indexing import chunks, refit_needed
 from catalog.models import Product, bestseller_threshold
 from catalog.services import product_use_image, products_schedule_sync
@@ -277,6 +277,7 @@ def catalog_import(
     progress: Callable[[int], None] = lambda n: None,
     sync_index: bool = True,
     watch: Callable[[int, int, int], None] | None = None,
+    keep_photos: bool = False,
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
 
@@ -284,6 +285,10 @@ def catalog_import(
     being queued (for imports made before the task broker runs).
 
     `watch(rows, photos, errors)` hears how far the check has come, after every row.
+
+    With `keep_photos` a dry run of a clean file stores and embeds its photos as a write
+    would, and leaves them in `result.photos` (their refs, and which files it created), so the
+    write that follows (`catalog_import_in_chunks`) reads no photo again.
 
     Returns the result with a plan per row and every error found. On a dry run, or when any
     row has an error, nothing is written. Hooks that react to the write belong in
@@ -294,9 +299,11 @@ def catalog_import(
     photos: Photos | None = None
     try:
         text = decode_csv(csv_data)
-        with _embedding_stream(rows=count_data_rows(csv_data), dry_run=dry_run) as stream:
+        keep = dry_run and keep_photos
+        rows_count = count_data_rows(csv_data)
+        with _embedding_stream(rows=rows_count, dry_run=dry_run and not keep) as stream:
             if images is not None:
-                photos = Photos(images, store=not dry_run, embed=stream)
+                photos = Photos(images, store=not dry_run or keep, embed=stream)
             seen = [0]
 
             def tick(n: int) -> None:
@@ -322,7 +329,9 @@ def catalog_import(
     except _CatalogChanged as exc:
         result.errors = sorted(exc.args[0], key=lambda error: error.line)
     finally:
-        if photos is not None and not result.applied:
+        if photos is not None and keep_photos and dry_run and not result.errors:
+            result.photos = photos
+        elif photos is not None and not result.applied:
             photos.discard()  # nothing written: the photos this import stored go too
     return result
 
@@ -343,13 +352,14 @@ class WriteStopped(Exception):
 def catalog_import_in_chunks(
     *,
     csv_data: bytes,
-    images: DirectoryImages | ZipImages | None,
+    photos: KnownPhotos | None,
     kind: ImportKind | str | None,
     after_line: int,
     on_chunk: Callable[[ChunkWritten], None],
     stop: Callable[[], bool] = lambda: False,
 ) -> list[RowError]:
-    """Write a file that a dry run found clean, one chunk of rows per transaction.
+    """Write a file that a dry run found clean, one chunk of rows per transaction. Its photos
+    were stored and embedded by that dry run (`keep_photos`): `photos` names them by path.
 
     `on_chunk` runs inside each chunk's transaction, so what it records (the line reached,
     the counts) commits with the rows or not at all: a write killed in the middle is resumed
@@ -361,22 +371,20 @@ def catalog_import_in_chunks(
     kind = ImportKind(kind) if kind else None
     errors: list[RowError] = []
     text = decode_csv(csv_data)
-    with _embedding_stream(rows=count_data_rows(csv_data), dry_run=False) as stream:
-        photos = Photos(images, store=True, embed=stream) if images is not None else None
-        fmt, rows = _cleaned_rows(text, kind, photos, errors, lambda n: None, after_line)
-        for chunk in chunks(rows, settings.CATALOG_IMPORT_CHUNK_ROWS):
+    fmt, rows = _cleaned_rows(text, kind, photos, errors, lambda n: None, after_line)
+    for chunk in chunks(rows, settings.CATALOG_IMPORT_CHUNK_ROWS):
+        if errors:
+            break
+        if stop():
+            raise WriteStopped()
+        with transaction.atomic():
+            plans = _plan(fmt, chunk, errors)
             if errors:
                 break
-            if stop():
-                raise WriteStopped()
-            with transaction.atomic():
-                plans = _plan(fmt, chunk, errors)
-                if errors:
-                    break
-                ids = _write_chunk(fmt, plans, timezone.now())
-                on_chunk(ChunkWritten([plan for plan, _ in plans], chunk[-1].line, ids))
-            del plans
-            gc.collect()
+            ids = _write_chunk(fmt, plans, timezone.now())
+            on_chunk(ChunkWritten([plan for plan, _ in plans], chunk[-1].line, ids))
+        del plans
+        gc.collect()
     return sorted(errors, key=lambda error: error.line)
 
 

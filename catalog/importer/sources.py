@@ -166,9 +166,33 @@ class Photos:
         """Distinct photo paths read so far."""
         return len(self._seen)
 
+    def refs(self) -> dict[str, ImageRef]:
+        """The good photos read so far, by path (what a later write needs of them)."""
+        return {key: ref for key, ref in self._seen.items() if isinstance(ref, ImageRef)}
+
     def discard(self) -> None:
         for ref, image, thumbnail in self.created:
             for name, new in ((ref.storage_name, image), (ref.thumbnail_name, thumbnail)):
                 if new:
                     default_storage.delete(name)
         self.created = []
+
+
+class KnownPhotos:
+    """The photos a checked import stored, by path: its write reads none of them again."""
+
+    def __init__(self, refs: dict[str, ImageRef]):
+        self.known = refs
+
+    def get(self, raw_path: str) -> ImageRef:
+        key = str(safe_relative_path(raw_path))
+        if key not in self.known:
+            raise ImageSourceError(f"{key!r} was not among the photos the check stored")
+        return self.known[key]
+
+    @property
+    def seen(self) -> int:
+        return len(self.known)
+
+    def discard(self) -> None:
+        """Nothing to discard: the check's photos are the job's (catalog.importer.jobs)."""
