@@ -377,8 +377,8 @@ def typeset(canvas: Image.Image, text: str, box: tuple[int, int, int, int]) -> N
 
 
 def garment_mask(rgb: np.ndarray) -> np.ndarray:
-    """Soft mask (0..1) of the garment on a flat-lay (core.images.foreground_mask, true holes
-    filled), with the flat-lay's own cast shadow left out."""
+    """Soft mask (0..1) of the garment on a flat-lay (core.images.foreground_mask: its holes
+    filled, but for gaps that show the table), with the flat-lay's own cast shadow left out."""
     background = background_colour(rgb)
     mask = foreground_mask(rgb, fill="holes")
     garment = mask > 0.5  # what the fill made solid
