@@ -358,12 +358,10 @@ class Bench:
 
     def ledger(self) -> tuple[Decimal, Decimal]:
         """The ledger's total and its unattributed part."""
-        from django.db.models import Sum
-
         from core.models import ProviderCall
 
-        def total(calls) -> Decimal:
-            return calls.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+        def total(calls) -> Decimal:  # exact: SQLite's SUM adds decimals as floats
+            return sum(calls.values_list("cost", flat=True), Decimal("0"))
 
         calls = ProviderCall.objects.all()
         return total(calls), total(calls.filter(kind=ProviderCall.Kind.UNATTRIBUTED))

@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core import openrouter
@@ -68,9 +68,7 @@ def spend_reconcile() -> SpendReconcile | None:
         run.key_usage = usage
         run.attributed = _sum(ProviderCall.objects.exclude(kind=ProviderCall.Kind.UNATTRIBUTED))
         booked_before = _sum(ProviderCall.objects.filter(kind=ProviderCall.Kind.UNATTRIBUTED))
-        run.pending = SpendReservation.objects.aggregate(total=Sum("amount"))["total"] or Decimal(
-            "0"
-        )
+        run.pending = _sum(SpendReservation.objects.all(), "amount")
         run.baseline = _baseline(usage, run)
         if run.baseline is None:
             run.note = (
@@ -90,8 +88,10 @@ def spend_reconcile() -> SpendReconcile | None:
     return run
 
 
-def _sum(calls) -> Decimal:
-    return calls.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+def _sum(calls, field: str = "cost") -> Decimal:
+    """The exact sum of a field. (SQLite's SUM adds decimals as floats: over thousands of calls
+    it is off in the sixth decimal, and the reconcile would book that as spend.)"""
+    return sum(calls.values_list(field, flat=True).iterator(), Decimal("0"))
 
 
 def _baseline(usage: Decimal, run: SpendReconcile) -> Decimal | None:

@@ -18,7 +18,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.utils import timezone
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
 
 from catalog.models import Product
 from core.models import ProviderCall, SpendReservation
@@ -39,7 +40,11 @@ from generation.providers.base import (
     ReferenceImage,
     Stage,
 )
-from generation.providers.offline import OfflineImageGenerator, OfflineQualityChecker
+from generation.providers.offline import (
+    OfflineImageGenerator,
+    OfflineQualityChecker,
+    product_region,
+)
 from generation.providers.openrouter import parse_report
 from generation.services import BatchRequest, batch_create
 from tests.factories import make_product
@@ -523,6 +528,117 @@ def test_the_offline_checker_flags_planted_bad_images(offline_case):
     assert copied["near_duplicate"] is False
     cropped = check(png(good.crop((0, 0, 300, 512)).resize((512, 512))))  # cut at the right
     assert cropped["framing"] is False
+
+
+def flat_lay_with_enclosed_gaps() -> tuple[bytes, tuple[int, int, int]]:
+    """A camel top on a blue table whose sleeves come back to the body at the cuffs: between
+    each sleeve and the body a gap of table that no path from the frame's edge reaches. The
+    top casts a shadow, on the table around it and into the gaps. Returns the JPEG and the
+    table's colour."""
+    table, camel = (120, 170, 210), (193, 145, 94)
+    body = [(100, 60), (200, 60), (212, 340), (88, 340)]
+    sleeve = [
+        (100, 60),
+        (40, 90),
+        (30, 262),
+        (100, 262),
+        (100, 232),
+        (62, 232),
+        (68, 112),
+        (100, 96),
+    ]
+    pieces = [body, sleeve, [(300 - x, y) for x, y in sleeve]]
+    flat_lay = Image.new("RGB", (300, 400), table)
+    shadow = Image.new("L", flat_lay.size, 0)
+    for piece in pieces:
+        ImageDraw.Draw(shadow).polygon([(x + 8, y + 10) for x, y in piece], fill=90)
+        ImageDraw.Draw(flat_lay).polygon(piece, fill=camel)
+    flat_lay.paste((90, 128, 158), mask=shadow.filter(ImageFilter.GaussianBlur(4)))
+    for piece in pieces:  # the top lies on its shadow
+        ImageDraw.Draw(flat_lay).polygon(piece, fill=camel)
+    grain = np.random.default_rng(18).normal(0, 2.5, (400, 300, 1))
+    pixels = np.clip(np.asarray(flat_lay, dtype=np.float64) + grain, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue(), table
+
+
+def enclosed_gaps(pixels: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """What the garment of this colour encloses in an image (bool), found by colour alone."""
+    garment = np.abs(pixels.astype(int) - colour).max(axis=2) < 40
+    garment = ndimage.binary_opening(garment, iterations=2)
+    return ndimage.binary_opening(ndimage.binary_fill_holes(garment) & ~garment, iterations=2)
+
+
+def band_only_white_share(image: bytes) -> float:
+    """The white-background measure before issue 18: the share of pure white in the frame's
+    outer band (6 % of its shorter side), where the product region is not."""
+    rgb = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"), dtype=np.float64) / 255
+    region = product_region(rgb)
+    band = np.zeros(region.shape, dtype=bool)
+    width = max(2, round(0.06 * min(region.shape)))
+    band[:width], band[-width:], band[:, :width], band[:, -width:] = True, True, True, True
+    return float((rgb[band & ~region] >= 250 / 255).all(axis=1).mean())
+
+
+def test_a_gap_the_garment_encloses_is_white_and_checked_to_be():
+    flat_lay, table = flat_lay_with_enclosed_gaps()
+    brief = ProductBrief(sku="GAPS", category="top")
+    request = ImageRequest(
+        product=brief,
+        product_image=flat_lay,
+        references=[],
+        style_prompt="s",
+        channel_name="Marketplace main image",
+        channel_rules="",
+        white_background=True,
+        aspect_ratio="1:1",
+        size_tier="0.5K",
+        width=512,
+        height=512,
+    )
+    composite = OfflineImageGenerator().generate(request).content
+
+    def white_background(image: bytes):
+        report = OfflineQualityChecker().check(
+            QualityRequest(
+                product=brief,
+                product_image=flat_lay,
+                image=image,
+                references=[],
+                channel_name="c",
+                channel_rules="",
+                white_background=True,
+            )
+        )
+        return next(check for check in report.checks if check.name == "white_background")
+
+    # The compositor leaves the table behind in the gaps too: white there, and the top's
+    # soft shadow (neutral grey), never the blue of the table.
+    pixels = np.asarray(Image.open(io.BytesIO(composite)).convert("RGB")).astype(int)
+    gaps = enclosed_gaps(pixels, (193, 145, 94))
+    labels, count = ndimage.label(gaps)
+    assert count == 2 and gaps.sum() > 10_000  # one gap beside each sleeve
+    inside = pixels[ndimage.binary_erosion(gaps, iterations=3)]  # not the top's soft edge
+    assert (inside[:, 2] - inside[:, 0] > 20).mean() < 0.01  # no table
+    assert (inside.max(axis=1) - inside.min(axis=1) <= 4).mean() > 0.95  # white or its shadow
+    for n in (1, 2):
+        assert (pixels[labels == n] >= 250).all(axis=1).mean() > 0.1  # pure white in each
+    good = white_background(composite)
+    assert good.passed, good.note
+
+    # The same image with the gaps showing something else than white: the table, as the
+    # compositor used to carry it along, or a light grey. The measure of the frame's outer
+    # band that the check used to make passes both; the check over every background pixel
+    # fails both.
+    for colour in (table, (226, 227, 229)):
+        planted = pixels.copy()
+        planted[gaps] = colour
+        image = png(Image.fromarray(planted.astype(np.uint8)))
+        assert band_only_white_share(image) >= 0.9  # the old check: passed
+        check = white_background(image)
+        assert check.passed is False, check.note
+        assert check.score < good.score - 0.05
 
 
 # --- offline, end to end -------------------------------------------------------------------
