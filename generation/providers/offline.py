@@ -579,7 +579,7 @@ def garment_colours(flat_lay: np.ndarray, garment: np.ndarray) -> np.ndarray:
     table that the mask kept are left out."""
     inner = ndimage.binary_erosion(garment, iterations=2)
     pixels = flat_lay[inner if inner.any() else garment]
-    colours, counts = np.unique(np.round(lab(pixels) / 4), axis=0, return_counts=True)
+    colours, counts = np.unique(np.round(rgb_to_lab(pixels) / 4), axis=0, return_counts=True)
     return colours[counts >= 0.001 * len(pixels)] * 4
 
 
@@ -601,7 +601,7 @@ def product_pixels(rgb: np.ndarray, region: np.ndarray, colours: np.ndarray) -> 
     if not product.any() or not len(colours):
         return product
     cloth = np.zeros(product.shape, dtype=bool)
-    keys, inverse = np.unique(np.round(lab(rgb[product]) / 4), axis=0, return_inverse=True)
+    keys, inverse = np.unique(np.round(rgb_to_lab(rgb[product]) / 4), axis=0, return_inverse=True)
     distance, _ = cKDTree(colours).query(keys * 4, distance_upper_bound=GARMENT_DELTA_E)
     cloth[product] = np.isfinite(distance)[inverse.reshape(-1)]
     # Only cloth of some width encloses a gap (a garment in the wrong colour can still match
