@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,67 +42,11 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from stack import Process, free_port, procfile_commands
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BIN = Path(sys.executable).parent
 TARGET_SECONDS = 120  # every asset at an end state within 2 minutes after the fault ends
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-class Process:
-    """A child process of the stack, in its own process group (so a kill reaches its forks)."""
-
-    def __init__(self, name: str, command: list[str], log_dir: Path, port: int | None = None):
-        self.name, self.command, self.port = name, command, port
-        self.log = open(log_dir / f"{name}.log", "ab")
-        self.popen: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.popen = subprocess.Popen(
-            self.command, cwd=ROOT, stdout=self.log, stderr=self.log, start_new_session=True
-        )
-        if self.port:
-            wait_for_port(self.port)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-            self.popen.wait()
-
-    def stop_gracefully(self, timeout: float = 120) -> None:
-        """SIGTERM to the main process only, as systemd's KillMode=mixed sends it: Dramatiq's
-        main process passes it on once, and each worker process finishes the messages it is
-        running. (SIGTERM to the whole process group reaches each worker twice, once directly
-        and once from the main process, and the second makes it exit at once.)"""
-        if self.popen and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def stop(self) -> None:
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def environment(folder: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -144,7 +86,6 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="faults-"))
-    (folder / "redis").mkdir()
     ports = {name: free_port() for name in ("redis", "milvus", "openrouter")}
     os.environ.update(environment(folder, ports))
 
@@ -159,40 +100,10 @@ def main() -> int:
     from tests.openrouter_server import OpenRouterServer
 
     python = [sys.executable, "manage.py"]
+    commands = procfile_commands(folder, ports)
     stack = {
-        "redis": Process(
-            "redis",
-            [
-                str(BIN / "redis-server"),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(ports["redis"]),
-                "--dir",
-                str(folder / "redis"),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ],
-            folder,
-            ports["redis"],
-        ),
-        "milvus": Process(
-            "milvus",
-            [
-                str(BIN / "milvus-lite"),
-                "server",
-                "--data-dir",
-                str(folder / "milvus"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["milvus"]),
-            ],
-            folder,
-            ports["milvus"],
-        ),
+        "redis": Process("redis", commands["redis"], folder, ports["redis"]),
+        "milvus": Process("milvus", commands["milvus"], folder, ports["milvus"]),
         "workers": Process(
             "workers", [*python, "rundramatiq", "--processes", "2", "--threads", "4"], folder
         ),

@@ -51,20 +51,31 @@ HEADER = [
 ]
 
 
-def write_photos(folder: Path, count: int, start: int = 0) -> None:
+def write_photos(
+    folder: Path, count: int, start: int = 0, size: tuple[int, int] = (400, 500)
+) -> None:
+    """`count` different flat-lays named P<n>.jpg from `start` (the shapes scale with `size`)."""
     rng = np.random.default_rng(start)
+    width, height = size
     folder.mkdir(parents=True, exist_ok=True)
+
+    def scaled(value) -> int:
+        return int(value * width / 400)
+
     for n in range(start, start + count):
         sweep, cloth, accent = (
             tuple(int(v) for v in rng.integers(lo, hi, 3))
             for lo, hi in ((215, 256), (0, 200), (0, 256))
         )
-        image = Image.new("RGB", (400, 500), sweep)
+        image = Image.new("RGB", size, sweep)
         draw = ImageDraw.Draw(image)
-        left, top = (int(v) for v in rng.integers(40, 110, 2))
-        draw.rectangle([left, top, 400 - left, 500 - top], fill=cloth)
-        draw.ellipse([left + 40, top + 60, left + 160, top + 180], fill=accent)
-        grain = rng.normal(0, 5, (500, 400, 3))
+        left, top = (scaled(v) for v in rng.integers(40, 110, 2))
+        draw.rectangle([left, top, width - left, height - top], fill=cloth)
+        draw.ellipse(
+            [left + scaled(40), top + scaled(60), left + scaled(160), top + scaled(180)],
+            fill=accent,
+        )
+        grain = rng.normal(0, 5, (height, width, 3))
         pixels = np.clip(np.asarray(image, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"P{n:07}.jpg", quality=88)
 
