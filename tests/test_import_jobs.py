@@ -154,7 +154,10 @@ def test_a_running_import_can_be_stopped_and_what_it_wrote_stays(importer, setti
 
 
 @pytest.mark.django_db
-def test_the_upload_request_only_stores_the_files_and_the_page_follows_the_check(importer):
+def test_the_upload_request_only_stores_the_files_and_the_page_follows_the_check(
+    importer, settings
+):
+    settings.CATALOG_IMPORT_INLINE_ROWS = 20  # a larger file waits for a worker
     csv_data, zip_data = big_upload(30)
     upload = {
         "csv_file": io.BytesIO(csv_data),
@@ -280,3 +283,19 @@ def test_the_write_reads_no_photo_again_the_check_stored_and_embedded_them(impor
     assert job.state == State.DONE and job.created == 6
     assert Product.objects.exclude(image_sha256="").count() == 6
     assert ImageEmbedding.objects.count() == 3  # embedded once each, during the check
+
+
+@pytest.mark.django_db
+def test_a_small_file_is_checked_in_the_upload_request_and_its_preview_is_there_at_once(
+    importer, settings
+):
+    settings.CATALOG_IMPORT_INLINE_ROWS = 5
+    csv_data, zip_data = big_upload(5)
+    upload = {"csv_file": io.BytesIO(csv_data), "images_zip": io.BytesIO(zip_data), "kind": ""}
+    upload["csv_file"].name, upload["images_zip"].name = "small.csv", "photos.zip"
+
+    page = importer.post(IMPORT, upload, follow=True)  # no worker ran
+
+    assert page.context["job"].state == State.CHECKED
+    assert "5 to create" in page.content.decode()
+    assert 'id="catalog-import-confirm"' in page.content.decode()

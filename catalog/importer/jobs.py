@@ -93,6 +93,14 @@ def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> Catal
     return job
 
 
+def import_job_check_small(*, job: CatalogImport) -> None:
+    """A file of at most CATALOG_IMPORT_INLINE_ROWS rows is checked in the upload's own
+    request (well within its 2 s), so its preview is there at once; the queued message then
+    finds it checked. Anything larger waits for a worker."""
+    if count_data_rows(StagedImport(job.token).csv_data()) <= settings.CATALOG_IMPORT_INLINE_ROWS:
+        import_job_run(job_id=job.pk, worker=f"web:{job.pk}")
+
+
 def import_job_confirm(*, job: CatalogImport) -> bool:
     """Queue the write of a checked import; False when it is not waiting for a confirmation
     (confirmed already, cancelled, expired)."""
