@@ -242,6 +242,9 @@ def main() -> None:
     )
     parser.add_argument("--memory-rows", type=int, default=1_000)
     parser.add_argument(
+        "--photo-size", default="400x500", help="the catalog's photos, WIDTHxHEIGHT (400x500)"
+    )
+    parser.add_argument(
         "--paths",
         default="cli,job",
         help="which imports to measure beside the floor: cli (import_catalog), job (the admin's)",
@@ -260,9 +263,10 @@ def main() -> None:
     # First, while the process is fresh: the import's memory per row.
     per_row, small, large = memory_per_row(folder / "memory", args.memory_rows)
     started = time.perf_counter()
-    write_photos(folder / "photos", sizes[-1])
+    width, height = (int(side) for side in args.photo_size.split("x"))
+    write_photos(folder / "photos", sizes[-1], size=(width, height))
     print(
-        f"{sizes[-1]:,} synthetic 400×500 JPEG photos written in {time.perf_counter() - started:.0f} s "
+        f"{sizes[-1]:,} synthetic {width}×{height} JPEG photos written in {time.perf_counter() - started:.0f} s "
         f"({folder}); {os.cpu_count()} cores, pool of {settings.CATALOG_IMPORT_PROCESSES} processes"
     )
     write_zip(folder / "photos", sizes[-1], folder / "photos.zip")
