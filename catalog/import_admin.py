@@ -17,7 +17,6 @@ from django.utils.html import format_html
 from catalog.importer import ImageSourceError, ImportKind, ZipImages
 from catalog.importer.jobs import (
     import_job_cancel,
-    import_job_check_small,
     import_job_confirm,
     import_job_create,
     job_preview,
@@ -93,8 +92,8 @@ class ImportViews:
                 csv_file=form.cleaned_data["csv_file"],
                 zip_file=form.cleaned_data["images_zip"],
                 kind=form.cleaned_data["kind"],
+                check_small_now=True,
             )
-            import_job_check_small(job=job)
             return redirect(job_url(job))
         return TemplateResponse(
             request,

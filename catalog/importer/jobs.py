@@ -78,8 +78,15 @@ def report_name(job: CatalogImport, name: str) -> str:
 # --- requests from the web tier (each returns at once) -----------------------------------
 
 
-def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> CatalogImport:
-    """Store the uploaded files and queue their check."""
+def import_job_create(
+    *, user, csv_file, zip_file=None, kind: str = "", check_small_now: bool = False
+) -> CatalogImport:
+    """Store the uploaded files and queue their check.
+
+    With `check_small_now`, a file of at most CATALOG_IMPORT_INLINE_ROWS rows is checked here,
+    in the upload's own request (well within its 2 s), so its preview is there at once; it is
+    queued only if that check does not finish (the sweeper would find it too).
+    """
     staged = staging_create(csv_file=csv_file, zip_file=zip_file)
     with transaction.atomic():
         job = CatalogImport.objects.create(
@@ -89,16 +96,17 @@ def import_job_create(*, user, csv_file, zip_file=None, kind: str = "") -> Catal
             has_images=zip_file is not None,
             requested_kind=kind or "",
         )
-        enqueue_after_commit(_run_import(), job.pk)
+    small = count_data_rows(staged.csv_data()) <= settings.CATALOG_IMPORT_INLINE_ROWS
+    if check_small_now and small:
+        try:
+            import_job_run(job_id=job.pk, worker=f"web:{job.pk}")
+        except Exception:
+            logger.exception("import %s: the check in the upload's request failed", job.pk)
+        job.refresh_from_db()
+        if job.state not in CatalogImport.RUNNING:
+            return job
+    enqueue_after_commit(_run_import(), job.pk)
     return job
-
-
-def import_job_check_small(*, job: CatalogImport) -> None:
-    """A file of at most CATALOG_IMPORT_INLINE_ROWS rows is checked in the upload's own
-    request (well within its 2 s), so its preview is there at once; the queued message then
-    finds it checked. Anything larger waits for a worker."""
-    if count_data_rows(StagedImport(job.token).csv_data()) <= settings.CATALOG_IMPORT_INLINE_ROWS:
-        import_job_run(job_id=job.pk, worker=f"web:{job.pk}")
 
 
 def import_job_confirm(*, job: CatalogImport) -> bool:
