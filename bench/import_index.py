@@ -108,8 +108,8 @@ def embedder_alone(photos: Path, count: int, processes: int) -> float:
     embedder before the clock starts)."""
     from django.conf import settings
 
-    from catalog.embedding_stream import EmbeddingStream
     from catalog.indexing import chunks
+    from catalog.photo_stream import PhotoStream
 
     backend = settings.EMBEDDER_BACKEND
     names = (str(photos / f"P{n:07}.jpg") for n in range(count))
@@ -117,7 +117,7 @@ def embedder_alone(photos: Path, count: int, processes: int) -> float:
         warm = [str(photos / "P0000000.jpg")]
         assert sum(pool.map(embed_files, [backend] * processes, [warm] * processes)) == processes
         started = time.perf_counter()
-        batches = [list(batch) for batch in chunks(names, EmbeddingStream.CHUNK)]
+        batches = [list(batch) for batch in chunks(names, PhotoStream.CHUNK)]
         embedded = sum(pool.map(embed_files, [backend] * len(batches), batches))
         seconds = time.perf_counter() - started
     assert embedded == count, f"{embedded} of {count} photos embedded"

@@ -58,14 +58,33 @@ class PreparedImage(ImageRef):
         return ImageRef(self.sha256, self.extension, self.width, self.height)
 
 
-def image_prepare(data: bytes) -> PreparedImage:
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """The settings `image_prepare` reads, as a value: a pool process has no Django settings
+    (catalog.photo_stream), so the import hands them over."""
+
+    max_bytes: int
+    max_pixels: int
+    thumbnail_size: int
+
+    @classmethod
+    def current(cls) -> ImageLimits:
+        return cls(
+            settings.CATALOG_IMAGE_MAX_BYTES,
+            settings.CATALOG_IMAGE_MAX_PIXELS,
+            settings.CATALOG_THUMBNAIL_SIZE,
+        )
+
+
+def image_prepare(data: bytes, limits: ImageLimits | None = None) -> PreparedImage:
     """Validate and re-encode an uploaded photo. Raises ImageRejected with the reason."""
-    max_bytes = settings.CATALOG_IMAGE_MAX_BYTES
+    limits = limits or ImageLimits.current()
+    max_bytes = limits.max_bytes
     if len(data) > max_bytes:
         raise ImageRejected(f"file is {len(data):,} bytes; the limit is {max_bytes:,} bytes")
     if not data:
         raise ImageRejected("file is empty")
-    max_pixels = settings.CATALOG_IMAGE_MAX_PIXELS
+    max_pixels = limits.max_pixels
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make the warning an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -85,7 +104,7 @@ def image_prepare(data: bytes) -> PreparedImage:
             image.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageRejected(f"image is truncated or corrupt ({exc})") from None
-    return _reencode(image)
+    return _reencode(image, limits.thumbnail_size)
 
 
 def _unsupported_reason(data: bytes) -> str:
@@ -99,7 +118,7 @@ def _unsupported_reason(data: bytes) -> str:
     return "not an image (JPEG, PNG or WebP expected)"
 
 
-def _reencode(image: Image.Image) -> PreparedImage:
+def _reencode(image: Image.Image, thumbnail_size: int) -> PreparedImage:
     image = ImageOps.exif_transpose(image)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
@@ -117,7 +136,7 @@ def _reencode(image: Image.Image) -> PreparedImage:
         image.save(buffer, format="JPEG", quality=90, optimize=True)
         extension = "jpg"
     content = buffer.getvalue()
-    small = _small_copy(image)
+    small = _small_copy(image, thumbnail_size)
     thumbnail = io.BytesIO()
     small.save(thumbnail, format="JPEG", quality=85)
     return PreparedImage(
@@ -131,17 +150,16 @@ def _reencode(image: Image.Image) -> PreparedImage:
     )
 
 
-def _small_copy(image: Image.Image) -> Image.Image:
-    """The thumbnail's pixels: RGB, transparency on white, at most CATALOG_THUMBNAIL_SIZE.
+def _small_copy(image: Image.Image, size: int) -> Image.Image:
+    """The thumbnail's pixels: RGB, transparency on white, at most `size` (the setting
+    CATALOG_THUMBNAIL_SIZE).
 
     Pillow first reduces by whole factors (box averaging, cheap), then resamples the last step
     bilinearly: at 160 px nobody sees the difference from LANCZOS on the full image, which
     cost most of an import's time.
     """
     small = image.copy()
-    small.thumbnail(
-        (settings.CATALOG_THUMBNAIL_SIZE,) * 2, Image.Resampling.BILINEAR, reducing_gap=1.0
-    )
+    small.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=1.0)
     if small.mode != "RGB":
         background = Image.new("RGB", small.size, "white")
         background.paste(small, mask=small.getchannel("A"))

@@ -522,6 +522,46 @@ def test_a_large_import_embeds_in_a_process_pool_with_the_same_vectors(settings,
         assert float(pooled[sha] @ vector) > 0.98
 
 
+def test_a_pooled_import_reports_the_same_errors_and_stores_nothing(images, settings):
+    (images / "bad.jpg").write_bytes(b"<html>not a photo</html>")
+    rows = [
+        historical_row("SKU001", "SKU001.jpg"),
+        historical_row("SKU002", "missing.jpg"),
+        historical_row("SKU003", "bad.jpg"),
+        historical_row("SKU004", "../SKU001.jpg"),
+        historical_row("SKU005", "SKU001.jpg"),
+        historical_row("SKU006", "SKU002.jpg", price="-1"),
+    ]
+    data = csv_bytes(HISTORICAL_HEADER, rows)
+    settings.CATALOG_IMPORT_POOL_MIN_ROWS = 10_000
+    in_process = [str(e) for e in run(data, images).errors]
+    settings.CATALOG_IMPORT_POOL_MIN_ROWS, settings.CATALOG_IMPORT_PROCESSES = 1, 2
+
+    pooled = run(data, images)
+
+    assert [str(e) for e in pooled.errors] == in_process and len(in_process) == 4
+    assert stored_files(settings) == [] and Product.objects.count() == 0
+
+
+def test_a_pooled_import_prepares_each_photo_once_in_the_pool(monkeypatch, tmp_path, settings):
+    import catalog.photo_work
+
+    def not_here(*args):
+        raise AssertionError("a photo was prepared in the import's own process")
+
+    monkeypatch.setattr(catalog.photo_work, "image_prepare", not_here)  # the pool's is its own
+    settings.CATALOG_IMPORT_POOL_MIN_ROWS, settings.CATALOG_IMPORT_PROCESSES = 1, 2
+    folder = flat_lays(tmp_path / "photos", 40)
+    rows = [historical_row(f"P{n:03}", f"P{n % 40:03}.jpg") for n in range(120)]
+    source = CountingImages(folder)
+
+    result = catalog_import(csv_data=csv_bytes(HISTORICAL_HEADER, rows), images=source)
+
+    assert result.applied and result.created == 120 and source.reads == 40
+    assert len(stored_files(settings)) == 80  # each photo and its thumbnail
+    assert Product.objects.values("image").distinct().count() == 40
+
+
 def test_a_dry_run_embeds_nothing(images):
     from catalog.models import ImageEmbedding
 

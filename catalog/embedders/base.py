@@ -86,14 +86,10 @@ def _embedder_for(key: tuple[str, ...]) -> Embedder:
     return import_string(key[0])()
 
 
-def embed_in_pool(backend: str, images: Sequence[Image.Image]) -> list[np.ndarray]:
-    """`embed_decoded` of the embedder class at this dotted path, in a pool process that has
-    no Django set up (catalog.embedding_stream); the instance is made once per process."""
-    return _pool_embedder(backend).embed_decoded(images)
-
-
 @functools.cache
-def _pool_embedder(backend: str) -> Embedder:
+def pool_embedder(backend: str) -> Embedder:
+    """The embedder class at this dotted path, made once per process: for a pool process that
+    has no Django set up (catalog.photo_stream), where `embed_decoded` is all it calls."""
     return import_string(backend)()
 
 

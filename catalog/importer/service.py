@@ -9,7 +9,7 @@ with any error writes nothing.
 Memory stays flat in the number of rows: rows are planned and written in chunks, each photo is
 stored as soon as it is checked, and what is kept per row is its plan (for the preview). Each
 photo is read and decoded once; with a local embedder its vector is computed from that decode
-on every core while the import goes on (catalog.embedding_stream), so the index sync queued
+on every core while the import goes on (catalog.photo_stream), so the index sync queued
 after the commit finds every vector cached.
 
 Three formats, told apart by their header (see formats.FORMATS): the seed's historical catalog, the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gc
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.embedders import get_embedder
-from catalog.embedding_stream import EmbeddingStream
 from catalog.importer.cleaning import CleanRow, clean_row
 from catalog.importer.formats import (
     CsvFormat,
@@ -45,6 +45,7 @@ from catalog.importer.results import Change, ImportAction, ImportResult, RowPlan
 from catalog.importer.sources import DirectoryImages, KnownPhotos, Photos, ZipImages
 from catalog.indexing import chunks, refit_needed
 from catalog.models import Product, bestseller_threshold
+from catalog.photo_stream import PhotoStream
 from catalog.services import product_use_image, products_schedule_sync
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -80,18 +81,23 @@ def _cleaned_rows(
             RowError(1, "image_path", "this format needs its images: give the images folder or ZIP")
         )
 
-    def rows() -> Iterator[CleanRow]:
-        first_line_of: dict[str, int] = {}
-        line, found = reader.line_num + 1, False
+    def records() -> Iterator[tuple[int, list[str]]]:
+        line = reader.line_num + 1
         while True:
             try:
                 fields = next(reader)
             except StopIteration:
-                break
+                return
             except csv.Error as exc:
                 errors.append(RowError(line, "", f"this row cannot be read as CSV ({exc})"))
-                break
+                return
             row_line, line = line, reader.line_num + 1
+            yield row_line, fields
+
+    def rows() -> Iterator[CleanRow]:
+        first_line_of: dict[str, int] = {}
+        found = False
+        for row_line, fields in _read_ahead(records(), header, photos, skip_through):
             if not any(value.strip() for value in fields):
                 continue  # blank lines are allowed, as spreadsheet exports often end with some
             found = True
@@ -129,6 +135,28 @@ def _cleaned_rows(
             errors.append(RowError(1, "", "the file has a header but no rows"))
 
     return fmt, rows()
+
+
+def _read_ahead(
+    records: Iterator[tuple[int, list[str]]],
+    header: list[str],
+    photos: Photos | KnownPhotos | None,
+    skip_through: int,
+) -> Iterator[tuple[int, list[str]]]:
+    """The records as they come, with the photos of the next `photos.lookahead` rows announced
+    before them (photos prepared on a pool: catalog.photo_stream)."""
+    depth = photos.lookahead if photos is not None else 0
+    if not depth or "image_path" not in header:
+        yield from records
+        return
+    column, ahead = header.index("image_path"), deque()
+    for line, fields in records:
+        if line > skip_through and len(fields) == len(header):
+            photos.expect(fields[column])
+        ahead.append((line, fields))
+        if len(ahead) > depth:
+            yield ahead.popleft()
+    yield from ahead
 
 
 # --- planning and writing -----------------------------------------------------------------
@@ -259,13 +287,15 @@ def _write(text: str, fmt: CsvFormat, photos: Photos | None, *, sync_index: bool
     return written
 
 
-def _embedding_stream(*, rows: int, dry_run: bool):
-    """The embedding stream for an import that writes, with a local embedder (else none)."""
+def _photo_stream(*, rows: int, embed: bool) -> PhotoStream:
+    """Where an import's photos are prepared: on a pool from CATALOG_IMPORT_POOL_MIN_ROWS rows,
+    and embedded as they are when `embed` and the embedder is a local one."""
     embedder = get_embedder()
-    if dry_run or not embedder.stream_side:
-        return nullcontext()
     pool = rows >= settings.CATALOG_IMPORT_POOL_MIN_ROWS
-    return EmbeddingStream(embedder, processes=settings.CATALOG_IMPORT_PROCESSES if pool else 1)
+    return PhotoStream(
+        embedder if embed and embedder.stream_side else None,
+        processes=settings.CATALOG_IMPORT_PROCESSES if pool else 1,
+    )
 
 
 def catalog_import(
@@ -301,9 +331,14 @@ def catalog_import(
         text = decode_csv(csv_data)
         keep = dry_run and keep_photos
         rows_count = count_data_rows(csv_data)
-        with _embedding_stream(rows=rows_count, dry_run=dry_run and not keep) as stream:
+        stream = (
+            _photo_stream(rows=rows_count, embed=not dry_run or keep)
+            if images is not None
+            else nullcontext()
+        )
+        with stream:
             if images is not None:
-                photos = Photos(images, store=not dry_run or keep, embed=stream)
+                photos = Photos(images, store=not dry_run or keep, stream=stream)
             seen = [0]
 
             def tick(n: int) -> None:

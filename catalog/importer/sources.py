@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from catalog.embedding_stream import EmbeddingStream
-from catalog.images import ImageRef, ImageRejected, image_prepare, image_store
+from catalog.images import ImageRef, ImageRejected, image_store
+from catalog.photo_stream import Outcome, PhotoStream
 
 
 class ImageSourceError(Exception):
@@ -120,46 +120,86 @@ def images_for_path(path: str | os.PathLike | None) -> DirectoryImages | ZipImag
 
 
 class Photos:
-    """The photos an import reads, each distinct path read, decoded and checked once, however
-    many rows name it. When the import writes, each photo is stored as soon as it is checked
-    (and handed to the embedding stream, if any), so no row holds image bytes and memory stays
-    flat in the number of rows; `discard()` removes what this import stored when it ends
-    without writing."""
+    """The photos an import reads, each distinct path read, prepared and checked once, however
+    many rows name it. When the import writes, each photo is stored as soon as it is checked,
+    so no row holds image bytes and memory stays flat in the number of rows; `discard()`
+    removes what this import stored when it ends without writing.
+
+    With a `stream` on a pool (catalog.photo_stream), the reader announces the paths of the
+    rows ahead (`expect`): their photos are prepared on every core while earlier rows are
+    cleaned, and `get` waits for one only if it is not back yet.
+    """
 
     def __init__(
         self,
         source: DirectoryImages | ZipImages,
         *,
         store: bool,
-        embed: EmbeddingStream | None = None,
+        stream: PhotoStream | None = None,
     ):
-        self.source, self.store, self.embed = source, store, embed
+        self.source, self.store = source, store
+        self.stream = stream or PhotoStream(None, processes=1)
         # What this import stored, to remove if it ends without writing: the photo's ref (its
         # file names follow from it) and whether the photo, its thumbnail or both were new.
         self.created: list[tuple[ImageRef, bool, bool]] = []
         self._seen: dict[str, ImageRef | Exception] = {}
+        self._expected: set[str] = set()  # put in the stream, outcome not back yet
+
+    @property
+    def lookahead(self) -> int:
+        """How many rows ahead the reader should announce (0: none)."""
+        return self.stream.lookahead
+
+    def expect(self, raw_path: str) -> None:
+        """A row ahead names this photo: start preparing it."""
+        try:
+            key = str(safe_relative_path(raw_path))
+        except ImageSourceError:
+            return  # `get` says why, for that row
+        if key not in self._seen and key not in self._expected:
+            self._put(key)
+        self._receive(self.stream.take())
 
     def get(self, raw_path: str) -> ImageRef:
         """The photo at a CSV path; raises ImageSourceError or ImageRejected."""
-        path = safe_relative_path(raw_path)
-        key = str(path)
-        if key not in self._seen:
-            try:
-                prepared = image_prepare(self.source.read(path))
-                ref = prepared.ref()
-                if self.store and (stored := image_store(prepared)):
-                    self.created.append(
-                        (ref, prepared.storage_name in stored, prepared.thumbnail_name in stored)
-                    )
-                if self.embed is not None:
-                    self.embed.add(prepared)
-                self._seen[key] = ref
-            except (ImageSourceError, ImageRejected) as exc:
-                self._seen[key] = exc
+        key = str(safe_relative_path(raw_path))
+        if key not in self._seen and key not in self._expected:
+            self._put(key)
+        if key in self._expected:
+            self._receive(self.stream.take())
+        if key in self._expected:
+            self.stream.submit()
+            while key in self._expected:
+                outcomes = self.stream.take(wait=True)
+                if not outcomes:
+                    raise RuntimeError(f"the photo {key!r} went to be prepared and never came back")
+                self._receive(outcomes)
         found = self._seen[key]
         if isinstance(found, Exception):
             raise found
         return found
+
+    def _put(self, key: str) -> None:
+        try:
+            data = self.source.read(PurePosixPath(key))
+        except ImageSourceError as exc:
+            self._seen[key] = exc
+            return
+        self._expected.add(key)
+        self.stream.put(key, data)
+
+    def _receive(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self._expected.discard(outcome.key)
+            if outcome.image is None:
+                self._seen[outcome.key] = ImageRejected(outcome.rejected)
+                continue
+            image = outcome.image
+            if self.store and (stored := image_store(image)):
+                self.created.append(
+                    (image.ref(), image.storage_name in stored, image.thumbnail_name in stored)
+                )
+            self._seen[outcome.key] = image.ref()
 
     @property
     def seen(self) -> int:
@@ -193,6 +233,8 @@ class KnownPhotos:
     @property
     def seen(self) -> int:
         return len(self.known)
+
+    lookahead = 0
 
     def discard(self) -> None:
         """Nothing to discard: the check's photos are the job's (catalog.importer.jobs)."""
