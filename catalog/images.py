@@ -40,7 +40,9 @@ class ImageRef:
 
     @property
     def thumbnail_name(self) -> str:
-        size = settings.CATALOG_THUMBNAIL_SIZE
+        return self.thumbnail_name_at(settings.CATALOG_THUMBNAIL_SIZE)
+
+    def thumbnail_name_at(self, size: int) -> str:
         return f"products/thumbs/{self.sha256[:2]}/{self.sha256}-{size}.jpg"
 
 

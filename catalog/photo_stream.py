@@ -33,7 +33,7 @@ from PIL import Image
 from catalog.embedders import Embedder
 from catalog.images import ImageLimits, PreparedImage
 from catalog.indexing import embeddings_cached, embeddings_keep
-from catalog.photo_work import Outcome, embeddable, prepare_in_pool, prepare_photos
+from catalog.photo_work import LocalFiles, Outcome, embeddable, prepare_in_pool, prepare_photos
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class PhotoStream:
     """Photos in, by key and bytes; outcomes out, in the order they were put in. Use as a
     context manager: leaving it waits for the last outcomes (or, after an error, drops them).
 
-    `put` queues a photo (a chunk goes to the pool when full); `take` returns the outcomes that
+    With `files` (local storage) the pool stores each photo's files too; the outcome says
+    which it created. `put` queues a photo (a chunk goes to the pool when full); `take` returns the outcomes that
     are ready, or waits for the oldest chunk with `wait=True`. Without a pool (`processes`
     of 1) `put` prepares the photo at once, its outcome is ready at once, and its vector
     follows a chunk at a time (cached vectors are not computed again).
@@ -52,8 +53,11 @@ class PhotoStream:
     MAX_CHUNK_BYTES = 16 * 1024 * 1024  # a chunk of large photos goes sooner
     EMBED_CHUNK = 64  # photos per cache look-up and embedding call without a pool
 
-    def __init__(self, embedder: Embedder | None, *, processes: int):
+    def __init__(
+        self, embedder: Embedder | None, *, processes: int, files: LocalFiles | None = None
+    ):
         self.embedder = embedder
+        self.files = files if processes > 1 else None
         self.limits = ImageLimits.current()
         self.processes = processes
         # spawn: the import may run in a threaded web or task worker, where fork() is unsafe;
@@ -110,7 +114,9 @@ class PhotoStream:
         if not self.queued:
             return
         items, self.queued, self.queued_bytes = self.queued, [], 0
-        self.running.append(self.pool.submit(prepare_in_pool, self.backend, self.limits, items))
+        self.running.append(
+            self.pool.submit(prepare_in_pool, self.backend, self.limits, self.files, items)
+        )
         # Two chunks per process keep every core busy; more would only hold photos.
         while len(self.running) > 2 * self.processes:
             self._collect()

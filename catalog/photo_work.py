@@ -1,9 +1,11 @@
-"""What a pool process does with an import's photos (catalog.photo_stream): prepare them and
-embed them. This module and what it imports stay clear of Django's apps and database, which a
-pool process does not set up."""
+"""What a pool process does with an import's photos (catalog.photo_stream): prepare them,
+embed them and, on local storage, store their files. This module and what it imports stay
+clear of Django's apps, settings and database, which a pool process does not set up."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +23,55 @@ class Outcome:
     image: PreparedImage | None
     rejected: str = ""
     vector: np.ndarray | None = None
+    # Stored by the pool (LocalFiles): whether the photo and its thumbnail were new files.
+    stored: tuple[bool, bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFiles:
+    """Django's FileSystemStorage at `root`, as a pool process writes to it: each file written
+    whole under a temporary name and linked into place only if no file has that name yet (the
+    names are content hashes: a file there already holds the same bytes), with the storage's
+    permissions."""
+
+    root: str
+    file_mode: int | None
+    dir_mode: int | None
+
+    def write(self, name: str, content: bytes) -> bool:
+        """Store the file unless it is there; True when this call created it."""
+        path = os.path.join(self.root, name)
+        if os.path.exists(path):
+            return False
+        folder = os.path.dirname(path)
+        if self.dir_mode is None:
+            os.makedirs(folder, exist_ok=True)
+        else:
+            old_umask = os.umask(0o777 & ~self.dir_mode)  # as FileSystemStorage does
+            try:
+                os.makedirs(folder, self.dir_mode, exist_ok=True)
+            finally:
+                os.umask(old_umask)
+        handle, incoming = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(content)
+            os.chmod(incoming, self.file_mode if self.file_mode is not None else _default_mode())
+            try:
+                os.link(incoming, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            os.unlink(incoming)
+
+
+def _default_mode() -> int:
+    """What a file FileSystemStorage creates gets without FILE_UPLOAD_PERMISSIONS: 0o666 less
+    the umask (mkstemp makes 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def embeddable(image: PreparedImage, stream_side: int) -> bool:
@@ -54,12 +105,27 @@ def prepare_photos(
 
 
 def prepare_in_pool(
-    backend: str, limits: ImageLimits, items: list[tuple[str, bytes]]
+    backend: str,
+    limits: ImageLimits,
+    files: LocalFiles | None,
+    items: list[tuple[str, bytes]],
 ) -> list[Outcome]:
     """`prepare_photos` in a pool process, with the embedder class at this dotted path (or
-    none); the decoded copies stay here."""
+    none), storing the files when `files` says where. What is sent back is the image's name and
+    size (with its bytes only when the caller stores them) and its vector."""
     embedder = pool_embedder(backend) if backend else None
-    return [
-        replace(o, image=replace(o.image, small=None)) if o.image else o
-        for o in prepare_photos(embedder, limits, items)
-    ]
+    outcomes = []
+    for outcome in prepare_photos(embedder, limits, items):
+        image = outcome.image
+        if image is None:
+            outcomes.append(outcome)
+            continue
+        stored = None
+        if files is not None:
+            stored = (
+                files.write(image.storage_name, image.content),
+                files.write(image.thumbnail_name_at(limits.thumbnail_size), image.thumbnail),
+            )
+            image = replace(image, content=b"", thumbnail=b"")
+        outcomes.append(replace(outcome, image=replace(image, small=None), stored=stored))
+    return outcomes

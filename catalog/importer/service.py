@@ -27,6 +27,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,6 +47,7 @@ from catalog.importer.sources import DirectoryImages, KnownPhotos, Photos, ZipIm
 from catalog.indexing import chunks, refit_needed
 from catalog.models import Product, bestseller_threshold
 from catalog.photo_stream import PhotoStream
+from catalog.photo_work import LocalFiles
 from catalog.services import product_use_image, products_schedule_sync
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -287,14 +289,26 @@ def _write(text: str, fmt: CsvFormat, photos: Photos | None, *, sync_index: bool
     return written
 
 
-def _photo_stream(*, rows: int, embed: bool) -> PhotoStream:
-    """Where an import's photos are prepared: on a pool from CATALOG_IMPORT_POOL_MIN_ROWS rows,
-    and embedded as they are when `embed` and the embedder is a local one."""
+def _photo_stream(*, rows: int, embed: bool, store: bool) -> PhotoStream:
+    """Where an import's photos are prepared: on a pool from CATALOG_IMPORT_POOL_MIN_ROWS rows
+    (which stores their files too when they go to local storage), and embedded as they are
+    when `embed` and the embedder is a local one."""
     embedder = get_embedder()
     pool = rows >= settings.CATALOG_IMPORT_POOL_MIN_ROWS
     return PhotoStream(
         embedder if embed and embedder.stream_side else None,
         processes=settings.CATALOG_IMPORT_PROCESSES if pool else 1,
+        files=local_files() if store else None,
+    )
+
+
+def local_files() -> LocalFiles | None:
+    """The default storage as a pool process can write to it, when it is the local one."""
+    storage = storages["default"]
+    if type(storage) is not FileSystemStorage:
+        return None  # S3 and the like: the import's process stores through Django
+    return LocalFiles(
+        str(storage.location), storage.file_permissions_mode, storage.directory_permissions_mode
     )
 
 
@@ -332,7 +346,7 @@ def catalog_import(
         keep = dry_run and keep_photos
         rows_count = count_data_rows(csv_data)
         stream = (
-            _photo_stream(rows=rows_count, embed=not dry_run or keep)
+            _photo_stream(rows=rows_count, embed=not dry_run or keep, store=not dry_run or keep)
             if images is not None
             else nullcontext()
         )

@@ -195,10 +195,15 @@ class Photos:
                 self._seen[outcome.key] = ImageRejected(outcome.rejected)
                 continue
             image = outcome.image
-            if self.store and (stored := image_store(image)):
-                self.created.append(
-                    (image.ref(), image.storage_name in stored, image.thumbnail_name in stored)
-                )
+            if outcome.stored is not None:  # stored by the pool
+                new_image, new_thumbnail = outcome.stored
+            elif self.store and (stored := image_store(image)):
+                new_image = image.storage_name in stored
+                new_thumbnail = image.thumbnail_name in stored
+            else:
+                new_image = new_thumbnail = False
+            if new_image or new_thumbnail:
+                self.created.append((image.ref(), new_image, new_thumbnail))
             self._seen[outcome.key] = image.ref()
 
     @property
