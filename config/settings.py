@@ -336,6 +336,9 @@ CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 10
 # processes; a smaller one embeds in its own process (starting a process costs about a second).
 CATALOG_IMPORT_POOL_MIN_ROWS = env_int("CATALOG_IMPORT_POOL_MIN_ROWS", 1000)
 CATALOG_IMPORT_PROCESSES = env_int("CATALOG_IMPORT_PROCESSES", os.cpu_count() or 1)
+# The import page's JavaScript sends each file in slices of this many bytes, each its own
+# request (catalog.upload_slices), so no request carries more than one slice.
+CATALOG_IMPORT_SLICE_BYTES = env_int("CATALOG_IMPORT_SLICE_BYTES", 8 * 1024 * 1024)
 # A CSV of at most this many rows is checked in the upload's request (its preview at once);
 # larger ones by a worker, the page following.
 CATALOG_IMPORT_INLINE_ROWS = env_int("CATALOG_IMPORT_INLINE_ROWS", 100)
