@@ -187,6 +187,9 @@ INDEX_RECONCILE_INTERVAL_SECONDS = env_int("INDEX_RECONCILE_INTERVAL_SECONDS", 3
 # running every INDEX_FLUSH_INTERVAL_SECONDS (Milvus Lite scans unflushed rows by brute force).
 INDEX_FLUSH_MIN_ROWS = env_int("INDEX_FLUSH_MIN_ROWS", 64)
 INDEX_FLUSH_INTERVAL_SECONDS = env_int("INDEX_FLUSH_INTERVAL_SECONDS", 10)
+# The index status page waits this long for Milvus' own figures (row count); a Milvus busy
+# with a sync's writes answers later, and the page shows the last figures read, with their age.
+INDEX_STATUS_MILVUS_WAIT_MS = env_int("INDEX_STATUS_MILVUS_WAIT_MS", 1000)
 
 # --- Dramatiq: a Redis broker (the local redis-server by default) ---------------------------
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
