@@ -250,6 +250,7 @@ def _images(staged: StagedImport):
 
 def _check(job: CatalogImport, worker: str) -> None:
     staged = _staged(job)
+    _beat(job, state=State.CHECKING)
     try:  # the check's first step: an upload sent in slices becomes its files
         upload_assemble(staged, beat=lambda: _beat(job))
     except UploadRefused as exc:
