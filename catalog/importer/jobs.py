@@ -254,7 +254,8 @@ def _check(job: CatalogImport, worker: str) -> None:
     try:  # the check's first step: an upload sent in slices becomes its files
         upload_assemble(staged, beat=lambda: _beat(job))
     except UploadRefused as exc:
-        _checked(job, ImportResult(None, True, errors=[RowError(0, exc.column, str(exc))]), 0)
+        refused = ImportResult(kind=None, dry_run=True, errors=[RowError(0, exc.column, str(exc))])
+        _checked(job, refused, photos=0)
         return
     csv_data = staged.csv_data()
     job.state, job.total_rows = State.CHECKING, count_data_rows(csv_data)
@@ -287,10 +288,10 @@ def _check(job: CatalogImport, worker: str) -> None:
             )
     except ImageSourceError as exc:
         result = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
-    _checked(job, result, seen["photos"])
+    _checked(job, result, photos=seen["photos"])
 
 
-def _checked(job: CatalogImport, result: ImportResult, photos: int) -> None:
+def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
     """Keep what the check found and move the import on: ready to confirm, or refused."""
     if result.photos is not None:
         _keep_photos(job, result.photos)
