@@ -13,18 +13,27 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from catalog.importer import ImageSourceError, ImportKind, ZipImages
 from catalog.importer.jobs import (
     import_job_cancel,
     import_job_confirm,
     import_job_create,
+    import_job_create_from_slices,
     job_preview,
     job_progress,
     job_summary,
     report_name,
 )
 from catalog.models import CatalogImport
+from catalog.upload_slices import (
+    FILES,
+    UploadRefused,
+    upload_get,
+    upload_slice_store,
+    upload_start,
+)
 
 State = CatalogImport.State
 
@@ -71,12 +80,24 @@ class ImportViews:
         return request.user.has_perm("catalog.import_products")
 
     def import_urls(self) -> list:
+        view = self.admin_site.admin_view
         return [
+            path("import/", view(self.import_view), name="catalog_product_import"),
             path(
-                "import/",
-                self.admin_site.admin_view(self.import_view),
-                name="catalog_product_import",
-            )
+                "import/uploads/",
+                view(require_POST(self.upload_start_view)),
+                name="catalog_product_import_upload",
+            ),
+            path(
+                "import/uploads/<str:token>/finish/",
+                view(require_POST(self.upload_finish_view)),
+                name="catalog_product_import_upload_finish",
+            ),
+            path(
+                "import/uploads/<str:token>/<str:field>/<int:index>/",
+                view(require_POST(self.upload_slice_view)),
+                name="catalog_product_import_upload_slice",
+            ),
         ]
 
     def import_view(self, request):
@@ -100,6 +121,74 @@ class ImportViews:
             "admin/catalog/product/import.html",
             self._context(request, form=form, title="Import catalog CSV"),
         )
+
+    # --- the same upload in slices, sent by catalog/static/catalog/import-upload.js ----------
+
+    def _may_upload(self, request) -> None:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+
+    def upload_start_view(self, request):
+        """Declare the files (name and size of each); answers the slice size and the URLs."""
+        try:
+            self._may_upload(request)
+            files = {
+                field: (request.POST[f"{field}_name"], _size(request.POST.get(f"{field}_size")))
+                for field in FILES
+                if request.POST.get(f"{field}_name")
+            }
+            upload = upload_start(user=request.user, files=files, kind=request.POST.get("kind", ""))
+        except UploadRefused as exc:
+            return refusal(exc)
+        base = reverse("admin:catalog_product_import_upload")
+        return JsonResponse(
+            {
+                "token": upload.token,
+                "slice_bytes": upload.slice_bytes,
+                "upload_url": f"{base}{upload.token}/",
+                "finish_url": reverse(
+                    "admin:catalog_product_import_upload_finish", args=[upload.token]
+                ),
+            },
+            status=201,
+        )
+
+    def upload_slice_view(self, request, token: str, field: str, index: int):
+        """One slice, the request's body as it is (application/octet-stream)."""
+        try:
+            self._may_upload(request)
+            if request.content_type != "application/octet-stream":
+                raise UploadRefused("Send a slice as application/octet-stream.")
+            length = request.META.get("CONTENT_LENGTH")
+            received = upload_slice_store(
+                upload=upload_get(token=token, user=request.user),
+                field=field,
+                index=index,
+                body=request,
+                length=int(length) if length and length.isdigit() else None,
+            )
+        except UploadRefused as exc:
+            return refusal(exc)
+        return JsonResponse({"received": received})
+
+    def upload_finish_view(self, request, token: str):
+        """Every slice is there: the import job, as the form makes it; answers its page."""
+        try:
+            self._may_upload(request)
+            job = import_job_create_from_slices(user=request.user, token=token)
+        except UploadRefused as exc:
+            return refusal(exc)
+        return JsonResponse({"job": job.pk, "url": job_url(job)})
+
+
+def _size(value: str | None) -> int:
+    if not (value or "").isdigit():
+        raise UploadRefused("A file's size must be given in bytes.")
+    return int(value)
+
+
+def refusal(exc: UploadRefused) -> JsonResponse:
+    return JsonResponse({"error": str(exc)}, status=exc.status)
 
 
 def job_url(job: CatalogImport) -> str:

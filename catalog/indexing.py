@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -349,6 +352,47 @@ def refit_needed(*, changed: int) -> bool:
     return bool(total) and changed / total >= settings.SPARSE_REFIT_CHANGED_SHARE
 
 
+_figures_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="milvus-figures")
+_figures_lock = threading.Lock()
+_figures_reading: dict[tuple[str, str], Future] = {}  # one read in flight per index
+_figures_last: dict[tuple[str, str], dict] = {}  # the last figures each index gave
+
+
+def _read_figures(index: VectorIndex, key: tuple[str, str]) -> dict:
+    figures = {**index.describe(), "figures_at": timezone.now()}
+    _figures_last[key] = figures
+    return figures
+
+
+def index_figures(index: VectorIndex) -> dict:
+    """Milvus' own figures for the status page (the collection, its rows), waiting for them
+    no longer than INDEX_STATUS_MILVUS_WAIT_MS.
+
+    A Milvus busy with a sync's upserts and flushes answers its statistics late (from 2 ms
+    idle to hundreds of ms, and seconds on a loaded machine: bench/index_status.py), and
+    nothing bounds how late. The read goes on in a thread; one that answers in time gives
+    fresh figures, else the page gets the last figures this process read, with
+    `figures_late` and their time `figures_at`, and the late answer is kept for the next
+    load. One read per index is in flight at a time, so a stuck Milvus piles up no threads.
+    Raises IndexUnavailable when Milvus answers with an error in time.
+    """
+    key = (str(settings.MILVUS_URI), index.alias)
+    with _figures_lock:
+        reading = _figures_reading.get(key)
+        if reading is None or reading.done():
+            reading = _figures_reading[key] = _figures_pool.submit(_read_figures, index, key)
+    try:
+        return reading.result(timeout=settings.INDEX_STATUS_MILVUS_WAIT_MS / 1000)
+    except FutureTimeout:
+        last = _figures_last.get(key)
+        if last is None:
+            raise IndexUnavailable(
+                f"Milvus has not answered within {settings.INDEX_STATUS_MILVUS_WAIT_MS} ms "
+                "(busy with writes, or unreachable); reload the page for its figures."
+            ) from None
+        return {**last, "figures_late": True}
+
+
 def index_status() -> dict:
     """What the index status page shows."""
     embedder = get_embedder()
@@ -367,10 +411,11 @@ def index_status() -> dict:
         "measures_colour": embedder.measures_colour,
         "last_reconcile": IndexRun.objects.filter(kind=IndexRun.Kind.RECONCILE).first(),
         "last_rebuild": IndexRun.objects.filter(kind=IndexRun.Kind.REBUILD).first(),
+        "figures_wait_ms": settings.INDEX_STATUS_MILVUS_WAIT_MS,
     }
     status["colour_words"] = list(status["colours"].colours) if status["colours"] else []
     try:
-        status.update(index.describe())
+        status.update(index_figures(index))
     except IndexUnavailable as exc:
         status["error"] = str(exc)
     return status

@@ -21,6 +21,13 @@ def upload_limits() -> dict[str, int]:
     }
 
 
+def too_large(file_name: str, limit: int) -> str:
+    """Why a file over its field's limit is refused (a form upload or one in slices)."""
+    return (
+        f"{file_name} is larger than {limit:,} bytes, the limit for this field; nothing was stored."
+    )
+
+
 class UploadLimitHandler(FileUploadHandler):
     SLACK = 1024 * 1024  # the form's other fields and the multipart framing
 
@@ -43,10 +50,7 @@ class UploadLimitHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
         if self.received > self.limit:
-            self._refuse(
-                f"{self.file_name} is larger than {self.limit:,} bytes, the limit for "
-                f"this field; nothing was stored."
-            )
+            self._refuse(too_large(self.file_name, self.limit))
         return raw_data
 
     def file_complete(self, file_size):

@@ -187,6 +187,9 @@ INDEX_RECONCILE_INTERVAL_SECONDS = env_int("INDEX_RECONCILE_INTERVAL_SECONDS", 3
 # running every INDEX_FLUSH_INTERVAL_SECONDS (Milvus Lite scans unflushed rows by brute force).
 INDEX_FLUSH_MIN_ROWS = env_int("INDEX_FLUSH_MIN_ROWS", 64)
 INDEX_FLUSH_INTERVAL_SECONDS = env_int("INDEX_FLUSH_INTERVAL_SECONDS", 10)
+# The index status page waits this long for Milvus' own figures (row count); a Milvus busy
+# with a sync's writes answers later, and the page shows the last figures read, with their age.
+INDEX_STATUS_MILVUS_WAIT_MS = env_int("INDEX_STATUS_MILVUS_WAIT_MS", 1000)
 
 # --- Dramatiq: a Redis broker (the local redis-server by default) ---------------------------
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -336,6 +339,9 @@ CATALOG_IMPORT_MAX_ZIP_BYTES = env_int("CATALOG_IMPORT_MAX_ZIP_BYTES", 1024 * 10
 # processes; a smaller one embeds in its own process (starting a process costs about a second).
 CATALOG_IMPORT_POOL_MIN_ROWS = env_int("CATALOG_IMPORT_POOL_MIN_ROWS", 1000)
 CATALOG_IMPORT_PROCESSES = env_int("CATALOG_IMPORT_PROCESSES", os.cpu_count() or 1)
+# The import page's JavaScript sends each file in slices of this many bytes, each its own
+# request (catalog.upload_slices), so no request carries more than one slice.
+CATALOG_IMPORT_SLICE_BYTES = env_int("CATALOG_IMPORT_SLICE_BYTES", 8 * 1024 * 1024)
 # A CSV of at most this many rows is checked in the upload's request (its preview at once);
 # larger ones by a worker, the page following.
 CATALOG_IMPORT_INLINE_ROWS = env_int("CATALOG_IMPORT_INLINE_ROWS", 100)

@@ -75,6 +75,26 @@ def test_index_status_page_compares_milvus_with_the_database(admin_client, milvu
     assert html.index("2 products") < html.index(": red</td>")
 
 
+def test_index_status_page_shows_the_last_milvus_figures_and_their_age_when_milvus_is_late(
+    admin_client, milvus, settings
+):
+    products_sync(product_ids=[make_product("A1").pk])
+    first = admin_client.get(STATUS)
+    assert "figures_late" not in first.context["status"]
+    assert 'Milvus figures read</th><td id="index-figures-age">just now' in first.content.decode()
+    settings.INDEX_STATUS_MILVUS_WAIT_MS = 0  # no Milvus answers in no time
+
+    late = admin_client.get(STATUS)
+
+    status = late.context["status"]
+    assert status["figures_late"] and "error" not in status
+    assert (status["rows"], status["figures_at"]) == (
+        first.context["status"]["rows"],
+        first.context["status"]["figures_at"],
+    )
+    assert "Milvus did not answer within 0 ms, busy with writes" in late.content.decode()
+
+
 def test_index_status_buttons_queue_the_reconcile(
     admin_client, broker, django_capture_on_commit_callbacks
 ):

@@ -6,11 +6,15 @@ then lists exactly that image. Screenshots of the key pages go to test-artifacts
 """
 
 import json
+import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.conf import settings as conf
 from django.contrib.auth.models import Group, User
+from django.core.signals import request_started
 
 from generation.models import AssetStatus, GeneratedAsset
 
@@ -102,12 +106,18 @@ class Site:
         )
 
     def import_csv(self, csv_path: Path, zip_path: Path) -> str:
-        """Upload; the import's page follows the worker's check until the preview is ready."""
+        """Upload through the page's script (the files in slices, one request each); the
+        import's page follows the worker's check until the preview is ready."""
         self.open("/admin/catalog/product/import/")
+        assert self.css("#catalog-import-form").get_attribute("data-sliced") == "ready"
         self.css("input[name=csv_file]").send_keys(str(csv_path))
         self.css("input[name=images_zip]").send_keys(str(zip_path))
-        self.submit("#catalog-import-form input[type=submit]")
+        with requests_seen() as paths:
+            self.submit("#catalog-import-form input[type=submit]")
         assert "/admin/catalog/catalogimport/" in self.driver.current_url
+        slices = [path for path in paths if re.search(r"/import/uploads/\w+/\w+/\d+/$", path)]
+        assert len(slices) == slice_count(csv_path) + slice_count(zip_path), paths
+        assert "/admin/catalog/product/import/" not in paths  # not the form's one POST
         self.wait_for("#catalog-import-confirm")
         return self.css("#import-summary").text
 
@@ -116,6 +126,25 @@ class Site:
         self.submit("#catalog-import-confirm input[type=submit]")
         self.wait_for(".import-job[data-state=done]")
         return self.css("#import-summary").text
+
+
+@contextmanager
+def requests_seen():
+    """The paths of the requests the live server answers meanwhile."""
+    paths = []
+
+    def seen(environ, **kwargs):
+        paths.append(environ["PATH_INFO"])
+
+    request_started.connect(seen)
+    try:
+        yield paths
+    finally:
+        request_started.disconnect(seen)
+
+
+def slice_count(path: Path) -> int:
+    return -(-path.stat().st_size // conf.CATALOG_IMPORT_SLICE_BYTES)
 
 
 def user(username: str, group: str) -> User:
@@ -129,6 +158,7 @@ def test_merchandiser_to_published_feed(
     live_server, browser, milvus, broker, worker, sample_catalog, settings
 ):
     settings.PUBLISH_OFFLINE_PREVIEWS = True  # the flow runs on the offline providers
+    settings.CATALOG_IMPORT_SLICE_BYTES = 64 * 1024  # the sample's files in several slices
     sample = sample_catalog
     user("merchandiser", "Merchandiser")
     user("reviewer", "Reviewer")

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -48,6 +48,13 @@ from catalog.indexing import refit_needed
 from catalog.models import CatalogImport, IndexState, Product
 from catalog.services import products_schedule_sync
 from catalog.staging import MAX_AGE, StagedImport, staging_create, staging_discard
+from catalog.upload_slices import (
+    SlicedUpload,
+    UploadRefused,
+    upload_assemble,
+    upload_get,
+    upload_missing,
+)
 from core.queue import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
@@ -79,25 +86,37 @@ def report_name(job: CatalogImport, name: str) -> str:
 
 
 def import_job_create(
-    *, user, csv_file, zip_file=None, kind: str = "", check_small_now: bool = False
+    *,
+    user,
+    csv_file=None,
+    zip_file=None,
+    upload: SlicedUpload | None = None,
+    kind: str = "",
+    check_small_now: bool = False,
 ) -> CatalogImport:
-    """Store the uploaded files and queue their check.
+    """Store the uploaded files (or take an upload whose slices have all arrived) and queue
+    their check.
 
     With `check_small_now`, a file of at most CATALOG_IMPORT_INLINE_ROWS rows is checked here,
     in the upload's own request (well within its 2 s), so its preview is there at once; it is
-    queued only if that check does not finish (the sweeper would find it too).
+    queued only if that check does not finish (the sweeper would find it too). An upload in
+    slices counts as small only when its files fit in one slice together: its rows are counted
+    from that slice, and the check assembles no more than that.
     """
-    staged = staging_create(csv_file=csv_file, zip_file=zip_file)
+    if upload is None:
+        staged = staging_create(csv_file=csv_file, zip_file=zip_file)
+        has_images = zip_file is not None
+    else:
+        staged, has_images, kind = upload.staged, upload.has_images, upload.kind
     with transaction.atomic():
         job = CatalogImport.objects.create(
             requested_by=user if user and user.is_authenticated else None,
             token=staged.token,
             csv_name=staged.csv_name[:255],
-            has_images=zip_file is not None,
+            has_images=has_images,
             requested_kind=kind or "",
         )
-    small = count_data_rows(staged.csv_data()) <= settings.CATALOG_IMPORT_INLINE_ROWS
-    if check_small_now and small:
+    if check_small_now and _small(staged, upload):
         try:
             import_job_run(job_id=job.pk, worker=f"web:{job.pk}")
         except Exception:
@@ -107,6 +126,35 @@ def import_job_create(
             return job
     enqueue_after_commit(_run_import(), job.pk)
     return job
+
+
+def _small(staged: StagedImport, upload: SlicedUpload | None) -> bool:
+    if upload is None:
+        csv_data = staged.csv_data()
+    elif upload.fits_one_slice:
+        csv_data = upload.read_slice("csv_file", 0)
+    else:
+        return False
+    return count_data_rows(csv_data) <= settings.CATALOG_IMPORT_INLINE_ROWS
+
+
+def import_job_create_from_slices(*, user, token: str) -> CatalogImport:
+    """The import of an upload sent in slices, once every slice has arrived (the import page's
+    last request); asked again, the same import. Raises UploadRefused while slices are
+    missing, or when the upload is not the user's."""
+    if job := CatalogImport.objects.filter(token=token, requested_by=user.pk).first():
+        return job
+    upload = upload_get(token=token, user=user)
+    if missing := upload_missing(upload):
+        described = ", ".join(
+            f"{len(gaps)} of {upload.files[field]['name']} (the first: slice {gaps[0]})"
+            for field, gaps in missing.items()
+        )
+        raise UploadRefused(f"Slices have not arrived: {described}. Send them, then finish.")
+    try:
+        return import_job_create(user=user, upload=upload, check_small_now=True)
+    except IntegrityError:  # finished twice at once: the token is the other request's import
+        return CatalogImport.objects.get(token=upload.token)
 
 
 def import_job_confirm(*, job: CatalogImport) -> bool:
@@ -202,6 +250,13 @@ def _images(staged: StagedImport):
 
 def _check(job: CatalogImport, worker: str) -> None:
     staged = _staged(job)
+    _beat(job, state=State.CHECKING)
+    try:  # the check's first step: an upload sent in slices becomes its files
+        upload_assemble(staged, beat=lambda: _beat(job))
+    except UploadRefused as exc:
+        refused = ImportResult(kind=None, dry_run=True, errors=[RowError(0, exc.column, str(exc))])
+        _checked(job, refused, photos=0)
+        return
     csv_data = staged.csv_data()
     job.state, job.total_rows = State.CHECKING, count_data_rows(csv_data)
     job.phase_started_at = timezone.now()
@@ -233,6 +288,11 @@ def _check(job: CatalogImport, worker: str) -> None:
             )
     except ImageSourceError as exc:
         result = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
+    _checked(job, result, photos=seen["photos"])
+
+
+def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
+    """Keep what the check found and move the import on: ready to confirm, or refused."""
     if result.photos is not None:
         _keep_photos(job, result.photos)
     _keep_errors(job, result.errors)
@@ -240,7 +300,7 @@ def _check(job: CatalogImport, worker: str) -> None:
     fields = {
         "kind": result.kind or "",
         "rows_checked": len(result.rows) + result.failed,
-        "photos": seen["photos"],
+        "photos": photos,
         "errors": len(result.errors),
         "failed": result.failed,
         "to_create": result.created,
