@@ -31,15 +31,20 @@ Retry policy: one layer, the message
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import openai
 from django.conf import settings
+from django.db import connection
+
+from core import ratelimit
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 429, *range(500, 600)})
@@ -121,11 +126,43 @@ def _client_for(
 def request(create: Callable[..., T], **arguments: Any) -> T:
     """`create(**arguments)` (an SDK method of `client()`), its failures as ProviderError.
 
-    An answer that carries OpenRouter's error object (HTTP 200 after generation started) is a
-    failure too.
+    A call of a model waits for one of the model's slots first (core.ratelimit) and reports
+    how it went, so a 429 slows every worker down; a slot that does not come in time is a 429
+    that never reached the provider. The thread's database connection is closed before, so a
+    call that waits (for a slot, or for the answer: 10-30 s for an image) holds none; Django
+    opens a new one at the next query. An answer that carries OpenRouter's error object (HTTP
+    200 after generation started) is a failure too.
     """
     if not settings.OPENROUTER_API_KEY:
         raise ProviderError("OPENROUTER_API_KEY is not set", retryable=False)
+    release_db_connection()
+    model = arguments.get("model")
+    try:
+        with ratelimit.slot(model) if model else contextlib.nullcontext() as slot:
+            try:
+                return _call(create, arguments)
+            except ProviderError as exc:
+                if exc.status == 429 and slot is not None:
+                    slot.limited(exc.retry_after)
+                raise
+    except ratelimit.NoSlot as exc:
+        raise ProviderError(str(exc), retryable=True, retry_after=exc.wait, status=429) from None
+
+
+def release_db_connection() -> None:
+    """Close this thread's database connection before a provider call; refuse a call made
+    inside a transaction, which would hold its locks for the whole call.
+
+    A test's own transaction (pytest-django wraps each test in one) is the exception: it
+    stays open, as the test needs it.
+    """
+    if any(not block._from_testcase for block in connection.atomic_blocks):
+        raise RuntimeError("a provider call must not be made inside a database transaction")
+    if not connection.in_atomic_block and not connection.allow_thread_sharing:
+        connection.close()
+
+
+def _call(create: Callable[..., T], arguments: dict[str, Any]) -> T:
     try:
         response = create(**arguments)
     except openai.APIStatusError as exc:
@@ -177,14 +214,21 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
         body,
         head=f"OpenRouter {exc.status_code}",
         retry_after_header=exc.response.headers.get("retry-after"),
+        reset_header=exc.response.headers.get("x-ratelimit-reset"),
     )
 
 
 def provider_error(
-    status: int, error: dict, *, head: str, retry_after_header: str | None = None
+    status: int,
+    error: dict,
+    *,
+    head: str,
+    retry_after_header: str | None = None,
+    reset_header: str | None = None,
 ) -> ProviderError:
     """`head: message (provider X; reasons)` from an OpenRouter error object; transient
-    statuses (408, 429, 5xx) are retryable."""
+    statuses (408, 429, 5xx) are retryable, after the later of Retry-After and
+    X-RateLimit-Reset (epoch milliseconds) when the provider sent them."""
     metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
     notes = [f"provider {metadata['provider_name']}"] if metadata.get("provider_name") else []
     if isinstance(metadata.get("reasons"), list):  # a moderation refusal says why
@@ -193,9 +237,16 @@ def provider_error(
     text += f" ({'; '.join(notes)})" if notes else ""
     if status not in TRANSIENT_STATUSES:
         return ProviderError(text, retryable=False, status=status)
-    retry_after = retry_after_seconds(
-        retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER)
-    )
+    cap = float(settings.OPENROUTER_MAX_RETRY_AFTER)
+    waits = [
+        wait
+        for wait in (
+            retry_after_seconds(retry_after_header, cap),
+            reset_seconds(reset_header, cap),
+        )
+        if wait is not None
+    ]
+    retry_after = max(waits) if waits else None
     return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
 
 
@@ -213,6 +264,17 @@ def retry_after_seconds(value: str | None, cap: float) -> float | None:
     except ValueError:
         return None
     return min(max(seconds, 0.0), cap) if math.isfinite(seconds) else None
+
+
+def reset_seconds(value: str | None, cap: float) -> float | None:
+    """Seconds until an X-RateLimit-Reset (epoch milliseconds), capped; None when absent."""
+    try:
+        reset_ms = float(value or "")
+    except ValueError:
+        return None
+    if not math.isfinite(reset_ms):
+        return None
+    return min(max(reset_ms / 1000 - time.time(), 0.0), cap)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

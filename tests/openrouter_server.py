@@ -153,6 +153,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names in lower case
     json: Any  # None when the body is not JSON
+    at: float = field(default_factory=time.time)  # when it arrived
 
 
 @dataclass
@@ -190,9 +191,14 @@ class OpenRouterServer:
         fault_rate: float = 0.0,
         seed: int = 0,
         hang_seconds: float = 30.0,
+        rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.rate_limit = rate_limit
+        self.rate_limited: list[tuple[float, str]] = []
+        self._admitted: dict[str, deque[float]] = {}  # per model: when its calls were admitted
+        self.peak_in_flight = 0
         self.fault_rate = fault_rate
         self.hang_seconds = hang_seconds
         self.faults_injected: list[str] = []
@@ -373,6 +379,7 @@ class OpenRouterServer:
             self._serial += 1
             serial = self._serial
             self.in_flight[serial] = request
+            self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
         try:
             return request, self.bill(request, self._answer(request))
         finally:
@@ -384,6 +391,8 @@ class OpenRouterServer:
         with self._lock:
             self.requests.append(request)
             script = self._scripts.popleft() if self._scripts else None
+        if script is None and (over := self._over_rate_limit(request)) is not None:
+            return over  # answered at once, as the real limit is: no latency, no bill
         if self.latency:
             time.sleep(self.latency)
         if script:
@@ -404,6 +413,36 @@ class OpenRouterServer:
             return route(request)
         except BadRequest as exc:
             return Reply.error(400, str(exc))
+
+    def _over_rate_limit(self, request: RecordedRequest) -> Reply | None:
+        """A 429 when the request's model has had `calls` admitted in the last `seconds`;
+        None admits it (and counts it)."""
+        if self.rate_limit is None or not request.path.endswith("/chat/completions"):
+            return None
+        calls, seconds = self.rate_limit
+        model = (
+            str((request.json or {}).get("model") or "") if isinstance(request.json, dict) else ""
+        )
+        now = time.time()
+        with self._lock:
+            admitted = self._admitted.setdefault(model, deque())
+            while admitted and admitted[0] <= now - seconds:
+                admitted.popleft()
+            if len(admitted) < calls:
+                admitted.append(now)
+                return None
+            reset = admitted[0] + seconds
+            self.rate_limited.append((now, model))
+        return Reply.error(
+            429,
+            f"Rate limit exceeded: {calls} requests per {seconds:g} s for {model}",
+            {
+                "Retry-After": str(math.ceil(reset - now)),
+                "X-RateLimit-Limit": str(calls),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(reset * 1000)),
+            },
+        )
 
     # ------------------------------------------------------------------ routes
 
