@@ -334,7 +334,7 @@ if (
 # own, sent at once. A bulk batch's assets wait in the database; the dispatcher keeps at most
 # GENERATION_BULK_MESSAGES of them in the workers' hands, shared round-robin between batches.
 # Size the workers' threads above it, so interactive messages always find a free thread
-# (generation/lanes.py).
+# (generation/services.py).
 GENERATION_INTERACTIVE_MAX_ASSETS = env_int("GENERATION_INTERACTIVE_MAX_ASSETS", 4)
 GENERATION_BULK_MESSAGES = env_int("GENERATION_BULK_MESSAGES", 64)
 # Offline previews (composites made without a generative model) may be published only when

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import math
 import os
 import random
 import threading
@@ -156,6 +157,14 @@ def turns(*, interactive: bool = False, budget: float | None = None) -> Iterator
         yield
     finally:
         _turns.reset(token)
+
+
+def waits_left() -> bool:
+    """Whether calls of the current `turns()` block may still wait for a slot. False without a
+    limiter: nothing would make a call after a 429 wait for the model's block to end."""
+    current = _turns.get()
+    deadline = current.deadline if current is not None else math.inf
+    return bool(settings.OPENROUTER_LIMITER_URL) and deadline > time.monotonic()
 
 
 def ceiling_for(model: str) -> int:

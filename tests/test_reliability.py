@@ -44,7 +44,7 @@ from generation.models import (
 )
 from generation.pipeline import asset_run
 from generation.services import BatchRequest, assets_requeue_lost, batch_create
-from generation.tasks import generate_asset
+from generation.tasks import generate_asset, generate_asset_now
 from generation.transitions import IllegalTransition, asset_transition
 from tests.conftest import OPENROUTER_PROVIDERS, free_port, wait_for_port
 from tests.factories import make_product
@@ -362,14 +362,16 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def redis_broker(redis_server):
-    """The real redis-server as the broker of generate_asset."""
+    """The real redis-server as the broker of the generation actors."""
     broker = RedisBroker(url=f"redis://127.0.0.1:{redis_server['port']}/0")
-    stub, actor_broker = dramatiq.get_broker(), generate_asset.broker
+    stub = dramatiq.get_broker()
     dramatiq.set_broker(broker)
-    broker.declare_actor(generate_asset)
-    generate_asset.broker = broker
+    for actor in (generate_asset, generate_asset_now):
+        broker.declare_actor(actor)
+        actor.broker = broker
     yield broker, redis_server
-    generate_asset.broker = actor_broker
+    for actor in (generate_asset, generate_asset_now):
+        actor.broker = stub
     dramatiq.set_broker(stub)
 
 
@@ -396,7 +398,7 @@ def test_a_batch_requested_while_redis_is_down_is_sent_when_it_is_back(
         assert assets_requeue_lost() == 1
 
     asset.refresh_from_db()
-    assert asset.message_id in pending_message_ids("generation")
+    assert asset.message_id in pending_message_ids(generate_asset_now.queue_name)
     with django_capture_on_commit_callbacks(execute=True):
         assert assets_requeue_lost() == 0  # its message is on its way: not sent twice
 
