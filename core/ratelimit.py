@@ -370,7 +370,9 @@ class _Renewer:
 
     def _run(self) -> None:
         while True:
-            time.sleep(settings.OPENROUTER_SLOT_TTL_SECONDS / 3)
+            # A third of the ttl, read each time (at most a second, so a shorter ttl set later
+            # is honoured at once).
+            time.sleep(min(settings.OPENROUTER_SLOT_TTL_SECONDS / 3, 1.0))
             with self._lock:
                 held = list(self._held)
             client = _client()

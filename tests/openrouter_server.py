@@ -31,6 +31,13 @@ a few seconds late) and `GET /key` (`data.usage`: everything the key has spent, 
 `other_usage`, spend on the same key by something else). `in_flight` lists the requests being
 worked on right now (a fault run prints how many calls a kill caught in flight).
 
+`rate_limit=(calls, seconds)` limits chat completions the way OpenRouter limits a key, per
+model over a sliding window: a request beyond `calls` admitted in the last `seconds` is answered
+at once with a 429 (not billed) carrying Retry-After (whole seconds until the oldest admitted
+call leaves the window) and X-RateLimit-Limit, -Remaining and -Reset (epoch milliseconds);
+`rate_limited` lists (time, model, reset in epoch seconds) of each. Every recorded request
+has the time it arrived (`at`), and `peak_in_flight` is the most requests answered at once.
+
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
 """
@@ -196,7 +203,7 @@ class OpenRouterServer:
         self.api_key = api_key
         self.latency = latency
         self.rate_limit = rate_limit
-        self.rate_limited: list[tuple[float, str]] = []
+        self.rate_limited: list[tuple[float, str, float]] = []
         self._admitted: dict[str, deque[float]] = {}  # per model: when its calls were admitted
         self.peak_in_flight = 0
         self.fault_rate = fault_rate
@@ -432,7 +439,7 @@ class OpenRouterServer:
                 admitted.append(now)
                 return None
             reset = admitted[0] + seconds
-            self.rate_limited.append((now, model))
+            self.rate_limited.append((now, model, reset))
         return Reply.error(
             429,
             f"Rate limit exceeded: {calls} requests per {seconds:g} s for {model}",
