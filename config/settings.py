@@ -92,13 +92,26 @@ TEMPLATES = [
 ]
 
 # --- database: SQLite under var/ unless DATABASE_URL names PostgreSQL -----------------------
+# On PostgreSQL each process shares a pool of at most DATABASE_POOL_MAX_SIZE connections between
+# its threads (0: no pool, a connection per thread kept DATABASE_CONN_MAX_AGE seconds). A worker
+# runs dozens of threads that mostly wait for the provider holding no connection; the pool
+# bounds what the few at the database hold, and a thread that finds it full waits for one.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 24)
+_POOLED = DATABASE_POOL_MAX_SIZE > 0 and DATABASE_URL.startswith(("postgres", "postgresql"))
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        DATABASE_URL,
+        conn_max_age=0 if _POOLED else env_int("DATABASE_CONN_MAX_AGE", 60),  # the pool keeps them
+        conn_health_checks=True,  # pooled: checked before each lending
     )
 }
+if _POOLED:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": 60,  # seconds a thread waits for a connection before it fails
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web and worker write concurrently: wait for the lock instead of failing at once.
