@@ -4,16 +4,23 @@ The embedder, the style analyst and the image generator all call through `reques
 failure leaves as a ProviderError that quotes what OpenRouter said and says whether waiting
 may help.
 
-Retry policy: one layer, the message
--------------------------------------
+Retry policy: one layer, the message; the rate limit is a wait
+--------------------------------------------------------------
 - The SDK never retries (``max_retries=0``). A retry inside a call would sleep in the worker
   thread, hold the worker for minutes and multiply with the retries below.
 - Each call waits at most OPENROUTER_TIMEOUT seconds for the server (connect, and between any
   two chunks of the answer).
-- A transient failure (connection error, timeout, 408, 429, 5xx, or such an error inside an
+- Every call of a model first takes one of the model's slots (core.ratelimit): the calls in
+  flight follow what the provider admits, and a 429 (its Retry-After or X-RateLimit-Reset,
+  capped at OPENROUTER_MAX_RETRY_AFTER) blocks the model for every worker. A 429 raises
+  ProviderError(status=429, retryable=True); so does a slot that does not come within the
+  caller's wait. A generated asset treats it as a wait, not an attempt: its steps go on in the
+  worker once the model has a slot, and past OPENROUTER_RATE_WAIT_SECONDS the message is sent
+  again for later (generation.pipeline). An index sync retries its message after the delay.
+- Any other transient failure (connection error, timeout, 408, 5xx, or such an error inside an
   HTTP 200 answer) raises ProviderError(retryable=True), with `retry_after` when the server
-  sent Retry-After (capped at OPENROUTER_MAX_RETRY_AFTER). The task ends and Dramatiq delivers
-  the message again after that delay (or an exponential backoff); nothing sleeps:
+  sent Retry-After. The task ends and Dramatiq delivers the message again after that delay (or
+  an exponential backoff); nothing sleeps:
     * a generated asset: GENERATION_MAX_ATTEMPTS attempts in all, counted on the asset so a
       redelivered message knows them (generation.pipeline), then the asset fails with the
       last error; finished steps are never paid again;
@@ -22,10 +29,12 @@ Retry policy: one layer, the message
 - Everything else (400, 401, 402, 403, unusable answers) raises ProviderError(retryable=False)
   and is not retried: the asset or product shows the provider's message.
 - Time: a generation message makes at most GENERATION_CALLS_PER_MESSAGE calls (analyse, the
-  scene of a staged preset, generate, and QA_MAX_CALLS quality checks: 5 by default), so it
-  runs at most 5 × OPENROUTER_TIMEOUT plus local work: 750 s with the defaults, below the
-  actor's GENERATION_TIME_LIMIT_SECONDS (900 s). Settings refuse to load (ImproperlyConfigured)
-  when GENERATION_CALLS_PER_MESSAGE × OPENROUTER_TIMEOUT + 30 s does not stay below it. An index sync that reaches its time limit is delivered again and resumes
+  scene of a staged preset, generate, and QA_MAX_CALLS quality checks: 5 by default) and waits
+  at most OPENROUTER_RATE_WAIT_SECONDS for slots, so it runs at most 5 × OPENROUTER_TIMEOUT +
+  90 s plus local work: 840 s with the defaults, below the actor's
+  GENERATION_TIME_LIMIT_SECONDS (900 s). Settings refuse to load (ImproperlyConfigured) when
+  GENERATION_CALLS_PER_MESSAGE × OPENROUTER_TIMEOUT + OPENROUTER_RATE_WAIT_SECONDS + 30 s does
+  not stay below it. An index sync that reaches its time limit is delivered again and resumes
   from the embedding cache, which is saved after every call.
 """
 
