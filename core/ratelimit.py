@@ -244,16 +244,18 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
                     2000,
                 ],
             )
-            if taken:
-                _note_model(client, model, time.monotonic() - started)
-                return Slot(model, token, epoch=int(value))
         except redis.RedisError as exc:
             logger.warning("rate limiter unavailable (%s): %s goes ahead unlimited", exc, model)
             return None
+        if taken:
+            _note_model(client, model, time.monotonic() - started)
+            return Slot(model, token, epoch=int(value))
         blocked = value / 1000  # the model's block, or 0 when it is only full
         # Blocked callers wake spread over a little after the block ends, not all at once.
-        pause = blocked * random.uniform(1.0, 1.1) if blocked else POLL_SECONDS
-        pause *= random.uniform(0.8, 1.2)
+        if blocked:
+            pause = blocked * random.uniform(1.0, 1.1) + POLL_SECONDS * random.uniform(0, 0.2)
+        else:
+            pause = POLL_SECONDS * random.uniform(0.8, 1.2)
         if pause > deadline - time.monotonic():
             waited = time.monotonic() - started
             _note_model(client, model, waited)
@@ -288,7 +290,10 @@ def _note_model(client: redis.Redis, model: str, waited: float) -> None:
     pipe.sadd(f"{PREFIX}:models", model)
     if waited > 0.001:
         pipe.hincrbyfloat(_key(model, "state"), "waited", round(waited, 3))
-    pipe.execute()
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:  # figures only: the call goes on
+        logger.warning("could not count the wait for %s: %s", model, exc)
 
 
 def limiter_state() -> dict[str, ModelPace]:

@@ -37,6 +37,7 @@ from generation.models import (
 from generation.periodic import requeue_lost_assets
 from generation.review import asset_regenerate
 from generation.services import DISPATCHING, BatchRequest, assets_requeue_lost, batch_create
+from tests.conftest import free_port
 from tests.factories import make_product
 from tests.test_reliability import ROOT, billed, booked
 from tests.test_review import user_in
@@ -153,6 +154,13 @@ def test_a_killed_workers_slot_runs_out_and_a_live_one_is_renewed(settings, rate
         time.sleep(2.5)  # this process renews its own slot too
         assert pace("m").in_flight == 1
     assert freed_after <= 1.5 and pace("m").in_flight == 0
+
+
+def test_calls_go_ahead_unpaced_when_the_limiters_redis_is_away(settings):
+    settings.OPENROUTER_LIMITER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
+    with ratelimit.slot("m") as held:
+        assert held is None  # the call is made, only not paced
+    assert ratelimit.limiter_state() == {}
 
 
 # --- a drop against the provider's rate limit ----------------------------------------------
