@@ -197,11 +197,16 @@ def _call(create: Callable[..., T], arguments: dict[str, Any]) -> T:
         raise ProviderError(
             f"OpenRouter's answer is not JSON: {exc}", retryable=False, status=200
         ) from None
-    error = (getattr(response, "model_extra", None) or {}).get("error")
-    if error is not None:
-        failure = error_in_answer(error)
-        # An answer that failed after generation started is billed when it says what it cost.
-        raise failure.billed_by(response) if "cost" in usage_of(response) else failure
+    # OpenRouter's error object can come in an HTTP 200 answer, at the top or in a choice
+    # (finish_reason "error"); an upstream 429 comes that way too, and paces like any other.
+    choices = getattr(response, "choices", None)
+    first = choices[0] if isinstance(choices, list) and choices else None
+    for part in (response, first):
+        error = (getattr(part, "model_extra", None) or {}).get("error")
+        if error is not None:
+            failure = error_in_answer(error)
+            # An answer that failed after generation started is billed when it says its cost.
+            raise failure.billed_by(response) if "cost" in usage_of(response) else failure
     return response
 
 

@@ -23,8 +23,10 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import openrouter as openrouter_client
 from core import ratelimit
 from core.models import ProviderCall, SpendReservation
+from core.openrouter import ProviderError
 from generation.models import (
     AssetEvent,
     AssetReference,
@@ -39,6 +41,7 @@ from generation.review import asset_regenerate
 from generation.services import DISPATCHING, BatchRequest, assets_requeue_lost, batch_create
 from tests.conftest import free_port
 from tests.factories import make_product
+from tests.openrouter_server import chat_completion
 from tests.test_reliability import ROOT, billed, booked
 from tests.test_review import user_in
 
@@ -154,6 +157,25 @@ def test_a_killed_workers_slot_runs_out_and_a_live_one_is_renewed(settings, rate
         time.sleep(2.5)  # this process renews its own slot too
         assert pace("m").in_flight == 1
     assert freed_after <= 1.5 and pace("m").in_flight == 0
+
+
+def test_an_upstream_429_inside_a_200_answer_paces_the_model_too(openrouter):
+    answer = chat_completion("m", "")
+    answer["choices"][0].update(
+        finish_reason="error", error={"code": 429, "message": "Upstream rate limited"}
+    )
+    answer.pop("usage")  # nothing produced, nothing billed
+    openrouter.fail_next(json=answer)
+
+    with pytest.raises(ProviderError) as failed:
+        openrouter_client.request(
+            openrouter_client.client().chat.completions.create,
+            model="m",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+        )
+
+    assert failed.value.status == 429 and failed.value.retryable
+    assert pace("m").rate_limited == 1 and pace("m").blocked_until is not None
 
 
 def test_calls_go_ahead_unpaced_when_the_limiters_redis_is_away(settings):
