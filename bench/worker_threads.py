@@ -10,7 +10,8 @@ at the provider, the database's connections from the worker (pg_stat_activity) a
 resident memory of the worker's processes; it prints the peaks, the median while the drop
 runs, and the drop's throughput.
 
-    .venv/bin/python bench/worker_threads.py [--images 320] [--latency 2]
+    .venv/bin/python bench/worker_threads.py [--images 320] [--latency 2] [--threads T]
+        [--bulk-messages M]
 
 Why threads, and what these figures were: the docstring of generation/tasks.py.
 """
@@ -63,6 +64,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per provider call")
+    parser.add_argument(
+        "--threads", type=int, help="the worker's threads (default: the Procfile's line as it is)"
+    )
+    parser.add_argument(
+        "--bulk-messages", type=int, help="GENERATION_BULK_MESSAGES (default: the setting's)"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="worker-threads-"))
@@ -92,6 +99,9 @@ def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int
         "EMBEDDER_BACKEND": "catalog.embedders.offline.OfflineEmbedder",
         "LOG_LEVEL": "WARNING",
     }
+    if args.bulk_messages:
+        env["GENERATION_BULK_MESSAGES"] = str(args.bulk_messages)
+        env["OPENROUTER_CONCURRENCY_CEILING"] = str(args.bulk_messages)
     os.environ.update(env)
     import django
 
@@ -105,6 +115,8 @@ def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int
 
     commands = procfile_commands(folder, ports)
     worker_line = commands["worker"]
+    if args.threads:
+        worker_line[worker_line.index("--threads") + 1] = str(args.threads)
     print("worker:", " ".join(worker_line[1:]), "(generation queues only)")
     redis = Process("redis", commands["redis"], folder, ports["redis"])
     worker = Process(

@@ -14,8 +14,10 @@ a pool of DATABASE_POOL_MAX_SIZE (24) connections. bench/worker_threads.py measu
 the Procfile's worker line against the test server: at 2 s a call, 64 calls in flight at peak
 (43 median over a 320-image drop, ramp-up included), 24 database connections, 383 MiB for the
 worker's processes, 313 images a minute; at 5 s, 57 in flight median, the same 24 connections
-and 380 MiB. Without the pool the same run peaked at 64 connections (every thread at the
-database at once after a round of calls ends together).
+and 380 MiB; with 200 threads and 192 bulk messages at 5 s, 192 calls in flight at peak, 25
+connections and 401 MiB (threads are cheap: raise both for a provider that admits more).
+Without the pool the 2 s run peaked at 64 connections (every thread at the database at once
+after a round of calls ends together).
 
 Why not gevent or asyncio: the ORM, the openai client, Pillow and Milvus's gRPC client are
 blocking code that threads run as they are. gevent would need all of them patched (gRPC and
