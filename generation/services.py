@@ -264,7 +264,9 @@ def assets_dispatch() -> int:
     """
     sent = 0
     running = GeneratedAsset.objects.filter(lane=Lane.BULK, status__in=AssetStatus.running())
-    while True:
+    # Enough rounds to fill every place; bounded, as a send that fails (the broker is away)
+    # leaves its asset waiting for the next dispatch instead of being taken again here.
+    for _ in range(settings.GENERATION_BULK_MESSAGES // DISPATCH_ROUND + 1):
         now = timezone.now()
         in_hand = dict(
             running.exclude(message_id="")
@@ -293,6 +295,7 @@ def assets_dispatch() -> int:
                 if taken:
                     _send(asset)
                     sent += 1
+    return sent
 
 
 def assets_requeue_lost() -> int:

@@ -42,7 +42,13 @@ from generation.services import DISPATCHING, BatchRequest, assets_requeue_lost, 
 from tests.conftest import free_port
 from tests.factories import make_product
 from tests.openrouter_server import chat_completion
-from tests.test_reliability import ROOT, billed, booked
+from tests.test_reliability import (  # noqa: F401 - shared fixtures
+    ROOT,
+    billed,
+    booked,
+    redis_broker,
+    redis_server,
+)
 from tests.test_review import user_in
 
 
@@ -336,3 +342,19 @@ def test_the_periodic_job_dispatches_waiting_bulk_assets_and_resends_a_lost_disp
     with django_capture_on_commit_callbacks(execute=True):
         assert assets_requeue_lost() == 1
     assert GeneratedAsset.objects.get(pk=stranded.pk).message_id not in ("", DISPATCHING)
+
+
+@pytest.mark.django_db
+def test_a_bulk_batch_requested_while_redis_is_down_waits_in_the_database(
+    redis_broker, settings, django_capture_on_commit_callbacks
+):
+    broker, state = redis_broker
+    settings.GENERATION_INTERACTIVE_MAX_ASSETS = 1
+    state["server"].terminate()
+    state["server"].wait()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = prepared_batch("DOWN", 3)  # its dispatch fails, and gives up
+
+    assert set(batch.assets.values_list("message_id", flat=True)) == {""}
+    assert all("Could not reach the task queue" in a.last_error for a in batch.assets.all())
