@@ -330,7 +330,8 @@ def limiter_state() -> dict[str, ModelPace]:
 
 
 def _key(model: str, part: str) -> str:
-    return f"{PREFIX}:{model}:{part}"
+    # The braces keep a model's keys in one hash slot, as a script's keys must be on a cluster.
+    return f"{PREFIX}:{{{model}}}:{part}"
 
 
 def _now_ms() -> int:
