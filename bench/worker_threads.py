@@ -11,7 +11,7 @@ resident memory of the worker's processes; it prints the peaks, the median while
 runs, and the drop's throughput.
 
     .venv/bin/python bench/worker_threads.py [--images 320] [--latency 2] [--threads T]
-        [--bulk-messages M]
+        [--bulk-messages M] [--rate-limit CALLS/SECONDS]
 
 Why threads, and what these figures were: the docstring of generation/tasks.py.
 """
@@ -64,6 +64,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per provider call")
+    parser.add_argument(
+        "--rate-limit",
+        help="the provider's limit per model, CALLS/SECONDS (a sliding window; default none)",
+    )
     parser.add_argument(
         "--threads", type=int, help="the worker's threads (default: the Procfile's line as it is)"
     )
@@ -126,7 +130,13 @@ def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int
         env=env,
     )
     samples: list[tuple[float, int, int, int]] = []
-    with OpenRouterServer(port=ports["openrouter"], latency=args.latency) as provider:
+    rate_limit = None
+    if args.rate_limit:
+        calls, _, seconds = args.rate_limit.partition("/")
+        rate_limit = (int(calls), float(seconds))
+    with OpenRouterServer(
+        port=ports["openrouter"], latency=args.latency, rate_limit=rate_limit
+    ) as provider:
         try:
             redis.start()
             call_command("migrate", verbosity=0)
@@ -142,10 +152,13 @@ def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int
             stop.set()
             sampler.join()
             seconds = time.monotonic() - started
+            from core.ratelimit import limiter_state
+
+            pacing = limiter_state()
         finally:
             worker.stop()
             redis.stop()
-    report(samples, args, seconds, done, provider)
+    report(samples, args, seconds, done, provider, pacing)
     return 0
 
 
@@ -216,7 +229,7 @@ def wait_done(batch, timeout: float) -> int:
     return batch.assets.filter(status=AssetStatus.IN_REVIEW).count()
 
 
-def report(samples, args, seconds: float, done: int, provider) -> None:
+def report(samples, args, seconds: float, done: int, provider, pacing: dict) -> None:
     busy = [s for s in samples if s[1] >= 1]
     in_flight = [s[1] for s in busy] or [0]
     connections = [s[2] for s in samples] or [0]
@@ -231,6 +244,17 @@ def report(samples, args, seconds: float, done: int, provider) -> None:
     )
     print(f"  worker memory        peak {max(rss) / 2**20:.0f} MiB (all its processes)")
     print(f"  provider             peak in flight {provider.peak_in_flight}")
+    chats = [r for r in provider.requests if r.path.endswith("/chat/completions")]
+    if args.rate_limit:
+        share = len(provider.rate_limited) / max(len(chats), 1)
+        print(
+            f"  429s                 {len(provider.rate_limited)} of {len(chats)} calls ({share:.1%})"
+        )
+    for model, pace in pacing.items():
+        print(
+            f"  {model}: limit now {pace.limit:.1f}, {pace.rate_limited} 429s, "
+            f"{pace.waited_seconds:.0f} s waited for slots in all"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ went. One limit per model, adapted the way TCP adapts its window:
   more. The limit stays between 1 and the model's ceiling (OPENROUTER_CONCURRENCY_CEILING, or
   its entry in OPENROUTER_CONCURRENCY_CEILINGS).
 - Retry-After and X-RateLimit-Reset block the model: nobody takes a slot of it before then.
+- Starts are spread: a slot comes with a start time at least (mean call time / limit) after
+  the previous one. A provider counts calls per window; calls of one model take about as long
+  as each other, so without spreading they end together, start again together, and a burst
+  of `limit` calls within a second meets a window that admits the same calls spread over it.
+  Spread evenly, `limit` calls in flight are limit / call time calls a second, which is what
+  the window is compared with, and the limit settles where the provider's rate puts it.
 
 A slot is a member of a sorted set scored by its expiry. The process that holds it renews it
 every third of OPENROUTER_SLOT_TTL_SECONDS while the call runs, so a worker killed with SIGKILL
@@ -61,8 +67,9 @@ PREFIX = "openrouter:pace"
 POLL_SECONDS = 0.25  # a waiting caller looks again about this often (with jitter)
 
 # KEYS: state, slots, waiting. ARGV: now (ms), token, slot ttl (ms), first limit, ceiling,
-# interactive (1/0), how long an interactive waiter's claim outlives its next look (ms). Returns {1, epoch} when the slot is taken, else
-# {0, ms the model stays blocked (0: it is only full)}.
+# interactive (1/0), how long an interactive waiter's claim outlives its next look (ms).
+# Returns {1, epoch, ms until its start} when the slot is taken, else {0, ms the model stays
+# blocked (0: it is only full)}.
 _TAKE = """
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -85,22 +92,30 @@ if wait ~= 0 then
   end
   return {0, math.max(wait, 0)}
 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+local latency = tonumber(redis.call('HGET', KEYS[1], 'latency') or '0')
+local start = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0'))
+redis.call('HSET', KEYS[1], 'next_start', tostring(start + latency / limit))
+redis.call('ZADD', KEYS[2], start + tonumber(ARGV[3]), ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then
   redis.call('HSET', KEYS[1], 'limit', tostring(limit))
 end
-return {1, tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')}
+return {1, tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0'), math.floor(start - now)}
 """
 
 # KEYS: state, slots. ARGV: token, outcome (ok, limited or other), the slot's epoch, first
-# limit, ceiling, decrease factor, blocked until (ms, 0: none). Returns the new limit as text.
+# limit, ceiling, decrease factor, blocked until (ms, 0: none), the call's time (ms). Returns
+# the new limit as text.
 _GIVE_BACK = """
 redis.call('ZREM', KEYS[2], ARGV[1])
 local ceiling = tonumber(ARGV[5])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[4])
 if ARGV[2] == 'ok' then
   redis.call('HINCRBY', KEYS[1], 'calls', 1)
+  local latency = tonumber(redis.call('HGET', KEYS[1], 'latency') or '0')
+  local took = tonumber(ARGV[8])
+  if latency > 0 then latency = 0.9 * latency + 0.1 * took else latency = took end
+  redis.call('HSET', KEYS[1], 'latency', tostring(latency))
   if redis.call('HGET', KEYS[1], 'slow_start') == '0' then
     limit = limit + 1 / math.max(limit, 1)
   else
@@ -185,9 +200,11 @@ class NoSlot(Exception):
 class Slot:
     """A taken slot; `limited()` reports a 429 before the slot is given back."""
 
-    def __init__(self, model: str, token: str, *, epoch: int):
+    def __init__(self, model: str, token: str, *, epoch: int, start_in: float = 0.0):
         self.model, self.token, self.epoch = model, token, epoch
+        self.start_in = start_in  # seconds until its start, to spread the model's starts
         self.blocked_for: float | None = None
+        self.started = time.monotonic()
 
     def limited(self, retry_after: float | None) -> None:
         """The call was answered 429: the model is blocked for `retry_after` seconds (at least
@@ -210,6 +227,9 @@ def slot(model: str) -> Iterator[Slot | None]:
     _renewer().keep(_key(model, "slots"), taken.token)
     outcome = "other"
     try:
+        if taken.start_in > 0:
+            time.sleep(taken.start_in)
+        taken.started = time.monotonic()
         yield taken
         outcome = "ok"
     finally:
@@ -232,7 +252,7 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
     ttl_ms = int(settings.OPENROUTER_SLOT_TTL_SECONDS * 1000)
     while True:
         try:
-            taken, value = _scripts(client)["take"](
+            taken, value, *rest = _scripts(client)["take"](
                 keys=keys,
                 args=[
                     _now_ms(),
@@ -248,8 +268,9 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
             logger.warning("rate limiter unavailable (%s): %s goes ahead unlimited", exc, model)
             return None
         if taken:
-            _note_model(client, model, time.monotonic() - started)
-            return Slot(model, token, epoch=int(value))
+            start_in = int(rest[0]) / 1000
+            _note_model(client, model, time.monotonic() - started + start_in)
+            return Slot(model, token, epoch=int(value), start_in=start_in)
         blocked = value / 1000  # the model's block, or 0 when it is only full
         # Blocked callers wake spread over a little after the block ends, not all at once.
         if blocked:
@@ -278,6 +299,7 @@ def _give_back(client: redis.Redis, taken: Slot, outcome: str) -> None:
                 ceiling_for(taken.model),
                 settings.OPENROUTER_CONCURRENCY_DECREASE,
                 blocked_until,
+                int((time.monotonic() - taken.started) * 1000),
             ],
         )
     except redis.RedisError as exc:  # the slot runs out by itself
