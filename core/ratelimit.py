@@ -20,7 +20,8 @@ went. One limit per model, adapted the way TCP adapts its window:
   as each other, so without spreading they end together, start again together, and a burst
   of `limit` calls within a second meets a window that admits the same calls spread over it.
   Spread evenly, `limit` calls in flight are limit / call time calls a second, which is what
-  the window is compared with, and the limit settles where the provider's rate puts it.
+  the window is compared with, and the limit settles where the provider's rate puts it. An
+  interactive call starts at once all the same.
 
 A slot is a member of a sorted set scored by its expiry. The process that holds it renews it
 every third of OPENROUTER_SLOT_TTL_SECONDS while the call runs, so a worker killed with SIGKILL
@@ -95,6 +96,9 @@ end
 local latency = tonumber(redis.call('HGET', KEYS[1], 'latency') or '0')
 local start = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0'))
 redis.call('HSET', KEYS[1], 'next_start', tostring(start + latency / limit))
+if ARGV[6] == '1' then
+  start = now  -- interactive: at once, ahead of the bulk starts already spread out
+end
 redis.call('ZADD', KEYS[2], start + tonumber(ARGV[3]), ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then
@@ -220,16 +224,12 @@ def slot(model: str) -> Iterator[Slot | None]:
     comes first.
     """
     client = _client()
-    taken = _take(client, model) if client is not None else None
+    taken = _started(client, model) if client is not None else None
     if taken is None:
         yield None
         return
-    _renewer().keep(_key(model, "slots"), taken.token)
     outcome = "other"
     try:
-        if taken.start_in > 0:
-            time.sleep(taken.start_in)
-        taken.started = time.monotonic()
         yield taken
         outcome = "ok"
     finally:
@@ -237,6 +237,24 @@ def slot(model: str) -> Iterator[Slot | None]:
         if taken.blocked_for is not None:
             outcome = "limited"
         _give_back(client, taken, outcome)
+
+
+def _started(client: redis.Redis, model: str) -> Slot | None:
+    """A slot whose start time has come (None when Redis is away). A 429 that blocks the model
+    while a slot waits for its start sends it back to wait for the block's end."""
+    while True:
+        taken = _take(client, model)
+        if taken is None:
+            return None
+        _renewer().keep(_key(model, "slots"), taken.token)
+        if taken.start_in > 0:
+            time.sleep(taken.start_in)
+            if _blocked(client, model):
+                _renewer().drop(_key(model, "slots"), taken.token)
+                _give_back(client, taken, "other")
+                continue
+        taken.started = time.monotonic()
+        return taken
 
 
 def _take(client: redis.Redis, model: str) -> Slot | None:
@@ -282,6 +300,14 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
             _note_model(client, model, waited)
             raise NoSlot(model, waited, max(blocked, POLL_SECONDS))
         time.sleep(pause)
+
+
+def _blocked(client: redis.Redis, model: str) -> bool:
+    try:
+        until = client.hget(_key(model, "state"), "blocked_until")
+    except redis.RedisError:
+        return False
+    return until is not None and float(until) > _now_ms()
 
 
 def _give_back(client: redis.Redis, taken: Slot, outcome: str) -> None:

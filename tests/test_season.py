@@ -271,12 +271,13 @@ def test_a_drop_against_a_tight_rate_limit_fails_nothing_and_waits_out_every_429
         limited = sum(hit[1] == model for hit in openrouter.rate_limited)
         assert paced.rate_limited == limited and (not limited or paced.limit < 16)
     # After a 429 nobody called that model before its window had room (Retry-After and
-    # X-RateLimit-Reset), beyond calls already on their way when the 429 was answered.
+    # X-RateLimit-Reset), beyond calls already on their way when the 429 was answered (a
+    # thread that took its slot just before may be scheduled a little later on a busy host).
     for at, model, reset in openrouter.rate_limited:
         early = [
             r
             for r in openrouter.requests
-            if r.json.get("model") == model and at + 0.05 < r.at < reset
+            if r.json.get("model") == model and at + 0.2 < r.at < reset
         ]
         assert not early, (at, reset, [r.at for r in early])
     # 429s are not billed: nothing reserved is left, and the ledger is what the provider billed.
