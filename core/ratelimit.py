@@ -21,7 +21,9 @@ went. One limit per model, adapted the way TCP adapts its window:
   of `limit` calls within a second meets a window that admits the same calls spread over it.
   Spread evenly, `limit` calls in flight are limit / call time calls a second, which is what
   the window is compared with, and the limit settles where the provider's rate puts it. An
-  interactive call starts at once all the same.
+  interactive call starts at once all the same. (bench/worker_threads.py, 5 s a call against
+  20 calls per 2 s: without spreading the limit fell to 20 and stayed near it, 88 images a
+  minute; with it, it settled at 46.7 of the 50 admitted, 158 a minute, one 429 in 961 calls.)
 
 A slot is a member of a sorted set scored by its expiry. The process that holds it renews it
 every third of OPENROUTER_SLOT_TTL_SECONDS while the call runs, so a worker killed with SIGKILL
