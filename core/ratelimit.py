@@ -249,14 +249,20 @@ def _started(client: redis.Redis, model: str) -> Slot | None:
         if taken is None:
             return None
         _renewer().keep(_key(model, "slots"), taken.token)
-        if taken.start_in > 0:
-            time.sleep(taken.start_in)
-            if _blocked(client, model):
+        try:
+            if taken.start_in > 0:
+                time.sleep(taken.start_in)
+            blocked = taken.start_in > 0 and _blocked(client, model)
+        except BaseException:  # a time limit, a shutdown: the slot goes back, not renewed on
+            blocked = True
+            raise
+        finally:
+            if blocked:
                 _renewer().drop(_key(model, "slots"), taken.token)
                 _give_back(client, taken, "other")
-                continue
-        taken.started = time.monotonic()
-        return taken
+        if not blocked:
+            taken.started = time.monotonic()
+            return taken
 
 
 def _take(client: redis.Redis, model: str) -> Slot | None:
