@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def main() -> int:
     finally:
         postgres.terminate()
         postgres.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int:
