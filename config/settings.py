@@ -92,13 +92,26 @@ TEMPLATES = [
 ]
 
 # --- database: SQLite under var/ unless DATABASE_URL names PostgreSQL -----------------------
+# On PostgreSQL each process shares a pool of at most DATABASE_POOL_MAX_SIZE connections between
+# its threads (0: no pool, a connection per thread kept DATABASE_CONN_MAX_AGE seconds). A worker
+# runs dozens of threads that mostly wait for the provider holding no connection; the pool
+# bounds what the few at the database hold, and a thread that finds it full waits for one.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 24)
+_POOLED = DATABASE_POOL_MAX_SIZE > 0 and DATABASE_URL.startswith(("postgres", "postgresql"))
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        DATABASE_URL,
+        conn_max_age=0 if _POOLED else env_int("DATABASE_CONN_MAX_AGE", 60),  # the pool keeps them
+        conn_health_checks=True,  # pooled: checked before each lending
     )
 }
+if _POOLED:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": 60,  # seconds a thread waits for a connection before it fails
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web and worker write concurrently: wait for the lock instead of failing at once.
@@ -237,6 +250,31 @@ OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE") or "Bestseller promo stud
 # Who retries what, and how the waits add up: the docstring of core/openrouter.py.
 OPENROUTER_TIMEOUT = env_int("OPENROUTER_TIMEOUT", 150)  # seconds per HTTP call
 OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longest wait honoured
+# Calls in flight per model follow what the provider admits (core/ratelimit.py): they start at
+# OPENROUTER_CONCURRENCY_START, grow with successes, are multiplied by
+# OPENROUTER_CONCURRENCY_DECREASE at a 429 and never pass the model's ceiling (the default, or
+# "model=calls" pairs in OPENROUTER_CONCURRENCY_CEILINGS). The slots live in Redis, shared by
+# every worker: the broker's Redis unless OPENROUTER_LIMITER_URL names another (with the stub
+# broker and no URL, calls are not paced).
+OPENROUTER_LIMITER_URL = env_str("OPENROUTER_LIMITER_URL") or (
+    REDIS_URL if _TASK_BROKER == "redis" else ""
+)
+OPENROUTER_CONCURRENCY_START = env_int("OPENROUTER_CONCURRENCY_START", 4)
+OPENROUTER_CONCURRENCY_CEILING = env_int("OPENROUTER_CONCURRENCY_CEILING", 64)
+OPENROUTER_CONCURRENCY_CEILINGS = {
+    model.strip(): int(calls)
+    for model, _, calls in (
+        pair.rpartition("=") for pair in env_list("OPENROUTER_CONCURRENCY_CEILINGS")
+    )
+}
+OPENROUTER_CONCURRENCY_DECREASE = float(env_str("OPENROUTER_CONCURRENCY_DECREASE") or "0.5")
+if not 0 < OPENROUTER_CONCURRENCY_DECREASE < 1:
+    raise ImproperlyConfigured("OPENROUTER_CONCURRENCY_DECREASE must be between 0 and 1.")
+# A slot held by a worker killed mid-call frees itself this long after its last renewal.
+OPENROUTER_SLOT_TTL_SECONDS = env_int("OPENROUTER_SLOT_TTL_SECONDS", 30)
+# The longest a generation message waits for slots, all its calls together (in its thread,
+# without a database connection); then it is sent again for later, no attempt counted.
+OPENROUTER_RATE_WAIT_SECONDS = env_int("OPENROUTER_RATE_WAIT_SECONDS", 90)
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or "nvidia/llama-nemotron-embed-vl-1b-v2"
 EMBEDDING_DIMENSION = env_int("EMBEDDING_DIMENSION", 2048)
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8)
@@ -279,7 +317,10 @@ GENERATION_CLAIM_LEASE_SECONDS = env_int("GENERATION_CLAIM_LEASE_SECONDS", 45)
 GENERATION_REQUEUE_AFTER_SECONDS = env_int("GENERATION_REQUEUE_AFTER_SECONDS", 60)
 # A call in flight is over on our side after this long (answered, failed or its worker dead);
 # an unbooked reservation past it waits for the spending reconcile (core/reconcile.py).
-SPENDING_RESERVATION_SECONDS = env_int("SPENDING_RESERVATION_SECONDS", 0) or OPENROUTER_TIMEOUT + 60
+SPENDING_RESERVATION_SECONDS = (
+    env_int("SPENDING_RESERVATION_SECONDS", 0)
+    or OPENROUTER_TIMEOUT + OPENROUTER_RATE_WAIT_SECONDS + 60
+)
 # A call that may have been billed unseen has certainly ended at the provider this long after it
 # started; the reconcile then settles its reservation and books what the key's usage shows.
 SPENDING_SETTLE_AFTER_SECONDS = env_int("SPENDING_SETTLE_AFTER_SECONDS", 0) or max(
@@ -289,17 +330,29 @@ SPENDING_SETTLE_AFTER_SECONDS = env_int("SPENDING_SETTLE_AFTER_SECONDS", 0) or m
 SPENDING_RECONCILE_INTERVAL_SECONDS = env_int("SPENDING_RECONCILE_INTERVAL_SECONDS", 300)
 # Timeouts that add up (the retry policy is the docstring of core/openrouter.py): one asset's
 # message makes at most GENERATION_CALLS_PER_MESSAGE calls (analysis, scene, image and the
-# quality check's calls), each waiting at most OPENROUTER_TIMEOUT, and nothing waits for a
-# Retry-After inside it.
+# quality check's calls), each waiting at most OPENROUTER_TIMEOUT, and waits at most
+# OPENROUTER_RATE_WAIT_SECONDS in all for the rate limit.
 GENERATION_CALLS_PER_MESSAGE = 3 + QA_MAX_CALLS
-if GENERATION_CALLS_PER_MESSAGE * OPENROUTER_TIMEOUT + 30 >= GENERATION_TIME_LIMIT_SECONDS:
+if (
+    GENERATION_CALLS_PER_MESSAGE * OPENROUTER_TIMEOUT + OPENROUTER_RATE_WAIT_SECONDS + 30
+    >= GENERATION_TIME_LIMIT_SECONDS
+):
     raise ImproperlyConfigured(
-        f"{GENERATION_CALLS_PER_MESSAGE} × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + 30 s must "
+        f"{GENERATION_CALLS_PER_MESSAGE} × OPENROUTER_TIMEOUT ({OPENROUTER_TIMEOUT} s) + "
+        f"OPENROUTER_RATE_WAIT_SECONDS ({OPENROUTER_RATE_WAIT_SECONDS} s) + 30 s must "
         f"stay below GENERATION_TIME_LIMIT_SECONDS ({GENERATION_TIME_LIMIT_SECONDS} s): one image "
         f"makes up to {GENERATION_CALLS_PER_MESSAGE} provider calls (analysis, scene, image, "
-        f"{QA_MAX_CALLS} quality checks). Lower OPENROUTER_TIMEOUT or QA_MAX_CALLS, or raise "
-        "GENERATION_TIME_LIMIT_SECONDS."
+        f"{QA_MAX_CALLS} quality checks) and waits for the rate limit. Lower OPENROUTER_TIMEOUT, "
+        "OPENROUTER_RATE_WAIT_SECONDS or QA_MAX_CALLS, or raise GENERATION_TIME_LIMIT_SECONDS."
     )
+# Interactive first: a reviewer's regeneration and a request of at most
+# GENERATION_INTERACTIVE_MAX_ASSETS images (one image and its variants) go to a queue of their
+# own, sent at once. A bulk batch's assets wait in the database; the dispatcher keeps at most
+# GENERATION_BULK_MESSAGES of them in the workers' hands, shared round-robin between batches.
+# Size the workers' threads above it, so interactive messages always find a free thread
+# (generation/services.py).
+GENERATION_INTERACTIVE_MAX_ASSETS = env_int("GENERATION_INTERACTIVE_MAX_ASSETS", 4)
+GENERATION_BULK_MESSAGES = env_int("GENERATION_BULK_MESSAGES", 64)
 # Offline previews (composites made without a generative model) may be published only when
 # this is on; their metadata says what they are either way.
 PUBLISH_OFFLINE_PREVIEWS = env_bool("PUBLISH_OFFLINE_PREVIEWS", False)

@@ -4,16 +4,23 @@ The embedder, the style analyst and the image generator all call through `reques
 failure leaves as a ProviderError that quotes what OpenRouter said and says whether waiting
 may help.
 
-Retry policy: one layer, the message
--------------------------------------
+Retry policy: one layer, the message; the rate limit is a wait
+--------------------------------------------------------------
 - The SDK never retries (``max_retries=0``). A retry inside a call would sleep in the worker
   thread, hold the worker for minutes and multiply with the retries below.
 - Each call waits at most OPENROUTER_TIMEOUT seconds for the server (connect, and between any
   two chunks of the answer).
-- A transient failure (connection error, timeout, 408, 429, 5xx, or such an error inside an
+- Every call of a model first takes one of the model's slots (core.ratelimit): the calls in
+  flight follow what the provider admits, and a 429 (its Retry-After or X-RateLimit-Reset,
+  capped at OPENROUTER_MAX_RETRY_AFTER) blocks the model for every worker. A 429 raises
+  ProviderError(status=429, retryable=True); so does a slot that does not come within the
+  caller's wait. A generated asset treats it as a wait, not an attempt: its steps go on in the
+  worker once the model has a slot, and past OPENROUTER_RATE_WAIT_SECONDS the message is sent
+  again for later (generation.pipeline). An index sync retries its message after the delay.
+- Any other transient failure (connection error, timeout, 408, 5xx, or such an error inside an
   HTTP 200 answer) raises ProviderError(retryable=True), with `retry_after` when the server
-  sent Retry-After (capped at OPENROUTER_MAX_RETRY_AFTER). The task ends and Dramatiq delivers
-  the message again after that delay (or an exponential backoff); nothing sleeps:
+  sent Retry-After. The task ends and Dramatiq delivers the message again after that delay (or
+  an exponential backoff); nothing sleeps:
     * a generated asset: GENERATION_MAX_ATTEMPTS attempts in all, counted on the asset so a
       redelivered message knows them (generation.pipeline), then the asset fails with the
       last error; finished steps are never paid again;
@@ -22,24 +29,31 @@ Retry policy: one layer, the message
 - Everything else (400, 401, 402, 403, unusable answers) raises ProviderError(retryable=False)
   and is not retried: the asset or product shows the provider's message.
 - Time: a generation message makes at most GENERATION_CALLS_PER_MESSAGE calls (analyse, the
-  scene of a staged preset, generate, and QA_MAX_CALLS quality checks: 5 by default), so it
-  runs at most 5 × OPENROUTER_TIMEOUT plus local work: 750 s with the defaults, below the
-  actor's GENERATION_TIME_LIMIT_SECONDS (900 s). Settings refuse to load (ImproperlyConfigured)
-  when GENERATION_CALLS_PER_MESSAGE × OPENROUTER_TIMEOUT + 30 s does not stay below it. An index sync that reaches its time limit is delivered again and resumes
+  scene of a staged preset, generate, and QA_MAX_CALLS quality checks: 5 by default) and waits
+  at most OPENROUTER_RATE_WAIT_SECONDS for slots, so it runs at most 5 × OPENROUTER_TIMEOUT +
+  90 s plus local work: 840 s with the defaults, below the actor's
+  GENERATION_TIME_LIMIT_SECONDS (900 s). Settings refuse to load (ImproperlyConfigured) when
+  GENERATION_CALLS_PER_MESSAGE × OPENROUTER_TIMEOUT + OPENROUTER_RATE_WAIT_SECONDS + 30 s does
+  not stay below it. An index sync that reaches its time limit is delivered again and resumes
   from the embedding cache, which is saved after every call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import openai
 from django.conf import settings
+from django.db import connection
+
+from core import ratelimit
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 429, *range(500, 600)})
@@ -121,11 +135,43 @@ def _client_for(
 def request(create: Callable[..., T], **arguments: Any) -> T:
     """`create(**arguments)` (an SDK method of `client()`), its failures as ProviderError.
 
-    An answer that carries OpenRouter's error object (HTTP 200 after generation started) is a
-    failure too.
+    A call of a model waits for one of the model's slots first (core.ratelimit) and reports
+    how it went, so a 429 slows every worker down; a slot that does not come in time is a 429
+    that never reached the provider. The thread's database connection is closed before, so a
+    call that waits (for a slot, or for the answer: 10-30 s for an image) holds none; Django
+    opens a new one at the next query. An answer that carries OpenRouter's error object (HTTP
+    200 after generation started) is a failure too.
     """
     if not settings.OPENROUTER_API_KEY:
         raise ProviderError("OPENROUTER_API_KEY is not set", retryable=False)
+    release_db_connection()
+    model = arguments.get("model")
+    try:
+        with ratelimit.slot(model) if model else contextlib.nullcontext() as slot:
+            try:
+                return _call(create, arguments)
+            except ProviderError as exc:
+                if exc.status == 429 and slot is not None:
+                    slot.limited(exc.retry_after)
+                raise
+    except ratelimit.NoSlot as exc:
+        raise ProviderError(str(exc), retryable=True, retry_after=exc.wait, status=429) from None
+
+
+def release_db_connection() -> None:
+    """Close this thread's database connection before a provider call; refuse a call made
+    inside a transaction, which would hold its locks for the whole call.
+
+    A test's own transaction (pytest-django wraps each test in one) is the exception: it
+    stays open, as the test needs it.
+    """
+    if any(not block._from_testcase for block in connection.atomic_blocks):
+        raise RuntimeError("a provider call must not be made inside a database transaction")
+    if not connection.in_atomic_block and not connection.allow_thread_sharing:
+        connection.close()
+
+
+def _call(create: Callable[..., T], arguments: dict[str, Any]) -> T:
     try:
         response = create(**arguments)
     except openai.APIStatusError as exc:
@@ -151,11 +197,16 @@ def request(create: Callable[..., T], **arguments: Any) -> T:
         raise ProviderError(
             f"OpenRouter's answer is not JSON: {exc}", retryable=False, status=200
         ) from None
-    error = (getattr(response, "model_extra", None) or {}).get("error")
-    if error is not None:
-        failure = error_in_answer(error)
-        # An answer that failed after generation started is billed when it says what it cost.
-        raise failure.billed_by(response) if "cost" in usage_of(response) else failure
+    # OpenRouter's error object can come in an HTTP 200 answer, at the top or in a choice
+    # (finish_reason "error"); an upstream 429 comes that way too, and paces like any other.
+    choices = getattr(response, "choices", None)
+    first = choices[0] if isinstance(choices, list) and choices else None
+    for part in (response, first):
+        error = (getattr(part, "model_extra", None) or {}).get("error")
+        if error is not None:
+            failure = error_in_answer(error)
+            # An answer that failed after generation started is billed when it says its cost.
+            raise failure.billed_by(response) if "cost" in usage_of(response) else failure
     return response
 
 
@@ -177,14 +228,21 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
         body,
         head=f"OpenRouter {exc.status_code}",
         retry_after_header=exc.response.headers.get("retry-after"),
+        reset_header=exc.response.headers.get("x-ratelimit-reset"),
     )
 
 
 def provider_error(
-    status: int, error: dict, *, head: str, retry_after_header: str | None = None
+    status: int,
+    error: dict,
+    *,
+    head: str,
+    retry_after_header: str | None = None,
+    reset_header: str | None = None,
 ) -> ProviderError:
     """`head: message (provider X; reasons)` from an OpenRouter error object; transient
-    statuses (408, 429, 5xx) are retryable."""
+    statuses (408, 429, 5xx) are retryable, after the later of Retry-After and
+    X-RateLimit-Reset (epoch milliseconds) when the provider sent them."""
     metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
     notes = [f"provider {metadata['provider_name']}"] if metadata.get("provider_name") else []
     if isinstance(metadata.get("reasons"), list):  # a moderation refusal says why
@@ -193,9 +251,16 @@ def provider_error(
     text += f" ({'; '.join(notes)})" if notes else ""
     if status not in TRANSIENT_STATUSES:
         return ProviderError(text, retryable=False, status=status)
-    retry_after = retry_after_seconds(
-        retry_after_header, float(settings.OPENROUTER_MAX_RETRY_AFTER)
-    )
+    cap = float(settings.OPENROUTER_MAX_RETRY_AFTER)
+    waits = [
+        wait
+        for wait in (
+            retry_after_seconds(retry_after_header, cap),
+            reset_seconds(reset_header, cap),
+        )
+        if wait is not None
+    ]
+    retry_after = max(waits) if waits else None
     return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
 
 
@@ -213,6 +278,17 @@ def retry_after_seconds(value: str | None, cap: float) -> float | None:
     except ValueError:
         return None
     return min(max(seconds, 0.0), cap) if math.isfinite(seconds) else None
+
+
+def reset_seconds(value: str | None, cap: float) -> float | None:
+    """Seconds until an X-RateLimit-Reset (epoch milliseconds), capped; None when absent."""
+    try:
+        reset_ms = float(value or "")
+    except ValueError:
+        return None
+    if not math.isfinite(reset_ms):
+        return None
+    return min(max(reset_ms / 1000 - time.time(), 0.0), cap)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -22,8 +22,10 @@ def enqueue_after_commit(
     *args,
     on_sent: Callable[[dramatiq.Message], None] | None = None,
     on_failed: Callable[[Exception], None] | None = None,
+    delay: float | None = None,
 ) -> None:
-    """Send a message once the current transaction commits; never inside it.
+    """Send a message once the current transaction commits (to be delivered `delay` seconds
+    later, when given); never inside it.
 
     A rolled back transaction sends nothing. If the broker is down the commit still stands:
     the failure is logged (and handed to `on_failed`), and the periodic jobs send what the
@@ -32,7 +34,9 @@ def enqueue_after_commit(
 
     def send():
         try:
-            message = actor.send(*args)
+            message = actor.send_with_options(
+                args=args, delay=None if delay is None else int(delay * 1000)
+            )
         except Exception as exc:  # noqa: BLE001 - redis down, network: the commit must stand
             logger.warning(
                 "could not queue %s (%s); the periodic jobs will send it again",

@@ -40,7 +40,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.models import MonthlySpend, ProviderCall, SpendReservation
-from core.openrouter import ProviderError
+from core.openrouter import ProviderError, release_db_connection
 
 
 class SpendingCapReached(Exception):
@@ -163,6 +163,9 @@ def paid_call(
     leaves the reservation in doubt for the reconcile to settle: the call may have been billed.
     """
     reservation = spend_reserve(amount=worst_case, owner=owner, subject=subject, key=key)
+    # Preparing the call (encoding its images) and the call itself need no connection: give it
+    # back now rather than hold it through that CPU work (core.openrouter.request).
+    release_db_connection()
 
     def book(
         *, cost: Decimal | None, usage: dict | None = None, rejected_reason: str = ""

@@ -140,6 +140,13 @@ class BatchProgress:
         return sum(self.by_status[status] for status in AssetStatus.running())
 
 
+class Lane(models.TextChoices):
+    """How an asset reaches the workers (generation/lanes.py)."""
+
+    INTERACTIVE = "interactive", "Interactive: sent at once, ahead of bulk work"
+    BULK = "bulk", "Bulk: fed to the workers a few at a time, batches in turn"
+
+
 class QAStatus(models.TextChoices):
     """The automatic quality check's verdict on an asset's image."""
 
@@ -279,6 +286,11 @@ class GeneratedAsset(models.Model):
     usage = models.JSONField(default=dict, blank=True)  # per step: tokens and cost
     timings = models.JSONField(default=dict, blank=True)  # per step: seconds
     attempts = models.PositiveIntegerField(default=0)
+    # Deliveries that ended waiting for the provider's rate limit: not failed attempts.
+    rate_waits = models.PositiveIntegerField(default=0, editable=False)
+    lane = models.CharField(
+        max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE, db_index=True
+    )
     last_error = models.TextField(blank=True)
     failure_reason = models.TextField(blank=True)
     # A worker's lease on the asset, renewed while it works (GENERATION_CLAIM_LEASE_SECONDS).

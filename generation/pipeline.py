@@ -14,6 +14,18 @@ when a check fails; that version is never regenerated again.
 
 A worker holds a short lease on the asset while it works and renews it; a dead worker's lease
 runs out, and the redelivered message (or the sweeper, services.assets_requeue_lost) takes over.
+
+The provider's rate limit is a wait, never a failure: a 429 slows every worker's calls of that
+model down (core.ratelimit) and the asset's unfinished steps go on in this thread as soon as
+the model has a slot again, holding no database connection while they wait. Only when the
+message has waited OPENROUTER_RATE_WAIT_SECONDS in all is it sent again for later
+(RateLimited), and that delivery is not counted among the asset's attempts.
+
+Why wait in the thread rather than send the message again at once: the wait is short (a
+Retry-After of seconds, or the next slot to come free), the asset keeps its lease and its place
+ahead of newer work, and a waiting thread costs a little memory, not a connection; a message
+sent again costs a broker round trip, a claim and its row lock, and arrives after a fixed delay
+instead of when a slot is free. The budget keeps a message well inside its time limit.
 """
 
 from __future__ import annotations
@@ -30,12 +42,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 from catalog.models import Product
 from catalog.selectors import similar_bestsellers
 from catalog.vector_index import IndexUnavailable
+from core import ratelimit
 from core.models import ProviderCall
 from core.spending import (
     SpendingCapReached,
@@ -51,6 +65,7 @@ from generation.models import (
     AssetStatus,
     GeneratedAsset,
     GenerationBatch,
+    Lane,
     QAPolicy,
     QAStatus,
 )
@@ -88,6 +103,15 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class RateLimited(Exception):
+    """The provider's rate limit outlasted the message's wait: send it again after `delay`
+    seconds. Not a failed attempt."""
+
+    def __init__(self, message: str, delay: float):
+        super().__init__(message)
+        self.delay = delay
+
+
 class GenerationFailed(Exception):
     """A failure that retrying will not fix; the message is shown on the asset."""
 
@@ -104,7 +128,37 @@ def asset_run(*, asset_id: int, worker: str) -> None:
     asset = _claim(asset_id, worker)
     if asset is None:
         return
-    with _lease_kept(asset, worker):
+    interactive = asset.lane == Lane.INTERACTIVE
+    with _lease_kept(asset, worker), ratelimit.turns(interactive=interactive):
+        try:
+            _steps(asset, worker)
+        except SpendingCapReached as exc:
+            _stop_batch(asset, str(exc), worker)
+        except BatchStopped as exc:
+            _fail(asset, str(exc), worker)
+        except GenerationFailed as exc:
+            _fail(asset, str(exc), worker)
+        except ProviderError as exc:
+            if not exc.retryable:
+                _fail(asset, str(exc), worker)
+            elif exc.status == 429:
+                _wait_later(asset, str(exc), worker, exc.retry_after)
+            else:
+                _retry_or_fail(asset, str(exc), worker, exc.retry_after)
+        except IndexUnavailable as exc:
+            _retry_or_fail(asset, str(exc), worker, None)
+        except IllegalTransition as exc:  # someone else moved it on (a duplicate message)
+            logger.info("asset %s: %s", asset_id, exc)
+        except Exception as exc:
+            logger.exception("asset %s failed unexpectedly", asset_id)
+            _retry_or_fail(asset, f"{type(exc).__name__}: {exc}", worker, None)
+
+
+def _steps(asset: GeneratedAsset, worker: str) -> None:
+    """The unfinished steps, in order; after a 429 they go on from where it stopped once the
+    model has a slot again (the limiter makes the next call wait), until the message's wait
+    budget is spent."""
+    while True:
         try:
             if asset.retrieved_at is None:
                 _retrieve(asset, worker)
@@ -115,24 +169,11 @@ def asset_run(*, asset_id: int, worker: str) -> None:
             if not asset.image:
                 _generate(asset, worker)
             _check_quality(asset, worker)
-        except SpendingCapReached as exc:
-            _stop_batch(asset, str(exc), worker)
-        except BatchStopped as exc:
-            _fail(asset, str(exc), worker)
-        except GenerationFailed as exc:
-            _fail(asset, str(exc), worker)
+            return
         except ProviderError as exc:
-            if not exc.retryable:
-                _fail(asset, str(exc), worker)
-            else:
-                _retry_or_fail(asset, str(exc), worker, exc.retry_after)
-        except IndexUnavailable as exc:
-            _retry_or_fail(asset, str(exc), worker, None)
-        except IllegalTransition as exc:  # someone else moved it on (a duplicate message)
-            logger.info("asset %s: %s", asset_id, exc)
-        except Exception as exc:
-            logger.exception("asset %s failed unexpectedly", asset_id)
-            _retry_or_fail(asset, f"{type(exc).__name__}: {exc}", worker, None)
+            if exc.status != 429 or not exc.retryable or not ratelimit.waits_left():
+                raise
+            logger.info("asset %s waits for its turn: %s", asset.pk, exc)
 
 
 def _lease() -> timedelta:
@@ -169,6 +210,9 @@ def _lease_kept(asset: GeneratedAsset, worker: str) -> Iterator[None]:
                 GeneratedAsset.objects.filter(pk=asset.pk, claimed_by=worker).update(
                     claimed_at=timezone.now()
                 )
+                # Closed between renewals: a connection per asset in flight would be dozens.
+                if not connection.allow_thread_sharing:  # tests share one between threads
+                    connection.close()
         except Exception:  # noqa: BLE001 - the database is away: the lease simply runs out
             logger.warning("could not renew the lease on asset %s", asset.pk, exc_info=True)
         finally:
@@ -480,11 +524,18 @@ def _check_quality(asset: GeneratedAsset, worker: str) -> None:
     if checker.is_offline:
         _checked(asset, worker, checker.check(request), started)
         return
-    errors = []
-    for call_number in range(1, settings.QA_MAX_CALLS + 1):
+    # Calls this delivery made already (before a 429 it waited out) keep their keys and count.
+    prefix = f"{asset.ledger_subject}:qa:{asset.attempts}."
+    made = list(
+        ProviderCall.objects.filter(key__startswith=prefix).values_list(
+            "rejected_reason", flat=True
+        )
+    )
+    errors = [reason for reason in made if reason]
+    for call_number in range(len(made) + 1, settings.QA_MAX_CALLS + 1):
         try:
             _check_batch(asset)
-            key = f"{asset.ledger_subject}:qa:{asset.attempts}.{call_number}"
+            key = f"{prefix}{call_number}"
             with paid_call(
                 kind=ProviderCall.Kind.QA,
                 model=checker.model,
@@ -524,6 +575,7 @@ def _checked(asset: GeneratedAsset, worker: str, report: QualityReport, started:
         if failed and asset.preset.qa_policy == QAPolicy.REGENERATE and not asset.regenerated_by_qa:
             new = asset_next_version(
                 asset=asset,
+                lane=asset.lane,  # part of its batch's work, in its batch's lane
                 regenerated_by_qa=True,
                 feedback=qa_feedback(report),
                 note=f"regenerated automatically: QA flagged v{asset.version}",
@@ -642,14 +694,30 @@ def _fail(asset: GeneratedAsset, reason: str, worker: str) -> None:
 def _retry_or_fail(
     asset: GeneratedAsset, error: str, worker: str, retry_after: float | None
 ) -> None:
-    if asset.attempts >= settings.GENERATION_MAX_ATTEMPTS:
-        reason = f"Gave up after {asset.attempts} attempts. Last error: {error}"
+    attempts = asset.attempts - asset.rate_waits  # deliveries that waited for the rate limit
+    if attempts >= settings.GENERATION_MAX_ATTEMPTS:
+        reason = f"Gave up after {attempts} attempts. Last error: {error}"
         if asset.status == AssetStatus.CHECKING:  # the image is made: it goes on unchecked
             _unchecked(asset, worker, reason)
         else:
             _fail(asset, reason, worker)
         return
-    delay = retry_after if retry_after is not None else min(10 * 2 ** (asset.attempts - 1), 600)
+    delay = retry_after if retry_after is not None else min(10 * 2 ** (attempts - 1), 600)
+    _release(asset, error, delay)
+    raise RetryLater(error, delay=delay)
+
+
+def _wait_later(asset: GeneratedAsset, error: str, worker: str, retry_after: float | None) -> None:
+    """The message waited its budget for the rate limit: it is sent again for when the model
+    is expected free, and this delivery is not an attempt."""
+    delay = max(retry_after or 0.0, 1.0)
+    GeneratedAsset.objects.filter(pk=asset.pk).update(rate_waits=F("rate_waits") + 1)
+    _release(asset, f"Waiting for the provider's rate limit: {error}", delay)
+    raise RateLimited(error, delay=delay)
+
+
+def _release(asset: GeneratedAsset, error: str, delay: float) -> None:
+    """Give up the lease until the next delivery, due in `delay` seconds."""
     GeneratedAsset.objects.filter(pk=asset.pk).update(
         last_error=error,
         claimed_by="",
@@ -657,7 +725,6 @@ def _retry_or_fail(
         retry_at=timezone.now() + timedelta(seconds=delay),
         updated_at=timezone.now(),
     )
-    raise RetryLater(error, delay=delay)
 
 
 def _stop(batch_id: int, reason: str, worker: str) -> None:

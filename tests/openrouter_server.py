@@ -31,6 +31,13 @@ a few seconds late) and `GET /key` (`data.usage`: everything the key has spent, 
 `other_usage`, spend on the same key by something else). `in_flight` lists the requests being
 worked on right now (a fault run prints how many calls a kill caught in flight).
 
+`rate_limit=(calls, seconds)` limits chat completions the way OpenRouter limits a key, per
+model over a sliding window: a request beyond `calls` admitted in the last `seconds` is answered
+at once with a 429 (not billed) carrying Retry-After (whole seconds until the oldest admitted
+call leaves the window) and X-RateLimit-Limit, -Remaining and -Reset (epoch milliseconds);
+`rate_limited` lists (time, model, reset in epoch seconds) of each. Every recorded request
+has the time it arrived (`at`), and `peak_in_flight` is the most requests answered at once.
+
 To add an endpoint, write a method `(request) -> Reply` that raises BadRequest for invalid
 input, and register it in `self.routes` under its path below /api/v1.
 """
@@ -153,6 +160,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names in lower case
     json: Any  # None when the body is not JSON
+    at: float = field(default_factory=time.time)  # when it arrived
 
 
 @dataclass
@@ -190,9 +198,14 @@ class OpenRouterServer:
         fault_rate: float = 0.0,
         seed: int = 0,
         hang_seconds: float = 30.0,
+        rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.rate_limit = rate_limit
+        self.rate_limited: list[tuple[float, str, float]] = []
+        self._admitted: dict[str, deque[float]] = {}  # per model: when its calls were admitted
+        self.peak_in_flight = 0
         self.fault_rate = fault_rate
         self.hang_seconds = hang_seconds
         self.faults_injected: list[str] = []
@@ -373,6 +386,7 @@ class OpenRouterServer:
             self._serial += 1
             serial = self._serial
             self.in_flight[serial] = request
+            self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
         try:
             return request, self.bill(request, self._answer(request))
         finally:
@@ -384,6 +398,8 @@ class OpenRouterServer:
         with self._lock:
             self.requests.append(request)
             script = self._scripts.popleft() if self._scripts else None
+        if script is None and (over := self._over_rate_limit(request)) is not None:
+            return over  # answered at once, as the real limit is: no latency, no bill
         if self.latency:
             time.sleep(self.latency)
         if script:
@@ -404,6 +420,36 @@ class OpenRouterServer:
             return route(request)
         except BadRequest as exc:
             return Reply.error(400, str(exc))
+
+    def _over_rate_limit(self, request: RecordedRequest) -> Reply | None:
+        """A 429 when the request's model has had `calls` admitted in the last `seconds`;
+        None admits it (and counts it)."""
+        if self.rate_limit is None or not request.path.endswith("/chat/completions"):
+            return None
+        calls, seconds = self.rate_limit
+        model = (
+            str((request.json or {}).get("model") or "") if isinstance(request.json, dict) else ""
+        )
+        now = time.time()
+        with self._lock:
+            admitted = self._admitted.setdefault(model, deque())
+            while admitted and admitted[0] <= now - seconds:
+                admitted.popleft()
+            if len(admitted) < calls:
+                admitted.append(now)
+                return None
+            reset = admitted[0] + seconds
+            self.rate_limited.append((now, model, reset))
+        return Reply.error(
+            429,
+            f"Rate limit exceeded: {calls} requests per {seconds:g} s for {model}",
+            {
+                "Retry-After": str(math.ceil(reset - now)),
+                "X-RateLimit-Limit": str(calls),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(reset * 1000)),
+            },
+        )
 
     # ------------------------------------------------------------------ routes
 

@@ -150,8 +150,10 @@ def confirm_data(page) -> dict:
 
 
 def queued_asset_ids(broker) -> list[int]:
-    # The queue is declared when generation.tasks is first imported, i.e. on the first send.
-    messages = list(broker.queues["generation"].queue) if "generation" in broker.queues else []
+    # Small requests go to the interactive lane's queue, larger ones to the bulk queue. A queue
+    # is declared when generation.tasks is first imported, i.e. on the first send.
+    lanes = ("generation", "generation-interactive")
+    messages = [m for name in lanes if name in broker.queues for m in broker.queues[name].queue]
     return sorted(dramatiq.Message.decode(m).args[0] for m in messages)
 
 

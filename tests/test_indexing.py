@@ -28,9 +28,9 @@ from catalog.selectors import bestseller_filter, similar_bestsellers
 from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.tasks import sync_products
 from catalog.vector_index import IndexUnavailable, VectorIndex, client
+from tests.conftest import free_port, wait_for_port
 from tests.factories import make_product
 from tests.openrouter_server import OpenRouterServer, error_body
-from tests.test_reliability import _free_port, _wait_for_port
 
 pytestmark = pytest.mark.django_db
 
@@ -264,7 +264,7 @@ def flush_marks(request, settings, tmp_path):
     if request.param == "in this process":
         yield
         return
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "redis-server"),
@@ -280,7 +280,7 @@ def flush_marks(request, settings, tmp_path):
         stdout=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
         settings.DRAMATIQ_BROKER = {
             **settings.DRAMATIQ_BROKER,

@@ -12,7 +12,7 @@ from catalog.models import Product
 from core.models import MonthlySpend, SpendReservation
 from core.spending import month_spent
 from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset
-from generation.pipeline import RetryLater, asset_run, validate_image
+from generation.pipeline import RateLimited, RetryLater, asset_run, validate_image
 from generation.services import BatchRequest, batch_create
 from generation.sizes import pixel_size
 from tests.openrouter_server import Reply
@@ -179,7 +179,28 @@ def test_a_non_retryable_provider_error_fails_the_asset_with_its_message(catalog
     assert AssetEvent.objects.filter(asset=asset, to_status=AssetStatus.FAILED).exists()
 
 
-def test_429_retries_after_the_providers_delay(catalog, openrouter):
+def test_a_429_waits_for_the_providers_delay_in_the_worker_and_is_not_an_attempt(
+    catalog, openrouter
+):
+    asset = make_batch(catalog.filter(sku="NEW004"), [preset("Web banner")]).assets.get()
+    openrouter.fail_next(
+        status=429,
+        headers={"Retry-After": "1"},
+        json={"error": {"code": 429, "message": "Rate limited"}},
+    )
+
+    asset_run(asset_id=asset.pk, worker="test")
+
+    asset.refresh_from_db()
+    assert asset.status == AssetStatus.IN_REVIEW and asset.attempts == 1
+    limited, retried = openrouter.requests[:2]
+    assert retried.at - limited.at >= 1  # nobody called the model before Retry-After
+
+
+def test_a_429_that_outlasts_the_wait_sends_the_message_again_without_an_attempt(
+    catalog, openrouter, settings
+):
+    settings.OPENROUTER_RATE_WAIT_SECONDS = 0
     asset = make_batch(catalog.filter(sku="NEW004"), [preset("Web banner")]).assets.get()
     openrouter.fail_next(
         status=429,
@@ -187,15 +208,13 @@ def test_429_retries_after_the_providers_delay(catalog, openrouter):
         json={"error": {"code": 429, "message": "Rate limited"}},
     )
 
-    with pytest.raises(RetryLater) as retry:
+    with pytest.raises(RateLimited) as later:
         asset_run(asset_id=asset.pk, worker="test")
 
-    assert retry.value.delay == 7
+    assert later.value.delay == 7
     asset.refresh_from_db()
-    assert (
-        asset.status in (AssetStatus.ANALYSING, AssetStatus.RETRIEVING)
-        and "429" in asset.last_error
-    )
+    assert asset.status in (AssetStatus.ANALYSING, AssetStatus.RETRIEVING)
+    assert "429" in asset.last_error and (asset.attempts, asset.rate_waits) == (1, 1)
 
 
 def test_spending_cap_stops_the_batch_before_overspending(catalog, openrouter, settings):

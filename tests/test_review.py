@@ -181,7 +181,7 @@ def test_regenerating_makes_a_linked_new_version_with_the_feedback(
     assert (new.version, new.previous_version, new.feedback) == (2, old, "remove the neck label")
     assert new.status == AssetStatus.QUEUED and new.style_prompt == old.style_prompt
     assert old.status == AssetStatus.REJECTED and "Regenerated as v2" in old.events.last().note
-    assert broker.queues["generation"].qsize() == 1
+    assert broker.queues["generation-interactive"].qsize() == 1  # ahead of any bulk work
 
 
 def test_next_in_queue_walks_the_review_queue_in_order():

@@ -266,12 +266,7 @@ def _complete(**arguments: Any) -> ChatCompletion:
             retryable=False,
             status=200,
         )
-    choices = getattr(response, "choices", None)
-    # A choice can carry OpenRouter's error too (finish_reason "error").
-    error = (choices[0].model_extra or {}).get("error") if choices else None
-    if error is not None:
-        failure = openrouter.error_in_answer(error)
-        raise failure.billed_by(response) if "cost" in usage_of(response) else failure
+    choices = getattr(response, "choices", None)  # an error in a choice was raised already
     if not choices or getattr(choices[0], "message", None) is None:
         raise ProviderError(
             "OpenRouter answered HTTP 200 without a choice", retryable=False, status=200
