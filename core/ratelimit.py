@@ -159,10 +159,11 @@ class ModelPace:
     waited_seconds: float  # time callers spent waiting for a slot, added up
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Turns:
     deadline: float  # time.monotonic() after which a caller stops waiting
     interactive: bool
+    waited: float = 0.0  # seconds the block's calls have waited for slots so far
 
 
 _turns: contextvars.ContextVar[_Turns | None] = contextvars.ContextVar("turns", default=None)
@@ -178,6 +179,13 @@ def turns(*, interactive: bool = False, budget: float | None = None) -> Iterator
         yield
     finally:
         _turns.reset(token)
+
+
+def turns_waited() -> float:
+    """Seconds the calls of the current `turns()` block have waited for slots so far (the
+    rate limit's share of their time)."""
+    current = _turns.get()
+    return current.waited if current is not None else 0.0
 
 
 def waits_left() -> bool:
@@ -341,7 +349,10 @@ def _give_back(client: redis.Redis, taken: Slot, outcome: str) -> None:
 
 
 def _note_model(client: redis.Redis, model: str, waited: float) -> None:
-    """Remember the model (for limiter_state) and add the time waited for it."""
+    """Remember the model (for limiter_state) and add the time waited for it, to the model's
+    count and to the current `turns()` block's."""
+    if (current := _turns.get()) is not None:
+        current.waited += waited
     pipe = client.pipeline(transaction=False)
     pipe.sadd(f"{PREFIX}:models", model)
     if waited > 0.001:

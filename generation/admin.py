@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max
 from django.http import Http404, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from catalog.admin import ProductAdmin
 from catalog.models import Product
+from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
 from generation.forms import usd
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
@@ -75,10 +78,57 @@ def batch_progress(batch: GenerationBatch) -> dict:
             "failed": progress.failed,
             "running": progress.running,
             "cost": usd(progress.cost),
+            **batch_pace(batch, progress),
         },
         "by_status": progress.by_status,
         "note": batch.note,
     }
+
+
+def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
+    """How fast the batch goes, as sentences: images finished a minute since it was requested,
+    the time left at that pace, the provider's rate limit's share of its assets' step time
+    (core.ratelimit counts each asset's waits for a slot), and each model's current limit."""
+    assets = batch.assets.all()
+    last = assets.aggregate(at=Max("updated_at"))["at"] if not progress.running else None
+    elapsed = ((last or timezone.now()) - batch.created_at).total_seconds()
+    per_minute = progress.finished / (elapsed / 60) if elapsed > 0 else 0.0
+    left = progress.total - progress.finished - progress.failed
+    if not left:
+        time_left = "none: every image has finished"
+    elif per_minute:
+        time_left = f"about {duration(left / per_minute * 60)} at this pace"
+    else:
+        time_left = "not known until the first image finishes"
+    step_seconds = waited = 0.0
+    for timings, rate_wait in assets.values_list("timings", "rate_wait_seconds"):
+        step_seconds += sum(float(v) for v in (timings or {}).values())
+        waited += rate_wait
+    share = f" ({waited / step_seconds:.0%} of its images' step time)" if step_seconds else ""
+    limits = [
+        f"{pace.model}: {pace.in_flight} in flight of a limit of {pace.limit:.1f} "
+        f"(ceiling {pace.ceiling}), {pace.rate_limited} answers 429"
+        + (f", waiting until {pace.blocked_until:%H:%M:%S} UTC" if pace.blocked_until else "")
+        for pace in limiter_state().values()
+    ]
+    return {
+        "throughput": f"{per_minute:.1f} images a minute",
+        "time_left": time_left,
+        "rate_wait": f"{duration(waited)}{share}",
+        "limits": "; ".join(limits) or "no model has been called through the limiter yet",
+    }
+
+
+def duration(seconds: float) -> str:
+    """ "1 h 05 min", "12 min 30 s", "40 s"."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
 
 
 def batch_assets(batch: GenerationBatch):

@@ -288,6 +288,8 @@ class GeneratedAsset(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # Deliveries that ended waiting for the provider's rate limit: not failed attempts.
     rate_waits = models.PositiveIntegerField(default=0, editable=False)
+    # Seconds its calls waited for a slot of the provider's rate limit (core.ratelimit).
+    rate_wait_seconds = models.FloatField(default=0.0, editable=False)
     lane = models.CharField(
         max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE, db_index=True
     )

@@ -41,7 +41,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image, ImageStat, UnidentifiedImageError
@@ -152,6 +152,20 @@ def asset_run(*, asset_id: int, worker: str) -> None:
         except Exception as exc:
             logger.exception("asset %s failed unexpectedly", asset_id)
             _retry_or_fail(asset, f"{type(exc).__name__}: {exc}", worker, None)
+        finally:
+            _note_rate_wait(asset)
+
+
+def _note_rate_wait(asset: GeneratedAsset) -> None:
+    """Add what this delivery's calls waited for the rate limit to the asset (the batch page
+    shows the rate limit's share of the drop's time)."""
+    if waited := ratelimit.turns_waited():
+        try:
+            GeneratedAsset.objects.filter(pk=asset.pk).update(
+                rate_wait_seconds=F("rate_wait_seconds") + waited
+            )
+        except DatabaseError:  # a figure for the batch page: never worth the delivery's outcome
+            logger.warning("could not add the rate limit's wait to asset %s", asset.pk)
 
 
 def _steps(asset: GeneratedAsset, worker: str) -> None:

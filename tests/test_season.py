@@ -27,6 +27,7 @@ from core import openrouter as openrouter_client
 from core import ratelimit
 from core.models import ProviderCall, SpendReservation
 from core.openrouter import ProviderError
+from generation.admin import batch_progress
 from generation.models import (
     AssetEvent,
     AssetReference,
@@ -280,6 +281,12 @@ def test_a_drop_against_a_tight_rate_limit_fails_nothing_and_waits_out_every_429
             if r.json.get("model") == model and at + 0.2 < r.at < reset
         ]
         assert not early, (at, reset, [r.at for r in early])
+    # The batch page says how long the drop waited for the limit, and each model's limit.
+    if wait:
+        assert sum(batch.assets.values_list("rate_wait_seconds", flat=True)) > 0
+    pace = batch_progress(batch)["counts"]
+    assert pace["time_left"] == "none: every image has finished"
+    assert all(model in pace["limits"] for model in ratelimit.limiter_state())
     # 429s are not billed: nothing reserved is left, and the ledger is what the provider billed.
     assert not SpendReservation.objects.exists()
     assert ProviderCall.objects.count() == len(openrouter.bills) and booked() == billed(openrouter)
