@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from stack import Process, free_port, procfile_commands
-from worker_threads import request_drop, start_postgres
+from worker_threads import request_drop, sample, start_postgres, wait_done
 
 GIB = 2**30
 
@@ -103,7 +103,7 @@ def run(args, rate_limit, folder: Path, ports: dict[str, int], database_url: str
     chain = 3 * args.latency
     admitted = rate_limit[0] / rate_limit[1]
     bound = args.images / admitted + chain
-    samples: list[tuple[int, int, int]] = []
+    samples: list[tuple[float, int, int, int]] = []  # time, in flight, connections, memory
     with OpenRouterServer(
         port=ports["openrouter"], latency=args.latency, rate_limit=rate_limit
     ) as provider:
@@ -118,7 +118,9 @@ def run(args, rate_limit, folder: Path, ports: dict[str, int], database_url: str
             batch = request_drop(args.images)
             stop = threading.Event()
             sampler = threading.Thread(
-                target=sample, args=(provider, parts, samples, stop), daemon=True
+                target=sample,
+                args=(provider, [parts["worker"], parts["scheduler"]], samples, stop),
+                daemon=True,
             )
             sampler.start()
             regenerate_seconds = regenerate_midway(batch, args.images, timeout=bound * 3)
@@ -137,8 +139,8 @@ def run(args, rate_limit, folder: Path, ports: dict[str, int], database_url: str
     ]
     limited = sum(hit[1] == image_model for hit in provider.rate_limited)
     share = limited / max(len(image_calls), 1)
-    connections = max((s[1] for s in samples), default=0)
-    memory = max((s[2] for s in samples), default=0)
+    connections = max((s[2] for s in samples), default=0)
+    memory = max((s[3] for s in samples), default=0)
     print(
         f"{args.images} images, {args.latency:g} s a call, {rate_limit[0]} calls per "
         f"{rate_limit[1]:g} s per model"
@@ -155,7 +157,7 @@ def run(args, rate_limit, folder: Path, ports: dict[str, int], database_url: str
             (regenerate_seconds or float("inf")) / chain,
             2.0,
         ),
-        ("calls in flight", f"peak {max((s[0] for s in samples), default=0)}", "", None, None),
+        ("calls in flight", f"peak {max((s[1] for s in samples), default=0)}", "", None, None),
         ("database connections", f"peak {connections}", "target ≤ 30", None, None),
         ("worker host memory", f"peak {memory / GIB:.2f} GiB", "target ≤ 1.5 GiB", None, None),
     ]
@@ -215,49 +217,6 @@ def regenerate_midway(batch, images: int, timeout: float) -> float | None:
         connection.close()
         time.sleep(0.5)
     return None
-
-
-def wait_done(batch, timeout: float) -> tuple[int, int]:
-    """Waits until no image of the drop runs; (in review, failed)."""
-    from django.db import connection
-
-    from generation.models import AssetStatus
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = batch.assets.filter(status__in=AssetStatus.running()).count()
-        connection.close()  # the bench's own connection is not the worker's
-        if not running:
-            break
-        time.sleep(0.5)
-    return (
-        batch.assets.filter(status=AssetStatus.IN_REVIEW).count(),
-        batch.assets.filter(status=AssetStatus.FAILED).count(),
-    )
-
-
-def sample(provider, parts: dict[str, Process], samples: list, stop: threading.Event) -> None:
-    """Every 0.2 s: calls in flight, the database's connections from the worker host (every
-    backend but the bench's own), and the worker host's resident memory (worker and
-    scheduler with everything they started)."""
-    import psycopg
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=database["HOST"],
-        port=database["PORT"],
-        user=database["USER"],
-        dbname=database["NAME"],
-        autocommit=True,
-    ) as probe:
-        while not stop.wait(0.2):
-            [(connections,)] = probe.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND application_name <> 'bench'"
-            ).fetchall()
-            memory = parts["worker"].tree_rss() + parts["scheduler"].tree_rss()
-            samples.append((len(provider.in_flight), connections, memory))
 
 
 if __name__ == "__main__":

@@ -147,10 +147,10 @@ def measure(args, folder: Path, ports: dict[str, int], database_url: str) -> int
             started = time.monotonic()
             stop = threading.Event()
             sampler = threading.Thread(
-                target=sample, args=(provider, worker, samples, stop), daemon=True
+                target=sample, args=(provider, [worker], samples, stop), daemon=True
             )
             sampler.start()
-            done = wait_done(batch, timeout=max(600, args.images * 3 * args.latency))
+            done, _ = wait_done(batch, timeout=max(600, args.images * 3 * args.latency))
             stop.set()
             sampler.join()
             seconds = time.monotonic() - started
@@ -193,7 +193,10 @@ def request_drop(images: int):
     return batch
 
 
-def sample(provider, worker: Process, samples: list, stop: threading.Event) -> None:
+def sample(provider, processes: list[Process], samples: list, stop: threading.Event) -> None:
+    """Every 0.2 s, (time, calls in flight at the provider, the database's connections from the
+    worker host: every backend but the bench's own, the resident memory of `processes` with
+    everything they started)."""
     import psycopg
     from django.conf import settings
 
@@ -211,12 +214,12 @@ def sample(provider, worker: Process, samples: list, stop: threading.Event) -> N
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND application_name <> 'bench'"
             ).fetchall()
-            samples.append(
-                (time.monotonic(), len(provider.in_flight), connections, worker.tree_rss())
-            )
+            memory = sum(process.tree_rss() for process in processes)
+            samples.append((time.monotonic(), len(provider.in_flight), connections, memory))
 
 
-def wait_done(batch, timeout: float) -> int:
+def wait_done(batch, timeout: float) -> tuple[int, int]:
+    """Waits until no image of the drop runs; (in review, failed)."""
     from django.db import connection
 
     from generation.models import AssetStatus
@@ -227,8 +230,11 @@ def wait_done(batch, timeout: float) -> int:
         connection.close()  # the bench's own connection is not the worker's
         if not running:
             break
-        time.sleep(1)
-    return batch.assets.filter(status=AssetStatus.IN_REVIEW).count()
+        time.sleep(0.5)
+    return (
+        batch.assets.filter(status=AssetStatus.IN_REVIEW).count(),
+        batch.assets.filter(status=AssetStatus.FAILED).count(),
+    )
 
 
 def report(samples, args, seconds: float, done: int, provider, pacing: dict) -> None:
