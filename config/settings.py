@@ -255,11 +255,13 @@ OPENROUTER_MAX_RETRY_AFTER = env_int("OPENROUTER_MAX_RETRY_AFTER", 60)  # longes
 # OPENROUTER_CONCURRENCY_DECREASE at a 429 and never pass the model's ceiling (the default, or
 # "model=calls" pairs in OPENROUTER_CONCURRENCY_CEILINGS). The slots live in Redis, shared by
 # every worker: the broker's Redis unless OPENROUTER_LIMITER_URL names another (with the stub
-# broker and no URL, calls are not paced).
+# broker and no URL, calls are not paced). The start is generous: a 429 is not billed and
+# teaches the limiter the provider's window (X-RateLimit-*), while a cautious start costs a
+# drop a round of calls (20 s for an image) for every doubling on the way up.
 OPENROUTER_LIMITER_URL = env_str("OPENROUTER_LIMITER_URL") or (
     REDIS_URL if _TASK_BROKER == "redis" else ""
 )
-OPENROUTER_CONCURRENCY_START = env_int("OPENROUTER_CONCURRENCY_START", 4)
+OPENROUTER_CONCURRENCY_START = env_int("OPENROUTER_CONCURRENCY_START", 16)
 OPENROUTER_CONCURRENCY_CEILING = env_int("OPENROUTER_CONCURRENCY_CEILING", 64)
 OPENROUTER_CONCURRENCY_CEILINGS = {
     model.strip(): int(calls)

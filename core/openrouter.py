@@ -75,6 +75,10 @@ class ProviderError(Exception):
     (a timeout, a connection lost mid-call): OpenRouter bills a non-streaming call it finished
     whether or not anybody read it, so the call may have been billed. Its reservation is kept
     until the spending reconcile settles it (core.reconcile).
+
+    `window` is a 429's rate window when the provider said it: (X-RateLimit-Limit, the calls
+    it admits per window; X-RateLimit-Reset, when the oldest of them leaves it, in epoch
+    seconds). The limiter paces the model's starts to it (core.ratelimit).
     """
 
     def __init__(
@@ -88,8 +92,10 @@ class ProviderError(Exception):
         cost: Decimal | None = None,
         usage: dict | None = None,
         in_doubt: bool = False,
+        window: tuple[int, float] | None = None,
     ):
         super().__init__(message)
+        self.window = window
         self.retryable = retryable
         self.in_doubt = in_doubt
         self.retry_after = retry_after
@@ -152,7 +158,8 @@ def request(create: Callable[..., T], **arguments: Any) -> T:
                 return _call(create, arguments)
             except ProviderError as exc:
                 if exc.status == 429 and slot is not None:
-                    slot.limited(exc.retry_after)
+                    calls, reset = exc.window or (None, None)
+                    slot.limited(exc.retry_after, window_calls=calls, window_reset=reset)
                 raise
     except ratelimit.NoSlot as exc:
         raise ProviderError(str(exc), retryable=True, retry_after=exc.wait, status=429) from None
@@ -229,6 +236,7 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
         head=f"OpenRouter {exc.status_code}",
         retry_after_header=exc.response.headers.get("retry-after"),
         reset_header=exc.response.headers.get("x-ratelimit-reset"),
+        limit_header=exc.response.headers.get("x-ratelimit-limit"),
     )
 
 
@@ -239,10 +247,12 @@ def provider_error(
     head: str,
     retry_after_header: str | None = None,
     reset_header: str | None = None,
+    limit_header: str | None = None,
 ) -> ProviderError:
     """`head: message (provider X; reasons)` from an OpenRouter error object; transient
     statuses (408, 429, 5xx) are retryable, after the later of Retry-After and
-    X-RateLimit-Reset (epoch milliseconds) when the provider sent them."""
+    X-RateLimit-Reset (epoch milliseconds) when the provider sent them; with X-RateLimit-Limit
+    as well, the error carries the provider's window."""
     metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
     notes = [f"provider {metadata['provider_name']}"] if metadata.get("provider_name") else []
     if isinstance(metadata.get("reasons"), list):  # a moderation refusal says why
@@ -261,13 +271,19 @@ def provider_error(
         if wait is not None
     ]
     retry_after = max(waits) if waits else None
-    return ProviderError(text, retryable=True, retry_after=retry_after, status=status)
+    window = None
+    if (calls := _status_code(limit_header)) and (reset := _epoch_ms(reset_header)):
+        window = (calls, reset / 1000)
+    return ProviderError(
+        text, retryable=True, retry_after=retry_after, status=status, window=window
+    )
 
 
 def _status_code(code: Any) -> int | None:
     if isinstance(code, int) and not isinstance(code, bool):
         return code
-    return int(code) if isinstance(code, str) and code.isdigit() else None
+    digits = isinstance(code, str) and code.isascii() and code.isdigit()
+    return int(code) if digits else None
 
 
 def retry_after_seconds(value: str | None, cap: float) -> float | None:
@@ -282,13 +298,16 @@ def retry_after_seconds(value: str | None, cap: float) -> float | None:
 
 def reset_seconds(value: str | None, cap: float) -> float | None:
     """Seconds until an X-RateLimit-Reset (epoch milliseconds), capped; None when absent."""
+    reset_ms = _epoch_ms(value)
+    return None if reset_ms is None else min(max(reset_ms / 1000 - time.time(), 0.0), cap)
+
+
+def _epoch_ms(value: str | None) -> float | None:
     try:
         reset_ms = float(value or "")
     except ValueError:
         return None
-    if not math.isfinite(reset_ms):
-        return None
-    return min(max(reset_ms / 1000 - time.time(), 0.0), cap)
+    return reset_ms if math.isfinite(reset_ms) and reset_ms > 0 else None
 
 
 def _root_cause(exc: BaseException) -> BaseException:

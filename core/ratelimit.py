@@ -8,7 +8,9 @@ went. One limit per model, adapted the way TCP adapts its window:
 - Additive increase: each successful call adds 1/limit, so the limit grows by about one per
   round of successful calls. Before the model's first 429 it grows by one per success instead
   (doubling per round, TCP's slow start), so a drop reaches what the provider admits in a few
-  rounds rather than dozens.
+  rounds rather than dozens. A call that ends while fewer than half the limit are in flight
+  adds nothing: a model starved by another (the image model waiting for the style analyses)
+  would otherwise grow a limit nobody tested, and burst to it once the work arrives.
 - Multiplicative decrease: a 429 multiplies the limit by OPENROUTER_CONCURRENCY_DECREASE, at
   most once per round: a slot remembers the limit's `epoch` when it was taken, a decrease
   moves the epoch on, and the 429s of slots taken before it (the same burst) change nothing
@@ -24,6 +26,15 @@ went. One limit per model, adapted the way TCP adapts its window:
   interactive call starts at once all the same. (bench/worker_threads.py, 5 s a call against
   20 calls per 2 s: without spreading the limit fell to 20 and stayed near it, 88 images a
   minute; with it, it settled at 46.7 of the 50 admitted, 158 a minute, one 429 in 961 calls.)
+- A 429 that states the provider's window (X-RateLimit-Limit calls, X-RateLimit-Reset when the
+  oldest of them leaves) sets the model's pace: the window's length is that reset less the
+  start of the Limit-th latest call it admitted (each model's latest starts are kept), and
+  starts are then at least window / calls apart, PACE_MARGIN wider. Additive increase and
+  halving alone swing the rate between half and all of what the window admits (bench/season.py
+  measured 85 % of it on the busiest model); paced, it runs at 1 / PACE_MARGIN of it. Such a
+  429 lowers the limit no further than the calls the pace puts in flight (its starts over a
+  call's time, and a quarter more), as the pace now keeps the rate. The pace holds
+  PACE_HOLD_SECONDS; the next 429 measures it again.
 
 A slot is a member of a sorted set scored by its expiry. The process that holds it renews it
 every third of OPENROUTER_SLOT_TTL_SECONDS while the call runs, so a worker killed with SIGKILL
@@ -68,9 +79,17 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "openrouter:pace"
 POLL_SECONDS = 0.25  # a waiting caller looks again about this often (with jitter)
+STARTS_KEPT = 1024  # each model's latest starts, to measure the provider's window at a 429
+# A pace learned from a 429's window holds this long; then the next 429 measures it again, so
+# a provider that raises its limit is followed within minutes.
+PACE_HOLD_SECONDS = 600
+# Starts are paced this much wider than the window allows: a call that leaves a few hundred
+# milliseconds late must not make the next one the window's one too many.
+PACE_MARGIN = 1.05
 
-# KEYS: state, slots, waiting. ARGV: now (ms), token, slot ttl (ms), first limit, ceiling,
-# interactive (1/0), how long an interactive waiter's claim outlives its next look (ms).
+# KEYS: state, slots, waiting, starts. ARGV: now (ms), token, slot ttl (ms), first limit,
+# ceiling, interactive (1/0), how long an interactive waiter's claim outlives its next look
+# (ms), how many starts to remember.
 # Returns {1, epoch, ms until its start} when the slot is taken, else {0, ms the model stays
 # blocked (0: it is only full)}.
 _TAKE = """
@@ -96,12 +115,18 @@ if wait ~= 0 then
   return {0, math.max(wait, 0)}
 end
 local latency = tonumber(redis.call('HGET', KEYS[1], 'latency') or '0')
+local spacing = latency / limit
+if tonumber(redis.call('HGET', KEYS[1], 'pace_until') or '0') > now then
+  spacing = math.max(spacing, tonumber(redis.call('HGET', KEYS[1], 'interval') or '0'))
+end
 local start = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0'))
-redis.call('HSET', KEYS[1], 'next_start', tostring(start + latency / limit))
+redis.call('HSET', KEYS[1], 'next_start', tostring(start + spacing))
 if ARGV[6] == '1' then
   start = now  -- interactive: at once, ahead of the bulk starts already spread out
 end
 redis.call('ZADD', KEYS[2], start + tonumber(ARGV[3]), ARGV[2])
+redis.call('ZADD', KEYS[4], start, ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[8]) + 1))
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then
   redis.call('HSET', KEYS[1], 'limit', tostring(limit))
@@ -109,10 +134,12 @@ end
 return {1, tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0'), math.floor(start - now)}
 """
 
-# KEYS: state, slots. ARGV: token, outcome (ok, limited or other), the slot's epoch, first
-# limit, ceiling, decrease factor, blocked until (ms, 0: none), the call's time (ms). Returns
-# the new limit as text.
+# KEYS: state, slots, starts. ARGV: token, outcome (ok, limited or other), the slot's epoch,
+# first limit, ceiling, decrease factor, blocked until (ms, 0: none), the call's time (ms), the
+# window's calls (X-RateLimit-Limit, 0: not said), the window's reset (epoch ms, 0: not said),
+# now (ms), how long a learned pace holds (ms), its margin. Returns the new limit as text.
 _GIVE_BACK = """
+local in_flight = redis.call('ZCARD', KEYS[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local ceiling = tonumber(ARGV[5])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[4])
@@ -122,16 +149,41 @@ if ARGV[2] == 'ok' then
   local took = tonumber(ARGV[8])
   if latency > 0 then latency = 0.9 * latency + 0.1 * took else latency = took end
   redis.call('HSET', KEYS[1], 'latency', tostring(latency))
-  if redis.call('HGET', KEYS[1], 'slow_start') == '0' then
+  if in_flight < math.floor(limit) / 2 then
+    -- the limit was not what held the calls back: it does not grow for them
+  elseif redis.call('HGET', KEYS[1], 'slow_start') == '0' then
     limit = limit + 1 / math.max(limit, 1)
   else
     limit = limit + 1
   end
 elseif ARGV[2] == 'limited' then
+  -- The provider did not count this call. When it said its window (calls, and when the
+  -- oldest of them leaves it), the window's length is that reset less the start of the
+  -- calls-th latest call admitted before this one: starts are paced one window / calls apart.
+  local start = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  local calls, reset = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local floor = 1
+  if start and calls > 0 and reset > 0 then
+    local oldest = redis.call('ZREVRANGEBYSCORE', KEYS[3], start, '-inf', 'WITHSCORES', 'LIMIT', calls - 1, 1)
+    if oldest[2] then
+      local window = reset - tonumber(oldest[2])
+      if window > 0 then
+        local interval = window * tonumber(ARGV[13]) / calls
+        redis.call('HSET', KEYS[1], 'interval', tostring(interval),
+          'pace_until', tostring(tonumber(ARGV[11]) + tonumber(ARGV[12])))
+        -- The pace now keeps the rate: the limit need not fall below the calls it puts in
+        -- flight (its starts over a call's time), with a quarter more for slots that wait
+        -- for their start.
+        local latency = tonumber(redis.call('HGET', KEYS[1], 'latency') or '0')
+        floor = 1.25 * latency / interval
+      end
+    end
+  end
   redis.call('HINCRBY', KEYS[1], 'rate_limited', 1)
   local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
   if tonumber(ARGV[3]) >= epoch then
-    limit = limit * tonumber(ARGV[6])
+    limit = math.max(limit * tonumber(ARGV[6]), math.min(floor, limit))
     redis.call('HSET', KEYS[1], 'epoch', epoch + 1, 'slow_start', '0')
   end
   local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0')
@@ -154,6 +206,7 @@ class ModelPace:
     ceiling: int
     in_flight: int
     blocked_until: datetime | None  # no call starts before (Retry-After, X-RateLimit-Reset)
+    paced_per_minute: float | None  # starts a minute at most, from the provider's window
     calls: int  # successful calls
     rate_limited: int  # 429s answered
     waited_seconds: float  # time callers spent waiting for a slot, added up
@@ -218,12 +271,22 @@ class Slot:
         self.model, self.token, self.epoch = model, token, epoch
         self.start_in = start_in  # seconds until its start, to spread the model's starts
         self.blocked_for: float | None = None
+        self.window: tuple[int, float] = (0, 0.0)  # the provider's, at a 429 that said it
         self.started = time.monotonic()
 
-    def limited(self, retry_after: float | None) -> None:
+    def limited(
+        self,
+        retry_after: float | None,
+        *,
+        window_calls: int | None = None,
+        window_reset: float | None = None,
+    ) -> None:
         """The call was answered 429: the model is blocked for `retry_after` seconds (at least
-        one when the provider did not say)."""
+        one when the provider did not say). `window_calls` and `window_reset` (epoch seconds)
+        are the provider's window when it said it (X-RateLimit-Limit and -Reset): the model's
+        starts are then paced to it."""
         self.blocked_for = max(retry_after or 0.0, 1.0)
+        self.window = (window_calls or 0, window_reset or 0.0)
 
 
 @contextmanager
@@ -282,7 +345,7 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
         else time.monotonic() + settings.OPENROUTER_RATE_WAIT_SECONDS
     )
     token, started = uuid.uuid4().hex, time.monotonic()
-    keys = [_key(model, "state"), _key(model, "slots"), _key(model, "waiting")]
+    keys = [_key(model, part) for part in ("state", "slots", "waiting", "starts")]
     ttl_ms = int(settings.OPENROUTER_SLOT_TTL_SECONDS * 1000)
     while True:
         try:
@@ -296,6 +359,7 @@ def _take(client: redis.Redis, model: str) -> Slot | None:
                     ceiling_for(model),
                     int(interactive),
                     2000,
+                    STARTS_KEPT,
                 ],
             )
         except redis.RedisError as exc:
@@ -332,7 +396,7 @@ def _give_back(client: redis.Redis, taken: Slot, outcome: str) -> None:
     )
     try:
         _scripts(client)["give_back"](
-            keys=[_key(taken.model, "state"), _key(taken.model, "slots")],
+            keys=[_key(taken.model, part) for part in ("state", "slots", "starts")],
             args=[
                 taken.token,
                 outcome,
@@ -342,6 +406,11 @@ def _give_back(client: redis.Redis, taken: Slot, outcome: str) -> None:
                 settings.OPENROUTER_CONCURRENCY_DECREASE,
                 blocked_until,
                 int((time.monotonic() - taken.started) * 1000),
+                taken.window[0],
+                int(taken.window[1] * 1000),
+                _now_ms(),
+                PACE_HOLD_SECONDS * 1000,
+                PACE_MARGIN,
             ],
         )
     except redis.RedisError as exc:  # the slot runs out by itself
@@ -383,12 +452,15 @@ def limiter_state() -> dict[str, ModelPace]:
     for model, fields, in_flight in zip(models, answers[::2], answers[1::2], strict=True):
         fields = {key.decode(): value.decode() for key, value in fields.items()}
         blocked = int(float(fields.get("blocked_until", 0)))
+        interval = float(fields.get("interval", 0))
+        paced = float(fields.get("pace_until", 0)) > now and interval > 0
         state[model] = ModelPace(
             model=model,
             limit=float(fields.get("limit", settings.OPENROUTER_CONCURRENCY_START)),
             ceiling=ceiling_for(model),
             in_flight=in_flight,
             blocked_until=datetime.fromtimestamp(blocked / 1000, UTC) if blocked > now else None,
+            paced_per_minute=60_000 / interval if paced else None,
             calls=int(fields.get("calls", 0)),
             rate_limited=int(fields.get("rate_limited", 0)),
             waited_seconds=float(fields.get("waited", 0)),

@@ -108,6 +108,11 @@ def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
     limits = [
         f"{pace.model}: {pace.in_flight} in flight of a limit of {pace.limit:.1f} "
         f"(ceiling {pace.ceiling}), {pace.rate_limited} answers 429"
+        + (
+            f", paced to {pace.paced_per_minute:.0f} calls a minute (the provider's window)"
+            if pace.paced_per_minute
+            else ""
+        )
         + (f", waiting until {pace.blocked_until:%H:%M:%S} UTC" if pace.blocked_until else "")
         for pace in limiter_state().values()
     ]

@@ -66,7 +66,7 @@ def take_all(stack: ExitStack, model: str) -> list[ratelimit.Slot]:
 
 def pace_or_start(model: str) -> ratelimit.ModelPace:
     return ratelimit.limiter_state().get(model) or ratelimit.ModelPace(
-        model, django_settings.OPENROUTER_CONCURRENCY_START, 0, 0, None, 0, 0, 0.0
+        model, django_settings.OPENROUTER_CONCURRENCY_START, 0, 0, None, None, 0, 0, 0.0
     )
 
 
@@ -110,10 +110,10 @@ def test_a_429_storm_halves_the_limit_once_per_round_and_successes_bring_it_back
 
 
 def test_a_models_calls_start_spread_over_its_call_time(settings):
-    settings.OPENROUTER_CONCURRENCY_START = 4
+    settings.OPENROUTER_CONCURRENCY_START = 5
     with ratelimit.slot("m"):
         time.sleep(0.5)  # the model's calls take half a second
-    assert pace("m").limit == 5
+    assert pace("m").limit == 5  # one call of five allowed did not test the limit: no growth
 
     starts = []
     with ExitStack() as stack:
@@ -200,6 +200,41 @@ def test_an_upstream_429_inside_a_200_answer_paces_the_model_too(openrouter):
 
     assert failed.value.status == 429 and failed.value.retryable
     assert pace("m").rate_limited == 1 and pace("m").blocked_until is not None
+
+
+def test_a_429_that_states_its_window_paces_the_models_starts_to_it(openrouter, settings):
+    settings.OPENROUTER_CONCURRENCY_START = 20  # far more than the window admits
+    openrouter.rate_limit = (10, 2.0)  # 10 calls in any 2 s: 5 a second
+    openrouter.latency = 0.2
+
+    def call_for(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                openrouter_client.request(
+                    openrouter_client.client().chat.completions.create,
+                    model="m",
+                    messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+                )
+            except ProviderError as exc:
+                assert exc.status == 429 and exc.window is not None  # waits, and goes again
+
+    threads = [threading.Thread(target=call_for, args=(6,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # The first 429 taught the pace: 10 calls per 2 s, 5 % wider.
+    assert 270 <= pace("m").paced_per_minute <= 290
+    learned = openrouter.rate_limited[0][0]
+    later = [at for at, _, _ in openrouter.rate_limited if at > learned + 1.0]
+    assert len(later) <= 1, later  # after it, the starts kept to the window
+    admitted = [
+        r.at for r in openrouter.requests if r.at > learned + 2.0 and r.path.endswith("ions")
+    ]
+    span = max(admitted) - min(admitted)
+    assert 4.0 <= (len(admitted) - 1) / span <= 5.0  # about all the window admits, no more
 
 
 def test_calls_go_ahead_unpaced_when_the_limiters_redis_is_away(settings):
