@@ -305,7 +305,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     )
     list_display_links = ("thumbnail_tag", "product")
     list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
-    actions = ["approve_selected", "reject_selected"]
+    actions = ["approve_selected", "reject_selected", "recheck_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")
     search_fields = ("product__sku",)

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from catalog.services import product_set_published
 from core.queue import enqueue_after_commit
-from generation.models import AssetStatus, GeneratedAsset
+from generation.models import AssetStatus, GeneratedAsset, Lane
 from generation.provenance import with_provenance, xmp_packet
-from generation.services import asset_next_version
+from generation.services import asset_next_version, asset_send
 from generation.tasks import notify_rejection
 from generation.transitions import asset_transition
 
@@ -132,6 +132,28 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
             )
             enqueue_after_commit(notify_rejection, asset.pk)
     return new
+
+
+def asset_recheck(*, asset: GeneratedAsset, user) -> GeneratedAsset:
+    """A new automatic quality check of the image in review (say, after the checker could not
+    check, or a verdict the reviewer doubts): a paid call like the first, in the interactive
+    lane, so a drop in progress never holds it up. The image stays as it is."""
+    _require(user, REVIEW)
+    with transaction.atomic():
+        asset = _locked(asset, AssetStatus.IN_REVIEW)
+        asset_transition(
+            asset,
+            AssetStatus.CHECKING,
+            user=user,
+            note="quality check asked again by a reviewer",
+            lane=Lane.INTERACTIVE,
+            qa_status="",
+            qa_checks=[],
+            qa_note="",
+            last_error="",
+        )
+        asset_send(asset)
+    return asset
 
 
 def published_name(asset: GeneratedAsset, extension: str) -> str:

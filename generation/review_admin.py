@@ -22,6 +22,7 @@ from generation.review import (
     ReviewError,
     asset_approve,
     asset_publish,
+    asset_recheck,
     asset_regenerate,
     asset_reject,
     asset_unpublish,
@@ -39,6 +40,7 @@ DECISIONS = {
         True,
         True,
     ),
+    "recheck": (lambda a, u, text: asset_recheck(asset=a, user=u), REVIEW, False, False),
     "publish": (lambda a, u, text: asset_publish(asset=a, user=u), PUBLISH, False, False),
     "unpublish": (lambda a, u, text: asset_unpublish(asset=a, user=u), PUBLISH, False, False),
 }
@@ -51,6 +53,7 @@ PAST = {
     "approve": "approved",
     "reject": "rejected",
     "regenerate": "regenerated",
+    "recheck": "sent for a new quality check",
     "publish": "published",
     "unpublish": "unpublished",
 }
@@ -227,6 +230,10 @@ class ReviewAdminMixin:
     def approve_selected(self, request, queryset):
         self._decide_many(request, queryset, "approve", "")
 
+    @admin.action(description="Check quality again for selected images", permissions=["review"])
+    def recheck_selected(self, request, queryset):
+        self._decide_many(request, queryset, "recheck", "")
+
     @admin.action(description="Reject selected images…", permissions=["review"])
     def reject_selected(self, request, queryset):
         form = RejectForm(request.POST if "reason" in request.POST else None)
@@ -258,6 +265,6 @@ class ReviewAdminMixin:
             self.log_change(request, asset, f"{decision}: {text}" if text else decision)
             done += 1
         if done:
-            messages.success(request, f"{PAST[decision].capitalize()} {done} image(s).")
+            messages.success(request, f"{done} image(s) {PAST[decision]}.")
         for problem in problems:
             messages.warning(request, problem)

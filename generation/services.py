@@ -213,18 +213,19 @@ def asset_queue(*, asset: GeneratedAsset, user=None, note: str = "") -> None:
     (the batch, the message that made it), else the periodic job does."""
     AssetEvent.objects.create(asset=asset, to_status=AssetStatus.QUEUED, user=user, note=note)
     if asset.lane != Lane.BULK:
-        _send(asset)
+        asset_send(asset)
 
 
 def asset_send_later(*, asset_id: int, delay: float) -> None:
     """Send the asset's message again in `delay` seconds: a fresh message, as waiting for the
     provider's rate limit is not a failure that Dramatiq's retries should count."""
     asset = GeneratedAsset.objects.only("pk", "lane").get(pk=asset_id)
-    _send(asset, delay=delay)
+    asset_send(asset, delay=delay)
 
 
-def _send(asset: GeneratedAsset, *, delay: float | None = None) -> None:
-    """Send the asset's message after commit; record its id, or why it could not be sent."""
+def asset_send(asset: GeneratedAsset, *, delay: float | None = None) -> None:
+    """Send the asset's message in its lane after commit; record its id, or why it could not
+    be sent."""
     pk = asset.pk
 
     def sent(message):
@@ -293,7 +294,7 @@ def assets_dispatch() -> int:
                     message_id=DISPATCHING, updated_at=now
                 )
                 if taken:
-                    _send(asset)
+                    asset_send(asset)
                     sent += 1
     return sent
 
@@ -331,7 +332,7 @@ def assets_requeue_lost() -> int:
                 note="its message was lost: sent again",
             )
             GeneratedAsset.objects.filter(pk=asset.pk).update(updated_at=now)
-            _send(asset)
+            asset_send(asset)
         sent += 1
     if sent:
         logger.info("sent %s lost asset message(s) again", sent)

@@ -10,7 +10,8 @@ changes it. The pipeline, review, publishing and the sweepers all go through it.
 with the check's verdict (or why it could not be checked); it fails only if deleted meanwhile.
 
 A regenerated version starts queued with the retrieval and style of the one it replaces, so
-queued may skip straight to analysing or generating.
+queued may skip straight to analysing or generating. A reviewer may send an image in review
+back to checking, for a new quality check of the same image (generation.review.asset_recheck).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.ANALYSING: frozenset({S.GENERATING, S.FAILED}),
     S.GENERATING: frozenset({S.CHECKING, S.FAILED}),
     S.CHECKING: frozenset({S.IN_REVIEW, S.FAILED}),
-    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SET_ASIDE}),
+    S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.SET_ASIDE, S.CHECKING}),
     S.APPROVED: frozenset({S.PUBLISHED, S.REJECTED}),
     S.PUBLISHED: frozenset({S.APPROVED}),
     S.REJECTED: frozenset(),

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from generation.models import AssetStatus, GeneratedAsset
+from generation.models import AssetStatus, GeneratedAsset, Lane
 from tests.test_review import make_asset, merchandiser, reviewer  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +113,7 @@ def test_bulk_approve_and_bulk_reject_with_a_reason(client, reviewer):
         ("approve", AssetStatus.IN_REVIEW),
         ("reject", AssetStatus.IN_REVIEW),
         ("regenerate", AssetStatus.IN_REVIEW),
+        ("recheck", AssetStatus.IN_REVIEW),
         ("publish", AssetStatus.APPROVED),
         ("unpublish", AssetStatus.PUBLISHED),
     ],
@@ -243,3 +244,32 @@ def test_regenerating_opens_the_new_version_which_waits_to_be_made(client, revie
     page = client.get(response.url).content.decode()
     assert "Being made (queued)" in page and "window.location.reload" in page
     assert 'id="versions"' in page and "v1" in page and "v2" in page
+
+
+def test_a_reviewer_asks_for_a_new_quality_check_from_the_asset_page_and_the_list(client, reviewer):
+    asset, other = make_asset(sku="RECHECK-1"), make_asset(sku="RECHECK-2")
+    client.force_login(reviewer)
+    page = client.get(f"/admin/generation/generatedasset/{asset.pk}/change/").content.decode()
+    assert 'value="recheck"' in page and "Check quality again" in page
+
+    response = client.post(
+        f"/admin/generation/generatedasset/{asset.pk}/decide/", {"decision": "recheck"}
+    )
+    asset.refresh_from_db()
+    assert response.url == f"/admin/generation/generatedasset/{asset.pk}/change/"
+    assert (asset.status, asset.lane) == (AssetStatus.CHECKING, Lane.INTERACTIVE)
+    again = client.post(
+        f"/admin/generation/generatedasset/{asset.pk}/decide/",
+        {"decision": "recheck"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert again.status_code == 409  # it is being checked: not in review any more
+
+    response = client.post(
+        "/admin/generation/generatedasset/",
+        {"action": "recheck_selected", "_selected_action": [other.pk], "status": "all"},
+        follow=True,
+    )
+    other.refresh_from_db()
+    assert other.status == AssetStatus.CHECKING
+    assert "1 image(s) sent for a new quality check." in response.content.decode()

@@ -36,9 +36,10 @@ from generation.models import (
     GeneratedAsset,
     GenerationBatch,
     Lane,
+    QAStatus,
 )
 from generation.periodic import requeue_lost_assets
-from generation.review import asset_regenerate
+from generation.review import asset_recheck, asset_regenerate
 from generation.services import DISPATCHING, BatchRequest, assets_requeue_lost, batch_create
 from tests.conftest import free_port
 from tests.factories import make_product
@@ -352,6 +353,42 @@ def test_a_regeneration_overtakes_a_queued_bulk_drop(openrouter, broker, worker,
 
     still_running = drop.assets.filter(status__in=AssetStatus.running()).count()
     assert still_running >= 6  # of the 13 the drop had left when it was asked for
+    wait_until(lambda: not drop.assets.filter(status__in=AssetStatus.running()).exists())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_quality_recheck_overtakes_a_queued_bulk_drop_and_pays_one_more_check(
+    openrouter, broker, worker, settings
+):
+    settings.GENERATION_INTERACTIVE_MAX_ASSETS = 1
+    settings.GENERATION_BULK_MESSAGES = 4
+    # One quality check at a time (its model also analyses the style), so the drop queues up.
+    settings.OPENROUTER_CONCURRENCY_CEILINGS = {settings.QUALITY_CHECK_MODEL: 1}
+    openrouter.latency = 0.25
+    drop = prepared_batch("DROP", 14)
+    wait_until(lambda: drop.assets.filter(status=AssetStatus.IN_REVIEW).exists())
+    first = drop.assets.filter(status=AssetStatus.IN_REVIEW).first()
+    checks = ProviderCall.objects.filter(subject=first.ledger_subject, kind=ProviderCall.Kind.QA)
+    assert checks.count() == 1
+    image = first.image.name
+
+    asset_recheck(asset=first, user=user_in("Reviewer", "rev"))
+    first.refresh_from_db()
+    assert (first.status, first.lane, first.qa_status) == (
+        AssetStatus.CHECKING,
+        Lane.INTERACTIVE,
+        "",
+    )
+    wait_until(lambda: GeneratedAsset.objects.get(pk=first.pk).status == AssetStatus.IN_REVIEW)
+
+    still_running = drop.assets.filter(status__in=AssetStatus.running()).count()
+    assert still_running >= 6  # of the 13 the drop had left when it was asked for
+    first.refresh_from_db()
+    assert first.qa_status == QAStatus.PASSED and first.image.name == image  # the same image
+    assert checks.count() == 2  # one more check, booked like the first
+    assert AssetEvent.objects.filter(
+        asset=first, from_status=AssetStatus.IN_REVIEW, to_status=AssetStatus.CHECKING
+    ).exists()
     wait_until(lambda: not drop.assets.filter(status__in=AssetStatus.running()).exists())
 
 
