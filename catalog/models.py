@@ -62,6 +62,8 @@ class Product(models.Model):
         PUBLISHED = "published", "New, has published images"
 
     sku = models.CharField("SKU", max_length=64, unique=True, validators=[sku_validator])
+    # The title shoppers see; optional, as the seed's CSV formats have none.
+    name = models.CharField(max_length=200, blank=True)
     lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.NEW)
     # Images are re-encoded and stored under content-addressed names (see catalog.images).
     image = models.ImageField(max_length=255)

@@ -197,6 +197,77 @@ def test_an_uploaded_png_with_a_hidden_payload_is_stored_without_it(images):
     assert Image.open(io.BytesIO(stored)).format == "JPEG"
 
 
+def named(header: list[str], rows: list[list[object]], names: list[str], at: int = 1):
+    """The same file with a `name` column put in at position `at` (any position is fine)."""
+    return csv_bytes(
+        [*header[:at], "name", *header[at:]],
+        [[*row[:at], name, *row[at:]] for row, name in zip(rows, names, strict=True)],
+    )
+
+
+def test_both_catalog_formats_take_an_optional_name_column(images, tmp_path):
+    historical = named(
+        HISTORICAL_HEADER,
+        [historical_row("SKU001", "SKU001.jpg"), historical_row("SKU002", "SKU002.jpg")],
+        ["  Red   linen  wrap dress ", ""],
+        at=len(HISTORICAL_HEADER),
+    )
+    new = named(
+        NEW_HEADER,
+        [["NEW001", "NEW001.jpg", "dress", "boho", "summer", "beach at sunset"]],
+        ["Boho maxi dress"],
+    )
+
+    assert run(historical, images).kind == ImportKind.HISTORICAL
+    assert run(new, write_images(tmp_path / "new", ["NEW001.jpg"])).kind == ImportKind.NEW
+
+    names = dict(Product.objects.values_list("sku", "name"))
+    assert names == {"SKU001": "Red linen wrap dress", "SKU002": "", "NEW001": "Boho maxi dress"}
+
+
+def test_a_file_without_the_name_column_imports_as_before_and_keeps_the_names(images):
+    """The seed's formats, byte for byte: nothing about them changed, and a re-import of an
+    old file leaves the names given since then alone."""
+    assert run(THREE_ROWS, images).created == 3
+    Product.objects.filter(sku="SKU001").update(name="Red linen wrap dress")
+
+    again = run(THREE_ROWS, images)
+
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert Product.objects.get(sku="SKU001").name == "Red linen wrap dress"
+    assert Product.objects.get(sku="SKU002").name == ""
+
+
+def test_a_changed_name_is_an_update_named_in_the_preview(images):
+    run(THREE_ROWS, images)
+    rows = [
+        historical_row("SKU001", "SKU001.jpg", sales=2000),
+        historical_row("SKU002", "SKU002.jpg", category="top", sales=100, price="19.00"),
+    ]
+
+    result = run(named(HISTORICAL_HEADER, rows, ["Red dress", ""]), images, dry_run=True)
+
+    plans = {row.sku: row for row in result.rows}
+    assert [str(change) for change in plans["SKU001"].changes] == ["name: — → Red dress"]
+    assert plans["SKU001"].name == "Red dress"
+    assert plans["SKU002"].action == ImportAction.UNCHANGED
+
+
+def test_a_name_over_the_limit_is_rejected_with_its_line_and_column(images, settings):
+    rows = [historical_row("SKU001", "SKU001.jpg"), historical_row("SKU002", "SKU002.jpg")]
+    data = named(HISTORICAL_HEADER, rows, ["Fine", "x" * 201])
+    assert_rejected(run(data, images), settings, 3, "name", "201 characters", "limit is 200")
+
+
+def test_the_sales_update_has_no_name_column(images, settings):
+    make_product("SKU001", sales_count=10)
+    result = run(csv_bytes(["sku", "sales_count", "name"], [["SKU001", 5, "Red dress"]]), None)
+
+    [error] = result.errors
+    assert (error.line, error.column) == (1, "name") and "unknown column" in error.message
+    assert Product.objects.get(sku="SKU001").sales_count == 10
+
+
 # --- bad input: a clear error, nothing written ------------------------------------------
 
 
@@ -442,7 +513,9 @@ def test_an_unknown_header_names_the_formats_there_are(images):
     assert "matches none of the CSV formats" in error.message
     for fmt in (
         "historical catalog (product_id, image_path",
+        "price; optional: name)",
         "new products (new_id",
+        "prompt_hint; optional: name)",
         "sales update (sku, sales_count)",
     ):
         assert fmt in error.message

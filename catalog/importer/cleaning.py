@@ -93,8 +93,9 @@ def clean_row(
             return None
 
     sku = cell(fmt.sku_column, clean_sku)
-    for column in fmt.columns:
-        if column in TEXT_FIELDS:
+    # An optional column the file leaves out is not in the record: its field stays as it is.
+    for column in fmt.allowed:
+        if column in TEXT_FIELDS and column in record:
             values[TEXT_FIELDS[column]] = cell(column, lambda raw, c=column: clean_text(c, raw))
     if "sales_count" in fmt.columns:
         values["sales_count"] = cell("sales_count", clean_int)

@@ -17,8 +17,18 @@ class ImportKind(models.TextChoices):
 @dataclass(frozen=True)
 class CsvFormat:
     kind: ImportKind
-    columns: tuple[str, ...]
+    columns: tuple[str, ...]  # every file of the format has these
     sku_column: str
+    # Columns a file may add (they came after the seed's formats): a file without one leaves
+    # that field of its products as it is.
+    optional: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return self.columns + self.optional
+
+    def matches(self, names: set[str]) -> bool:
+        return set(self.columns) <= names <= set(self.allowed)
 
 
 FORMATS = {
@@ -36,17 +46,20 @@ FORMATS = {
             "price",
         ),
         "product_id",
+        optional=("name",),
     ),
     ImportKind.NEW: CsvFormat(
         ImportKind.NEW,
         ("new_id", "image_path", "category", "style", "season", "prompt_hint"),
         "new_id",
+        optional=("name",),
     ),
     ImportKind.SALES: CsvFormat(ImportKind.SALES, ("sku", "sales_count"), "sku"),
 }
 
 # CSV column -> Product field, for the columns that are copied as cleaned text.
 TEXT_FIELDS = {
+    "name": "name",
     "category": "category",
     "color": "color",
     "style": "style",
@@ -118,16 +131,14 @@ def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
                 RowError(1, name, "this column appears more than once in the header")
             )
     if kind is None:
-        matches = [fmt for fmt in FORMATS.values() if set(fmt.columns) == names]
+        matches = [fmt for fmt in FORMATS.values() if fmt.matches(names)]
         if matches:
             return matches[0]
         # Report against the closest format so the errors say what to fix; a header that is
         # not close to any of them is told the formats there are.
         fmt = max(FORMATS.values(), key=lambda f: (len(names & set(f.columns)), -len(f.columns)))
         if len(names & set(fmt.columns)) * 2 < len(fmt.columns):
-            known = "; ".join(
-                f"{f.kind.label.lower()} ({', '.join(f.columns)})" for f in FORMATS.values()
-            )
+            known = "; ".join(f"{f.kind.label.lower()} ({_described(f)})" for f in FORMATS.values())
             raise HeaderErrors(
                 [RowError(1, "", f"this header matches none of the CSV formats: {known}")]
             )
@@ -142,15 +153,20 @@ def detect_format(header: list[str], kind: ImportKind | None) -> CsvFormat:
         RowError(
             1,
             col,
-            f"unknown column for the {fmt.kind.label.lower()} format "
-            f"(expected: {', '.join(fmt.columns)})",
+            f"unknown column for the {fmt.kind.label.lower()} format (expected: {_described(fmt)})",
         )
         for col in header
-        if col not in fmt.columns
+        if col not in fmt.allowed
     ]
     if errors:
         raise HeaderErrors(errors)
     return fmt
+
+
+def _described(fmt: CsvFormat) -> str:
+    """Its columns as an error lists them: "product_id, …, price; optional: name"."""
+    optional = f"; optional: {', '.join(fmt.optional)}" if fmt.optional else ""
+    return ", ".join(fmt.columns) + optional
 
 
 class HeaderErrors(Exception):
