@@ -191,6 +191,18 @@ def refusal(exc: UploadRefused) -> JsonResponse:
     return JsonResponse({"error": str(exc)}, status=exc.status)
 
 
+def preview_photo_urls(job: CatalogImport, rows: list[dict]) -> None:
+    """Each shown row's thumbnail, served like every private photo (behind the login), while
+    the photo is surely stored: the check keeps it until the import is confirmed, and a done
+    import's products use it. Once an import is cancelled, expired or failed, photos no
+    product uses are deleted, so there are none to show."""
+    if job.state not in (State.CHECKED, State.DONE):
+        return
+    for row in rows:
+        if row.get("thumbnail"):
+            row["thumbnail_url"] = default_storage.url(row["thumbnail"])
+
+
 def job_url(job: CatalogImport) -> str:
     return reverse("admin:catalog_catalogimport_change", args=[job.pk])
 
@@ -258,6 +270,8 @@ class CatalogImportAdmin(admin.ModelAdmin):
         if request.method == "POST":
             return self._decide(request, job)
         preview = job_preview(job) if job.state not in CatalogImport.RUNNING else None
+        if preview is not None:
+            preview_photo_urls(job, preview["rows"])
         return TemplateResponse(
             request,
             "admin/catalog/product/import_job.html",
@@ -267,6 +281,8 @@ class CatalogImportAdmin(admin.ModelAdmin):
                 "job": job,
                 "progress": job_progress(job),
                 "preview": preview,
+                "preview_photos": preview is not None
+                and any(row.get("photo") for row in preview["rows"]),
                 "summary": job_summary(job),
                 "may_decide": may_decide(request, job),
                 "has_error_report": default_storage.exists(report_name(job, "errors.csv")),

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from catalog.importer.jobs import (
     imports_requeue_stalled,
 )
 from catalog.models import CatalogImport, ImageEmbedding, Product
+from tests.factories import make_product
 from tests.test_admin import (
     HISTORICAL_HEADER,
     IMPORT,
@@ -299,3 +301,59 @@ def test_a_small_file_is_checked_in_the_upload_request_and_its_preview_is_there_
     assert page.context["job"].state == State.CHECKED
     assert "5 to create" in page.content.decode()
     assert 'id="catalog-import-confirm"' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_preview_shows_each_rows_photo_and_name_served_behind_the_login(importer):
+    """Whoever confirms sees which photo goes with which row: a small lazy thumbnail with its
+    file name, beside the row's SKU and name. The thumbnails are private media."""
+    rows = [historical_row(f"SKU-{n}", f"photos/p{n}.jpg") for n in range(3)]
+    csv_data = csv_bytes(
+        [*HISTORICAL_HEADER, "name"],
+        [
+            [*row, name]
+            for row, name in zip(rows, ["Red dress", "", "Blue <b>top</b>"], strict=True)
+        ],
+    )
+    zip_data = zip_bytes({f"photos/p{n}.jpg": image_bytes((n * 80, 40, 90)) for n in range(3)})
+
+    page = post_import(importer, csv_data, zip_data)
+
+    assert page.context["job"].state == State.CHECKED
+    html = page.content.decode()
+    shown = page.context["preview"]["rows"]
+    assert [(row["sku"], row["name"], row["photo"]) for row in shown] == [
+        ("SKU-0", "Red dress", "photos/p0.jpg"),
+        ("SKU-1", "", "photos/p1.jpg"),
+        ("SKU-2", "Blue <b>top</b>", "photos/p2.jpg"),
+    ]
+    for row in shown:
+        url = row["thumbnail_url"]
+        assert url.startswith("/media/products/thumbs/")
+        tag = html[html.index(f'<img src="{url}"') :].split(">", 1)[0]
+        assert f'alt="Photo of line {row["line"]}, {row["sku"]}: {row["photo"]}"' in tag
+        assert 'loading="lazy"' in tag
+        assert importer.get(url)["Content-Type"] == "image/jpeg"
+        assert Client().get(url).status_code == 404  # private: only for a logged-in user
+    assert "Blue &lt;b&gt;top&lt;/b&gt;" in html and "<b>top</b>" not in html
+
+
+@pytest.mark.django_db
+def test_a_refused_preview_shows_no_thumbnails_of_the_photos_it_did_not_keep(importer):
+    rows = [historical_row("SKU-0", "p0.jpg"), historical_row("SKU-1", "p0.jpg", price="x")]
+    page = post_import(
+        importer, csv_bytes(HISTORICAL_HEADER, rows), zip_bytes({"p0.jpg": image_bytes()})
+    )
+
+    assert page.context["job"].state == State.REFUSED
+    assert "/media/products/thumbs/" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_sales_update_preview_has_no_photo_column(importer):
+    make_product("SKU-0")
+    page = post_import(importer, csv_bytes(["sku", "sales_count"], [["SKU-0", 5]]))
+
+    assert page.context["job"].state == State.CHECKED
+    assert page.context["preview"]["rows"][0]["sku"] == "SKU-0"
+    assert "<th>Photo</th>" not in page.content.decode()

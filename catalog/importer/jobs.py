@@ -480,14 +480,22 @@ def _spreadsheet_safe(text: str) -> str:
 
 def _keep_preview(job: CatalogImport, result: ImportResult) -> None:
     shown = [row for row in result.rows if row.action != ImportAction.UNCHANGED][:PREVIEW_ROWS]
+    # The photos a clean check stored, by content: each shown row's photo file and thumbnail,
+    # so whoever confirms sees which photo goes with which row. A refused check stored none.
+    paths = {}
+    if result.photos is not None:
+        for path, ref in result.photos.refs().items():
+            paths.setdefault(ref.sha256, path)
     preview = {
         "rows": [
             {
                 "line": row.line,
                 "sku": row.sku,
+                "name": row.name,
                 "action": ImportAction(row.action).label,
                 "changes": [str(change) for change in row.changes],
                 "bestseller": row.bestseller,
+                **_row_photo(row.photo, paths),
             }
             for row in shown
         ],
@@ -497,6 +505,12 @@ def _keep_preview(job: CatalogImport, result: ImportResult) -> None:
         ],
     }
     _write_json(job, "preview.json", preview)
+
+
+def _row_photo(photo: ImageRef | None, paths: dict[str, str]) -> dict:
+    if photo is None or photo.sha256 not in paths:
+        return {}
+    return {"photo": paths[photo.sha256], "thumbnail": photo.thumbnail_name}
 
 
 def job_preview(job: CatalogImport) -> dict:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.db import models
 
+from catalog.images import ImageRef
 from catalog.importer.formats import ImportKind, RowError
 
 
@@ -42,6 +43,10 @@ class RowPlan:
     action: ImportAction
     changes: Sequence[Change] = ()  # a tuple when there are none: no empty list per row
     bestseller: str = ""  # "becomes a bestseller" / "no longer a bestseller" when sales flip it
+    # What the preview shows beside the sku so a reviewer can tell the rows apart: the row's
+    # name (when the file has the column) and its photo (shared with every row naming it).
+    name: str = ""
+    photo: ImageRef | None = None
 
     @property
     def changed_fields(self) -> list[str]:

@@ -224,7 +224,8 @@ def _plan(
             action == ImportAction.CREATE or any(c.field == "image" for c in changes)
         ):
             product_use_image(product=product, image=row.image)
-        plans.append((RowPlan(row.line, row.sku, action, changes, bestseller), product))
+        plan = RowPlan(row.line, row.sku, action, changes, bestseller, product.name, row.image)
+        plans.append((plan, product))
     return plans
 
 
