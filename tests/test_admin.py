@@ -129,6 +129,7 @@ def change_url(product: Product) -> str:
 def change_form_data(product: Product, **overrides) -> dict:
     data = {
         "sku": product.sku,
+        "name": product.name,
         "lifecycle": product.lifecycle,
         "category": product.category,
         "color": product.color,
@@ -331,6 +332,31 @@ def test_changelist_sorts_by_sales_count(editor_client, catalog):
     descending = editor_client.get(CHANGELIST, {"o": f"-{column}"})
     assert result_skus(ascending) == ["JK-300", "TS-200", "DR-100"]
     assert result_skus(descending) == ["DR-100", "TS-200", "JK-300"]
+
+
+def test_the_list_shows_the_name_under_the_sku_and_finds_it(editor_client, catalog):
+    Product.objects.filter(sku="DR-100").update(name="Floral <maxi> dress " + "x" * 50)
+
+    response = editor_client.get(CHANGELIST)
+    found = editor_client.get(CHANGELIST, {"q": "xxxx"})
+
+    html = response.content.decode()
+    assert '<small title="Floral &lt;maxi&gt; dress xxx' in html
+    assert "Floral &lt;maxi&gt; dress " + "x" * 19 + "…</small>" in html  # cut at 40
+    assert result_skus(found) == ["DR-100"]
+
+
+def test_the_name_is_edited_on_the_product_page(editor_client, catalog):
+    product = catalog["fresh"]
+    page = editor_client.get(change_url(product)).content.decode()
+    assert 'name="name"' in page and 'maxlength="200"' in page
+
+    response = editor_client.post(
+        change_url(product), change_form_data(product, name="Cropped denim jacket")
+    )
+
+    assert response.status_code == 302
+    assert Product.objects.get(pk=product.pk).name == "Cropped denim jacket"
 
 
 def list_display_position(name: str) -> int:
