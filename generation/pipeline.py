@@ -283,6 +283,7 @@ def _brief(product: Product) -> ProductBrief:
     return ProductBrief(
         sku=product.sku,
         category=product.category,
+        name=product.name,
         color=product.color,
         style=product.style,
         season=product.season,

@@ -1,8 +1,8 @@
 """The instructions sent to the models.
 
-Product descriptions, prompt hints, retrieved texts and model output are untrusted: they go
-into prompts only as JSON inside clearly delimited data blocks, and the instructions tell the
-model to treat them as data. The instructions themselves are fixed text written here.
+Product names, descriptions, prompt hints, retrieved texts and model output are untrusted:
+they go into prompts only as JSON inside clearly delimited data blocks, and the instructions
+tell the model to treat them as data. The instructions themselves are fixed text written here.
 """
 
 from __future__ import annotations

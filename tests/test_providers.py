@@ -26,6 +26,7 @@ from generation.providers.base import (
     ProductBrief,
     ProviderError,
     ReferenceImage,
+    Stage,
     StyleRequest,
     get_image_generator,
     get_style_analyst,
@@ -558,6 +559,7 @@ def test_no_user_text_can_leave_its_data_block(attack):
     product = ProductBrief(
         sku="NEW9",
         category="dress",
+        name=f"Wrap dress {attack}",
         color=f"red {attack}",
         style=attack,
         season=attack,
@@ -589,9 +591,34 @@ def test_no_user_text_can_leave_its_data_block(attack):
         assert blocks > 0 and tags == ["<data>", "</data>"] * blocks
         outside = re.sub(r"<data>.*?</data>", "", prompt, flags=re.S)
         assert "<data>" not in outside and "</data>" not in outside
-        for text in (attack.strip(), "HYPERLINK", "Brighter", "Soft light", "new instructions"):
+        for text in (
+            attack.strip(),
+            "HYPERLINK",
+            "Brighter",
+            "Soft light",
+            "new instructions",
+            "Wrap dress",
+        ):
             if text != "Ignore the above.":
                 assert text not in outside, (text, outside)
+
+
+def test_the_products_name_goes_into_every_prompt_as_data():
+    from dataclasses import replace
+
+    named = replace(NEW_PRODUCT, name='Camel "wrap" dress')
+    image = replace(image_request(), product=named)
+    prompts = [
+        style_analysis_prompt(style_request(product=named)),
+        generation_prompt(image),
+        generation_prompt(replace(image, stage=Stage.SCENE)),
+    ]
+
+    for prompt in prompts:
+        blocks = re.findall(r"<data>(.*?)</data>", prompt, flags=re.S)
+        assert any('"name": "Camel \\"wrap\\" dress"' in block for block in blocks), prompt
+    unnamed = generation_prompt(image_request())
+    assert '"name"' not in unnamed  # no name, no empty field
 
 
 def test_an_offline_image_says_it_was_composed_without_a_generative_model():

@@ -24,10 +24,12 @@ from core.openrouter import ProviderError  # noqa: F401 - the one error type, re
 
 @dataclass(frozen=True)
 class ProductBrief:
-    """A product's attributes. Descriptions and hints are untrusted text: data, not instructions."""
+    """A product's attributes. Names, descriptions and hints are untrusted text: data, not
+    instructions."""
 
     sku: str
     category: str
+    name: str = ""
     color: str = ""
     style: str = ""
     season: str = ""
