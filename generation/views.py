@@ -14,7 +14,18 @@ from core.media import stored_file
 from generation.models import GeneratedAsset
 from generation.selectors import published_assets
 
-FIELDS = ["sku", "preset", "aspect_ratio", "width", "height", "url", "published_at", "offline"]
+# New fields go at the end: channel scripts that read the CSV by position keep working.
+FIELDS = [
+    "sku",
+    "preset",
+    "aspect_ratio",
+    "width",
+    "height",
+    "url",
+    "published_at",
+    "offline",
+    "name",
+]
 PUBLISHED_PREFIX = "published/"
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -75,6 +86,7 @@ def _rows(request: HttpRequest) -> list[dict]:
             "published_at": asset.published_at.isoformat(),
             # An offline preview: composed by code, not by a generative model.
             "offline": asset.offline,
+            "name": asset.product.name,  # the product's title; empty when it has none
         }
         for asset in assets
     ]

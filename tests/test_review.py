@@ -352,6 +352,7 @@ def test_feed_lists_exactly_the_published_images_for_a_token(client, settings, p
                 "url": f"http://testserver/published/NEW1/preset-{published.preset_id}.png",
                 "published_at": published.published_at.isoformat(),
                 "offline": False,
+                "name": "",
             }
         ]
     }
@@ -368,6 +369,20 @@ def test_csv_feed_for_a_logged_in_reviewer(client, reviewer, published):
         ("NEW1", "Storefront hero", "96", "128")
     ]
     assert rows[0]["url"] == f"http://testserver/published/NEW1/preset-{published.preset_id}.png"
+
+
+def test_the_feed_carries_the_products_name_after_the_fields_it_had(client, reviewer, published):
+    from catalog.models import Product
+
+    Product.objects.filter(sku="NEW1").update(name="=Camel wrap dress")
+    client.force_login(reviewer)
+
+    lines = client.get("/feeds/published.csv").content.decode().splitlines()
+    images = client.get("/feeds/published.json").json()["images"]
+
+    assert lines[0] == "sku,preset,aspect_ratio,width,height,url,published_at,offline,name"
+    assert next(csv.DictReader(io.StringIO("\n".join(lines))))["name"] == "'=Camel wrap dress"
+    assert images[0]["name"] == "=Camel wrap dress"  # JSON is not run by a spreadsheet
 
 
 # --- the loop closes -------------------------------------------------------------------------
