@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from catalog.admin import ProductAdmin
+from catalog.admin import ProductAdmin, product_label
 from catalog.models import Product
 from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
@@ -137,13 +137,20 @@ def duration(seconds: float) -> str:
 
 
 def batch_assets(batch: GenerationBatch):
-    return batch.assets.select_related("product", "preset").order_by("product__sku", "preset__name")
+    return batch.assets.select_related("product", "preset").order_by(
+        "product__sku", "preset__name", "version", "variant"
+    )
 
 
 def asset_row(asset: GeneratedAsset) -> dict:
+    """One image of the batch page, as it changes while the batch runs (the page polls it):
+    its variant and version tell apart two candidates of the same product and preset."""
     return {
         "id": asset.pk,
+        "variant": asset.variant,
+        "version": f"v{asset.version}",
         "status": asset.get_status_display(),
+        "qa": asset.qa_summary or "—",
         "cost": usd(asset.cost),
         "problem": asset.failure_reason or asset.last_error,
     }
@@ -251,7 +258,12 @@ class GenerationBatchAdmin(admin.ModelAdmin):
                     for value, label in AssetStatus.choices
                 ],
                 "asset_rows": [
-                    (asset, asset_row(asset), asset_thumbnail(asset, 64))
+                    (
+                        asset,
+                        asset_row(asset),
+                        asset_thumbnail(asset, 64),
+                        product_label(asset.product, chars=30),
+                    )
                     for asset in batch_assets(batch)
                 ],
                 "estimated_cost": usd(batch.estimated_cost),
@@ -292,7 +304,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     list_display = (
         "thumbnail_tag",
-        "product",
+        "product_tag",
         "preset",
         "batch",
         "version",
@@ -303,12 +315,12 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "offline_tag",
         "created_at",
     )
-    list_display_links = ("thumbnail_tag", "product")
+    list_display_links = ("thumbnail_tag", "product_tag")
     list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
     actions = ["approve_selected", "reject_selected", "recheck_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")
-    search_fields = ("product__sku",)
+    search_fields = ("product__sku", "product__name")
     fieldsets = [
         (
             None,
@@ -370,6 +382,10 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     @admin.display(description="Image")
     def thumbnail_tag(self, asset: GeneratedAsset):
         return asset_thumbnail(asset)
+
+    @admin.display(description="Product", ordering="product__sku")
+    def product_tag(self, asset: GeneratedAsset):
+        return product_label(asset.product, chars=30)
 
     @admin.display(description="Why")
     def reason(self, asset: GeneratedAsset) -> str:

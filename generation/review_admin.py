@@ -122,7 +122,7 @@ class ReviewAdminMixin:
     def gallery_view(self, request):
         """The review queue as a grid of previews, decided with the keyboard without leaving
         the page: A approve, R reject with a reason, F regenerate with feedback, arrows or J/K
-        to move. Filtered by batch, preset, product (sku) and QA verdict."""
+        to move. Filtered by batch, preset, product (sku or name) and QA verdict."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         filters = {

@@ -29,7 +29,8 @@ def review_gallery(
     *, status: str = "", batch: str = "", preset: str = "", product: str = "", qa: str = ""
 ) -> QuerySet[GeneratedAsset]:
     """The gallery's images: in review unless another status is asked for, oldest first,
-    narrowed to a batch, a preset, a product (part of its sku) and a QA verdict when given."""
+    narrowed to a batch, a preset, a product (part of its sku or name) and a QA verdict when
+    given."""
     assets = (
         GeneratedAsset.objects.select_related("product", "preset", "batch")
         .filter(status=status or AssetStatus.IN_REVIEW)
@@ -40,7 +41,9 @@ def review_gallery(
     if preset.isdigit():
         assets = assets.filter(preset_id=int(preset))
     if product:
-        assets = assets.filter(product__sku__icontains=product)
+        assets = assets.filter(
+            Q(product__sku__icontains=product) | Q(product__name__icontains=product)
+        )
     if qa in QAStatus.values:
         assets = assets.filter(qa_status=qa)
     return assets

@@ -746,3 +746,72 @@ def test_the_batch_page_shows_the_pace_time_left_and_the_rate_limits_share(
     ).content.decode()
     assert '<strong data-count="throughput">0.1 images a minute</strong>' in page
     assert 'Waited for the provider\'s rate limit: <span data-count="rate_wait">5 s (25%' in page
+
+
+# --- variants and names on the batch page and in the lists ---------------------------------
+
+
+@pytest.fixture
+def two_variant_batch(products):
+    """NEW-1 in two variants: one passed QA, one flagged for its colour."""
+    Product.objects.filter(sku="NEW-1").update(name="Camel <wrap> dress")
+    batch = batch_create(
+        user=None,
+        request=BatchRequest([products[0]], [preset(HERO)], "1K", 1, variants=2),
+        estimated_cost=Decimal("0.144"),
+    )
+    first, second = batch.assets.order_by("variant")
+    GeneratedAsset.objects.filter(pk=first.pk).update(
+        status=AssetStatus.IN_REVIEW,
+        qa_status="passed",
+        qa_checks=[{"name": "garment_fidelity", "passed": True, "score": 0.9, "note": ""}],
+        cost=Decimal("0.072"),
+    )
+    GeneratedAsset.objects.filter(pk=second.pk).update(
+        status=AssetStatus.IN_REVIEW,
+        qa_status="flagged",
+        qa_checks=[{"name": "garment_fidelity", "passed": False, "score": 0.2, "note": "red"}],
+        cost=Decimal("0.075"),
+    )
+    return batch
+
+
+def test_the_batch_page_tells_two_variants_apart_by_variant_qa_and_cost(
+    merchandiser_client, two_variant_batch
+):
+    url = reverse("admin:generation_generationbatch_change", args=[two_variant_batch.pk])
+    progress = reverse("admin:generation_generationbatch_progress", args=[two_variant_batch.pk])
+
+    html = page_text(merchandiser_client.get(url))
+    rows = merchandiser_client.get(progress).json()["assets"]
+
+    assert [(r["variant"], r["version"], r["qa"], r["cost"]) for r in rows] == [
+        (1, "v1", "QA passed", "$0.072"),
+        (2, "v1", "QA flagged: garment fidelity", "$0.075"),
+    ]
+    for row in rows:
+        assert (
+            f'<td data-field="variant">{row["variant"]}</td> <td data-field="version">v1</td>'
+            in html
+        )
+        assert f'<td data-field="qa">{row["qa"]}</td> <td data-field="cost">{row["cost"]}</td>' in (
+            html
+        )
+    assert "<th>Variant</th><th>Version</th>" in html and "<th>Quality check</th>" in html
+    assert "Camel &lt;wrap&gt; dress" in html and "<wrap>" not in html
+
+
+def test_the_asset_list_and_the_gallery_show_the_products_name(
+    merchandiser_client, two_variant_batch
+):
+    assets = reverse("admin:generation_generatedasset_changelist")
+    gallery = reverse("admin:generation_generatedasset_gallery")
+
+    listed = merchandiser_client.get(assets).content.decode()
+    shown = merchandiser_client.get(gallery).content.decode()
+    found = merchandiser_client.get(assets, {"q": "wrap"}).context["cl"].result_list
+    narrowed = merchandiser_client.get(gallery, {"product": "camel"}).context["assets"]
+
+    assert '<small title="Camel &lt;wrap&gt; dress">Camel &lt;wrap&gt; dress</small>' in listed
+    assert "Camel &lt;wrap&gt; dress" in shown and "<wrap>" not in shown
+    assert len(found) == 2 and len(narrowed) == 2
