@@ -73,6 +73,11 @@ class NewProduct:
     season: str
     prompt_hint: str
 
+    @property
+    def name(self) -> str:
+        """The title a shop would give it: "Camel knit turtleneck dress"."""
+        return f"{self.color} {self.pattern} {self.garment.replace('_', ' ')}".capitalize()
+
 
 H = Historical
 # Twins of the new products are marked; "x" marks a bestseller that deliberately looks different.
@@ -623,7 +628,16 @@ PRODUCTS_HEADER = (
     "description",
     "price",
 )
-NEW_PRODUCTS_HEADER = ("new_id", "image_path", "category", "style", "season", "prompt_hint")
+# With the optional name column, last: the seed's columns keep their places.
+NEW_PRODUCTS_HEADER = (
+    "new_id",
+    "image_path",
+    "category",
+    "style",
+    "season",
+    "prompt_hint",
+    "name",
+)
 SALES_UPDATE_HEADER = ("sku", "sales_count")
 
 
@@ -1174,7 +1188,7 @@ def write_sample_catalog(directory: Path) -> SampleCatalog:
         summary.new_products_csv,
         NEW_PRODUCTS_HEADER,
         [
-            (p.new_id, f"{p.new_id}.jpg", p.category, p.style, p.season, p.prompt_hint)
+            (p.new_id, f"{p.new_id}.jpg", p.category, p.style, p.season, p.prompt_hint, p.name)
             for p in NEW_PRODUCTS
         ],
     )

@@ -72,7 +72,7 @@ def test_sample_catalog_is_byte_identical_across_runs(catalog_dir, command_run):
 def test_csv_headers_are_exact(catalog_dir):
     expected = {
         "products.csv": "product_id,image_path,category,color,style,season,sales_count,description,price",
-        "new_products.csv": "new_id,image_path,category,style,season,prompt_hint",
+        "new_products.csv": "new_id,image_path,category,style,season,prompt_hint,name",
         "sales_update.csv": "sku,sales_count",
     }
     for name, header in expected.items():
@@ -86,6 +86,12 @@ def test_historical_and_new_rows_are_complete(catalog_dir):
     new = read_rows(catalog_dir / "new_products.csv")
     assert [row["product_id"] for row in products] == [f"SKU{n:03}" for n in range(1, 41)]
     assert [row["new_id"] for row in new] == ["NEW001", "NEW002", "NEW003", "NEW004"]
+    assert [row["name"] for row in new] == [
+        "Sky blue and light grey knit set",
+        "Sage green floral maxi dress",
+        "Camel knit turtleneck dress",
+        "Dark grey geometric cowl top",
+    ]
     categories = {row["category"] for row in products}
     assert 5 <= len(categories) <= 6
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", category) for category in categories)
