@@ -89,7 +89,6 @@ CHANGELIST_QUERIES = {
         "bestseller=yes",
         "bestseller=no",
     ],
-    FEED_TOKEN: ["state=active", "state=expired", "state=revoked"],
 }
 
 
