@@ -183,8 +183,8 @@ class FeedTokenAdmin(admin.ModelAdmin):
         token = self.get_object(request, object_id)
         if token is None:
             raise Http404("No such feed token.")
-        if request.method == "POST":
-            self._revoke(request, token)
+        if request.method == "POST" or token.revoked_at is not None:
+            self._revoke(request, token)  # says so when it was revoked already
             return redirect("admin:generation_feedtoken_changelist")
         return TemplateResponse(
             request,

@@ -191,6 +191,9 @@ def test_revoking_in_the_admin_asks_first_then_stops_the_token(client, reviewer,
     assert LogEntry.objects.filter(object_id=str(token.pk), action_flag=CHANGE).exists()
     listed = client.get(FEEDS).content.decode()
     assert "Old upload" in listed and "Revoked" in listed
+    assert revoke_url(token) not in listed
+    again = client.get(revoke_url(token), follow=True)
+    assert "was revoked already" in again.content.decode()
     client.logout()
     assert read_feed(client, secret).status_code == 401
 
