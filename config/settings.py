@@ -371,7 +371,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "promo-studio@localhost"
 # The site's address in mails (links to the admin).
 SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
-# Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).
+# Deprecated (feed tokens are made in the admin now, generation.FeedToken): tokens that may
+# still read /feeds/published.* without a login (comma-separated; empty = none).
 FEED_TOKENS = env_list("FEED_TOKENS")
 
 # --- catalog -------------------------------------------------------------------------------

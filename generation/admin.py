@@ -22,8 +22,15 @@ from catalog.admin import ProductAdmin
 from catalog.models import Product
 from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
+from generation.feed_admin import FeedTokenAdmin
 from generation.forms import usd
-from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.models import (
+    AssetStatus,
+    ChannelPreset,
+    FeedToken,
+    GeneratedAsset,
+    GenerationBatch,
+)
 from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
 from generation.selectors import published_assets
 from generation.views import published_url
@@ -63,6 +70,10 @@ class ChannelPresetAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "white_background", "staged", "qa_policy", "aspect_ratio")
     search_fields = ("name", "rules")
     readonly_fields = ("created_at", "updated_at")
+
+
+# The Feeds page: the feed's URLs per channel and the tokens that read it (feed_admin).
+admin.site.register(FeedToken, FeedTokenAdmin)
 
 
 # --- batches -------------------------------------------------------------------------------

@@ -398,3 +398,56 @@ class AssetEvent(models.Model):
 
     def __str__(self) -> str:
         return f"asset {self.asset_id}: {self.from_status or 'new'} → {self.to_status}"
+
+
+class FeedToken(models.Model):
+    """A named token that lets a channel upload read the published feed without a login.
+
+    Only the SHA-256 of the token is stored. The token is 32 random bytes (secrets), so a
+    fast hash is enough: a slow, salted password hash guards low-entropy secrets a person
+    chose against guessing, and nobody can guess 256 random bits. A fast, unsalted hash also
+    lets the feed find the token by its hash in one indexed lookup. The prefix (the token's
+    first characters, not secret enough to matter) tells tokens apart in lists and logs.
+    Revoking keeps the row, for the record.
+    """
+
+    name = models.CharField(
+        max_length=100, help_text="Who or what uses it, e.g. “Marketplace nightly upload”."
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
+    # Written at most once a minute per token (generation.feed_tokens.USED_EVERY).
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "feed token"
+        # Their list is the admin's Feeds page: the feed URLs, then the tokens that read them.
+        verbose_name_plural = "feeds and tokens"
+        # Tokens are never edited or deleted: made, used and revoked, all on the record.
+        default_permissions = ("view",)
+        permissions = [("manage_feedtokens", "Can create and revoke feed tokens")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
