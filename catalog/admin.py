@@ -119,17 +119,17 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
     show_full_result_count = False  # one count per page, not a second one of the whole table
     actions = ["resync_index"]
     readonly_fields = (
-        "image_preview",
         "image_details",
         "sales_updated_at",
         "created_at",
         "updated_at",
         "index_state_tag",
         "index_state_at",
-        "similar_panel",
     )
+    # The photo, its look-alikes and its published images are in the panel above the form
+    # (change_form.html, product_panels); the search index's state is detail, folded away.
     fieldsets = [
-        (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
+        (None, {"fields": (("sku", "lifecycle"), "image", "image_details")}),
         (
             "Attributes",
             {
@@ -145,18 +145,38 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             },
         ),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
-        ("Similar bestsellers", {"fields": ("similar_panel",)}),
-        ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
+        (
+            "Search index (for finding look-alikes)",
+            {"fields": ("index_state_tag", "index_state_at"), "classes": ("collapse",)},
+        ),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     ]
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:  # nothing to search for or sync before the product exists
-            fieldsets = [
-                fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")
-            ]
+        if obj is None:  # nothing to sync before the product exists
+            fieldsets = [fs for fs in fieldsets if "index_state_tag" not in fs[1]["fields"]]
         return fieldsets
+
+    def product_panels(self, product: Product) -> list[tuple[str, str, str]]:
+        """What the top of a product's page shows beside its photo, as (id, title, html);
+        the promo admin adds the published images."""
+        return [
+            (
+                "product-similar",
+                "Similar bestsellers, found by photo and description",
+                self.similar_panel(product),
+            )
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        product = self.get_object(request, object_id)
+        if product is not None and self.has_view_permission(request, product):
+            extra_context = {
+                **(extra_context or {}),
+                "product_panels": self.product_panels(product),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="Index", ordering="index_state")
     def index_state_tag(self, product: Product):
@@ -179,7 +199,6 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             )
         return label
 
-    @admin.display(description="Most similar bestsellers (hybrid search)")
     def similar_panel(self, product: Product):
         if not product.has_photo:
             return "— (look-alikes are found from the product's photo; it has none yet)"
@@ -203,7 +222,7 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
     def thumbnail_tag(self, product: Product):
         if not product.thumbnail:
             return "—"
-        size = 64
+        size = 48
         return format_html(
             '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">',
             product.thumbnail.url,
@@ -233,17 +252,6 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
     @admin.display(description="Bestseller", boolean=True, ordering="sales_count")
     def bestseller(self, product: Product) -> bool:
         return product.is_bestseller
-
-    @admin.display(description="Preview")
-    def image_preview(self, product: Product):
-        if not product.image:
-            return "—"
-        return format_html(
-            '<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
-            'style="max-width:480px;max-height:600px;border:1px solid var(--hairline-color)"></a>',
-            product.image.url,
-            product.sku,
-        )
 
     @admin.display(description="Stored image")
     def image_details(self, product: Product):
