@@ -82,6 +82,24 @@ class ProductAdminForm(forms.ModelForm):
             "price",
             "sales_count",
         )
+        # What each field means for a merchandiser, in the form (the model keeps its names).
+        labels = {
+            "image": "Photo (flat-lay)",
+            "prompt_hint": "Scene for promo images",
+            "sales_count": "Sales",
+        }
+        help_texts = {
+            "sku": "The product's code, as in the shop and the CSV files.",
+            "lifecycle": "New products wait for promo images; historical listings, with their "
+            "sales, give the style.",
+            "image": "JPEG, PNG or WebP. The product on a plain background: promo images and "
+            "the look-alike search start from it.",
+            "description": "Used, with category, style and season, to find look-alikes.",
+            "prompt_hint": "Where the promo images should place the product, e.g. "
+            "'autumn park, golden light'.",
+            "sales_count": "Units sold. Products with more sales than the bestseller threshold "
+            "give their style to new products' promo images.",
+        }
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
@@ -178,7 +196,7 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    @admin.display(description="Index", ordering="index_state")
+    @admin.display(description="Search index", ordering="index_state")
     def index_state_tag(self, product: Product):
         colours = {
             IndexState.SYNCED: "#2e7d32",
@@ -211,12 +229,15 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
         return render_to_string("admin/catalog/product/similar_panel.html", {"result": result})
 
     @admin.action(
-        description="Re-sync selected products with the vector index", permissions=["change"]
+        description="Refresh the look-alike search for the selected products",
+        permissions=["change"],
     )
     def resync_index(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         products_resync(product_ids=ids)
-        self.message_user(request, f"Queued {len(ids)} product(s) for the vector index.")
+        self.message_user(
+            request, f"Queued {len(ids)} product(s) for the look-alike search (the index)."
+        )
 
     @admin.display(description="Photo")
     def thumbnail_tag(self, product: Product):
@@ -310,7 +331,7 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             self._context(
                 request,
                 status=index_status(),
-                title="Vector index",
+                title="Search index for look-alikes",
                 can_run=self.has_change_permission(request),
             ),
         )
