@@ -206,7 +206,7 @@ class CatalogImportAdmin(admin.ModelAdmin):
         "started",
         "requested_by",
         "page_link",
-        "kind_label",
+        "format_shown",
         "state",
         "rows",
         "duration_shown",
@@ -311,6 +311,10 @@ class CatalogImportAdmin(admin.ModelAdmin):
     @admin.display(description="file", ordering="csv_name")
     def page_link(self, job: CatalogImport):
         return format_html('<a href="{}">{}</a>', job_url(job), short_text(job.csv_name, 32))
+
+    @admin.display(description="format", ordering="kind")
+    def format_shown(self, job: CatalogImport) -> str:
+        return job.kind_label
 
     @admin.display(description="rows")
     def rows(self, job: CatalogImport):
