@@ -9,7 +9,6 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
@@ -22,6 +21,7 @@ from catalog.selectors import similar_bestsellers
 from catalog.services import product_save, products_resync
 from catalog.tasks import rebuild_index
 from catalog.vector_index import IndexUnavailable
+from core.display import short_text
 from core.openrouter import ProviderError
 from core.queue import enqueue_after_commit
 
@@ -198,22 +198,19 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
 
     @admin.display(description="Search index", ordering="index_state")
     def index_state_tag(self, product: Product):
-        colours = {
-            IndexState.SYNCED: "#2e7d32",
-            IndexState.PENDING: "#8d6e00",
-            IndexState.FAILED: "#c62828",
+        badges = {  # core/static/core/desk.css, with their dark-theme colours
+            IndexState.SYNCED: "badge-ok",
+            IndexState.PENDING: "badge-warn",
+            IndexState.FAILED: "badge-bad",
         }
         label = format_html(
-            '<strong style="color:{}">{}</strong>',
-            colours[product.index_state],
+            '<span class="badge {}">{}</span>',
+            badges[product.index_state],
             product.get_index_state_display(),
         )
         if product.index_state == IndexState.FAILED and product.index_error:
             return format_html(
-                '{} <span title="{}">— {}</span>',
-                label,
-                product.index_error,
-                Truncator(product.index_error).chars(80),
+                "{}<br><small>{}</small>", label, short_text(product.index_error, 40)
             )
         return label
 
