@@ -13,6 +13,7 @@ admin.site.index_title = "Catalog and promo images"
 MEDIA_PERMISSIONS = {
     "products": "catalog.view_product",
     "promos": "generation.view_generatedasset",
+    "scenes": "generation.view_generatedasset",  # a staged image's first step, on its page
     "published": "generation.view_generatedasset",
 }
 
