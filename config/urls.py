@@ -5,10 +5,6 @@ from django.views.generic import RedirectView
 from core.media import private_media
 from generation.views import published_feed, published_image
 
-admin.site.site_header = "Bestseller promo studio"
-admin.site.site_title = "Promo studio"
-admin.site.index_title = "Catalog and promo images"
-
 # Who may see which stored files (by top folder); anything else under /media/ is a 404.
 MEDIA_PERMISSIONS = {
     "products": "catalog.view_product",
@@ -24,3 +20,4 @@ urlpatterns = [
     path("published/<path:name>", published_image, name="published_image"),
     path("media/<path:name>", private_media, {"permissions": MEDIA_PERMISSIONS}),
 ]
+
