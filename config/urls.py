@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from config import errors
 from core.media import private_media
 from generation.views import published_feed, published_image
 
@@ -21,3 +22,9 @@ urlpatterns = [
     path("media/<path:name>", private_media, {"permissions": MEDIA_PERMISSIONS}),
 ]
 
+# The error pages in the admin's look, each saying what to do next (config/errors.py); a
+# refused form (CSRF) has its own, CSRF_FAILURE_VIEW in settings.
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error
