@@ -148,12 +148,15 @@ def test_each_figure_equals_the_admin_list_its_link_opens(admin_client, desk, se
     assert failed["latest"][0]["asset"] == desk["latest_failure"]
     assert panels["batches"]["count"] == 1 == listed(admin_client, panels["batches"]["url"])
     assert panels["batches"]["batches"][0]["batch"] == desk["running"]
+    finished = panels["batches"]["url"].replace("running=yes", "running=no")
+    assert listed(admin_client, finished) == GenerationBatch.objects.count() - 1
     imports = panels["imports"]
     assert imports["running"] == 1 == listed(admin_client, imports["running_url"])
     assert imports["waiting"] == 1 == listed(admin_client, imports["waiting_url"])
     provider = panels["provider"]
     assert provider["answers"] == 2 == listed(admin_client, provider["answers_url"])
     assert provider["rejected"] == 1 == listed(admin_client, provider["rejected_url"])
+    assert listed(admin_client, provider["rejected_url"].replace("rejected", "used", 1)) == 1
     assert provider["in_doubt"] == 1 == listed(admin_client, provider["in_doubt_url"])
     assert listed(admin_client, panels["money"]["calls_url"]) == 2
     publications = panels["publications"]
