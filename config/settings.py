@@ -48,7 +48,7 @@ _proxy_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.StudioAdminConfig",  # django.contrib.admin, its home page the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,6 +74,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# A form refused for a missing or stale CSRF token gets a page that says what to do.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

@@ -64,6 +64,23 @@ class MonthlySpendAdmin(ReadOnlyAdmin):
         return f"${settings.MONTHLY_SPENDING_CAP}" if settings.MONTHLY_SPENDING_CAP else "none"
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    """Paid answers that were used, or paid for and then rejected (no image, malformed)."""
+
+    title = "answer"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [("used", "Used"), ("rejected", "Paid for, then rejected")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "used":
+            return queryset.filter(rejected_reason="")
+        if self.value() == "rejected":
+            return queryset.exclude(rejected_reason="")
+        return queryset
+
+
 @admin.register(ProviderCall)
 class ProviderCallAdmin(ReadOnlyAdmin):
     # The reservation and the provider's generation id are on each call's page (and searched).
@@ -75,7 +92,7 @@ class ProviderCallAdmin(ReadOnlyAdmin):
         "cost_shown",
         "rejected_short",
     )
-    list_filter = ("kind", "cost_source", "month")
+    list_filter = ("kind", OutcomeFilter, "cost_source", "month")
     search_fields = ("subject", "key", "generation_id", "rejected_reason")
     date_hierarchy = "created_at"
 

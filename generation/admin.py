@@ -31,8 +31,8 @@ from generation.models import (
     GeneratedAsset,
     GenerationBatch,
 )
-from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
-from generation.selectors import published_assets
+from generation.review_admin import ReviewableByFilter, ReviewAdminMixin, ReviewStatusFilter
+from generation.selectors import published_assets, running_batches
 from generation.views import published_url
 
 PRE = '<pre style="white-space:pre-wrap;word-break:break-word;max-width:60em">{}</pre>'
@@ -105,17 +105,8 @@ def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
     """How fast the batch goes, as sentences: images finished a minute since it was requested,
     the time left at that pace, the provider's rate limit's share of its assets' step time
     (core.ratelimit counts each asset's waits for a slot), and each model's current limit."""
+    per_minute, time_left = batch_speed(batch, progress)
     assets = batch.assets.all()
-    last = assets.aggregate(at=Max("updated_at"))["at"] if not progress.running else None
-    elapsed = ((last or timezone.now()) - batch.created_at).total_seconds()
-    per_minute = progress.finished / (elapsed / 60) if elapsed > 0 else 0.0
-    left = progress.total - progress.finished - progress.failed
-    if not left:
-        time_left = "none: every image has finished"
-    elif per_minute:
-        time_left = f"about {duration(left / per_minute * 60)} at this pace"
-    else:
-        time_left = "not known until the first image finishes"
     step_seconds = waited = 0.0
     for timings, rate_wait in assets.values_list("timings", "rate_wait_seconds"):
         step_seconds += sum(float(v) for v in (timings or {}).values())
@@ -138,6 +129,22 @@ def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
         "rate_wait": f"{duration(waited)}{share}",
         "limits": "; ".join(limits) or "no model has been called through the limiter yet",
     }
+
+
+def batch_speed(batch: GenerationBatch, progress) -> tuple[float, str]:
+    """Images finished a minute since the batch was requested, and the time left at that pace
+    as a sentence. No query while the batch runs (the dashboard lists running batches)."""
+    last = None
+    if not progress.running:
+        last = batch.assets.aggregate(at=Max("updated_at"))["at"]
+    elapsed = ((last or timezone.now()) - batch.created_at).total_seconds()
+    per_minute = progress.finished / (elapsed / 60) if elapsed > 0 else 0.0
+    left = progress.total - progress.finished - progress.failed
+    if not left:
+        return per_minute, "none: every image has finished"
+    if per_minute:
+        return per_minute, f"about {duration(left / per_minute * 60)} at this pace"
+    return per_minute, "not known until the first image finishes"
 
 
 def duration(seconds: float) -> str:
@@ -165,6 +172,24 @@ def asset_row(asset: GeneratedAsset) -> dict:
     }
 
 
+class BatchRunningFilter(admin.SimpleListFilter):
+    """Batches still making images, or finished ones (the dashboard links to the first)."""
+
+    title = "state"
+    parameter_name = "running"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Still making images"), ("no", "Finished")]
+
+    def queryset(self, request, queryset):
+        running = running_batches().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=running)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=running)
+        return queryset
+
+
 @admin.register(GenerationBatch)
 class GenerationBatchAdmin(admin.ModelAdmin):
     list_display = (
@@ -179,7 +204,7 @@ class GenerationBatchAdmin(admin.ModelAdmin):
         "cost_so_far",
     )
     list_display_links = ("id", "created")
-    list_filter = ("size_tier", "created_at")
+    list_filter = (BatchRunningFilter, "size_tier", "created_at")
     list_select_related = ("requested_by",)
     # The note (why the batch stopped early) is shown with the progress, where it matters.
     fields = (
@@ -322,7 +347,14 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "created",
     )
     list_display_links = ("thumbnail_tag", "what")
-    list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
+    list_filter = (
+        ReviewStatusFilter,
+        "qa_status",
+        "preset",
+        RecentBatchFilter,
+        "offline",
+        ReviewableByFilter,
+    )
     actions = ["approve_selected", "reject_selected", "recheck_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0012_feed_tokens'),
-        ('generation', '0012_plain_words'),
+        ("generation", "0012_feed_tokens"),
+        ("generation", "0012_plain_words"),
     ]
 
-    operations = [
-    ]
+    operations = []
