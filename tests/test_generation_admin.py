@@ -812,6 +812,6 @@ def test_the_asset_list_and_the_gallery_show_the_products_name(
     found = merchandiser_client.get(assets, {"q": "wrap"}).context["cl"].result_list
     narrowed = merchandiser_client.get(gallery, {"product": "camel"}).context["assets"]
 
-    assert '<small title="Camel &lt;wrap&gt; dress">Camel &lt;wrap&gt; dress</small>' in listed
+    assert "<strong>NEW-1</strong> · v1.1<br>Camel &lt;wrap&gt; dress<br><small>" in listed
     assert "Camel &lt;wrap&gt; dress" in shown and "<wrap>" not in shown
     assert len(found) == 2 and len(narrowed) == 2
