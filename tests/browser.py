@@ -94,6 +94,8 @@ class Site:
         inner = self.driver.execute_script("return [window.innerWidth, window.innerHeight]")
         if inner != [width, height]:  # the window's frame takes some: add it
             self.driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+            inner = self.driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        assert inner == [width, height], f"the viewport is {inner}, not {[width, height]}"
 
     def log_in(self, username: str) -> None:
         self.open("/admin/login/")

@@ -1,0 +1,313 @@
+"""Every admin page in Chromium, at 1400 × 900 and 1920 × 1080, the way people see them.
+
+With the sample catalog imported and indexed, an import waiting for confirmation and a batch of
+images (in review, approved and published, rejected), a superuser opens every registered
+model's list, add and change page, and the custom pages (dashboard, review gallery, request
+and estimate, import and its preview, index status), and the test asserts that:
+
+- no list scrolls sideways: the page is no wider than the window, and the changelist's results
+  table fits its box;
+- axe-core finds no serious or critical violation on the pages people work in;
+- the asset page shows the flat-lay, the references, the image, the QA verdict and the
+  decision buttons in the first screen at 1400 × 900;
+- a control focused from the keyboard shows it, and the gallery opens an image by keyboard.
+
+Screenshots of every page at both sizes go to test-artifacts/; with REFRESH_SCREENSHOTS=1 the
+README's screenshots in docs/screenshots/ are taken again (CI leaves the repository alone).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from catalog.importer import DirectoryImages, catalog_import
+from catalog.importer.jobs import import_job_create
+from catalog.indexing import index_rebuild
+from catalog.models import CatalogImport, Product
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
+from generation.review import asset_approve, asset_publish, asset_reject
+from generation.services import BatchRequest, batch_create
+from tests.browser import BROWSER_TEST, PASSWORD, Site, axe_report
+
+pytestmark = BROWSER_TEST
+
+SIZES = [(1400, 900), (1920, 1080)]
+# The pages people work in, checked with axe-core (at the first size: the rules do not depend
+# on the window's width, and each run takes a second or two).
+AXE_PAGES = {
+    "dashboard",
+    "catalog.product list",
+    "catalog.product page",
+    "gallery",
+    "generation.generatedasset page",
+    "request",
+    "import",
+    "catalog.catalogimport page",  # an import's page: here its preview
+}
+# What a reviewer needs without scrolling on the asset page (ids given by its template).
+FIRST_SCREEN = ["asset-flat-lay", "asset-references", "asset-image", "asset-qa", "review-decision"]
+# The README's screenshots, refreshed only on demand (REFRESH_SCREENSHOTS=1).
+DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+README_SHOTS = {
+    "dashboard": "00-dashboard",
+    "catalog.product list": "02-product-list",
+    "gallery": "05-review-gallery",
+    "generation.generatedasset page": "06-asset-review",
+}
+
+
+@dataclass
+class Studio:
+    """The objects whose pages the test opens by name."""
+
+    admin: User
+    product: Product  # a new product with references and a published image
+    asset: GeneratedAsset  # a staged image in review, with its QA verdict
+    batch: GenerationBatch
+    preview: CatalogImport  # checked, ready to confirm
+    new_products: list[Product]
+
+
+@pytest.fixture
+def studio(milvus, broker, worker, sample_catalog, settings) -> Studio:
+    """The sample catalog, an import's preview, and eight images run by the offline
+    providers: one approved and published, one rejected, the rest in review."""
+    settings.PUBLISH_OFFLINE_PREVIEWS = True
+    sample = sample_catalog
+    admin_user = User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    assert catalog_import(
+        csv_data=sample.products_csv.read_bytes(),
+        images=DirectoryImages(sample.directory / "images"),
+    ).ok
+    # The new products' file checked before they exist: its preview has four to create.
+    preview = import_job_create(
+        user=admin_user,
+        csv_file=SimpleUploadedFile("new_products.csv", sample.new_products_csv.read_bytes()),
+        zip_file=SimpleUploadedFile("new_products.zip", sample.new_products_zip.read_bytes()),
+        check_small_now=True,
+    )
+    assert preview.state == CatalogImport.State.CHECKED, preview.note
+    assert catalog_import(
+        csv_data=sample.new_products_csv.read_bytes(),
+        images=DirectoryImages(sample.directory / "new_products"),
+    ).ok
+    index_rebuild()
+    new_products = list(Product.objects.awaiting_promos().order_by("sku"))
+    presets = ChannelPreset.objects.filter(
+        name__in=["Marketplace main image", "Social post with tagline"]
+    )
+    batch = batch_create(
+        user=admin_user,
+        request=BatchRequest(new_products, list(presets), "0.5K", 2),
+        estimated_cost=Decimal("0"),
+    )
+    broker.join("generation")
+    worker.join()
+    assets = batch.assets.order_by("pk")
+    assert {a.status for a in assets} == {AssetStatus.IN_REVIEW}, [a.last_error for a in assets]
+    published = asset_publish(
+        asset=asset_approve(asset=assets[0], user=admin_user), user=admin_user
+    )
+    asset_reject(asset=assets[1], user=admin_user, reason="The neck label shows.")
+    staged = assets.filter(
+        preset__name="Social post with tagline", status=AssetStatus.IN_REVIEW
+    ).first()
+    return Studio(
+        admin=admin_user,
+        product=published.product,
+        asset=staged,
+        batch=batch,
+        preview=preview,
+        new_products=new_products,
+    )
+
+
+def admin_pages(studio: Studio) -> dict[str, str]:
+    """Every admin page by name: each registered model's list, add page (where adding is
+    allowed) and change page, then the custom pages."""
+    request = RequestFactory().get("/admin/")
+    request.user = studio.admin
+    shown = {
+        Product: studio.product,
+        GeneratedAsset: studio.asset,
+        GenerationBatch: studio.batch,
+        CatalogImport: studio.preview,
+    }
+    pages = {"dashboard": reverse("admin:index")}
+    for app_label in sorted({model._meta.app_label for model in admin.site._registry}):
+        pages[f"{app_label} app"] = reverse("admin:app_list", args=[app_label])
+    for model, model_admin in sorted(admin.site._registry.items(), key=lambda m: m[0]._meta.label):
+        name, url = (
+            model._meta.label_lower,
+            f"admin:{model._meta.app_label}_{model._meta.model_name}",
+        )
+        pages[f"{name} list"] = reverse(f"{url}_changelist")
+        if model_admin.has_add_permission(request):
+            pages[f"{name} add"] = reverse(f"{url}_add")
+        obj = shown.get(model) or model._default_manager.order_by("pk").first()
+        if obj is not None:
+            pages[f"{name} page"] = reverse(f"{url}_change", args=[obj.pk])
+    selected = urlencode([(ACTION_CHECKBOX_NAME, p.pk) for p in studio.new_products])
+    return pages | {
+        "gallery": reverse("admin:generation_generatedasset_gallery"),
+        "request": reverse("admin:generation_generationbatch_request") + "?" + selected,
+        "import": reverse("admin:catalog_product_import"),
+        "index status": reverse("admin:catalog_product_index_status"),
+    }
+
+
+# --- what is measured on a page ------------------------------------------------------------
+
+
+def page_problem(site: Site) -> str | None:
+    """Why the open page is not a working admin page (an error page, a login), if it is not."""
+    found = site.driver.execute_script(
+        "return [document.title, !!document.querySelector('#content'),"
+        " !!document.querySelector('#login-form')]"
+    )
+    title, has_content, is_login = found
+    if is_login or not has_content or "error" in title.lower() or "not found" in title.lower():
+        return f"not an admin page: {title!r}"
+    return None
+
+
+def sideways_scroll(site: Site) -> str | None:
+    """How the page, or a changelist's results, is wider than the window or its box."""
+    page, window, table, box = site.driver.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return [document.documentElement.scrollWidth, window.innerWidth,"
+        " r ? r.scrollWidth : 0, r ? r.clientWidth : 0];"
+    )
+    if page > window:
+        return f"the page is {page} px wide in a {window} px window"
+    if table > box:
+        return f"the results are {table} px wide in a {box} px box"
+    return None
+
+
+def below_first_screen(site: Site, height: int) -> list[str] | None:
+    """The first-screen elements that are missing (None if any is) or start below `height`."""
+    tops = site.driver.execute_script(
+        "return arguments[0].map(id => { const e = document.getElementById(id);"
+        " return e ? e.getBoundingClientRect().top : null; })",
+        FIRST_SCREEN,
+    )
+    if None in tops:
+        return None
+    return [
+        f"#{id} at {top:.0f} px"
+        for id, top in zip(FIRST_SCREEN, tops, strict=True)
+        if top >= height
+    ]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_every_admin_page_fits_the_window_and_passes_axe(live_server, browser, studio):
+    site = Site(browser, live_server.url)
+    site.log_in("admin")
+    pages = admin_pages(studio)
+    refresh_docs = os.environ.get("REFRESH_SCREENSHOTS") == "1"
+    problems, first_screen = [], None
+    for width, height in SIZES:
+        site.viewport(width, height)
+        for name, path in pages.items():
+            site.open(path)
+            where = f"{name} at {width} × {height} ({path})"
+            if problem := page_problem(site):
+                problems.append(f"{where}: {problem}")
+                continue
+            site.shot(f"pages/{width}x{height}/{name.replace(' ', '-')}")
+            is_list = name.endswith(" list") or name == "gallery"
+            if is_list and (problem := sideways_scroll(site)):
+                problems.append(f"{where}: {problem}")
+            if (width, height) == SIZES[0]:
+                if name in AXE_PAGES:
+                    problems += axe_report(where, site.axe())
+                if name == "generation.generatedasset page":
+                    first_screen = below_first_screen(site, height)
+                if refresh_docs and name in README_SHOTS:
+                    site.shot(README_SHOTS[name], folder=DOCS_SCREENSHOTS)
+    assert not problems, "\n".join(["", *problems])
+    if first_screen is None:
+        # Remove once the asset page's template gives these ids (the compact asset page).
+        pytest.xfail(f"the asset page lacks the first-screen ids {FIRST_SCREEN}")
+    assert not first_screen, f"below the first screen at {SIZES[0]}: {first_screen}"
+
+
+# --- the keyboard ----------------------------------------------------------------------------
+
+# A few controls of each kind, on the pages people use most.
+FOCUSABLE = {
+    "dashboard": ["#content-main a", "#logout-form button"],
+    "catalog.product list": [
+        "#changelist-search input[type=submit]",
+        "#changelist-form button[name=index]",
+        "#result_list tbody a",
+        "#changelist-filter a",
+    ],
+    "gallery": [".card", ".card button[data-decision]", "#gallery-filters select"],
+    "generation.generatedasset page": ["#review-decision button", "#review-decision textarea"],
+    "import": ["#catalog-import-form input[type=file]", "#catalog-import-form input[type=submit]"],
+}
+
+
+def focus_shown(site: Site, selector: str) -> str | None:
+    """Focus the first `selector` as the keyboard would; why the focus cannot be seen, if not."""
+    found = site.driver.execute_script(
+        "const e = document.querySelector(arguments[0]); if (!e) return null;"
+        "e.focus({focusVisible: true}); const s = getComputedStyle(e);"
+        "return [document.activeElement === e, e.matches(':focus-visible'),"
+        " s.outlineStyle, parseFloat(s.outlineWidth) || 0, s.boxShadow];",
+        selector,
+    )
+    if found is None:
+        return "not on the page"
+    focused, visible, outline, outline_width, shadow = found
+    if not focused:
+        return "takes no focus"
+    if not visible or ((outline == "none" or not outline_width) and shadow == "none"):
+        return (
+            f"focused without a visible mark (outline {outline} {outline_width}px, shadow {shadow})"
+        )
+    return None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_focus_is_visible_and_the_gallery_opens_an_image_by_keyboard(
+    live_server, browser, studio
+):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    site = Site(browser, live_server.url)
+    site.log_in("admin")
+    pages = admin_pages(studio)
+    site.viewport(*SIZES[0])
+    hidden = []
+    for name, selectors in FOCUSABLE.items():
+        site.open(pages[name])
+        hidden += [
+            f"{name}: {selector}: {problem}"
+            for selector in selectors
+            if (problem := focus_shown(site, selector))
+        ]
+    assert not hidden, "\n".join(["", *hidden])
+
+    # What a click on a card's image does (open its page), Enter on the card does too.
+    site.open(pages["gallery"])
+    card = browser.switch_to.active_element
+    assert "card" in card.get_attribute("class")
+    card.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda d: "/change/" in d.current_url)
