@@ -97,6 +97,13 @@ class Site:
             inner = self.driver.execute_script("return [window.innerWidth, window.innerHeight]")
         assert inner == [width, height], f"the viewport is {inner}, not {[width, height]}"
 
+    def color_scheme(self, scheme: str) -> None:
+        """Show the pages as a browser set to a "dark" or "light" theme would."""
+        self.driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+        )
+
     def log_in(self, username: str) -> None:
         self.open("/admin/login/")
         self.css("#id_username").send_keys(username)
@@ -188,7 +195,8 @@ BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def axe_report(page: str, violations: list[dict]) -> list[str]:
-    """One line per serious or critical violation: rule, impact, where, and what to do."""
+    """One line per serious or critical violation: rule, impact, where, why (for the first
+    element) and what to do."""
     lines = []
     for violation in violations:
         if violation.get("impact") not in BLOCKING_IMPACTS:
@@ -197,8 +205,18 @@ def axe_report(page: str, violations: list[dict]) -> list[str]:
         shown = ", ".join(targets[:5]) + (
             f" and {len(targets) - 5} more" if len(targets) > 5 else ""
         )
+        why = next(
+            (
+                check["message"]
+                for node in violation["nodes"][:1]
+                for key in ("any", "all", "none")
+                for check in node.get(key) or []
+                if check.get("message")
+            ),
+            "",
+        )
         lines.append(
             f"{page}: {violation['id']} ({violation['impact']}) at {shown or 'the page'}:"
-            f" {violation['help']}"
+            f" {violation['help']}" + (f" ({why})" if why else "")
         )
     return lines
