@@ -9,7 +9,6 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django_dramatiq.models import Task as DramatiqTask
 
 from catalog.images import ImageRejected, image_prepare
@@ -22,6 +21,7 @@ from catalog.selectors import similar_bestsellers
 from catalog.services import product_save, products_resync
 from catalog.tasks import rebuild_index
 from catalog.vector_index import IndexUnavailable
+from core.display import short_text
 from core.openrouter import ProviderError
 from core.queue import enqueue_after_commit
 
@@ -82,6 +82,24 @@ class ProductAdminForm(forms.ModelForm):
             "price",
             "sales_count",
         )
+        # What each field means for a merchandiser, in the form (the model keeps its names).
+        labels = {
+            "image": "Photo (flat-lay)",
+            "prompt_hint": "Scene for promo images",
+            "sales_count": "Sales",
+        }
+        help_texts = {
+            "sku": "The product's code, as in the shop and the CSV files.",
+            "lifecycle": "New products wait for promo images; historical listings, with their "
+            "sales, give the style.",
+            "image": "JPEG, PNG or WebP. The product on a plain background: promo images and "
+            "the look-alike search start from it.",
+            "description": "Used, with category, style and season, to find look-alikes.",
+            "prompt_hint": "Where the promo images should place the product, e.g. "
+            "'autumn park, golden light'.",
+            "sales_count": "Units sold. Products with more sales than the bestseller threshold "
+            "give their style to new products' promo images.",
+        }
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
@@ -119,17 +137,17 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
     show_full_result_count = False  # one count per page, not a second one of the whole table
     actions = ["resync_index"]
     readonly_fields = (
-        "image_preview",
         "image_details",
         "sales_updated_at",
         "created_at",
         "updated_at",
         "index_state_tag",
         "index_state_at",
-        "similar_panel",
     )
+    # The photo, its look-alikes and its published images are in the panel above the form
+    # (change_form.html, product_panels); the search index's state is detail, folded away.
     fieldsets = [
-        (None, {"fields": ("sku", "lifecycle", "image", "image_preview", "image_details")}),
+        (None, {"fields": (("sku", "lifecycle"), "image", "image_details")}),
         (
             "Attributes",
             {
@@ -145,41 +163,57 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             },
         ),
         ("Sales", {"fields": ("sales_count", "sales_updated_at")}),
-        ("Similar bestsellers", {"fields": ("similar_panel",)}),
-        ("Vector index", {"fields": ("index_state_tag", "index_state_at")}),
+        (
+            "Search index (for finding look-alikes)",
+            {"fields": ("index_state_tag", "index_state_at"), "classes": ("collapse",)},
+        ),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     ]
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:  # nothing to search for or sync before the product exists
-            fieldsets = [
-                fs for fs in fieldsets if fs[0] not in ("Similar bestsellers", "Vector index")
-            ]
+        if obj is None:  # nothing to sync before the product exists
+            fieldsets = [fs for fs in fieldsets if "index_state_tag" not in fs[1]["fields"]]
         return fieldsets
 
-    @admin.display(description="Index", ordering="index_state")
+    def product_panels(self, product: Product) -> list[tuple[str, str, str]]:
+        """What the top of a product's page shows beside its photo, as (id, title, html);
+        the promo admin adds the published images."""
+        return [
+            (
+                "product-similar",
+                "Similar bestsellers, found by photo and description",
+                self.similar_panel(product),
+            )
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        product = self.get_object(request, object_id)
+        if product is not None and self.has_view_permission(request, product):
+            extra_context = {
+                **(extra_context or {}),
+                "product_panels": self.product_panels(product),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Search index", ordering="index_state")
     def index_state_tag(self, product: Product):
-        colours = {
-            IndexState.SYNCED: "#2e7d32",
-            IndexState.PENDING: "#8d6e00",
-            IndexState.FAILED: "#c62828",
+        badges = {  # core/static/core/desk.css, with their dark-theme colours
+            IndexState.SYNCED: "badge-ok",
+            IndexState.PENDING: "badge-warn",
+            IndexState.FAILED: "badge-bad",
         }
         label = format_html(
-            '<strong style="color:{}">{}</strong>',
-            colours[product.index_state],
+            '<span class="badge {}">{}</span>',
+            badges[product.index_state],
             product.get_index_state_display(),
         )
         if product.index_state == IndexState.FAILED and product.index_error:
             return format_html(
-                '{} <span title="{}">— {}</span>',
-                label,
-                product.index_error,
-                Truncator(product.index_error).chars(80),
+                "{}<br><small>{}</small>", label, short_text(product.index_error, 40)
             )
         return label
 
-    @admin.display(description="Most similar bestsellers (hybrid search)")
     def similar_panel(self, product: Product):
         if not product.has_photo:
             return "— (look-alikes are found from the product's photo; it has none yet)"
@@ -192,18 +226,21 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
         return render_to_string("admin/catalog/product/similar_panel.html", {"result": result})
 
     @admin.action(
-        description="Re-sync selected products with the vector index", permissions=["change"]
+        description="Refresh the look-alike search for the selected products",
+        permissions=["change"],
     )
     def resync_index(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         products_resync(product_ids=ids)
-        self.message_user(request, f"Queued {len(ids)} product(s) for the vector index.")
+        self.message_user(
+            request, f"Queued {len(ids)} product(s) for the look-alike search (the index)."
+        )
 
     @admin.display(description="Photo")
     def thumbnail_tag(self, product: Product):
         if not product.thumbnail:
             return "—"
-        size = 64
+        size = 48
         return format_html(
             '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-height:{}px">',
             product.thumbnail.url,
@@ -233,17 +270,6 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
     @admin.display(description="Bestseller", boolean=True, ordering="sales_count")
     def bestseller(self, product: Product) -> bool:
         return product.is_bestseller
-
-    @admin.display(description="Preview")
-    def image_preview(self, product: Product):
-        if not product.image:
-            return "—"
-        return format_html(
-            '<a href="{0}" target="_blank" rel="noopener"><img src="{0}" alt="{1}" '
-            'style="max-width:480px;max-height:600px;border:1px solid var(--hairline-color)"></a>',
-            product.image.url,
-            product.sku,
-        )
 
     @admin.display(description="Stored image")
     def image_details(self, product: Product):
@@ -302,7 +328,7 @@ class ProductAdmin(ImportViews, admin.ModelAdmin):
             self._context(
                 request,
                 status=index_status(),
-                title="Vector index",
+                title="Search index for look-alikes",
                 can_run=self.has_change_permission(request),
             ),
         )

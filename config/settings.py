@@ -48,7 +48,7 @@ _proxy_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.StudioAdminConfig",  # django.contrib.admin, its home page the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,6 +74,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# A form refused for a missing or stale CSRF token gets a page that says what to do.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -371,7 +373,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "promo-studio@localhost"
 # The site's address in mails (links to the admin).
 SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
-# Tokens that may read /feeds/published.* without a login (comma-separated; empty = login only).
+# Deprecated (feed tokens are made in the admin now, generation.FeedToken): tokens that may
+# still read /feeds/published.* without a login (comma-separated; empty = none).
 FEED_TOKENS = env_list("FEED_TOKENS")
 
 # --- catalog -------------------------------------------------------------------------------

@@ -2,17 +2,15 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from config import errors
 from core.media import private_media
 from generation.views import published_feed, published_image
-
-admin.site.site_header = "Bestseller promo studio"
-admin.site.site_title = "Promo studio"
-admin.site.index_title = "Catalog and promo images"
 
 # Who may see which stored files (by top folder); anything else under /media/ is a 404.
 MEDIA_PERMISSIONS = {
     "products": "catalog.view_product",
     "promos": "generation.view_generatedasset",
+    "scenes": "generation.view_generatedasset",  # a staged image's first step, on its page
     "published": "generation.view_generatedasset",
 }
 
@@ -24,3 +22,10 @@ urlpatterns = [
     path("published/<path:name>", published_image, name="published_image"),
     path("media/<path:name>", private_media, {"permissions": MEDIA_PERMISSIONS}),
 ]
+
+# The error pages in the admin's look, each saying what to do next (config/errors.py); a
+# refused form (CSRF) has its own, CSRF_FAILURE_VIEW in settings.
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

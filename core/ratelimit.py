@@ -468,6 +468,19 @@ def limiter_state() -> dict[str, ModelPace]:
     return state
 
 
+def limiter_reachable() -> bool | None:
+    """Whether the limiter's Redis answers now; None when no limiter is configured (calls are
+    not paced). `limiter_state()` is empty both when Redis is away and before any call: this
+    tells the two apart, for pages that must say which."""
+    client = _client()
+    if client is None:
+        return None
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 def _key(model: str, part: str) -> str:
     # The braces keep a model's keys in one hash slot, as a script's keys must be on a cluster.
     return f"{PREFIX}:{{{model}}}:{part}"

@@ -63,8 +63,13 @@ def reserved_now(month: MonthlySpend) -> Decimal:
     return month.reservations.aggregate(total=Sum("amount"))["total"] or Decimal("0")
 
 
+def current_month() -> MonthlySpend | None:
+    """This month's row, read without a lock (None until its first paid call)."""
+    return MonthlySpend.objects.filter(month=timezone.localdate().replace(day=1)).first()
+
+
 def month_spent() -> Decimal:
-    row = MonthlySpend.objects.filter(month=timezone.localdate().replace(day=1)).first()
+    row = current_month()
     return row.spent if row else Decimal("0")
 
 

@@ -16,16 +16,23 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator
 
 from catalog.admin import ProductAdmin
 from catalog.models import Product
+from core.display import short_text, short_time
 from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
+from generation.feed_admin import FeedTokenAdmin
 from generation.forms import usd
-from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
-from generation.review_admin import ReviewAdminMixin, ReviewStatusFilter
-from generation.selectors import published_assets
+from generation.models import (
+    AssetStatus,
+    ChannelPreset,
+    FeedToken,
+    GeneratedAsset,
+    GenerationBatch,
+)
+from generation.review_admin import ReviewableByFilter, ReviewAdminMixin, ReviewStatusFilter
+from generation.selectors import published_assets, running_batches
 from generation.views import published_url
 
 PRE = '<pre style="white-space:pre-wrap;word-break:break-word;max-width:60em">{}</pre>'
@@ -33,9 +40,10 @@ THUMBNAIL = '<img src="{}" alt="{}" loading="lazy" style="max-width:{}px;max-hei
 
 
 def offline_badge():
+    """Styled by core/static/core/desk.css (a badge that never wraps)."""
     return format_html(
-        '<span class="offline-badge" style="background:#8d6e00;color:#fff;'
-        'padding:1px 6px;border-radius:3px;white-space:nowrap">{}</span>',
+        '<span class="offline-badge" title="{}">{}</span>',
+        "Made by the offline providers on this machine: a local preview, not an AI photo",
         "Offline preview",
     )
 
@@ -55,7 +63,7 @@ class ChannelPresetAdmin(admin.ModelAdmin):
         "size_tier",
         "white_background",
         "staged",
-        "overlay_text",
+        "overlay",
         "qa_policy",
         "is_active",
     )
@@ -63,6 +71,14 @@ class ChannelPresetAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "white_background", "staged", "qa_policy", "aspect_ratio")
     search_fields = ("name", "rules")
     readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="Text on the image", ordering="overlay_text")
+    def overlay(self, preset: ChannelPreset):
+        return short_text(preset.overlay_text, 28)
+
+
+# The Feeds page: the feed's URLs per channel and the tokens that read it (feed_admin).
+admin.site.register(FeedToken, FeedTokenAdmin)
 
 
 # --- batches -------------------------------------------------------------------------------
@@ -89,17 +105,8 @@ def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
     """How fast the batch goes, as sentences: images finished a minute since it was requested,
     the time left at that pace, the provider's rate limit's share of its assets' step time
     (core.ratelimit counts each asset's waits for a slot), and each model's current limit."""
+    per_minute, time_left = batch_speed(batch, progress)
     assets = batch.assets.all()
-    last = assets.aggregate(at=Max("updated_at"))["at"] if not progress.running else None
-    elapsed = ((last or timezone.now()) - batch.created_at).total_seconds()
-    per_minute = progress.finished / (elapsed / 60) if elapsed > 0 else 0.0
-    left = progress.total - progress.finished - progress.failed
-    if not left:
-        time_left = "none: every image has finished"
-    elif per_minute:
-        time_left = f"about {duration(left / per_minute * 60)} at this pace"
-    else:
-        time_left = "not known until the first image finishes"
     step_seconds = waited = 0.0
     for timings, rate_wait in assets.values_list("timings", "rate_wait_seconds"):
         step_seconds += sum(float(v) for v in (timings or {}).values())
@@ -122,6 +129,22 @@ def batch_pace(batch: GenerationBatch, progress) -> dict[str, str]:
         "rate_wait": f"{duration(waited)}{share}",
         "limits": "; ".join(limits) or "no model has been called through the limiter yet",
     }
+
+
+def batch_speed(batch: GenerationBatch, progress) -> tuple[float, str]:
+    """Images finished a minute since the batch was requested, and the time left at that pace
+    as a sentence. No query while the batch runs (the dashboard lists running batches)."""
+    last = None
+    if not progress.running:
+        last = batch.assets.aggregate(at=Max("updated_at"))["at"]
+    elapsed = ((last or timezone.now()) - batch.created_at).total_seconds()
+    per_minute = progress.finished / (elapsed / 60) if elapsed > 0 else 0.0
+    left = progress.total - progress.finished - progress.failed
+    if not left:
+        return per_minute, "none: every image has finished"
+    if per_minute:
+        return per_minute, f"about {duration(left / per_minute * 60)} at this pace"
+    return per_minute, "not known until the first image finishes"
 
 
 def duration(seconds: float) -> str:
@@ -149,11 +172,29 @@ def asset_row(asset: GeneratedAsset) -> dict:
     }
 
 
+class BatchRunningFilter(admin.SimpleListFilter):
+    """Batches still making images, or finished ones (the dashboard links to the first)."""
+
+    title = "state"
+    parameter_name = "running"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Still making images"), ("no", "Finished")]
+
+    def queryset(self, request, queryset):
+        running = running_batches().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=running)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=running)
+        return queryset
+
+
 @admin.register(GenerationBatch)
 class GenerationBatchAdmin(admin.ModelAdmin):
     list_display = (
         "id",
-        "created_at",
+        "created",
         "requested_by",
         "size_tier",
         "preset_names",
@@ -162,8 +203,8 @@ class GenerationBatchAdmin(admin.ModelAdmin):
         "estimated_cost_usd",
         "cost_so_far",
     )
-    list_display_links = ("id", "created_at")
-    list_filter = ("size_tier", "created_at")
+    list_display_links = ("id", "created")
+    list_filter = (BatchRunningFilter, "size_tier", "created_at")
     list_select_related = ("requested_by",)
     # The note (why the batch stopped early) is shown with the progress, where it matters.
     fields = (
@@ -186,9 +227,13 @@ class GenerationBatchAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="Requested", ordering="created_at")
+    def created(self, batch: GenerationBatch):
+        return short_time(batch.created_at)
+
     @admin.display(description="Presets")
-    def preset_names(self, batch: GenerationBatch) -> str:
-        return ", ".join(preset.name for preset in batch.presets.all())
+    def preset_names(self, batch: GenerationBatch):
+        return short_text(", ".join(preset.name for preset in batch.presets.all()), 40)
 
     @admin.display(description="Progress")
     def progress_tag(self, batch: GenerationBatch) -> str:
@@ -290,28 +335,35 @@ class RecentBatchFilter(admin.SimpleListFilter):
 class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """The review queue: images in review by default, decisions on each page and in bulk."""
 
+    # Narrow enough for a 1400 px window beside the filters: what the image is on two lines,
+    # the offline badge under the status, long text cut with the whole of it on hover.
     list_display = (
         "thumbnail_tag",
-        "product",
-        "preset",
-        "batch",
-        "version",
-        "status",
+        "what",
+        "status_tag",
         "qa_tag",
         "reason",
         "cost_usd",
-        "offline_tag",
-        "created_at",
+        "created",
     )
-    list_display_links = ("thumbnail_tag", "product")
-    list_filter = (ReviewStatusFilter, "qa_status", "preset", RecentBatchFilter, "offline")
+    list_display_links = ("thumbnail_tag", "what")
+    list_filter = (
+        ReviewStatusFilter,
+        "qa_status",
+        "preset",
+        RecentBatchFilter,
+        "offline",
+        ReviewableByFilter,
+    )
     actions = ["approve_selected", "reject_selected", "recheck_selected"]
     ordering = ("created_at", "pk")  # oldest first, as the queue is worked through
     list_select_related = ("product", "preset", "batch")
     search_fields = ("product__sku",)
+    # The images, references, quality verdict and prompts are in the review panel above
+    # (change_form.html), once; what is left is detail, folded away.
     fieldsets = [
         (
-            None,
+            "About this image",
             {
                 "fields": (
                     "status",
@@ -322,19 +374,32 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
                     "previous_version",
                     "aspect_ratio",
                     "size_tier",
-                    "reference_count",
                     "created_at",
                     "updated_at",
-                )
+                ),
+                "classes": ("collapse",),
             },
         ),
-        ("Images", {"fields": ("flat_lay", "generated_image")}),
-        ("Reference bestsellers", {"fields": ("references_table", "retrieval_note")}),
-        ("Channel", {"fields": ("staged", "overlay_text", "language", "regenerated_by_qa")}),
-        # The style and generation prompts are shown once, in the review panel above.
-        ("What the model said", {"fields": ("model_text_text", "feedback")}),
         (
-            "Models, cost and timing",
+            "How the style bestsellers were found",
+            {
+                "fields": ("reference_count", "references_table", "retrieval_note"),
+                "classes": ("collapse",),
+            },
+        ),
+        (
+            "Channel rules",
+            {
+                "fields": ("staged", "overlay_text", "language", "regenerated_by_qa"),
+                "classes": ("collapse",),
+            },
+        ),
+        (
+            "What the image model said",
+            {"fields": ("model_text_text", "feedback"), "classes": ("collapse",)},
+        ),
+        (
+            "Technical details: models, cost, timing and errors",
             {
                 "fields": (
                     "analyst_model",
@@ -344,11 +409,13 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
                     "timings_table",
                     "attempts",
                     "claimed_by",
-                )
+                    "failure_reason",
+                    "last_error",
+                ),
+                "classes": ("collapse",),
             },
         ),
-        ("Errors", {"fields": ("failure_reason", "last_error")}),
-        ("Event log", {"fields": ("events_table",)}),
+        ("Status changes", {"fields": ("events_table",), "classes": ("collapse",)}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
@@ -369,51 +436,44 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Image")
     def thumbnail_tag(self, asset: GeneratedAsset):
-        return asset_thumbnail(asset)
+        return asset_thumbnail(asset, 56)
+
+    @admin.display(description="Product and channel", ordering="product__sku")
+    def what(self, asset: GeneratedAsset):
+        variant = f".{asset.variant}" if asset.variant > 1 or asset.batch.variants > 1 else ""
+        return format_html(
+            "<strong>{}</strong> · v{}{}<br><small>{} · batch {}</small>",
+            asset.product.sku,
+            asset.version,
+            variant,
+            asset.preset.name,
+            asset.batch_id,
+        )
+
+    @admin.display(description="Status", ordering="status")
+    def status_tag(self, asset: GeneratedAsset):
+        if asset.offline:
+            return format_html("{}<br>{}", asset.get_status_display(), offline_badge())
+        return asset.get_status_display()
 
     @admin.display(description="Why")
-    def reason(self, asset: GeneratedAsset) -> str:
+    def reason(self, asset: GeneratedAsset):
         """Why it was rejected or failed, in short (the asset page has it whole)."""
-        return Truncator(asset.rejection_reason or asset.failure_reason).chars(90)
+        return short_text(asset.rejection_reason or asset.failure_reason, 48)
 
     @admin.display(description="Cost", ordering="cost")
     def cost_usd(self, asset: GeneratedAsset) -> str:
         return usd(asset.cost)
 
-    @admin.display(description="QA", ordering="qa_status")
-    def qa_tag(self, asset: GeneratedAsset) -> str:
-        return asset.qa_summary or "—"
+    @admin.display(description="Quality check", ordering="qa_status")
+    def qa_tag(self, asset: GeneratedAsset):
+        return short_text(asset.qa_summary, 32)
 
-    @admin.display(description="Offline", ordering="offline")
-    def offline_tag(self, asset: GeneratedAsset):
-        return offline_badge() if asset.offline else ""
+    @admin.display(description="Made", ordering="created_at")
+    def created(self, asset: GeneratedAsset):
+        return short_time(asset.created_at)
 
-    @admin.display(description="Product flat-lay")
-    def flat_lay(self, asset: GeneratedAsset):
-        product = asset.product
-        if not product.image:
-            return "—"
-        return format_html(THUMBNAIL, product.image.url, product.sku, 320, 400)
-
-    @admin.display(description="Generated image")
-    def generated_image(self, asset: GeneratedAsset):
-        if not asset.image:
-            return "— (not generated yet)"
-        shown = asset.preview.url if asset.preview else asset.image.url  # the full image on click
-        image = format_html(
-            '<a href="{0}" target="_blank" rel="noopener"><img src="{1}" alt="{2}" '
-            'style="max-width:480px;max-height:600px;'
-            'border:1px solid var(--hairline-color)"></a>',
-            asset.image.url,
-            shown,
-            asset.product.sku,
-        )
-        badge = format_html(" {}", offline_badge()) if asset.offline else ""
-        return format_html(
-            "{}<p>{}×{} px{}</p>", image, asset.width or "?", asset.height or "?", badge
-        )
-
-    @admin.display(description="Bestsellers the style came from")
+    @admin.display(description="Ranked by photo and description")
     def references_table(self, asset: GeneratedAsset):
         references = asset.references.select_related("product")
         return render_to_string(
@@ -462,14 +522,12 @@ class PromoProductAdmin(ProductAdmin):
     images per channel."""
 
     actions = [*ProductAdmin.actions, "generate_promos"]
-    readonly_fields = (*ProductAdmin.readonly_fields, "published_panel")
 
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = list(super().get_fieldsets(request, obj))
-        if obj is not None:  # after the sales, before the look-alikes
-            position = next(i for i, fs in enumerate(fieldsets) if fs[0] == "Sales") + 1
-            fieldsets.insert(position, ("Published promo images", {"fields": ("published_panel",)}))
-        return fieldsets
+    def product_panels(self, product: Product) -> list[tuple[str, str, str]]:
+        return [
+            *super().product_panels(product),
+            ("product-published", "Published promo images", self.published_panel(product)),
+        ]
 
     def has_request_promos_permission(self, request) -> bool:
         return can_request_promos(request.user)
@@ -479,7 +537,6 @@ class PromoProductAdmin(ProductAdmin):
         # The confirmation page and everything after it live in admin_views.
         return promo_request_page(request, products=queryset, admin_site=self.admin_site)
 
-    @admin.display(description="By channel")
     def published_panel(self, product: Product):
         assets = published_assets().filter(product=product)
         return render_to_string(

@@ -66,7 +66,8 @@ class PromoRequestForm(forms.Form):
         initial=1,
         required=False,
         label="Variants",
-        help_text="Candidates per product and preset (1–4): approving one sets the others aside.",
+        help_text="Images to choose from per product and channel (1–4): approving one sets the others "
+        "aside.",
         error_messages={
             "min_value": "Ask for 1 to 4 variants.",
             "max_value": "Ask for 1 to 4 variants.",

@@ -50,16 +50,21 @@ class ChannelPreset(models.Model):
         max_length=8,
         choices=SizeTier.choices,
         default=SizeTier.ONE_K,
-        help_text="The default size for this channel.",
+        help_text="The size images for this channel are made at, unless a request asks "
+        "for another.",
     )
     white_background = models.BooleanField(
         default=False,
         help_text="The channel demands a pure white background (e.g. marketplace main images).",
     )
     rules = models.TextField(
-        blank=True, help_text="The channel's rules, added to every generation prompt."
+        blank=True,
+        help_text="What every image for this channel must follow, in plain sentences "
+        "(background, framing, what must not appear). They go into the image model's "
+        "instructions word for word.",
     )
     overlay_text = models.CharField(
+        "text on the image",
         max_length=120,
         blank=True,
         help_text="Exact text the image must show (a tagline or a price label), written in the "
@@ -67,13 +72,15 @@ class ChannelPreset(models.Model):
         "shows no text, logos or watermarks at all.",
     )
     language = models.CharField(
-        max_length=35, default="en", help_text="The language of the overlay text (e.g. en, de, fr)."
+        max_length=35,
+        default="en",
+        help_text="The language of the text on the image (e.g. en, de, fr).",
     )
     staged = models.BooleanField(
+        "scene first",
         default=False,
-        help_text="Generate in two stages: the scene first (background and light, "
-        "from the style and the references), then the product placed "
-        "into it with the flat-lay as reference.",
+        help_text="Make each image in two steps: the scene first (background and light, in "
+        "the bestsellers' style), then the product placed into it. Two image calls per image.",
     )
     qa_policy = models.CharField(
         max_length=16,
@@ -179,7 +186,9 @@ class GenerationBatch(models.Model):
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
     reference_count = models.PositiveSmallIntegerField(default=3)
     variants = models.PositiveSmallIntegerField(
-        default=1, help_text="Candidates per product and preset."
+        default=1,
+        help_text="Images to choose from per product and channel: approving one sets the "
+        "others aside.",
     )
     estimated_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     note = models.TextField(blank=True, help_text="Why the batch stopped early, if it did.")
@@ -230,7 +239,7 @@ class GeneratedAsset(models.Model):
     preset = models.ForeignKey(ChannelPreset, on_delete=models.PROTECT, related_name="assets")
     version = models.PositiveIntegerField(default=1)
     variant = models.PositiveSmallIntegerField(
-        default=1, help_text="Which candidate of its version."
+        default=1, help_text="Which of the images to choose from (of the same version) this is."
     )
     previous_version = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_versions"
@@ -241,27 +250,42 @@ class GeneratedAsset(models.Model):
     # Copied from the batch and preset when queued, so later edits do not change this job.
     aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
     size_tier = models.CharField(max_length=8, choices=SizeTier.choices)
-    reference_count = models.PositiveSmallIntegerField(default=3)
-    staged = models.BooleanField(default=False, help_text="Scene first, then the product.")
+    reference_count = models.PositiveSmallIntegerField(
+        "style bestsellers",
+        default=3,
+        help_text="How many similar bestsellers the style came from.",
+    )
+    staged = models.BooleanField(
+        "scene first", default=False, help_text="The scene was made first, then the product."
+    )
     overlay_text = models.CharField(
-        max_length=160, blank=True, help_text="The exact text the image must show."
+        "text on the image",
+        max_length=160,
+        blank=True,
+        help_text="The exact text the image must show.",
     )
     language = models.CharField(max_length=35, blank=True)
     feedback = models.TextField(blank=True, help_text="A reviewer's feedback for this version.")
     regenerated_by_qa = models.BooleanField(
-        default=False, help_text="Made automatically because QA flagged the previous version."
+        "remade after a failed check",
+        default=False,
+        help_text="Made automatically because the quality check flagged the previous version.",
     )
 
     # step 1: retrieval
     retrieved_at = models.DateTimeField(null=True, blank=True)
-    retrieval_note = models.TextField(blank=True)
+    retrieval_note = models.TextField(
+        "note on the style bestsellers",
+        blank=True,
+        help_text="Why fewer bestsellers than asked for were found, if so.",
+    )
     # step 2: style analysis
     style_prompt = models.TextField(blank=True)
-    analyst_model = models.CharField(max_length=200, blank=True)
+    analyst_model = models.CharField("model that described the style", max_length=200, blank=True)
     # step 3: generation (staged presets make the scene first and keep it here)
     scene_image = models.ImageField(upload_to="scenes/%Y/%m/", max_length=255, blank=True)
     generation_prompt = models.TextField(blank=True)
-    image_model = models.CharField(max_length=200, blank=True)
+    image_model = models.CharField("model that made the image", max_length=200, blank=True)
     image = models.ImageField(upload_to="promos/%Y/%m/", max_length=255, blank=True)
     # Made once when the image is stored: lists and pages never send the full-size image.
     thumbnail = models.ImageField(max_length=255, blank=True, editable=False)
@@ -276,16 +300,24 @@ class GeneratedAsset(models.Model):
     )
     # step 4: automatic quality checks, before review
     qa_status = models.CharField(
-        max_length=8, choices=QAStatus.choices, blank=True, db_index=True, verbose_name="QA"
+        max_length=8,
+        choices=QAStatus.choices,
+        blank=True,
+        db_index=True,
+        verbose_name="quality check",
     )
     qa_checks = models.JSONField(default=list, blank=True)  # [{name, passed, score, note}]
     qa_model = models.CharField(max_length=200, blank=True)
-    qa_note = models.TextField(blank=True, help_text="Why QA could not check, with what it said.")
+    qa_note = models.TextField(
+        blank=True, help_text="Why the quality check could not decide, with what it said."
+    )
 
     cost = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal("0"))
     usage = models.JSONField(default=dict, blank=True)  # per step: tokens and cost
     timings = models.JSONField(default=dict, blank=True)  # per step: seconds
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Tries so far; a provider error is tried again, up to a limit."
+    )
     # Deliveries that ended waiting for the provider's rate limit: not failed attempts.
     rate_waits = models.PositiveIntegerField(default=0, editable=False)
     # Seconds its calls waited for a slot of the provider's rate limit (core.ratelimit).
@@ -293,10 +325,12 @@ class GeneratedAsset(models.Model):
     lane = models.CharField(
         max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE, db_index=True
     )
-    last_error = models.TextField(blank=True)
-    failure_reason = models.TextField(blank=True)
+    last_error = models.TextField(
+        blank=True, help_text="The provider's last error, as it said it (tried again since)."
+    )
+    failure_reason = models.TextField("why it failed", blank=True)
     # A worker's lease on the asset, renewed while it works (GENERATION_CLAIM_LEASE_SECONDS).
-    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_by = models.CharField("worker", max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     # The Dramatiq message that carries the asset (the sweeper re-sends it when it is lost),
     # and when its delayed retry is due.
@@ -398,3 +432,56 @@ class AssetEvent(models.Model):
 
     def __str__(self) -> str:
         return f"asset {self.asset_id}: {self.from_status or 'new'} → {self.to_status}"
+
+
+class FeedToken(models.Model):
+    """A named token that lets a channel upload read the published feed without a login.
+
+    Only the SHA-256 of the token is stored. The token is 32 random bytes (secrets), so a
+    fast hash is enough: a slow, salted password hash guards low-entropy secrets a person
+    chose against guessing, and nobody can guess 256 random bits. A fast, unsalted hash also
+    lets the feed find the token by its hash in one indexed lookup. The prefix (the token's
+    first characters, not secret enough to matter) tells tokens apart in lists and logs.
+    Revoking keeps the row, for the record.
+    """
+
+    name = models.CharField(
+        max_length=100, help_text="Who or what uses it, e.g. “Marketplace nightly upload”."
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
+    # Written at most once a minute per token (generation.feed_tokens.USED_EVERY).
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "feed token"
+        # Their list is the admin's Feeds page: the feed URLs, then the tokens that read them.
+        verbose_name_plural = "feeds and tokens"
+        # Tokens are never edited or deleted: made, used and revoked, all on the record.
+        default_permissions = ("view",)
+        permissions = [("manage_feedtokens", "Can create and revoke feed tokens")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

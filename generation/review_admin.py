@@ -7,6 +7,7 @@ pages and again by the review services for every decision.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -27,7 +28,7 @@ from generation.review import (
     asset_reject,
     asset_unpublish,
 )
-from generation.selectors import next_in_queue, review_gallery
+from generation.selectors import next_in_queue, review_gallery, reviewers
 from generation.views import published_url
 
 DECISIONS = {
@@ -86,6 +87,25 @@ class ReviewStatusFilter(admin.SimpleListFilter):
                 "display": label,
                 "query_string": changelist.get_query_string({self.parameter_name: value}),
             }
+
+
+class ReviewableByFilter(admin.SimpleListFilter):
+    """Under the four-eyes rule (REVIEW_FOUR_EYES), the images one reviewer may decide: those
+    of batches they did not request. Without the rule everybody may decide every image, and
+    the filter is not offered."""
+
+    title = "may be decided by"
+    parameter_name = "reviewable_by"
+
+    def lookups(self, request, model_admin):
+        if not settings.REVIEW_FOUR_EYES:
+            return []
+        return [(str(user.pk), user.get_username()) for user in reviewers()]
+
+    def queryset(self, request, queryset):
+        if not (self.value() or "").isdigit():
+            return queryset
+        return queryset.exclude(batch__requested_by=int(self.value()))
 
 
 class RejectForm(forms.Form):

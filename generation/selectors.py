@@ -1,8 +1,9 @@
 """Reads for review and publishing."""
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
-from generation.models import AssetStatus, GeneratedAsset, QAStatus
+from generation.models import AssetStatus, GeneratedAsset, GenerationBatch, QAStatus
 
 
 def published_assets() -> QuerySet[GeneratedAsset]:
@@ -16,6 +17,35 @@ def published_assets() -> QuerySet[GeneratedAsset]:
 def review_queue() -> QuerySet[GeneratedAsset]:
     """Images waiting for a decision, oldest first."""
     return GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW).order_by("created_at", "pk")
+
+
+def reviewers() -> QuerySet:
+    """Active staff who may approve and reject images: by their own permission, a group's
+    (the Reviewer role), or as superusers."""
+    return (
+        get_user_model()
+        .objects.filter(
+            Q(is_superuser=True)
+            | Q(
+                user_permissions__codename="review_asset",
+                user_permissions__content_type__app_label="generation",
+            )
+            | Q(
+                groups__permissions__codename="review_asset",
+                groups__permissions__content_type__app_label="generation",
+            ),
+            is_active=True,
+            is_staff=True,
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+def running_batches() -> QuerySet[GenerationBatch]:
+    """Batches with at least one image the pipeline has yet to finish."""
+    running = GeneratedAsset.objects.filter(status__in=AssetStatus.running()).values("batch_id")
+    return GenerationBatch.objects.filter(pk__in=running)
 
 
 def next_in_queue(after: GeneratedAsset) -> GeneratedAsset | None:

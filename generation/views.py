@@ -1,23 +1,28 @@
 """What channels read: published images at stable public URLs, and the feed that lists them
-(CSV or JSON, for a logged-in user or a bearer token)."""
+(CSV or JSON, for a logged-in user or a bearer token: generation.feed_tokens)."""
 
 from __future__ import annotations
 
 import csv
-import hmac
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
 from core.media import stored_file
-from generation.models import GeneratedAsset
+from generation.feed_tokens import feed_token_check
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
 from generation.selectors import published_assets
 
 FIELDS = ["sku", "preset", "aspect_ratio", "width", "height", "url", "published_at", "offline"]
 PUBLISHED_PREFIX = "published/"
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The feed's query parameter that narrows it to one channel preset (by its name).
+PRESET_PARAM = "preset"
 
 
 def published_url(asset: GeneratedAsset, request: HttpRequest | None = None) -> str:
@@ -51,18 +56,17 @@ def _token(request: HttpRequest) -> bytes | None:
 
 
 def _allowed(request: HttpRequest) -> bool:
-    """A logged-in user who may view generated assets, or a configured feed token."""
+    """A logged-in user who may view generated assets, or a feed token that is active (made
+    in the admin, not revoked, not expired) or listed in FEED_TOKENS (deprecated)."""
     if request.user.is_authenticated and request.user.has_perm("generation.view_generatedasset"):
         return True
     token = _token(request)
-    return token is not None and any(
-        hmac.compare_digest(token, known.encode()) for known in settings.FEED_TOKENS
-    )
+    return token is not None and feed_token_check(token)
 
 
 def _rows(request: HttpRequest) -> list[dict]:
     assets = published_assets()
-    if channel := request.GET.get("preset", "").strip():
+    if channel := request.GET.get(PRESET_PARAM, "").strip():
         assets = assets.filter(preset__name=channel)
     return [
         {
@@ -78,6 +82,39 @@ def _rows(request: HttpRequest) -> list[dict]:
         }
         for asset in assets
     ]
+
+
+@dataclass(frozen=True)
+class FeedLink:
+    """One feed a channel can read: the whole feed (preset None) or one preset's."""
+
+    preset: ChannelPreset | None
+    published: int
+    csv: str
+    json: str
+
+
+def feed_links(request: HttpRequest) -> list[FeedLink]:
+    """The feed's absolute URLs: the whole feed first, then one per channel preset (the
+    active ones and any other that still has published images), by name."""
+    presets = list(
+        ChannelPreset.objects.annotate(
+            published=Count("assets", filter=Q(assets__status=AssetStatus.PUBLISHED))
+        )
+        .filter(Q(is_active=True) | Q(published__gt=0))
+        .order_by("name")
+    )
+    links = [_feed_link(request, None, sum(preset.published for preset in presets))]
+    return links + [_feed_link(request, preset, preset.published) for preset in presets]
+
+
+def _feed_link(request: HttpRequest, preset: ChannelPreset | None, published: int) -> FeedLink:
+    query = f"?{urlencode({PRESET_PARAM: preset.name})}" if preset is not None else ""
+    urls = {
+        fmt: request.build_absolute_uri(reverse(f"published_feed_{fmt}")) + query
+        for fmt in ("csv", "json")
+    }
+    return FeedLink(preset=preset, published=published, **urls)
 
 
 def spreadsheet_safe(value) -> object:

@@ -341,13 +341,15 @@ def list_display_position(name: str) -> int:
 # --- change form ---------------------------------------------------------------------------
 
 
-def test_change_form_shows_large_preview_of_the_image(editor_client, db):
+def test_change_form_shows_the_photo_at_the_top_linking_to_its_full_size(editor_client, db):
     product = make_product("DR-1")
     response = editor_client.get(change_url(product))
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'<img src="{product.image.url}" alt="DR-1" style="max-width:480px' in html
+    photo = html[html.index('id="product-photo"') : html.index('id="product_form"')]
+    assert f'<a href="{product.image.url}" target="_blank"' in photo
+    assert f'<img src="{product.image.url}" alt="DR-1, flat-lay photo">' in photo
     assert "64×80 px" in html
     assert product.image_sha256[:12] in html
 

@@ -38,7 +38,7 @@ def test_product_page_shows_similar_bestsellers_with_scores_and_leg_ranks(admin_
     response = admin_client.get(reverse("admin:catalog_product_change", args=[query.pk]))
 
     html = response.content.decode()
-    assert "Most similar bestsellers" in html
+    assert "Similar bestsellers, found by photo and description" in html
     assert html.index("TWIN") < html.index("OTHER")
     assert "SLOW" not in html
     assert twin.thumbnail.url in html

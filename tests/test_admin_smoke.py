@@ -15,6 +15,7 @@ so and still render); one index status test uses Milvus Lite instead.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -29,11 +30,13 @@ from catalog.models import CatalogImport, IndexRun, IndexState, Product
 from catalog.sparse import vectorizer_fit
 from core.models import ProviderCall, SpendReconcile
 from core.spending import spend_book, spend_reserve
+from generation.feed_tokens import feed_token_create, feed_token_revoke
 from generation.models import (
     AssetEvent,
     AssetReference,
     AssetStatus,
     ChannelPreset,
+    FeedToken,
     GeneratedAsset,
     GenerationBatch,
 )
@@ -45,6 +48,7 @@ HERO, MARKETPLACE = "Storefront hero", "Marketplace main image"  # seeded by a m
 ASSET = "generation.generatedasset"
 BATCH = "generation.generationbatch"
 PRODUCT = "catalog.product"
+FEED_TOKEN = "generation.feedtoken"
 
 
 def label(model) -> str:
@@ -67,6 +71,7 @@ CHANGE_CASES = {
     ],
     BATCH: ["free", "paid", "empty"],
     ASSET: [*AssetStatus.values, "regenerated-v2"],
+    FEED_TOKEN: ["active", "revoked"],
 }
 
 # Changelists with filters worth rendering besides the default list. The asset list shows the
@@ -451,6 +456,13 @@ def admin_data(admin_user):
     empty = GenerationBatch.objects.create(requested_by=None, size_tier="0.5K")
     empty.presets.set([hero])
     data[BATCH, "free"], data[BATCH, "paid"], data[BATCH, "empty"] = free, paid, empty
+
+    # Feed tokens: one in use, one revoked, one expired; names with markup.
+    data[FEED_TOKEN, "active"], _ = feed_token_create(name="Marketplace <b>upload", user=admin_user)
+    FeedToken.objects.filter(pk=data[FEED_TOKEN, "active"].pk).update(last_used_at=now)
+    data[FEED_TOKEN, "revoked"], _ = feed_token_create(name="Old upload", user=merchandiser)
+    feed_token_revoke(token=data[FEED_TOKEN, "revoked"], user=admin_user)
+    feed_token_create(name="Trial", expires_at=now - timedelta(days=1))
     assert {asset.status for asset in GeneratedAsset.objects.all()} == set(AssetStatus.values)
     return data
 
@@ -679,3 +691,18 @@ def test_review_gallery_page(admin_client, admin_data):
             {"status": "rejected", "product": "NEW", "preset": "1", "batch": "x"},
         )
     )
+
+
+def test_feed_token_revoke_page(admin_client, admin_data):
+    token = admin_data[FEED_TOKEN, "active"]
+    html = assert_renders(
+        admin_client.get(reverse("admin:generation_feedtoken_revoke", args=[token.pk]))
+    )
+    assert "Marketplace &lt;b&gt;upload" in html
+
+
+def test_feed_token_created_page(admin_client, admin_data):
+    html = assert_renders(
+        admin_client.post(reverse("admin:generation_feedtoken_add"), {"name": "New <i>upload"})
+    )
+    assert "shown only this once" in html and "New &lt;i&gt;upload" in html
