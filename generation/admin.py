@@ -23,7 +23,7 @@ from core.display import short_text, short_time
 from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
 from generation.feed_admin import FeedTokenAdmin
-from generation.forms import usd
+from generation.forms import PresetRowForm, usd
 from generation.models import (
     AssetStatus,
     ChannelPreset,
@@ -75,6 +75,9 @@ class ChannelPresetAdmin(admin.ModelAdmin):
     @admin.display(description="Text on the image", ordering="overlay_text")
     def overlay(self, preset: ChannelPreset):
         return short_text(preset.overlay_text, 28)
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=PresetRowForm, **kwargs)
 
 
 # The Feeds page: the feed's URLs per channel and the tokens that read it (feed_admin).

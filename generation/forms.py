@@ -126,3 +126,12 @@ class PromoRequestForm(forms.Form):
             reference_count=data["reference_count"],
             variants=data["variants"],
         )
+
+
+class PresetRowForm(forms.ModelForm):
+    """A row of the channel presets' list: its "active" box is named after its preset, since
+    a screen reader does not take the column's header for a label (axe: label)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["is_active"].widget.attrs["aria-label"] = f"{self.instance.name}: active"

@@ -143,3 +143,13 @@ def openrouter(settings):
         for name, path in OPENROUTER_PROVIDERS.items():
             setattr(settings, name, path)
         yield server
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium (tests/browser.py), closed after the test."""
+    from tests.browser import chromium
+
+    driver = chromium()
+    yield driver
+    driver.quit()

@@ -1,5 +1,6 @@
 // The review gallery's keyboard: A approve, R reject (a reason is asked for), F regenerate
-// (feedback is asked for), arrows or J/K move. Decisions are posted to the asset's decide URL
+// (feedback is asked for), arrows or J/K move, Enter opens the image's page (as a click on
+// its picture does). Decisions are posted to the asset's decide URL
 // asking for JSON, so the page stays; the focus moves on to the next card.
 (function () {
   "use strict";
@@ -85,6 +86,7 @@
     else if (key === "a") { event.preventDefault(); act(card, "approve"); }
     else if (key === "r") { event.preventDefault(); act(card, "reject"); }
     else if (key === "f") { event.preventDefault(); act(card, "regenerate"); }
+    else if (key === "enter") { event.preventDefault(); card.querySelector("a").click(); }
   });
   gallery.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-decision]");
