@@ -10,6 +10,7 @@ on the record. Viewing needs the view permission; making and revoking needs
 from __future__ import annotations
 
 from django.conf import settings
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -91,6 +92,19 @@ class FeedTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         return self.view_fields if obj is not None else self.fields
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "expires_at":
+            # One labelled box with the browser's date-time picker, rather than the admin's
+            # split date and time boxes, whose inputs no label names (axe: label, critical).
+            return forms.DateTimeField(
+                required=False,
+                label="Expires at (optional)",
+                help_text=db_field.help_text,
+                input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         return self.view_fields if obj is not None else ()

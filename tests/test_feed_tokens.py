@@ -160,19 +160,14 @@ def test_making_a_token_in_the_admin_shows_it_once(client, reviewer, published):
 
 def test_a_token_made_in_the_admin_can_expire(client, reviewer):
     client.force_login(reviewer)
-    soon = timezone.localtime() + timedelta(days=7)
+    soon = (timezone.localtime() + timedelta(days=7)).replace(second=0, microsecond=0)
+    form = client.get(ADD).content.decode()
+    assert 'type="datetime-local"' in form and '<label for="id_expires_at"' in form
 
-    client.post(
-        ADD,
-        {
-            "name": "Trial",
-            "expires_at_0": soon.strftime("%Y-%m-%d"),
-            "expires_at_1": soon.strftime("%H:%M:%S"),
-        },
-    )
+    client.post(ADD, {"name": "Trial", "expires_at": soon.strftime("%Y-%m-%dT%H:%M")})
 
     token = FeedToken.objects.get(name="Trial")
-    assert abs(token.expires_at - soon) < timedelta(seconds=1)
+    assert token.expires_at == soon
 
 
 def test_revoking_in_the_admin_asks_first_then_stops_the_token(client, reviewer, published):
