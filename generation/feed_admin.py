@@ -9,8 +9,8 @@ on the record. Viewing needs the view permission; making and revoking needs
 
 from __future__ import annotations
 
-from django.conf import settings
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
