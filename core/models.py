@@ -1,9 +1,10 @@
 """Money spent on paid model calls: the ledger of billed answers, the month's total, and the
 reservations of calls in flight. Catalog (embeddings) and generation (analysis, images) book
-here alike."""
+here alike. And the API's tokens (ApiToken), which belong to no one app."""
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 
 
@@ -137,3 +138,54 @@ class SpendReconcile(models.Model):
 
     def __str__(self) -> str:
         return f"Reconcile at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ApiScope(models.TextChoices):
+    """What an API token may do; each endpoint names the scope it needs."""
+
+    PRODUCTS_READ = "products:read", "Read products"
+    PRODUCTS_WRITE = "products:write", "Create and update products, sales"
+    GENERATION_WRITE = "generation:write", "Request images"
+    ASSETS_READ = "assets:read", "Read images"
+    ASSETS_DECIDE = "assets:decide", "Approve, reject, publish images"
+    FEED_READ = "feed:read", "Read the published feed"
+
+
+class ApiToken(models.Model):
+    """A named token that a system (a PIM, a storefront) sends to /api/v1/ as
+    `Authorization: Bearer <token>`.
+
+    It acts for its owner and never beyond: an endpoint needs both the token's scope and the
+    owner's Django permission. Only the SHA-256 of the token is stored (core.tokens says why a
+    fast hash is enough); the prefix tells tokens apart. Revoking keeps the row, for the record.
+    """
+
+    name = models.CharField(
+        max_length=100, help_text="Who or what uses it, e.g. “PIM nightly sync”."
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_tokens",
+        help_text="The token acts as this user and never exceeds their permissions.",
+    )
+    scopes = models.JSONField(default=list, help_text="Which of the API's scopes it may use.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
+    # Written at most once a minute per token (core.tokens.USED_EVERY).
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "API token"
+        # Tokens are never edited or deleted: made, used and revoked, all on the record.
+        default_permissions = ("view",)
+        permissions = [("manage_apitokens", "Can create and revoke API tokens")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -462,7 +462,7 @@ class FeedToken(models.Model):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Optional: the token stops working at this time."
     )
-    # Written at most once a minute per token (generation.feed_tokens.USED_EVERY).
+    # Written at most once a minute per token (core.tokens.USED_EVERY).
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_by = models.ForeignKey(
