@@ -377,6 +377,25 @@ SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 # still read /feeds/published.* without a login (comma-separated; empty = none).
 FEED_TOKENS = env_list("FEED_TOKENS")
 
+# --- the REST API under /api/v1/ (config.api) ----------------------------------------------
+# Calls per token and minute; past it a 429 with Retry-After. Counted in the "api" cache.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Larger bodies are refused with 413 before they are read. Django reads no body over
+# DATA_UPLOAD_MAX_MEMORY_SIZE, so that limit follows this one.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
+API_PAGE_SIZE_MAX = 500  # products per page of a list, at most
+API_BULK_MAX_ITEMS = 1000  # products per bulk call, at most
+# The rate counts are shared by every process through Redis when the broker is Redis.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if _TASK_BROKER == "redis"
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api"}
+    ),
+}
+
 # --- catalog -------------------------------------------------------------------------------
 # A product sells "like a bestseller" above this many sales (the seed's filter: > 1500).
 CATALOG_BESTSELLER_MIN_SALES = env_int("CATALOG_BESTSELLER_MIN_SALES", 1500)

@@ -3,6 +3,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from config import errors
+from config.api import api
+from core.api.problems import not_found_view
 from core.media import private_media
 from generation.views import published_feed, published_image
 
@@ -17,6 +19,8 @@ MEDIA_PERMISSIONS = {
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("api/v1/<path:rest>", not_found_view),
     path("feeds/published.csv", published_feed, {"fmt": "csv"}, name="published_feed_csv"),
     path("feeds/published.json", published_feed, {"fmt": "json"}, name="published_feed_json"),
     path("published/<path:name>", published_image, name="published_image"),

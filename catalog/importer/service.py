@@ -258,6 +258,16 @@ def _write_chunk(fmt: CsvFormat, plans: list[tuple[RowPlan, Product]], now) -> l
     return [product.pk for product in to_create + to_update]
 
 
+def rows_upsert(
+    *, fmt: CsvFormat, rows: list[CleanRow], errors: list[RowError]
+) -> tuple[list[RowPlan], list[int]]:
+    """Plan and write cleaned rows as the import does, inside the caller's transaction: the
+    plans of the rows that planned well (the others' errors appended) and the changed ids.
+    The API's product writes (catalog.importer.items) go through here."""
+    plans = _plan(fmt, rows, errors)
+    return [plan for plan, _ in plans], _write_chunk(fmt, plans, timezone.now())
+
+
 class _CatalogChanged(Exception):
     """A row that planned well no longer does (another import or an edit came in between)."""
 

@@ -1,0 +1,28 @@
+"""The REST API, /api/v1/: one NinjaAPI with each app's router.
+
+django-ninja rather than Django REST Framework: its endpoints take and return typed pydantic
+schemas, the OpenAPI 3 schema is generated from those same types, and it is small. The
+interactive docs are for logged-in staff only; the API itself answers only a bearer token
+(core.api.auth), and every error is a problem document (core.api.problems).
+"""
+
+from django.contrib.admin.views.decorators import staff_member_required
+from ninja import NinjaAPI
+
+from catalog.api import router as products
+from core.api import problems
+from core.api.auth import TokenAuth
+
+api = NinjaAPI(
+    title="Promo studio API",
+    version="1",
+    description=(
+        "Send an API token as `Authorization: Bearer <token>` (made in the admin under API "
+        "tokens, or with `manage.py create_api_token`). Errors are RFC 9457 problem details."
+    ),
+    auth=TokenAuth(),
+    urls_namespace="api-v1",
+    docs_decorator=staff_member_required,
+)
+problems.install(api)
+api.add_router("/products", products)

@@ -1,0 +1,52 @@
+"""Cursor pagination: a page of rows in one key's order, and an opaque cursor for the next.
+
+A cursor is the last row's key, base64 of JSON: opaque to clients, and a page follows from an
+index range however deep it is (an offset would count every row before it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from urllib.parse import urlencode
+
+from django.db.models import QuerySet
+
+from core.api.problems import ApiProblem
+
+
+def cursor_after(cursor: str | None) -> str | None:
+    """The key a cursor stands for; a 400 naming the field when it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["after"]
+    except (binascii.Error, ValueError, UnicodeError, KeyError, TypeError):
+        value = None
+    if not isinstance(value, str):
+        raise ApiProblem(
+            400,
+            "The cursor is not one this API gave; start again without it.",
+            "invalid-cursor",
+            [{"field": "cursor", "reason": "is not a cursor from a 'next' link"}],
+        )
+    return value
+
+
+def page(request, queryset: QuerySet, *, key: str, limit: int, cursor: str | None):
+    """The rows after the cursor, in `key` order, and the address of the next page (None on
+    the last page)."""
+    after = cursor_after(cursor)
+    if after is not None:
+        queryset = queryset.filter(**{f"{key}__gt": after})
+    rows = list(queryset.order_by(key)[: limit + 1])
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    token = base64.urlsafe_b64encode(
+        json.dumps({"after": getattr(rows[-1], key)}).encode()
+    ).decode()
+    query = {name: value for name, value in request.GET.items() if name != "cursor"}
+    query["cursor"] = token
+    return rows, request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
