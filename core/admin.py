@@ -7,8 +7,15 @@ from django.contrib import admin
 from django.db.models import Sum
 from django.utils.html import format_html
 
+from core.api_admin import ApiTokenAdmin
 from core.display import short_text, short_time
-from core.models import MonthlySpend, ProviderCall, SpendReconcile, SpendReservation
+from core.models import (
+    ApiToken,
+    MonthlySpend,
+    ProviderCall,
+    SpendReconcile,
+    SpendReservation,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -157,3 +164,6 @@ class SpendReconcileAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def error_short(self, reconcile: SpendReconcile):
         return short_text(reconcile.error, 28)
+
+
+admin.site.register(ApiToken, ApiTokenAdmin)
