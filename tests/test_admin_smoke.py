@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from catalog.models import CatalogImport, IndexRun, IndexState, Product
 from catalog.sparse import vectorizer_fit
+from core.api_tokens import api_token_create, api_token_revoke
 from core.models import ProviderCall, SpendReconcile
 from core.spending import spend_book, spend_reserve
 from generation.feed_tokens import feed_token_create, feed_token_revoke
@@ -463,6 +464,9 @@ def admin_data(admin_user):
     data[FEED_TOKEN, "revoked"], _ = feed_token_create(name="Old upload", user=merchandiser)
     feed_token_revoke(token=data[FEED_TOKEN, "revoked"], user=admin_user)
     feed_token_create(name="Trial", expires_at=now - timedelta(days=1))
+    # API tokens: one active for the admin, one revoked; a name with markup.
+    api_token_create(name="PIM <b>sync", owner=admin_user, scopes=["products:read"])
+    api_token_revoke(token=api_token_create(name="Old PIM", owner=admin_user, scopes=[])[0])
     assert {asset.status for asset in GeneratedAsset.objects.all()} == set(AssetStatus.values)
     return data
 
