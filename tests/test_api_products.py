@@ -357,3 +357,41 @@ def test_sales_updates_existing_products_and_names_unknown_ones(client, editor):
     ]
     s1 = Product.objects.get(sku="S1")
     assert s1.sales_count == 2500 and s1.sales_updated_at is not None
+
+
+def test_api_writes_queue_the_index_sync_after_commit(
+    client, editor, broker, django_capture_on_commit_callbacks
+):
+    """As an import's: the written products are pending and their sync is sent on commit."""
+    secret = token_for(editor, WRITE)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = call(
+            client, "put", "/products/P1", secret, {"category": "dress", "image": PHOTO}
+        )
+    assert response.status_code == 201
+    assert Product.objects.get(sku="P1").index_state == "pending"
+    messages = list(broker.queues["index"].queue)
+    assert len(messages) == 1
+
+
+def test_odd_input_is_never_a_500(client, editor):
+    secret = token_for(editor, READ, WRITE)
+    odd = [
+        ("put", "/products/bad sku", {"category": "x", "image": PHOTO}),
+        ("put", "/products/P1", {"category": ["a"], "image": PHOTO}),
+        (
+            "put",
+            "/products/P1",
+            {"category": "x", "image": base64.urlsafe_b64encode(b"no").decode()},
+        ),
+        ("post", "/products/bulk", {"items": "all"}),
+        ("post", "/products/bulk", [1, 2]),
+        ("post", "/products/sales", {"items": [{"sku": "P1", "sales_count": 10**12}]}),
+        ("post", "/products/sales", {"items": [{"sku": None, "sales_count": True}]}),
+    ]
+    for method, path, body in odd:
+        response = call(client, method, path, secret, body)
+        assert 400 <= response.status_code < 500 or response.json()["errors"], (path, body)
+        if response.status_code >= 400:
+            assert response["Content-Type"] == PROBLEM and response.json()["detail"]
+    assert not Product.objects.exists()
