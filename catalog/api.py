@@ -9,10 +9,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from pydantic import ConfigDict
 
-from catalog.importer.items import ItemsResult, products_write
+from catalog.images import ImageRejected
+from catalog.importer.items import ItemsResult, products_write, upload_store
 from catalog.importer.results import ImportAction
 from catalog.models import IndexState, Product, bestseller_threshold
 from core.api.auth import require
@@ -21,6 +22,7 @@ from core.api.problems import ApiProblem
 from core.models import ApiScope
 
 router = Router(tags=["products"])
+uploads = Router(tags=["products"])
 
 VIEW, ADD, CHANGE = "catalog.view_product", "catalog.add_product", "catalog.change_product"
 # What a CSV cell may be: the import's cleaning reads it as the cell's text, so a price may
@@ -92,6 +94,9 @@ class ProductFields(Schema):
         None,
         description="The photo as URL-safe base64 (JPEG, PNG or WebP); required for a new "
         "product, left out to keep the current one.",
+    )
+    image_upload: str | None = Field(
+        None, description="Instead of `image`: the id of a photo sent to /api/v1/uploads."
     )
 
 
@@ -209,3 +214,33 @@ def product_put(request, sku: str, payload: ProductFields):
         )
     _, action = result.actions[0]
     return Status(201 if action == ImportAction.CREATE else 200, Product.objects.get(sku=sku))
+
+
+class UploadOut(Schema):
+    id: str = Field(description="Name it as an item's `image_upload`.")
+
+
+@uploads.post("", response={201: UploadOut}, summary="Upload a photo")
+def upload_create(request, file: File[UploadedFile]):
+    """A product's photo sent on its own (multipart, field `file`), for items that name it by
+    id rather than carrying it as base64."""
+    token = require(request, ApiScope.PRODUCTS_WRITE, ADD)
+    limit = settings.CATALOG_IMAGE_MAX_BYTES
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiProblem(
+            413,
+            f"The photo is larger than {limit:,} bytes.",
+            "too-large",
+            [{"field": "file", "reason": f"is larger than {limit:,} bytes"}],
+        )
+    try:
+        upload_id = upload_store(data=data, owner=token.owner)
+    except ImageRejected as exc:
+        raise ApiProblem(
+            422,
+            "The file is not a photo the catalog takes.",
+            "invalid-fields",
+            [{"field": "file", "reason": str(exc)}],
+        ) from None
+    return Status(201, {"id": upload_id})

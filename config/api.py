@@ -10,6 +10,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from ninja import NinjaAPI
 
 from catalog.api import router as products
+from catalog.api import uploads
 from core.api import problems
 from core.api.auth import TokenAuth
 
@@ -26,3 +27,4 @@ api = NinjaAPI(
 )
 problems.install(api)
 api.add_router("/products", products)
+api.add_router("/uploads", uploads)

@@ -10,7 +10,9 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core.cache import caches
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from catalog.models import Product
@@ -395,3 +397,33 @@ def test_odd_input_is_never_a_500(client, editor):
         if response.status_code >= 400:
             assert response["Content-Type"] == PROBLEM and response.json()["detail"]
     assert not Product.objects.exists()
+
+
+def test_a_photo_uploaded_first_is_named_by_its_id(client, editor, viewer):
+    secret = token_for(editor, WRITE)
+
+    def upload(data: bytes, who=secret):
+        file = SimpleUploadedFile("dress.jpg", data, content_type="image/jpeg")
+        return client.post(API + "/uploads", {"file": file}, HTTP_AUTHORIZATION=f"Bearer {who}")
+
+    response = upload(image_bytes())
+    assert response.status_code == 201, response.content
+    upload_id = response.json()["id"]
+    body = {"category": "dress", "image_upload": upload_id}
+    assert call(client, "put", "/products/U1", secret, body).status_code == 201
+    assert Product.objects.get(sku="U1").image
+    problem = assert_problem(upload(b"not a photo"), 422)
+    assert problem["errors"][0]["field"] == "file"
+    # Another owner's upload is not found for this one.
+    other = token_for(user_with("other", "add_product", "change_product"), WRITE)
+    problem = assert_problem(call(client, "put", "/products/U2", other, body), 422)
+    assert problem["errors"][0]["field"] == "image_upload"
+    assert_problem(upload(image_bytes(), token_for(viewer, WRITE)), 403)
+
+
+def test_a_token_call_needs_no_csrf_token(editor):
+    """The bearer token is the credential; Django's CSRF check is for cookie sessions."""
+    strict = Client(enforce_csrf_checks=True)
+    body = {"items": [{"sku": "C1", "category": "dress", "image": PHOTO}]}
+    response = call(strict, "post", "/products/bulk", token_for(editor, WRITE), body)
+    assert response.status_code == 200 and response.json()["created"] == 1

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 
+from catalog.images import image_prepare
 from catalog.importer.cleaning import CleanRow, clean_row
 from catalog.importer.formats import TEXT_FIELDS, CsvFormat, ImportKind, RowError
 from catalog.importer.results import ImportAction
@@ -66,6 +71,32 @@ class _ItemPhoto:
         return self.data
 
 
+# Photos uploaded first (POST /api/v1/uploads), kept per owner until an item names them. The
+# folder is not among the media URLs' folders, so nobody reads them over HTTP.
+UPLOADS = "api-uploads"
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
+
+
+def upload_store(*, data: bytes, owner) -> str:
+    """Keep a photo for a later item and return its id; ImageRejected when it is not a photo
+    the import would take (checked now, so the upload is told, not the item)."""
+    image_prepare(data)
+    upload_id = secrets.token_urlsafe(16)
+    default_storage.save(f"{UPLOADS}/{owner.pk}/{upload_id}", ContentFile(data))
+    return upload_id
+
+
+def _upload_read(upload_id: str, owner) -> bytes:
+    name = f"{UPLOADS}/{owner.pk}/{upload_id}"
+    if not _UPLOAD_ID.match(upload_id) or not default_storage.exists(name):
+        raise ValueError(
+            f"no upload {upload_id!r} by this token's owner; send the photo to "
+            "POST /api/v1/uploads first"
+        )
+    with default_storage.open(name) as file:
+        return file.read()
+
+
 def _decoded(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -83,7 +114,7 @@ def _cell(value: object) -> str:
 
 
 def _clean_item(
-    index: int, item: dict, kind: ImportKind, exists: bool, errors: list[RowError]
+    index: int, item: dict, kind: ImportKind, exists: bool, owner, errors: list[RowError]
 ) -> tuple[CsvFormat, CleanRow, Photos | None] | None:
     """The item as a cleaned row of a format made of its fields (None when it has errors)."""
     record, item_errors = {"sku": _cell(item.get("sku"))}, []
@@ -96,14 +127,17 @@ def _clean_item(
     if not exists and "category" not in record and kind != ImportKind.SALES:
         record["category"] = ""  # a new product needs one: the import's "is empty"
     photos = None
-    if item.get("image"):
-        try:
-            photos = Photos(_ItemPhoto(_decoded(item["image"])), store=True)
-            record["image_path"] = f"items[{index}].image"
-        except ValueError as exc:
-            item_errors.append(RowError(index, "image", str(exc)))
-    elif not exists and kind != ImportKind.SALES:
-        item_errors.append(RowError(index, "image", "is empty; a new product needs a photo"))
+    for name, read in (("image", _decoded), ("image_upload", lambda i: _upload_read(i, owner))):
+        if item.get(name):
+            try:
+                photos = Photos(_ItemPhoto(read(str(item[name]))), store=True)
+                record["image_path"] = f"items[{index}].{name}"
+            except ValueError as exc:
+                item_errors.append(RowError(index, name, str(exc)))
+            break
+    else:
+        if not exists and kind != ImportKind.SALES:
+            item_errors.append(RowError(index, "image", "is empty; a new product needs a photo"))
     columns = tuple(name for name in record if name != "sku")
     fmt = CsvFormat(kind, ("sku", *columns), "sku")
     row = clean_row(fmt, index, record, photos, item_errors)
@@ -146,7 +180,7 @@ def products_write(*, items: list[dict], sales_only: bool, user, token_name: str
         kind = ImportKind.SALES if sales_only else _kind(item, lifecycles.get(sku), index, errors)
         if kind is None:
             continue
-        cleaned = _clean_item(index, item, kind, sku in lifecycles, errors)
+        cleaned = _clean_item(index, item, kind, sku in lifecycles, user, errors)
         if cleaned is not None:
             fmt, row, photos = cleaned
             groups.setdefault((kind, fmt.columns), (fmt, []))[1].append((row, photos))
