@@ -165,7 +165,7 @@ class ApiToken(models.Model):
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,  # a deleted user's tokens could act for nobody
         related_name="api_tokens",
         help_text="The token acts as this user and never exceeds their permissions.",
     )
