@@ -13,6 +13,7 @@ from catalog.api import router as products
 from catalog.api import uploads
 from core.api import problems
 from core.api.auth import TokenAuth
+from generation.api import router as feed
 
 api = NinjaAPI(
     title="Promo studio API",
@@ -28,3 +29,4 @@ api = NinjaAPI(
 problems.install(api)
 api.add_router("/products", products)
 api.add_router("/uploads", uploads)
+api.add_router("/feed", feed)

@@ -75,7 +75,9 @@ def _allowed(request: HttpRequest) -> bool:
     return token is not None and feed_token_check(token)
 
 
-def _rows(request: HttpRequest) -> list[dict]:
+def feed_rows(request: HttpRequest) -> list[dict]:
+    """The published feed's rows, whole or for the `preset` of the query (the CSV, the JSON
+    and the API's /api/v1/feed serve the same)."""
     assets = published_assets()
     if channel := request.GET.get(PRESET_PARAM, "").strip():
         assets = assets.filter(preset__name=channel)
@@ -143,7 +145,7 @@ def published_feed(request: HttpRequest, fmt: str) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="published feed"'
         return response
-    rows = _rows(request)
+    rows = feed_rows(request)
     if fmt == "json":
         return JsonResponse({"images": rows})
     response = HttpResponse(content_type="text/csv; charset=utf-8")
