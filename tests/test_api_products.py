@@ -18,6 +18,7 @@ from django.utils import timezone
 from catalog.models import Product
 from core.api_tokens import api_token_create, api_token_revoke
 from core.models import ApiScope
+from tests.conftest import free_port
 from tests.factories import image_bytes, make_product
 
 pytestmark = pytest.mark.django_db
@@ -427,3 +428,14 @@ def test_a_token_call_needs_no_csrf_token(editor):
     body = {"items": [{"sku": "C1", "category": "dress", "image": PHOTO}]}
     response = call(strict, "post", "/products/bulk", token_for(editor, WRITE), body)
     assert response.status_code == 200 and response.json()["created"] == 1
+
+
+def test_without_its_redis_the_rate_limit_lets_calls_through(client, editor, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "api": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        },
+    }
+    assert call(client, "get", "/products", token_for(editor, READ)).status_code == 200

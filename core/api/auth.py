@@ -4,11 +4,14 @@ A request carries `Authorization: Bearer <token>` (no session, so a browser's co
 nothing here and there is no CSRF to guard). The token must be active and its owner active;
 each endpoint then asks for a scope of the token *and* the Django permissions its owner needs,
 so a token never does more than the person it acts for. Each token has a rate limit, counted
-in the "api" cache (Redis when the task broker is Redis, shared by every process).
+in the "api" cache (Redis when the task broker is Redis, shared by every process); when that
+Redis cannot be reached the call goes ahead uncounted (logged), as a limit must not take the
+API down with it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -18,6 +21,8 @@ from ninja.security import HttpBearer
 from core.api.problems import ApiProblem
 from core.api_tokens import api_token_find
 from core.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 
@@ -51,12 +56,16 @@ def rate_limit(token: ApiToken) -> None:
     window = int(now // WINDOW_SECONDS)
     key = f"api-rate:{token.pk}:{window}"
     cache = caches["api"]
-    cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
     try:
-        calls = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS * 2)
-        calls = 1
+        cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
+        try:
+            calls = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=WINDOW_SECONDS * 2)
+            calls = 1
+    except Exception as exc:  # Redis away: the call goes ahead uncounted, as paid calls do
+        logger.warning("API rate limit not counted (%s): token %s goes ahead", exc, token.pk)
+        return
     limit = settings.API_RATE_LIMIT_PER_MINUTE
     if calls > limit:
         retry = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
