@@ -13,7 +13,7 @@ from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from pydantic import ConfigDict
 
 from catalog.images import ImageRejected
-from catalog.importer.items import ItemsResult, products_write, upload_store
+from catalog.importer.items import ItemsConflict, ItemsResult, products_write, upload_store
 from catalog.importer.results import ImportAction
 from catalog.models import IndexState, Product, bestseller_threshold
 from core.api.auth import require
@@ -138,6 +138,20 @@ class WriteResult(Schema):
     errors: list[ItemErrorOut] = Field(description="The items not written, and why.")
 
 
+def _write(*, items: list[dict], sales_only: bool, token) -> ItemsResult:
+    try:
+        return products_write(
+            items=items, sales_only=sales_only, user=token.owner, token_name=token.name
+        )
+    except ItemsConflict:
+        raise ApiProblem(
+            409,
+            "Another write created some of these products at the same time; nothing of this "
+            "call was written. Send it again.",
+            "conflict",
+        ) from None
+
+
 def _result(result: ItemsResult) -> dict:
     return {
         "created": result.count(ImportAction.CREATE),
@@ -178,7 +192,7 @@ def products_bulk(request, payload: ProductsIn):
     or not at all; each error names the item's index, the field and the reason."""
     token = require(request, ApiScope.PRODUCTS_WRITE, ADD, CHANGE)
     items = [item.model_dump(exclude_unset=True) for item in payload.items]
-    result = products_write(items=items, sales_only=False, user=token.owner, token_name=token.name)
+    result = _write(items=items, sales_only=False, token=token)
     return _result(result)
 
 
@@ -187,7 +201,7 @@ def products_sales(request, payload: SalesIn):
     """Sales counts of existing products, as the CSV sales update takes them."""
     token = require(request, ApiScope.PRODUCTS_WRITE, CHANGE)
     items = [item.model_dump() for item in payload.items]
-    result = products_write(items=items, sales_only=True, user=token.owner, token_name=token.name)
+    result = _write(items=items, sales_only=True, token=token)
     return _result(result)
 
 
@@ -204,7 +218,7 @@ def product_put(request, sku: str, payload: ProductFields):
     exists = Product.objects.filter(sku=sku).exists()
     token = require(request, ApiScope.PRODUCTS_WRITE, CHANGE if exists else ADD)
     item = {"sku": sku, **payload.model_dump(exclude_unset=True)}
-    result = products_write(items=[item], sales_only=False, user=token.owner, token_name=token.name)
+    result = _write(items=[item], sales_only=False, token=token)
     if result.errors:
         raise ApiProblem(
             422,

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from catalog.images import image_prepare
 from catalog.importer.cleaning import CleanRow, clean_row
@@ -52,6 +52,10 @@ class ItemsResult:
 
     def count(self, action: ImportAction) -> int:
         return sum(1 for _, done in self.actions.values() if done == action)
+
+
+class ItemsConflict(Exception):
+    """Another write created one of the SKUs between this call's check and its write."""
 
 
 class _ItemPhoto:
@@ -185,12 +189,19 @@ def products_write(*, items: list[dict], sales_only: bool, user, token_name: str
             fmt, row, photos = cleaned
             groups.setdefault((kind, fmt.columns), (fmt, []))[1].append((row, photos))
     result = ItemsResult()
-    with transaction.atomic():
-        for fmt, rows in groups.values():
-            plans, _ = rows_upsert(fmt=fmt, rows=[row for row, _ in rows], errors=errors)
-            for plan in plans:
-                result.actions[plan.line] = (plan.sku, plan.action)
-        _log_and_sync(result, sales_only=sales_only, user=user, token_name=token_name)
+    try:
+        with transaction.atomic():
+            for fmt, rows in groups.values():
+                plans, _ = rows_upsert(fmt=fmt, rows=[row for row, _ in rows], errors=errors)
+                for plan in plans:
+                    result.actions[plan.line] = (plan.sku, plan.action)
+            _log_and_sync(result, sales_only=sales_only, user=user, token_name=token_name)
+    except IntegrityError as exc:
+        for _, rows in groups.values():
+            for _, photos in rows:
+                if photos is not None:
+                    photos.discard()
+        raise ItemsConflict(str(exc)) from None
     # A row the plan refused (a sales update of an unknown sku) keeps no photo it stored.
     for _, rows in groups.values():
         for row, photos in rows:
