@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_dramatiq",  # before our apps, so their tasks modules are discovered
     "dramatiq_crontab",
+    "ninja",  # the API docs' Swagger UI from its own static files, not from a CDN
     "core",
     "catalog",
     "generation",

@@ -439,3 +439,11 @@ def test_without_its_redis_the_rate_limit_lets_calls_through(client, editor, set
         },
     }
     assert call(client, "get", "/products", token_for(editor, READ)).status_code == 200
+
+
+def test_the_docs_page_loads_swagger_from_this_site(client, editor):
+    editor.is_staff = True
+    editor.save()
+    client.force_login(editor)
+    page = client.get(API + "/docs").content.decode()
+    assert "swagger-ui" in page and "cdn." not in page
