@@ -14,6 +14,7 @@ from catalog.api import uploads
 from core.api import problems
 from core.api.auth import TokenAuth
 from generation.api import router as feed
+from generation.api_assets import router as assets
 
 api = NinjaAPI(
     title="Promo studio API",
@@ -30,3 +31,4 @@ problems.install(api)
 api.add_router("/products", products)
 api.add_router("/uploads", uploads)
 api.add_router("/feed", feed)
+api.add_router("/assets", assets)

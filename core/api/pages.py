@@ -1,6 +1,6 @@
 """Cursor pagination: a page of rows in one key's order, and an opaque cursor for the next.
 
-A cursor is the last row's key, base64 of JSON: opaque to clients, and a page follows from an
+A cursor is the last row's key (a SKU, an id), base64 of JSON: opaque to clients, and a page follows from an
 index range however deep it is (an offset would count every row before it).
 """
 
@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from core.api.problems import ApiProblem
 
 
-def cursor_after(cursor: str | None) -> str | None:
+def cursor_after(cursor: str | None) -> str | int | None:
     """The key a cursor stands for; a 400 naming the field when it is not one of ours."""
     if not cursor:
         return None
@@ -24,7 +24,7 @@ def cursor_after(cursor: str | None) -> str | None:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["after"]
     except (binascii.Error, ValueError, UnicodeError, KeyError, TypeError):
         value = None
-    if not isinstance(value, str):
+    if not isinstance(value, str | int) or isinstance(value, bool):
         raise ApiProblem(
             400,
             "The cursor is not one this API gave; start again without it.",
