@@ -15,6 +15,8 @@ from core.api import problems
 from core.api.auth import TokenAuth
 from generation.api import router as feed
 from generation.api_assets import router as assets
+from generation.api_generation import batches
+from generation.api_generation import router as generation
 
 api = NinjaAPI(
     title="Promo studio API",
@@ -32,3 +34,5 @@ api.add_router("/products", products)
 api.add_router("/uploads", uploads)
 api.add_router("/feed", feed)
 api.add_router("/assets", assets)
+api.add_router("/generation", generation)
+api.add_router("/batches", batches)

@@ -1,0 +1,146 @@
+"""/api/v1/generation (estimate, request with an Idempotency-Key) and /api/v1/batches/{id}
+through the HTTP interface, under the request page's rules and the owner's permission."""
+
+import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import User
+
+from core.api_tokens import api_token_create
+from core.models import ApiScope
+from generation.models import AssetStatus, GenerationBatch
+from tests.factories import make_product
+from tests.test_api_products import assert_problem, call, fresh_rate_counts  # noqa: F401
+from tests.test_review import merchandiser, reviewer  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+WRITE = ApiScope.GENERATION_WRITE
+HERO, BANNER = "Storefront hero", "Ultra-wide banner"
+
+
+def token_for(user, *scopes) -> str:
+    return api_token_create(name=f"{user} pim", owner=user, scopes=list(scopes))[1]
+
+
+def post(client, path, secret, body, **extra):
+    return call(client, "post", path, secret, body, **extra)
+
+
+def request_body(**fields):
+    return {"skus": ["NEW1", "NEW2"], "presets": [HERO, BANNER], **fields}
+
+
+@pytest.fixture
+def products():
+    return [make_product("NEW1", price=49), make_product("NEW2", price=59)]
+
+
+def test_the_estimate_counts_every_image_and_queues_nothing(client, merchandiser, products):  # noqa: F811
+    secret = token_for(merchandiser, WRITE)
+    response = post(client, "/generation/estimate", secret, request_body(variants=2))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["images"] == 2 * 2 * 2
+    assert body["offline"] is True and body["total"] == "0"  # the offline providers in tests
+    assert not GenerationBatch.objects.exists()
+
+
+def test_a_request_queues_a_batch_and_logs_it_under_the_token(
+    client,
+    merchandiser,  # noqa: F811
+    products,
+    broker,
+):
+    secret = token_for(merchandiser, WRITE)
+    response = post(client, "/generation/requests", secret, request_body(size_tier="0.5K"))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    batch = GenerationBatch.objects.get(pk=body["id"])
+    assert batch.requested_by == merchandiser and batch.size_tier == "0.5K"
+    assert body["total"] == 4 and body["presets"] == sorted([HERO, BANNER])
+    assert body["assets"].endswith(f"/api/v1/assets?batch={batch.pk}")
+    entry = LogEntry.objects.get(object_id=str(batch.pk))
+    assert entry.action_flag == ADDITION and "via API token “merch pim”" in entry.change_message
+
+    status = call(client, "get", f"/batches/{batch.pk}", secret)
+    assert status.status_code == 200, status.content
+    progress = status.json()
+    assert progress["total"] == 4 and progress["by_status"][AssetStatus.QUEUED] == 4
+    assert progress["finished"] == 0
+
+
+def test_the_same_idempotency_key_answers_the_same_batch(client, merchandiser, products, broker):  # noqa: F811
+    secret = token_for(merchandiser, WRITE)
+    first = post(
+        client, "/generation/requests", secret, request_body(), HTTP_IDEMPOTENCY_KEY="order-7"
+    )
+    again = post(
+        client, "/generation/requests", secret, request_body(), HTTP_IDEMPOTENCY_KEY="order-7"
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    other = post(client, "/generation/requests", secret, request_body())
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    # Another token's same key is its own request.
+    elsewhere = post(
+        client,
+        "/generation/requests",
+        token_for(merchandiser, WRITE),
+        request_body(),
+        HTTP_IDEMPOTENCY_KEY="order-7",
+    )
+    assert elsewhere.json()["id"] not in (first.json()["id"], other.json()["id"])
+    assert GenerationBatch.objects.count() == 3
+
+
+def test_bad_requests_name_each_field(client, merchandiser, products, settings):  # noqa: F811
+    secret = token_for(merchandiser, WRITE)
+    make_product("NOPHOTO").image.delete()
+    body = request_body(skus=["NEW1", "GHOST", "NOPHOTO"], presets=[HERO, "Nowhere"])
+    problem = assert_problem(post(client, "/generation/requests", secret, body), 422)
+    fields = [error["field"] for error in problem["errors"]]
+    assert fields == ["skus[1]", "skus[2]", "presets[1]"]
+
+    settings.GENERATION_MAX_REFERENCES = 3
+    problem = assert_problem(
+        post(client, "/generation/estimate", secret, request_body(reference_count=9)), 422
+    )
+    assert problem["errors"][0]["field"] == "reference_count"
+    problem = assert_problem(
+        post(client, "/generation/estimate", secret, request_body(variants=5)), 422
+    )
+    assert problem["errors"] == [{"field": "variants", "reason": "Ask for 1 to 4 variants."}]
+    assert_problem(post(client, "/generation/estimate", secret, request_body(size_tier="8K")), 422)
+    assert not GenerationBatch.objects.exists()
+
+
+def test_a_price_in_the_image_needs_a_price_as_on_the_page(client, merchandiser):  # noqa: F811
+    from generation.models import ChannelPreset
+
+    ChannelPreset.objects.filter(name=HERO).update(overlay_text="{price}")
+    make_product("FREE1")
+    secret = token_for(merchandiser, WRITE)
+    body = {"skus": ["FREE1"], "presets": [HERO]}
+    problem = assert_problem(post(client, "/generation/requests", secret, body), 422)
+    assert problem["errors"][0]["field"] == "presets" and "FREE1" in problem["errors"][0]["reason"]
+
+
+def test_generation_is_refused_without_the_scope_or_the_owners_permission(
+    client,
+    merchandiser,  # noqa: F811
+    reviewer,  # noqa: F811
+    products,
+):
+    wrong = token_for(merchandiser, ApiScope.ASSETS_READ)
+    for path in ("/generation/estimate", "/generation/requests"):
+        problem = assert_problem(post(client, path, wrong, request_body()), 403)
+        assert problem["type"].endswith("/missing-scope")
+    problem = assert_problem(
+        post(client, "/generation/requests", token_for(reviewer, WRITE), request_body()), 403
+    )
+    assert "request_promos" in problem["detail"]
+    nobody = token_for(User.objects.create_user("nobody"), WRITE)
+    batch = GenerationBatch.objects.create(size_tier="1K")
+    assert_problem(call(client, "get", f"/batches/{batch.pk}", nobody), 403)
+    assert_problem(call(client, "get", "/batches/99999", token_for(merchandiser, WRITE)), 404)
+    assert not GenerationBatch.objects.exclude(pk=batch.pk).exists()
