@@ -10,6 +10,7 @@ from core.models import ApiScope
 from generation.models import AssetStatus, GenerationBatch
 from tests.factories import make_product
 from tests.test_api_products import assert_problem, call, fresh_rate_counts  # noqa: F401
+from tests.test_pipeline import catalog, sample_dir  # noqa: F401 - shared fixtures
 from tests.test_review import merchandiser, reviewer  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +145,45 @@ def test_generation_is_refused_without_the_scope_or_the_owners_permission(
     assert_problem(call(client, "get", f"/batches/{batch.pk}", nobody), 403)
     assert_problem(call(client, "get", "/batches/99999", token_for(merchandiser, WRITE)), 404)
     assert not GenerationBatch.objects.exclude(pk=batch.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_request_run_approve_and_publish_all_by_api(
+    client,
+    catalog,  # noqa: F811
+    broker,
+    worker,
+    settings,
+):
+    """The whole way through the API: images requested by one token, made by a real worker
+    with the offline providers, approved and published by a reviewer's token, and served at
+    the public URL the API gives."""
+    from tests.test_review import user_in
+
+    settings.REVIEW_FOUR_EYES = True
+    settings.PUBLISH_OFFLINE_PREVIEWS = True  # the offline providers make previews
+    requester = token_for(user_in("Merchandiser", "merch"), WRITE)
+    skus = [product.sku for product in catalog[:2]]
+    body = {"skus": skus, "presets": [HERO], "size_tier": "0.5K", "reference_count": 2}
+    response = post(client, "/generation/requests", requester, body)
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["id"]
+
+    broker.join("generation")
+    worker.join()
+
+    progress = call(client, "get", f"/batches/{batch_id}", requester).json()
+    assert (progress["total"], progress["finished"], progress["failed"]) == (2, 2, 0)
+    reviewer_token = token_for(
+        user_in("Reviewer", "rev"), ApiScope.ASSETS_READ, ApiScope.ASSETS_DECIDE
+    )
+    listed = call(client, "get", f"/assets?batch={batch_id}&status=in_review", reviewer_token)
+    assets = listed.json()["items"]
+    assert sorted(asset["sku"] for asset in assets) == sorted(skus)
+
+    chosen = assets[0]["id"]
+    assert post(client, f"/assets/{chosen}/approve", reviewer_token, {}).status_code == 200
+    published = post(client, f"/assets/{chosen}/publish", reviewer_token, {})
+    assert published.status_code == 200, published.content
+    url = published.json()["published_url"]
+    assert client.get(url).status_code == 200
