@@ -191,12 +191,16 @@ def test_decisions_are_refused_without_the_scope_or_past_the_owners_permission(
 ):
     asset = make_asset()
     read_only = token_for(reviewer, READ)
-    for action in ("approve", "publish", "unpublish"):
-        problem = assert_problem(post(client, f"/assets/{asset.pk}/{action}", read_only), 403)
+    bodies = {"reject": {"reason": "dull"}, "regenerate": {"feedback": "brighter"}}
+    for action in ("approve", "reject", "regenerate", "publish", "unpublish"):
+        path = f"/assets/{asset.pk}/{action}"
+        problem = assert_problem(post(client, path, read_only, bodies.get(action)), 403)
         assert problem["type"].endswith("/missing-scope")
     merch = token_for(merchandiser, DECIDE)
-    problem = assert_problem(post(client, f"/assets/{asset.pk}/approve", merch), 403)
-    assert "review_asset" in problem["detail"]
+    for action in ("approve", "reject", "regenerate"):
+        path = f"/assets/{asset.pk}/{action}"
+        problem = assert_problem(post(client, path, merch, bodies.get(action)), 403)
+        assert "review_asset" in problem["detail"]
     problem = assert_problem(post(client, f"/assets/{asset.pk}/publish", merch), 403)
     assert "publish_asset" in problem["detail"]
     asset.refresh_from_db()
