@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from generation.models import AssetEvent, AssetStatus, GeneratedAsset
+from hooks.events import asset_moved
 
 S = AssetStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -48,7 +49,7 @@ def asset_transition(
     The row is locked and read again first, so the check sees the status as it is now, and
     only the status and the given fields are written (a stale copy overwrites nothing else).
     Raises IllegalTransition when the table above does not allow the move. The caller's
-    object gets the new values too.
+    object gets the new values too. The webhook events of the move are recorded with it.
     """
     with transaction.atomic():
         current = (
@@ -71,4 +72,5 @@ def asset_transition(
         for name, value in fields.items():
             setattr(asset, name, value)
         asset.save(update_fields=["status", *fields, "updated_at"])
+        asset_moved(asset, current, status)  # webhooks, sent once this commits
     return asset

@@ -56,6 +56,7 @@ from catalog.upload_slices import (
     upload_missing,
 )
 from core.queue import enqueue_after_commit
+from hooks.events import import_finished
 
 logger = logging.getLogger(__name__)
 State = CatalogImport.State
@@ -391,6 +392,7 @@ def _finish(job: CatalogImport, state: str, note: str, **fields) -> None:
     _beat(job, state=state, note=note, finished_at=timezone.now(), claimed_by="", **fields)
     job.refresh_from_db()
     _discard_files(job)
+    import_finished(job)  # webhooks
     verb = {
         State.DONE: "is imported",
         State.FAILED: "failed",

@@ -49,6 +49,7 @@ from catalog.models import Product, bestseller_threshold
 from catalog.photo_stream import PhotoStream
 from catalog.photo_work import LocalFiles
 from catalog.services import product_use_image, products_schedule_sync
+from hooks.events import products_written
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -249,6 +250,7 @@ def _write_chunk(fmt: CsvFormat, plans: list[tuple[RowPlan, Product]], now) -> l
     Product.objects.bulk_create(to_create, batch_size=PLAN_CHUNK)
     if to_update:
         Product.objects.bulk_update(to_update, sorted(fields), batch_size=PLAN_CHUNK)
+    products_written(created=to_create, updated=to_update)  # webhooks: bulk sends no signals
     if any(product.pk is None for product in to_create):  # a database that returns no ids
         return list(
             Product.objects.filter(sku__in=[p.sku for p in to_create + to_update]).values_list(
