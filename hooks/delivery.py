@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import timedelta
 
+import dramatiq
 import requests
 from django.conf import settings
 from django.db import transaction
@@ -142,7 +143,7 @@ def delivery_attempt(*, delivery_id: int, worker: str) -> str | None:
         elif fields["status"] == DeliveryStatus.FAILED:
             _failed_for_good(delivery.endpoint_id)
         else:
-            _nudge(delivery.pk, delay=delay)
+            delivery_nudge(delivery.pk, delay=delay)
     logger.info(
         "webhook %s to endpoint %s: attempt %s, %s",
         delivery.message_id,
@@ -168,10 +169,11 @@ def _failed_for_good(endpoint_id: int) -> None:
             transaction.on_commit(lambda: endpoint_disabled_notify(endpoint_id=endpoint_id))
 
 
-def _nudge(delivery_id: int, *, delay: float | None = None) -> None:
-    from hooks.tasks import deliver_webhook
-
-    enqueue_after_commit(deliver_webhook, delivery_id, delay=delay)
+def delivery_nudge(delivery_id: int, *, delay: float | None = None) -> None:
+    """Send the delivery's message once the transaction commits (`delay` seconds later)."""
+    # By name through the broker: hooks.tasks imports this module.
+    actor = dramatiq.get_broker().get_actor("deliver_webhook")
+    enqueue_after_commit(actor, delivery_id, delay=delay)
 
 
 def deliveries_requeue_lost() -> int:
@@ -190,7 +192,7 @@ def deliveries_requeue_lost() -> int:
         .values_list("pk", flat=True)[:1000]
     )
     for delivery_id in ids:
-        _nudge(delivery_id)
+        delivery_nudge(delivery_id)
     return len(ids)
 
 
@@ -212,6 +214,6 @@ def delivery_send_again(*, delivery: WebhookDelivery) -> bool:
             )
         )
         if changed:
-            _nudge(delivery.pk)
+            delivery_nudge(delivery.pk)
     delivery.refresh_from_db()
     return bool(changed)

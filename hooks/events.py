@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import Product, changes_index
-from core.queue import enqueue_after_commit
+from hooks.delivery import delivery_nudge
 from hooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 
@@ -81,10 +81,8 @@ def _deliveries_create(
 
 
 def _queue(deliveries: Iterable[WebhookDelivery]) -> None:
-    from hooks.tasks import deliver_webhook
-
     for delivery in deliveries:
-        enqueue_after_commit(deliver_webhook, delivery.pk)
+        delivery_nudge(delivery.pk)
 
 
 # --- payloads ---------------------------------------------------------------------------------
@@ -184,8 +182,8 @@ def product_saved(sender, instance: Product, created: bool, update_fields=None, 
         webhooks_emit(event_type=EventType.PRODUCT_UPDATED, payloads=[product_payload(instance)])
 
 
-def products_written(*, created: list[Product], updated: list[Product]) -> None:
-    """Products written in bulk by an import (bulk writes send no signals)."""
+def products_written(sender, *, created: list[Product], updated: list[Product], **kwargs):
+    """Products written in bulk by an import (catalog.events.products_written)."""
     for event_type, products in (
         (EventType.PRODUCT_CREATED, created),
         (EventType.PRODUCT_UPDATED, updated),
@@ -197,7 +195,7 @@ def products_written(*, created: list[Product], updated: list[Product]) -> None:
             )
 
 
-def import_finished(job) -> None:
+def import_finished(sender, *, job, **kwargs):
     """An import job ended: done, failed, refused or cancelled (its `state` says which)."""
     webhooks_emit(event_type=EventType.IMPORT_FINISHED, payloads=[import_payload(job)])
 
@@ -212,8 +210,8 @@ ASSET_EVENTS = {
 }
 
 
-def asset_moved(asset, from_status: str, to_status: str) -> None:
-    """An asset changed status (generation.transitions.asset_transition, in its transaction):
+def asset_moved(sender, *, asset, from_status: str, to_status: str, **kwargs):
+    """An asset changed status (generation.events.asset_moved, in its transaction):
     tell the review and publishing steps, and the batch's end when this was its last image
     still being made."""
     from generation.models import AssetStatus, GeneratedAsset, GenerationBatch

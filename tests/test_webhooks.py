@@ -54,13 +54,14 @@ def make_asset(*, status=AssetStatus.IN_REVIEW) -> GeneratedAsset:
         batch=batch,
         product=product,
         preset=preset,
+        version=GeneratedAsset.objects.filter(product=product, preset=preset).count() + 1,
         status=status,
         aspect_ratio=preset.aspect_ratio,
         size_tier="1K",
         width=96,
         height=128,
     )
-    asset.image.save("HOOK1-v1.png", ContentFile(png_bytes()))
+    asset.image.save(f"HOOK1-v{asset.version}.png", ContentFile(png_bytes()))
     return asset
 
 
@@ -141,7 +142,6 @@ def test_product_created_and_updated_are_delivered_signed(worker, broker):
         product.name = "Linen dress, long"
         product.save()
         broker.join("webhooks")
-        worker.join()
         received = receiver.wait_for(2)
     assert all(r.verified for r in received), [r.error for r in received]
     by_type = {r.event["type"]: r.event["data"] for r in received}
@@ -168,7 +168,6 @@ def test_review_and_publishing_events_carry_what_a_storefront_needs(worker, brok
         asset_approve(asset=asset, user=reviewer)
         asset_publish(asset=asset, user=reviewer)
         broker.join("webhooks")
-        worker.join()
         received = receiver.wait_for(4)
     assert all(r.verified for r in received), [r.error for r in received]
     by_type = {r.event["type"]: r.event["data"] for r in received}
@@ -307,3 +306,41 @@ def test_redirects_are_not_followed(worker, broker, settings):
     assert "redirects are not followed" in delivery.last_response
     assert len(receiver.received) == 1
     assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=30)
+
+
+# --- events recorded at the other domain points -------------------------------------------------
+
+
+def test_an_import_tells_of_each_product_and_of_its_end(client, db, broker, settings):
+    from tests.test_admin import post_import, run_import_jobs, staff_user
+    from tests.test_import_jobs import IMPORT_PERMS, big_upload
+
+    client.force_login(staff_user("importer", *IMPORT_PERMS))
+    endpoint_create(url="http://127.0.0.1:9/h", events=["product.created", "import.finished"])
+    page = post_import(client, *big_upload(4))
+    client.post(page.wsgi_request.path, {"action": "confirm"})
+    run_import_jobs()
+
+    created = WebhookEvent.objects.filter(event_type="product.created")
+    assert sorted(e.payload["sku"] for e in created) == [f"SKU-{n:05d}" for n in range(4)]
+    finished = WebhookEvent.objects.get(event_type="import.finished").payload
+    assert (finished["state"], finished["created"], finished["failed"]) == ("done", 4, 0)
+    assert WebhookDelivery.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_rejecting_and_unpublishing_are_events_too(broker, settings):
+    from generation.review import asset_reject, asset_unpublish
+
+    boss = User.objects.create_superuser("boss", "boss@example.com", "pw")
+    endpoint_create(url="http://127.0.0.1:9/h", events=["asset.rejected", "asset.unpublished"])
+    rejected = make_asset()
+    asset_reject(asset=rejected, user=boss, reason="The sleeve is wrong")
+    published = make_asset(status=AssetStatus.APPROVED)
+    asset_publish(asset=published, user=boss)
+    asset_unpublish(asset=published, user=boss)
+
+    events = {e.event_type: e.payload for e in WebhookEvent.objects.all()}
+    assert events["asset.rejected"]["rejection_reason"] == "The sleeve is wrong"
+    assert events["asset.unpublished"]["id"] == published.pk
+    assert events["asset.unpublished"]["url"] == ""

@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog.events import import_finished
 from catalog.images import ImageRef
 from catalog.importer.formats import ImportKind, RowError
 from catalog.importer.results import ImportAction, ImportResult
@@ -56,7 +57,6 @@ from catalog.upload_slices import (
     upload_missing,
 )
 from core.queue import enqueue_after_commit
-from hooks.events import import_finished
 
 logger = logging.getLogger(__name__)
 State = CatalogImport.State
@@ -392,7 +392,7 @@ def _finish(job: CatalogImport, state: str, note: str, **fields) -> None:
     _beat(job, state=state, note=note, finished_at=timezone.now(), claimed_by="", **fields)
     job.refresh_from_db()
     _discard_files(job)
-    import_finished(job)  # webhooks
+    import_finished.send(CatalogImport, job=job)
     verb = {
         State.DONE: "is imported",
         State.FAILED: "failed",
