@@ -119,7 +119,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         done = sum(endpoint_enable(endpoint=e) for e in queryset)
         self.message_user(
             request,
-            f"Enabled {done} endpoint(s); what waited for them is sent within a minute.",
+            f"Enabled {done} endpoint(s); what waited for them is sent within two minutes.",
             messages.SUCCESS,
         )
 

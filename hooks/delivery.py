@@ -86,7 +86,7 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str]:
             excerpt = start.decode("utf-8", "replace")[:EXCERPT]
             error = "redirects are not followed" if response.is_redirect else ""
             return response.status_code, excerpt, error
-    except requests.RequestException as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, recorded and retried
         return None, "", f"{type(exc).__name__}: {exc}"[:500]
 
 

@@ -6,6 +6,7 @@ import json
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
 from django.db import models
 
 
@@ -28,7 +29,9 @@ class WebhookEndpoint(models.Model):
     endpoint is made, and never again in the admin.
     """
 
-    url = models.URLField("URL", max_length=500)
+    url = models.URLField(
+        "URL", max_length=500, validators=[URLValidator(schemes=["http", "https"])]
+    )
     events = models.JSONField(default=list, help_text="The event types it subscribes to.")
     secret = models.CharField(max_length=100, editable=False)
     description = models.CharField(max_length=200, blank=True)
