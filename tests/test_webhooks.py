@@ -4,6 +4,10 @@ local receiver that verifies every signature with the standardwebhooks library."
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -20,11 +24,11 @@ from catalog.models import Product
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
 from generation.review import asset_approve, asset_publish
 from generation.transitions import asset_transition
-from hooks.delivery import delivery_claim, signed_headers
 from hooks.endpoints import EndpointRefused, endpoint_create
 from hooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from hooks.periodic import requeue_lost_webhooks
 from tests.factories import make_product
+from tests.test_reliability import ROOT, _database_url
 from tests.test_review import png_bytes
 from tests.webhook_receiver import WebhookReceiver
 
@@ -210,29 +214,46 @@ def test_a_receiver_down_for_a_while_gets_the_event_later_with_the_same_id(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_delivery_is_redelivered_by_the_periodic_job(broker, settings):
-    settings.WEBHOOK_CLAIM_LEASE_SECONDS = 1
-    with WebhookReceiver() as receiver:
+    settings.WEBHOOK_CLAIM_LEASE_SECONDS = 2
+    with WebhookReceiver(hold_first=True) as receiver:
         endpoint_for(receiver, "product.created")
         make_product("KILLED1")
         delivery = WebhookDelivery.objects.get()
-        # The doomed worker claims the row and POSTs, then dies before recording the answer:
-        # its message is gone with it (acknowledged or lost, the broker holds none).
-        doomed = delivery_claim(delivery_id=delivery.pk, worker="host:1:1")
-        import requests
-
-        body = doomed.event.body()
-        headers = signed_headers(secret=receiver.secret, message_id=doomed.message_id, body=body)
-        requests.post(receiver.url, data=body.encode(), headers=headers, timeout=5)
-        broker.flush_all()
-        assert WebhookDelivery.objects.get().status == DeliveryStatus.SENDING
-        time.sleep(1.1)  # the dead worker's lease runs out
+        broker.flush_all()  # the doomed worker below took the message: the broker holds none
+        doomed = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from hooks.delivery import delivery_attempt; "
+                f"delivery_attempt(delivery_id={delivery.pk}, worker='doomed')",
+            ],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": _database_url(),
+                "WEBHOOK_CLAIM_LEASE_SECONDS": "2",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        # It claimed the row and POSTed; killed while it waits for the answer.
+        assert receiver.holding.wait(60), doomed.stderr.read().decode()[-2000:]
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        receiver.release.set()
+        claimed = WebhookDelivery.objects.get()
+        assert (claimed.status, claimed.claimed_by, claimed.attempts) == ("sending", "doomed", 0)
+        requeue_lost_webhooks()  # the lease still holds: nothing to send yet
+        assert not broker.queues["webhooks"].qsize()
+        wait_until(lambda: timezone.now() > claimed.claimed_until)
         requeue_lost_webhooks()  # the scheduler's periodic job
         assert broker.queues["webhooks"].qsize() == 1
         worker = dramatiq.Worker(broker, worker_timeout=100)
         worker.start()
         try:
             broker.join("webhooks")
-            worker.join()
         finally:
             worker.stop()
         received = receiver.wait_for(2)
@@ -240,6 +261,8 @@ def test_a_worker_killed_mid_delivery_is_redelivered_by_the_periodic_job(broker,
     assert delivery.status == DeliveryStatus.DELIVERED
     assert [r.webhook_id for r in received] == [delivery.message_id] * 2
     assert all(r.verified for r in received)
+    # The killed worker recorded nothing; the one attempt on record is the redelivery.
+    assert [a.status_code for a in delivery.attempt_log.all()] == [204]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,7 +7,9 @@
 
 Every request's signature is verified with the standardwebhooks library (a request that fails
 verification gets a 400 and is recorded with verified=False). `statuses` scripts the answers of
-the next requests (then 204). It can be made on a port before it listens (`start()` later), so
+the next requests (then 204); with `hold_first` the first request is recorded and then left
+unanswered until `release` is set (`holding` is set once it arrived), for a sender killed while
+it waits. It can be made on a port before it listens (`start()` later), so
 a test can have the receiver down for a while: connections are refused until then.
 """
 
@@ -38,8 +40,17 @@ class Received:
 
 
 class WebhookReceiver:
-    def __init__(self, secret: str = "", *, port: int | None = None, path: str = "/hooks"):
+    def __init__(
+        self,
+        secret: str = "",
+        *,
+        port: int | None = None,
+        path: str = "/hooks",
+        hold_first: bool = False,
+    ):
         self.secret = secret
+        self.hold_first = hold_first
+        self.holding, self.release = threading.Event(), threading.Event()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}{path}"
         self.received: list[Received] = []
@@ -67,6 +78,10 @@ class WebhookReceiver:
                         error,
                     )
                 )
+                if receiver.hold_first and len(receiver.received) == 1:
+                    receiver.holding.set()
+                    receiver.release.wait(30)
+                    return
                 status = receiver.statuses.pop(0) if receiver.statuses else 204
                 status = status if verified else 400
                 self.send_response(status)
@@ -84,6 +99,7 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
