@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.display import short_text, short_time
-from hooks.delivery import delivery_send_again
+from hooks.delivery import deliveries_resume, delivery_send_again
 from hooks.endpoints import (
     EndpointRefused,
     endpoint_disable,
@@ -116,10 +116,12 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected endpoints", permissions=["change"])
     def enable_endpoints(self, request, queryset):
-        done = sum(endpoint_enable(endpoint=e) for e in queryset)
+        enabled = [e for e in queryset if endpoint_enable(endpoint=e)]
+        waiting = sum(deliveries_resume(endpoint=e) for e in enabled)
         self.message_user(
             request,
-            f"Enabled {done} endpoint(s); what waited for them is sent within two minutes.",
+            f"Enabled {len(enabled)} endpoint(s); {waiting} waiting "
+            f"deliver{'y' if waiting == 1 else 'ies'} queued.",
             messages.SUCCESS,
         )
 

@@ -196,6 +196,19 @@ def deliveries_requeue_lost() -> int:
     return len(ids)
 
 
+def deliveries_resume(*, endpoint: WebhookEndpoint) -> int:
+    """Nudge what waited for an endpoint that was enabled again (its due deliveries); returns
+    how many."""
+    ids = list(
+        WebhookDelivery.objects.filter(
+            endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now()
+        ).values_list("pk", flat=True)
+    )
+    for delivery_id in ids:
+        delivery_nudge(delivery_id)
+    return len(ids)
+
+
 def delivery_send_again(*, delivery: WebhookDelivery) -> bool:
     """Queue a delivery anew with a fresh retry schedule (a failed one, or a delivered one a
     receiver lost). It is a new attempt of the same message, so it keeps its webhook-id: a

@@ -24,7 +24,8 @@ from catalog.models import Product
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
 from generation.review import asset_approve, asset_publish
 from generation.transitions import asset_transition
-from hooks.endpoints import EndpointRefused, endpoint_create
+from hooks.delivery import delivery_attempt
+from hooks.endpoints import EndpointRefused, endpoint_create, endpoint_disable
 from hooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from hooks.periodic import requeue_lost_webhooks
 from tests.factories import make_product
@@ -285,6 +286,28 @@ def test_repeated_failure_disables_the_endpoint_and_mails_its_owner(worker, brok
     assert WebhookDelivery.objects.count() == 2
     assert mail.outbox[0].to == ["shopdev@example.com"]
     assert receiver.url in mail.outbox[0].subject
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_disabled_endpoint_keeps_its_waiting_deliveries_until_enabled(worker, broker, client):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    with WebhookReceiver() as receiver:
+        endpoint = endpoint_for(receiver, "product.created")
+        make_product("WAIT1")
+        receiver.wait_for(1)
+        # Disabled after the event: its delivery waits (made due again by hand here).
+        endpoint_disable(endpoint=endpoint, reason="maintenance")
+        WebhookDelivery.objects.update(status="pending", next_attempt_at=timezone.now())
+        waiting = WebhookDelivery.objects.get()
+        assert delivery_attempt(delivery_id=waiting.pk, worker="w") is None  # not sent meanwhile
+        response = client.post(
+            "/admin/hooks/webhookendpoint/",
+            {"action": "enable_endpoints", "_selected_action": [endpoint.pk]},
+            follow=True,
+        )
+        assert "1 waiting delivery queued" in response.content.decode()
+        received = receiver.wait_for(2)
+    assert received[0].webhook_id == received[1].webhook_id
 
 
 @pytest.mark.django_db(transaction=True)
