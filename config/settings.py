@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "core",
     "catalog",
     "generation",
+    "hooks",  # outgoing webhooks: endpoints, events, deliveries
     "demo",  # the sample catalog and setup_demo; the apps above never import it
 ]
 
@@ -374,6 +375,24 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "promo-studio@localhost"
 # The site's address in mails (links to the admin).
 SITE_URL = (env_str("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
+# --- Outgoing webhooks (hooks app) ------------------------------------------------------------
+# Endpoints on private, loopback or link-local addresses are refused (SSRF) unless this is on;
+# on by default in DEBUG (a receiver on 127.0.0.1 while developing).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Seconds to wait before each retry of a failed delivery: about a day in all, then it has
+# failed for good (comma-separated to override).
+WEBHOOK_RETRY_DELAYS = [
+    int(s)
+    for s in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,3600,7200,14400,28800,28800")
+]
+# An endpoint is disabled (and its owner mailed) after this many deliveries in a row failed for
+# good, i.e. about this many days without a single answered webhook.
+WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env_int("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", 3)
+# A delivery being sent belongs to its worker for this long; after it, a dead worker's delivery
+# is sent again by the periodic job, as is one whose retry message is this late.
+WEBHOOK_CLAIM_LEASE_SECONDS = env_int("WEBHOOK_CLAIM_LEASE_SECONDS", 60)
+
 # Deprecated (feed tokens are made in the admin now, generation.FeedToken): tokens that may
 # still read /feeds/published.* without a login (comma-separated; empty = none).
 FEED_TOKENS = env_list("FEED_TOKENS")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from generation.events import asset_moved
 from generation.models import AssetEvent, AssetStatus, GeneratedAsset
 
 S = AssetStatus
@@ -48,7 +49,8 @@ def asset_transition(
     The row is locked and read again first, so the check sees the status as it is now, and
     only the status and the given fields are written (a stale copy overwrites nothing else).
     Raises IllegalTransition when the table above does not allow the move. The caller's
-    object gets the new values too.
+    object gets the new values too. `events.asset_moved` tells listeners (webhooks) in the same
+    transaction.
     """
     with transaction.atomic():
         current = (
@@ -71,4 +73,5 @@ def asset_transition(
         for name, value in fields.items():
             setattr(asset, name, value)
         asset.save(update_fields=["status", *fields, "updated_at"])
+        asset_moved.send(GeneratedAsset, asset=asset, from_status=current, to_status=status)
     return asset

@@ -41,6 +41,9 @@ from generation.models import (
     GeneratedAsset,
     GenerationBatch,
 )
+from hooks.endpoints import endpoint_create, endpoint_disable
+from hooks.events import product_payload, webhooks_emit
+from hooks.models import EventType, WebhookAttempt, WebhookDelivery
 from tests.factories import image_bytes, make_product, use_providers
 
 pytestmark = pytest.mark.django_db
@@ -468,6 +471,22 @@ def admin_data(admin_user):
     api_token_create(name="PIM <b>sync", owner=admin_user, scopes=["products:read"])
     api_token_revoke(token=api_token_create(name="Old PIM", owner=admin_user, scopes=[])[0])
     assert {asset.status for asset in GeneratedAsset.objects.all()} == set(AssetStatus.values)
+
+    # Webhooks: an active endpoint with a delivery that failed (an answer with markup), and a
+    # disabled one; made last, so the data above sends no events.
+    endpoint, _ = endpoint_create(
+        url="https://shop.example.com/hooks", events=EventType.values, owner=admin_user
+    )
+    disabled, _ = endpoint_create(url="https://old.example.com/hooks", events=["asset.published"])
+    endpoint_disable(endpoint=disabled, reason="3 deliveries in a row failed after every retry.")
+    webhooks_emit(event_type="product.created", payloads=[product_payload(new_pending)])
+    delivery = WebhookDelivery.objects.get()
+    WebhookAttempt.objects.create(
+        delivery=delivery, started_at=now, status_code=500, response="<b>oops</b>", worker="w"
+    )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="failed", attempts=11, last_status_code=500, last_response="<b>oops</b>"
+    )
     return data
 
 

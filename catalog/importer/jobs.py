@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog.events import import_finished
 from catalog.images import ImageRef
 from catalog.importer.formats import ImportKind, RowError
 from catalog.importer.results import ImportAction, ImportResult
@@ -391,6 +392,7 @@ def _finish(job: CatalogImport, state: str, note: str, **fields) -> None:
     _beat(job, state=state, note=note, finished_at=timezone.now(), claimed_by="", **fields)
     job.refresh_from_db()
     _discard_files(job)
+    import_finished.send(CatalogImport, job=job)
     verb = {
         State.DONE: "is imported",
         State.FAILED: "failed",

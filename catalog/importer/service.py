@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.embedders import get_embedder
+from catalog.events import products_written
 from catalog.importer.cleaning import CleanRow, clean_row
 from catalog.importer.formats import (
     CsvFormat,
@@ -249,6 +250,7 @@ def _write_chunk(fmt: CsvFormat, plans: list[tuple[RowPlan, Product]], now) -> l
     Product.objects.bulk_create(to_create, batch_size=PLAN_CHUNK)
     if to_update:
         Product.objects.bulk_update(to_update, sorted(fields), batch_size=PLAN_CHUNK)
+    products_written.send(Product, created=to_create, updated=to_update)  # bulk: no post_save
     if any(product.pk is None for product in to_create):  # a database that returns no ids
         return list(
             Product.objects.filter(sku__in=[p.sku for p in to_create + to_update]).values_list(
