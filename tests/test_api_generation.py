@@ -147,43 +147,70 @@ def test_generation_is_refused_without_the_scope_or_the_owners_permission(
     assert not GenerationBatch.objects.exclude(pk=batch.pk).exists()
 
 
+def run_queued(broker, worker) -> None:
+    """Let the real worker finish what was queued: the index sync, then the images."""
+    for queue in ("index", "generation-interactive", "generation"):
+        broker.join(queue)
+    worker.join()
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_request_run_approve_and_publish_all_by_api(
+def test_a_product_created_requested_approved_and_published_by_api_is_announced_signed(
     client,
     catalog,  # noqa: F811
     broker,
     worker,
     settings,
 ):
-    """The whole way through the API: images requested by one token, made by a real worker
-    with the offline providers, approved and published by a reviewer's token, and served at
-    the public URL the API gives."""
+    """The whole way through the API: a product created and its images requested by the
+    PIM's token, made by a real worker with the offline providers, approved and published by
+    a reviewer's token (not the requester's: four-eyes), served at the public URL the API
+    gives, and announced by a signed `asset.published` webhook to a real local receiver."""
+    from hooks.endpoints import endpoint_create
+    from tests.test_api_products import PHOTO
     from tests.test_review import user_in
+    from tests.webhook_receiver import WebhookReceiver
 
     settings.REVIEW_FOUR_EYES = True
     settings.PUBLISH_OFFLINE_PREVIEWS = True  # the offline providers make previews
-    requester = token_for(user_in("Merchandiser", "merch"), WRITE)
-    skus = [product.sku for product in catalog[:2]]
-    body = {"skus": skus, "presets": [HERO], "size_tier": "0.5K", "reference_count": 2}
-    response = post(client, "/generation/requests", requester, body)
+    pim = token_for(
+        user_in("Merchandiser", "merch"), ApiScope.PRODUCTS_WRITE, WRITE, ApiScope.ASSETS_READ
+    )
+    product = {"category": "dress", "lifecycle": "new", "price": "49.90", "image": PHOTO}
+    response = call(client, "put", "/products/API-E2E", pim, product)
+    assert response.status_code == 201, response.content
+    run_queued(broker, worker)  # the new product's index sync
+
+    body = {"skus": ["API-E2E"], "presets": [HERO], "size_tier": "0.5K", "reference_count": 2}
+    response = post(client, "/generation/requests", pim, body, HTTP_IDEMPOTENCY_KEY="e2e-1")
     assert response.status_code == 201, response.content
     batch_id = response.json()["id"]
+    run_queued(broker, worker)
 
-    broker.join("generation")
-    worker.join()
+    progress = call(client, "get", f"/batches/{batch_id}", pim).json()
+    assert (progress["total"], progress["finished"], progress["failed"]) == (1, 1, 0), progress
+    (asset,) = call(client, "get", f"/assets?batch={batch_id}", pim).json()["items"]
+    assert asset["status"] == "in_review" and asset["sku"] == "API-E2E"
+    assert call(client, "get", f"/assets/{asset['id']}/image", pim).status_code == 200
 
-    progress = call(client, "get", f"/batches/{batch_id}", requester).json()
-    assert (progress["total"], progress["finished"], progress["failed"]) == (2, 2, 0)
-    reviewer_token = token_for(
-        user_in("Reviewer", "rev"), ApiScope.ASSETS_READ, ApiScope.ASSETS_DECIDE
+    reviewer_token = token_for(user_in("Reviewer", "rev"), ApiScope.ASSETS_DECIDE)
+    refused = post(
+        client,
+        f"/assets/{asset['id']}/approve",
+        token_for(User.objects.get(username="merch"), ApiScope.ASSETS_DECIDE),
+        {},
     )
-    listed = call(client, "get", f"/assets?batch={batch_id}&status=in_review", reviewer_token)
-    assets = listed.json()["items"]
-    assert sorted(asset["sku"] for asset in assets) == sorted(skus)
-
-    chosen = assets[0]["id"]
-    assert post(client, f"/assets/{chosen}/approve", reviewer_token, {}).status_code == 200
-    published = post(client, f"/assets/{chosen}/publish", reviewer_token, {})
-    assert published.status_code == 200, published.content
+    assert refused.status_code == 403  # a merchandiser may not review at all
+    with WebhookReceiver() as receiver:
+        endpoint, receiver.secret = endpoint_create(url=receiver.url, events=["asset.published"])
+        assert post(client, f"/assets/{asset['id']}/approve", reviewer_token, {}).status_code == 200
+        published = post(client, f"/assets/{asset['id']}/publish", reviewer_token, {})
+        assert published.status_code == 200, published.content
+        broker.join("webhooks")
+        (received,) = receiver.wait_for(1)
+    assert received.verified, received.error
+    event = received.event
+    assert event["type"] == "asset.published" and event["data"]["sku"] == "API-E2E"
+    assert event["data"]["id"] == asset["id"] and event["data"]["offline"] is True
     url = published.json()["published_url"]
     assert client.get(url).status_code == 200
