@@ -1,0 +1,276 @@
+"""The restore drill of docs/operations.md, step by step, with the commands it gives.
+
+A studio with a catalog and published images is backed up (pg_dump of its database in custom
+format, a tar of its stored files), then restored into a fresh stack: a new database on the
+same PostgreSQL server, a new files folder, an empty Redis and an empty milvus-lite server.
+Milvus is filled again from the database (`manage.py reindex`), `manage.py check_index` finds
+nothing missing, stale or orphaned, a look-alike search answers, and every published URL
+answers on the restored site with the same bytes as before.
+
+It needs PostgreSQL (pg_dump, pg_restore), so it runs in the PostgreSQL pass of .ci/run; on
+SQLite it is skipped, saying why. The figures it prints (pytest -s) are in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+
+from catalog.importer import DirectoryImages, catalog_import
+from catalog.indexing import index_rebuild
+from catalog.models import Product
+from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
+from generation.review import asset_approve, asset_publish
+from generation.services import BatchRequest, batch_create
+from generation.views import published_url
+from tests.milvus_server import MilvusLiteServer
+from tests.test_topology import BIN, Stack, free_port
+
+pytestmark = [
+    pytest.mark.topology,
+    # The source studio is made in this process, and pg_dump must see it: committed rows.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def postgresql_bin() -> Path:
+    """The server's own client programs (pg_dump refuses a server newer than itself)."""
+    major = connection.cursor().connection.info.server_version // 10000
+    return Path(f"/usr/lib/postgresql/{major}/bin")
+
+
+def run(*command: str | Path) -> str:
+    done = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(map(str, command))}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def server():
+    """The PostgreSQL server the tests use, as its parts; skips on SQLite."""
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "the restore drill needs PostgreSQL (pg_dump, pg_restore): run it with "
+            "DATABASE_URL=postgres://... (the PostgreSQL pass of .ci/run does)"
+        )
+    db = connection.settings_dict
+    return {
+        "host": db["HOST"] or "127.0.0.1",
+        "port": str(db["PORT"] or 5432),
+        "user": db["USER"],
+        "password": db["PASSWORD"] or "",
+        "database": db["NAME"],  # the test database: the studio being backed up
+    }
+
+
+def database_url(server: dict, name: str) -> str:
+    auth = f"{server['user']}:{server['password']}" if server["password"] else server["user"]
+    return f"postgres://{auth}@{server['host']}:{server['port']}/{name}"
+
+
+@pytest.fixture
+def restored_name(server):
+    """The new database's name; dropped after the test."""
+    import psycopg
+
+    name = f"restored_{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg.connect(
+        database_url(server, "postgres").replace("postgres://", "postgresql://"), autocommit=True
+    ) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_studio(sample_catalog, broker, worker) -> list[GeneratedAsset]:
+    """The sample catalog, indexed; the four new products' images made by the offline
+    providers, two of them approved and published."""
+    for csv_file, images in (
+        (sample_catalog.products_csv, "images"),
+        (sample_catalog.new_products_csv, "new_products"),
+    ):
+        result = catalog_import(
+            csv_data=csv_file.read_bytes(),
+            images=DirectoryImages(sample_catalog.directory / images),
+            sync_index=False,
+        )
+        assert result.ok, result.errors
+    index_rebuild()
+    boss = User.objects.create_superuser("boss", "boss@example.com", "drill-pass-1")
+    batch = batch_create(
+        user=boss,
+        request=BatchRequest(
+            list(Product.objects.awaiting_promos().order_by("sku")),
+            [ChannelPreset.objects.get(name="Marketplace main image")],
+            "0.5K",
+            2,
+        ),
+        estimated_cost=Decimal("0"),
+    )
+    broker.join("generation")
+    worker.join()
+    assets = list(batch.assets.order_by("pk"))
+    assert {a.status for a in assets} == {AssetStatus.IN_REVIEW}, [a.last_error for a in assets]
+    return [
+        asset_publish(asset=asset_approve(asset=asset, user=boss), user=boss)
+        for asset in assets[:2]
+    ]
+
+
+def test_backup_restore_into_a_fresh_stack_rebuild_milvus_and_published_urls_answer(
+    server,
+    restored_name,
+    milvus,
+    broker,
+    worker,
+    sample_catalog,
+    settings,
+    tmp_path,
+    capsys,
+):
+    settings.PUBLISH_OFFLINE_PREVIEWS = True
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        timings[step] = time.monotonic() - clock
+        clock = time.monotonic()
+
+    published = make_studio(sample_catalog, broker, worker)
+    before = {}
+    for asset in published:
+        answer = Client().get(published_url(asset))
+        assert answer.status_code == 200
+        before[published_url(asset)] = hashlib.sha256(b"".join(answer.streaming_content))
+    products = Product.objects.count()
+    lap("the studio made (44 products indexed, 4 images, 2 published)")
+
+    # --- docs/operations.md, "Back up": the database first, then the files -----------------
+    pg = postgresql_bin()
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    run(
+        pg / "pg_dump",
+        "--format=custom",
+        "--no-owner",
+        "--no-acl",
+        f"--file={backup / 'promo.dump'}",
+        database_url(server, server["database"]),
+    )
+    run("tar", "-C", settings.MEDIA_ROOT, "-czf", backup / "promo-media.tar.gz", ".")
+    lap("backup: pg_dump and tar of the files")
+
+    # --- "Restore", steps 1-2: a new database, the files in a new folder -------------------
+    run(
+        pg / "createdb",
+        *("-h", server["host"], "-p", server["port"], "-U", server["user"]),
+        restored_name,
+    )
+    restored_url = database_url(server, restored_name)
+    run(
+        pg / "pg_restore",
+        "--no-owner",
+        "--no-acl",
+        "--exit-on-error",
+        f"--dbname={restored_url}",
+        backup / "promo.dump",
+    )
+    media = tmp_path / "restored-media"
+    media.mkdir()
+    run("tar", "-C", media, "-xzf", backup / "promo-media.tar.gz")
+    lap("restore: createdb, pg_restore, files untarred")
+
+    # --- steps 3-4: an empty Redis and an empty Milvus, then the app on them ----------------
+    ports = {name: free_port() for name in ("redis", "web")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))
+    }
+    env.update(
+        {
+            "DJANGO_ENV_FILE": "",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "drill-" + "k" * 50,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SESSION_COOKIE_SECURE": "0",
+            "DJANGO_CSRF_COOKIE_SECURE": "0",
+            "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+            "DJANGO_STATIC_MANIFEST": "0",
+            "DJANGO_MEDIA_ROOT": str(media),
+            "DATABASE_URL": restored_url,
+            "TASK_BROKER": "redis",
+            "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+            "PUBLISH_OFFLINE_PREVIEWS": "1",
+            "OPENROUTER_API_KEY": "",
+            "EMBEDDER_BACKEND": "",
+            "STYLE_ANALYST_BACKEND": "",
+            "IMAGE_GENERATOR_BACKEND": "",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    stack = Stack(tmp_path, env)
+    milvus_server = MilvusLiteServer(tmp_path / "restored-milvus")
+    try:
+        stack.start(
+            "redis",
+            [
+                str(BIN / "redis-server"),
+                *("--bind", "127.0.0.1", "--port", str(ports["redis"])),
+                *("--dir", str(tmp_path), "--save", ""),
+            ],
+            ports["redis"],
+        )
+        milvus_server.start()
+        env["MILVUS_URI"] = milvus_server.uri
+        stack.manage("migrate", "--noinput")
+        lap("fresh Redis and Milvus started, migrate")
+
+        # --- step 5: Milvus filled from the database --------------------------------------
+        rebuilt = stack.manage("reindex", "--verbosity", "0")
+        assert f"Indexed {products} products" in rebuilt
+        lap("rebuild: manage.py reindex")
+
+        # --- "Verify" ----------------------------------------------------------------------
+        assert stack.manage("check_index").split() == [
+            *("missing:", "0", "stale:", "0", "orphaned:", "0")
+        ]
+        table = stack.manage("similar_bestsellers", "NEW003")
+        assert "SKU003" in table  # a look-alike search answers from the new index
+        stack.start(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                *("--bind", f"127.0.0.1:{ports['web']}", "--workers", "1", "--threads", "2"),
+            ],
+            ports["web"],
+        )
+        for path, digest in before.items():
+            answer = requests.get(f"http://127.0.0.1:{ports['web']}{path}", timeout=30)
+            assert answer.status_code == 200, path
+            assert hashlib.sha256(answer.content).hexdigest() == digest.hexdigest(), path
+        lap("verify: check_index, a search, the published URLs")
+    finally:
+        stack.stop()
+        milvus_server.stop()
+
+    with capsys.disabled():  # the figures for docs/operations.md (shown with pytest -s)
+        print(
+            "\nrestore drill: "
+            + "; ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+            + f"; dump {(backup / 'promo.dump').stat().st_size / 1024:.0f} KiB, files "
+            f"{(backup / 'promo-media.tar.gz').stat().st_size / 1024:.0f} KiB"
+        )
