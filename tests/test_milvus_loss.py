@@ -22,7 +22,7 @@ from catalog.selectors import similar_bestsellers
 from tests.milvus_server import MilvusLiteServer
 
 # A worker thread runs the reconcile: it must see the test's rows, so they are committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
