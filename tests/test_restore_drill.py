@@ -1,20 +1,22 @@
 """The restore drill of docs/operations.md, step by step, with the commands it gives.
 
-A studio with a catalog and published images is backed up (pg_dump of its database in custom
-format, a tar of its stored files), then restored into a fresh stack: a new database on the
-same PostgreSQL server, a new files folder, an empty Redis and an empty milvus-lite server.
-Milvus is filled again from the database (`manage.py reindex`), `manage.py check_index` finds
-nothing missing, stale or orphaned, a look-alike search answers, and every published URL
-answers on the restored site with the same bytes as before.
+A studio with a catalog and published images is backed up (its database: pg_dump in custom
+format on PostgreSQL, SQLite's online `.backup` on one machine; a tar of its stored files),
+then restored into a fresh stack: a new database (on the same PostgreSQL server, or a new
+SQLite file), a new files folder, an empty Redis and an empty milvus-lite server. Milvus is
+filled again from the database (`manage.py reindex`), `manage.py check_index` finds nothing
+missing, stale or orphaned, a look-alike search answers, and every published URL answers on
+the restored site with the same bytes as before.
 
-It needs PostgreSQL (pg_dump, pg_restore), so it runs in the PostgreSQL pass of .ci/run; on
-SQLite it is skipped, saying why. The figures it prints (pytest -s) are in docs/operations.md.
+It runs in both passes of .ci/run: PostgreSQL's commands in the PostgreSQL pass, SQLite's in
+the other. The figures it prints (pytest -s) are in docs/operations.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -37,17 +39,8 @@ from generation.views import published_url
 from tests.milvus_server import MilvusLiteServer
 from tests.test_topology import BIN, Stack, free_port
 
-pytestmark = [
-    pytest.mark.topology,
-    # The source studio is made in this process, and pg_dump must see it: committed rows.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
-
-def postgresql_bin() -> Path:
-    """The server's own client programs (pg_dump refuses a server newer than itself)."""
-    major = connection.cursor().connection.info.server_version // 10000
-    return Path(f"/usr/lib/postgresql/{major}/bin")
+# The source studio is made in this process, and the backup must see it: committed rows.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def run(*command: str | Path) -> str:
@@ -56,40 +49,87 @@ def run(*command: str | Path) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def server():
-    """The PostgreSQL server the tests use, as its parts; skips on SQLite."""
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "the restore drill needs PostgreSQL (pg_dump, pg_restore): run it with "
-            "DATABASE_URL=postgres://... (the PostgreSQL pass of .ci/run does)"
+class PostgreSQL:
+    """docs/operations.md's commands for PostgreSQL, on the server the tests use."""
+
+    def __init__(self):
+        db = connection.settings_dict
+        self.host, self.port = db["HOST"] or "127.0.0.1", str(db["PORT"] or 5432)
+        self.user, self.password = db["USER"], db["PASSWORD"] or ""
+        self.source = db["NAME"]  # the test database: the studio being backed up
+        self.restored = f"restored_{uuid.uuid4().hex[:8]}"
+        # The server's own client programs (pg_dump refuses a server newer than itself).
+        major = connection.cursor().connection.info.server_version // 10000
+        self.bin = Path(f"/usr/lib/postgresql/{major}/bin")
+
+    def url(self, name: str) -> str:
+        auth = f"{self.user}:{self.password}" if self.password else self.user
+        return f"postgres://{auth}@{self.host}:{self.port}/{name}"
+
+    def back_up(self, backup: Path) -> Path:
+        dump = backup / "promo.dump"
+        run(
+            self.bin / "pg_dump",
+            *("--format=custom", "--no-owner", "--no-acl", f"--file={dump}"),
+            self.url(self.source),
         )
-    db = connection.settings_dict
-    return {
-        "host": db["HOST"] or "127.0.0.1",
-        "port": str(db["PORT"] or 5432),
-        "user": db["USER"],
-        "password": db["PASSWORD"] or "",
-        "database": db["NAME"],  # the test database: the studio being backed up
-    }
+        return dump
+
+    def restore(self, dump: Path, folder: Path) -> str:
+        run(
+            self.bin / "createdb",
+            *("-h", self.host, "-p", self.port, "-U", self.user),
+            self.restored,
+        )
+        restored = self.url(self.restored)
+        run(
+            self.bin / "pg_restore",
+            *("--no-owner", "--no-acl", "--exit-on-error", f"--dbname={restored}"),
+            dump,
+        )
+        return restored
+
+    def drop_restored(self) -> None:
+        import psycopg
+
+        with psycopg.connect(
+            self.url("postgres").replace("postgres://", "postgresql://"), autocommit=True
+        ) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.restored}" WITH (FORCE)')
 
 
-def database_url(server: dict, name: str) -> str:
-    auth = f"{server['user']}:{server['password']}" if server["password"] else server["user"]
-    return f"postgres://{auth}@{server['host']}:{server['port']}/{name}"
+class SQLite:
+    """docs/operations.md's commands for the one-machine setup: SQLite's online backup (the
+    database is in WAL mode, so a plain copy of a live file is not safe)."""
+
+    def back_up(self, backup: Path) -> Path:
+        copy = backup / "db.sqlite3"
+        run("sqlite3", connection.settings_dict["NAME"], f".backup '{copy}'")
+        return copy
+
+    def restore(self, copy: Path, folder: Path) -> str:
+        var = folder / "restored-var"
+        var.mkdir()
+        shutil.copy(copy, var / "db.sqlite3")
+        return f"sqlite:///{var / 'db.sqlite3'}"
+
+    def drop_restored(self) -> None:
+        pass  # in the test's own folder
 
 
 @pytest.fixture
-def restored_name(server):
-    """The new database's name; dropped after the test."""
-    import psycopg
-
-    name = f"restored_{uuid.uuid4().hex[:8]}"
-    yield name
-    with psycopg.connect(
-        database_url(server, "postgres").replace("postgres://", "postgresql://"), autocommit=True
-    ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database():
+    """The database's backup and restore commands, PostgreSQL's or SQLite's."""
+    if connection.vendor == "postgresql":
+        database = PostgreSQL()
+    elif shutil.which("sqlite3"):
+        database = SQLite()
+    else:
+        pytest.skip(
+            "the restore drill on SQLite needs the sqlite3 program (apt-get install sqlite3)"
+        )
+    yield database
+    database.drop_restored()
 
 
 def make_studio(sample_catalog, broker, worker) -> list[GeneratedAsset]:
@@ -128,8 +168,7 @@ def make_studio(sample_catalog, broker, worker) -> list[GeneratedAsset]:
 
 
 def test_backup_restore_into_a_fresh_stack_rebuild_milvus_and_published_urls_answer(
-    server,
-    restored_name,
+    database,
     milvus,
     broker,
     worker,
@@ -157,39 +196,18 @@ def test_backup_restore_into_a_fresh_stack_rebuild_milvus_and_published_urls_ans
     lap("the studio made (44 products indexed, 4 images, 2 published)")
 
     # --- docs/operations.md, "Back up": the database first, then the files -----------------
-    pg = postgresql_bin()
     backup = tmp_path / "backup"
     backup.mkdir()
-    run(
-        pg / "pg_dump",
-        "--format=custom",
-        "--no-owner",
-        "--no-acl",
-        f"--file={backup / 'promo.dump'}",
-        database_url(server, server["database"]),
-    )
+    dump = database.back_up(backup)
     run("tar", "-C", settings.MEDIA_ROOT, "-czf", backup / "promo-media.tar.gz", ".")
-    lap("backup: pg_dump and tar of the files")
+    lap("backup: the database and a tar of the files")
 
     # --- "Restore", steps 1-2: a new database, the files in a new folder -------------------
-    run(
-        pg / "createdb",
-        *("-h", server["host"], "-p", server["port"], "-U", server["user"]),
-        restored_name,
-    )
-    restored_url = database_url(server, restored_name)
-    run(
-        pg / "pg_restore",
-        "--no-owner",
-        "--no-acl",
-        "--exit-on-error",
-        f"--dbname={restored_url}",
-        backup / "promo.dump",
-    )
+    restored_url = database.restore(dump, tmp_path)
     media = tmp_path / "restored-media"
     media.mkdir()
     run("tar", "-C", media, "-xzf", backup / "promo-media.tar.gz")
-    lap("restore: createdb, pg_restore, files untarred")
+    lap("restore: the database, the files untarred")
 
     # --- steps 3-4: an empty Redis and an empty Milvus, then the app on them ----------------
     ports = {name: free_port() for name in ("redis", "web")}
@@ -271,6 +289,6 @@ def test_backup_restore_into_a_fresh_stack_rebuild_milvus_and_published_urls_ans
         print(
             "\nrestore drill: "
             + "; ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
-            + f"; dump {(backup / 'promo.dump').stat().st_size / 1024:.0f} KiB, files "
+            + f"; database copy {dump.stat().st_size / 1024:.0f} KiB, files "
             f"{(backup / 'promo-media.tar.gz').stat().st_size / 1024:.0f} KiB"
         )
