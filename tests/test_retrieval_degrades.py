@@ -21,7 +21,7 @@ from catalog.indexing import get_index, index_check, index_rebuild, products_syn
 from catalog.models import Product
 from catalog.selectors import similar_bestsellers
 from catalog.services import product_save
-from catalog.vector_index import IndexNotReady
+from catalog.vector_index import IndexNotReady, client
 from generation import tasks
 from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset
 from generation.pipeline import INDEX_RETRY_SECONDS, WaitingForIndex, asset_run
@@ -256,3 +256,17 @@ def test_the_actor_sends_a_waiting_image_again_for_later(
     assert delayed.qsize() == 1
     asset.refresh_from_db()
     assert asset.status == AssetStatus.RETRIEVING and asset.message_id
+
+
+def test_a_released_collection_is_loaded_again_and_searched(dresses):
+    # As after a Milvus restart, or while a collection is still being loaded.
+    dress = product("NEWDRESS", category="dress")
+    index_rebuild()
+    name = get_index().collection_name()
+    client().release_collection(name)  # a search now answers "call load() before search"
+
+    asset = run(request_image(dress, references=2))
+
+    assert asset.status == AssetStatus.IN_REVIEW, asset.failure_reason
+    assert asset.references.count() == 2 and asset.attempts == 1
+    assert client().get_load_state(name)["state"].name == "Loaded"
