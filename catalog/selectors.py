@@ -18,7 +18,7 @@ from django.conf import settings
 
 from catalog.colours import colour_words
 from catalog.embedders import get_embedder
-from catalog.indexing import embeddings_for, get_index
+from catalog.indexing import embeddings_for, get_index, index_reconcile_soon
 from catalog.models import Product, bestseller_threshold
 from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.vector_index import IndexNotReady, IndexUnavailable, VectorIndex, filter_literal
@@ -153,15 +153,15 @@ def _index_holds_all(product: Product, min_sales: int, category: str | None) -> 
 
 def _collection_recreated(index: VectorIndex) -> None:
     """After a failed search: a collection that is gone (never built, dropped, or lost with
-    Milvus' data) is created empty at once, for the reconcile to fill; raise IndexNotReady
-    saying so. A Milvus that does not answer raises IndexUnavailable from here too."""
+    Milvus' data) is created empty at once and the reconcile is queued to fill it; raise
+    IndexNotReady saying so. A Milvus that does not answer raises IndexUnavailable from here
+    too."""
     if index.collection_name() is None:
         index.ensure()
+        index_reconcile_soon()
         raise IndexNotReady(
-            "The index is being rebuilt (its collection was missing and was created empty; "
-            "the reconcile fills it within "
-            f"{settings.INDEX_RECONCILE_INTERVAL_SECONDS // 60 or 1} minute(s)). "
-            "Try again in a few minutes."
+            "The index is being rebuilt (its collection was missing: it was created again, "
+            "empty, and is being filled from the catalog). Try again in a few minutes."
         )
 
 

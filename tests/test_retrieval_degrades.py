@@ -14,11 +14,13 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from dramatiq import Message
 from PIL import Image, ImageDraw
 
 from catalog.images import image_prepare
 from catalog.indexing import get_index, index_check, index_rebuild, products_sync
 from catalog.models import Product
+from catalog.periodic import reconcile_index
 from catalog.selectors import similar_bestsellers
 from catalog.services import product_save
 from catalog.vector_index import IndexNotReady, client
@@ -154,7 +156,7 @@ def test_a_dropped_collection_is_made_again_and_the_image_waits_for_the_reconcil
     page = asset_page(admin_client, asset)
     assert 'id="references-waiting"' in page and "Waiting for the index" in page
 
-    assert index_check(repair=True).repaired == 3  # the periodic reconcile fills it
+    assert index_check(repair=True).repaired == 3  # the reconcile fills it
     asset = run(asset)
     assert asset.status == AssetStatus.IN_REVIEW, asset.failure_reason
     assert {ref.product.sku for ref in asset.references.all()} == {"DRESS1", "DRESS2"}
@@ -239,6 +241,23 @@ def test_milvus_down_keeps_the_image_waiting_then_fails_it_for_a_regenerate(
     reviewer = django_user_model.objects.create_superuser("lead", "lead@example.com", "pw")
     new = asset_regenerate(asset=asset, user=reviewer, feedback="the index is back")
     assert run(new).status == AssetStatus.IN_REVIEW
+
+
+def test_a_missing_collection_queues_the_reconcile_that_fills_it(
+    dresses, milvus, broker, django_capture_on_commit_callbacks
+):
+    dress = product("NEWDRESS", category="dress")
+    index_rebuild()
+    _drop_collections(milvus)
+    broker.flush_all()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asset = run_waiting(request_image(dress, references=2))
+
+    queued = [Message.decode(data) for data in broker.queues["index"].queue]
+    assert [message.actor_name for message in queued] == ["reconcile_index"]
+    reconcile_index.fn()  # what the worker does with it
+    assert run(asset).status == AssetStatus.IN_REVIEW
 
 
 def test_the_actor_sends_a_waiting_image_again_for_later(
