@@ -759,7 +759,8 @@ def _wait_for_index(asset: GeneratedAsset, error: str, worker: str) -> None:
     if waited >= limit:
         _fail(
             asset,
-            f"The index could not be searched for {round(waited / 60)} minutes. {error} "
+            f"The index could not be searched for {round(waited / 60)} minutes. "
+            f"{error.rstrip('.')}. "
             "Regenerate this image once the index status page shows the index whole.",
             worker,
         )

@@ -233,7 +233,7 @@ def test_milvus_down_keeps_the_image_waiting_then_fails_it_for_a_regenerate(
     asset = run(asset)
     assert asset.status == AssetStatus.FAILED
     assert asset.failure_reason.startswith("The index could not be searched for 60 minutes.")
-    assert "Regenerate this image once the index" in asset.failure_reason
+    assert "server unavailable. Regenerate this image once the index" in asset.failure_reason
 
     # Milvus back: the failed image is regenerated and made.
     milvus_down()  # back
