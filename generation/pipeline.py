@@ -19,7 +19,10 @@ The provider's rate limit is a wait, never a failure: a 429 slows every worker's
 model down (core.ratelimit) and the asset's unfinished steps go on in this thread as soon as
 the model has a slot again, holding no database connection while they wait. Only when the
 message has waited OPENROUTER_RATE_WAIT_SECONDS in all is it sent again for later
-(RateLimited), and that delivery is not counted among the asset's attempts.
+(RateLimited), and that delivery is not counted among the asset's attempts. An index that
+cannot be searched (Milvus down, its collection missing or being refilled) is a wait too:
+the asset stays in "retrieving", looked at again every minute (WaitingForIndex), and fails
+with why only after GENERATION_INDEX_WAIT_SECONDS.
 
 Why wait in the thread rather than send the message again at once: the wait is short (a
 Retry-After of seconds, or the next slot to come free), the asset keeps its lease and its place
@@ -776,9 +779,11 @@ def _wait_for_index(asset: GeneratedAsset, error: str, worker: str) -> None:
 
 
 def _retrieving_since(asset: GeneratedAsset):
-    """When this version of the asset entered the retrieving step (its wait began)."""
+    """When this version of the asset entered the retrieving step (its wait began); the
+    sweeper's notes that it sent a lost message again do not start the wait anew."""
     entered = (
         asset.events.filter(to_status=AssetStatus.RETRIEVING)
+        .exclude(from_status=AssetStatus.RETRIEVING)
         .order_by("-created_at")
         .values_list("created_at", flat=True)
         .first()

@@ -230,6 +230,13 @@ def test_milvus_down_keeps_the_image_waiting_then_fails_it_for_a_regenerate(
     AssetEvent.objects.filter(asset=asset, to_status=AssetStatus.RETRIEVING).update(
         created_at=timezone.now() - timedelta(seconds=settings.GENERATION_INDEX_WAIT_SECONDS)
     )
+    AssetEvent.objects.create(  # the sweeper sending a lost message again: not a new wait
+        asset=asset,
+        from_status=AssetStatus.RETRIEVING,
+        to_status=AssetStatus.RETRIEVING,
+        worker="sweeper",
+        note="its message was lost: sent again",
+    )
     asset = run(asset)
     assert asset.status == AssetStatus.FAILED
     assert asset.failure_reason.startswith("The index could not be searched for 60 minutes.")
