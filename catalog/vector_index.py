@@ -59,6 +59,11 @@ class IndexUnavailable(Exception):
     """Milvus could not be reached or refused the call; the message says what it said."""
 
 
+class IndexNotReady(IndexUnavailable):
+    """Milvus answers, but the index does not hold the catalog yet: its collection was missing
+    (and was created empty) or is still being filled. Waiting a few minutes fixes it."""
+
+
 def client() -> MilvusClient:
     """This process's client for the configured Milvus (created on first use)."""
     key = (os.getpid(), settings.MILVUS_URI, settings.MILVUS_TOKEN)
@@ -387,6 +392,8 @@ class VectorIndex:
             consistency_level="Strong",
         )
         hits = list(result[0])
+        if not hits:  # nothing matched the filter: no vectors to score
+            return []
         query = np.asarray(dense, dtype=np.float32)
         vectors = np.asarray([hit["entity"]["dense"] for hit in hits], dtype=np.float32).reshape(
             len(hits), -1

@@ -315,6 +315,10 @@ MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
 GENERATION_MAX_REFERENCES = 13
 GENERATION_DEFAULT_REFERENCES = 3
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
+# An image whose bestsellers cannot be searched (Milvus down, the index missing or being
+# filled) waits this long, looking again every minute and counting no attempt, then fails
+# with why (it can be regenerated). The index reconcile refills a lost collection meanwhile.
+GENERATION_INDEX_WAIT_SECONDS = env_int("GENERATION_INDEX_WAIT_SECONDS", 3600)
 GENERATION_TIME_LIMIT_SECONDS = env_int("GENERATION_TIME_LIMIT_SECONDS", 900)  # the actor's
 # A worker's claim on an asset lasts this long and is renewed while it works; a dead worker's
 # claim ends with it. The sweeper sends an asset again when it has had no live claim, no

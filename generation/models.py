@@ -318,7 +318,8 @@ class GeneratedAsset(models.Model):
     attempts = models.PositiveIntegerField(
         default=0, help_text="Tries so far; a provider error is tried again, up to a limit."
     )
-    # Deliveries that ended waiting for the provider's rate limit: not failed attempts.
+    # Deliveries that ended waiting for the provider's rate limit or for the index (Milvus
+    # down, the collection missing or being filled): not failed attempts.
     rate_waits = models.PositiveIntegerField(default=0, editable=False)
     # Seconds its calls waited for a slot of the provider's rate limit (core.ratelimit).
     rate_wait_seconds = models.FloatField(default=0.0, editable=False)

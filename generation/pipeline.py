@@ -19,7 +19,10 @@ The provider's rate limit is a wait, never a failure: a 429 slows every worker's
 model down (core.ratelimit) and the asset's unfinished steps go on in this thread as soon as
 the model has a slot again, holding no database connection while they wait. Only when the
 message has waited OPENROUTER_RATE_WAIT_SECONDS in all is it sent again for later
-(RateLimited), and that delivery is not counted among the asset's attempts.
+(RateLimited), and that delivery is not counted among the asset's attempts. An index that
+cannot be searched (Milvus down, its collection missing or being refilled) is a wait too:
+the asset stays in "retrieving", looked at again every minute (WaitingForIndex), and fails
+with why only after GENERATION_INDEX_WAIT_SECONDS.
 
 Why wait in the thread rather than send the message again at once: the wait is short (a
 Retry-After of seconds, or the next slot to come free), the asset keeps its lease and its place
@@ -92,6 +95,7 @@ from generation.transitions import IllegalTransition, asset_transition
 logger = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+INDEX_RETRY_SECONDS = 60  # how often an asset waiting for the index looks again
 RATIO_TOLERANCE = 0.04  # the model's own pixel sizes differ from the exact ratio by up to ~3 %
 
 
@@ -103,13 +107,24 @@ class RetryLater(Exception):
         self.delay = delay
 
 
-class RateLimited(Exception):
-    """The provider's rate limit outlasted the message's wait: send it again after `delay`
-    seconds. Not a failed attempt."""
+class SendLater(Exception):
+    """Not a failure: send the asset's message again after `delay` seconds, as a fresh
+    message (not one of Dramatiq's counted retries), and not as one of the asset's attempts."""
 
     def __init__(self, message: str, delay: float):
         super().__init__(message)
         self.delay = delay
+
+
+class RateLimited(SendLater):
+    """The provider's rate limit outlasted the message's wait: send it again after `delay`
+    seconds. Not a failed attempt."""
+
+
+class WaitingForIndex(SendLater):
+    """The index cannot be searched yet (Milvus down, its collection missing or being
+    filled): the asset waits, retried every INDEX_RETRY_SECONDS, for up to
+    GENERATION_INDEX_WAIT_SECONDS. Not a failed attempt."""
 
 
 class GenerationFailed(Exception):
@@ -146,7 +161,7 @@ def asset_run(*, asset_id: int, worker: str) -> None:
             else:
                 _retry_or_fail(asset, str(exc), worker, exc.retry_after)
         except IndexUnavailable as exc:
-            _retry_or_fail(asset, str(exc), worker, None)
+            _wait_for_index(asset, str(exc), worker)
         except IllegalTransition as exc:  # someone else moved it on (a duplicate message)
             logger.info("asset %s: %s", asset_id, exc)
         except Exception as exc:
@@ -300,11 +315,16 @@ def _read(field_file) -> bytes:
 def _retrieve(asset: GeneratedAsset, worker: str) -> None:
     _move(asset, AssetStatus.RETRIEVING, worker)
     started = time.monotonic()
-    result = similar_bestsellers(product=asset.product, top_k=asset.reference_count, relax_to=0)
+    # Any sales at all in the category, before widening to the whole catalog's bestsellers:
+    # a new category still gets its images, and the note says where the style came from.
+    result = similar_bestsellers(
+        product=asset.product, top_k=asset.reference_count, relax_to=0, widen=True
+    )
     if not result.hits:
         raise GenerationFailed(
-            f"No other product of category {asset.product.category!r} is in the index to take a "
-            "style from. Import bestsellers of this category first."
+            f"No bestsellers to take the style from: category {asset.product.category!r} has "
+            "no other product with sales, and neither has the rest of the catalog. Import "
+            "products with their sales (sales_count) first, then regenerate this image."
         )
     with transaction.atomic():
         asset.references.all().delete()
@@ -729,6 +749,46 @@ def _wait_later(asset: GeneratedAsset, error: str, worker: str, retry_after: flo
     GeneratedAsset.objects.filter(pk=asset.pk).update(rate_waits=F("rate_waits") + 1)
     _release(asset, f"Waiting for the provider's rate limit: {error}", delay)
     raise RateLimited(error, delay=delay)
+
+
+def _wait_for_index(asset: GeneratedAsset, error: str, worker: str) -> None:
+    """The index cannot be searched: the asset waits for it in the "retrieving" step, its
+    message sent again every INDEX_RETRY_SECONDS, and no attempt is counted (nothing is
+    wrong with the asset or the provider). After GENERATION_INDEX_WAIT_SECONDS it fails
+    with why, and can be regenerated once the index is back."""
+    since = _retrieving_since(asset)
+    waited = (timezone.now() - since).total_seconds()
+    limit = settings.GENERATION_INDEX_WAIT_SECONDS
+    if waited >= limit:
+        _fail(
+            asset,
+            f"The index could not be searched for {round(waited / 60)} minutes. "
+            f"{error.rstrip('.')}. "
+            "Regenerate this image once the index status page shows the index whole.",
+            worker,
+        )
+        return
+    GeneratedAsset.objects.filter(pk=asset.pk).update(rate_waits=F("rate_waits") + 1)
+    _release(
+        asset,
+        f"Waiting for the index (looked again every {INDEX_RETRY_SECONDS} s, for up to "
+        f"{round(limit / 60)} minutes): {error}",
+        INDEX_RETRY_SECONDS,
+    )
+    raise WaitingForIndex(error, delay=INDEX_RETRY_SECONDS)
+
+
+def _retrieving_since(asset: GeneratedAsset):
+    """When this version of the asset entered the retrieving step (its wait began); the
+    sweeper's notes that it sent a lost message again do not start the wait anew."""
+    entered = (
+        asset.events.filter(to_status=AssetStatus.RETRIEVING)
+        .exclude(from_status=AssetStatus.RETRIEVING)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return entered or timezone.now()
 
 
 def _release(asset: GeneratedAsset, error: str, delay: float) -> None:

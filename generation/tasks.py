@@ -45,7 +45,8 @@ INTERACTIVE_PRIORITY, BULK_PRIORITY = 0, 10
 # The pipeline decides retries (RetryLater carries the delay, e.g. Retry-After) and counts the
 # attempts on the asset; the actor's limit is the same number, so Dramatiq adds no policy of
 # its own (see core.openrouter). Waiting for the rate limit is not an attempt: the pipeline
-# waits in the thread, then a fresh message is sent for later (pipeline.RateLimited).
+# waits in the thread, then a fresh message is sent for later (pipeline.RateLimited); so is
+# waiting for the index (pipeline.WaitingForIndex).
 @dramatiq.actor(
     queue_name="generation",
     priority=BULK_PRIORITY,
@@ -79,7 +80,7 @@ def generate_asset_now(asset_id: int) -> None:
 def _run(asset_id: int) -> None:
     try:
         pipeline.asset_run(asset_id=asset_id, worker=worker_name())
-    except pipeline.RateLimited as exc:
+    except pipeline.SendLater as exc:
         services.asset_send_later(asset_id=asset_id, delay=exc.delay)
     except pipeline.RetryLater as exc:
         raise retry_message(str(exc), delay=exc.delay) from None
