@@ -1,0 +1,114 @@
+"""Answers for load balancers: /healthz (the process is alive) and /readyz (it can work).
+
+/healthz touches nothing but the process: a load balancer that restarts processes on its
+failure must not restart every web process when the database is slow.
+
+/readyz checks what a request needs, each part in parallel and within READYZ_TIMEOUT_SECONDS:
+the database (SELECT 1), Redis (a PING of the broker's, and of the rate limiter's when it is
+another), Milvus (a listing of collections over the app's own connection) and the storage (a
+small file written, read and deleted). It answers 200 when all are up and 503 when one is
+down, with a JSON body naming each part:
+
+    {"database": "ok", "redis": "ok", "milvus": "down: did not answer", "storage": "ok"}
+
+The checks are django-health-check's (its base class runs them with a timeout and turns any
+surprise into an error without a traceback in the answer); Milvus and the broker's Redis are
+checks of our own on its base. The body names parts and says what failed in a few fixed
+words, never an address, a host name or a password: the full error goes to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+
+import redis
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from health_check.base import HealthCheck
+from health_check.checks import Database, Storage
+from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
+
+
+@dataclasses.dataclass
+class MilvusCheck(HealthCheck):
+    """Milvus answers a listing of collections over the connection the app uses."""
+
+    def run(self) -> None:
+        from catalog.vector_index import client
+
+        try:
+            client().list_collections(timeout=self.timeout.total_seconds())
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, lost: all "down"
+            # The library logs it, with this cause: the answer says only what failed.
+            raise ServiceUnavailable("did not answer") from exc
+
+
+@dataclasses.dataclass
+class RedisCheck(HealthCheck):
+    """A Redis server answers PING."""
+
+    url: str = dataclasses.field(default="", repr=False)  # may hold a password
+
+    def run(self) -> None:
+        seconds = self.timeout.total_seconds()
+        client = redis.Redis.from_url(
+            self.url, socket_timeout=seconds, socket_connect_timeout=seconds
+        )
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("did not answer") from exc
+        finally:
+            client.close()
+
+
+def readiness_checks() -> dict[str, HealthCheck]:
+    """What /readyz checks, by the name it shows: each with READYZ_TIMEOUT_SECONDS."""
+    checks: dict[str, HealthCheck] = {"database": Database()}
+    broker_is_redis = settings.DRAMATIQ_BROKER["BROKER"].endswith("RedisBroker")
+    redis_urls = {"redis": settings.REDIS_URL} if broker_is_redis else {}
+    if settings.OPENROUTER_LIMITER_URL not in ("", *redis_urls.values()):
+        redis_urls["redis_limiter" if redis_urls else "redis"] = settings.OPENROUTER_LIMITER_URL
+    checks.update({name: RedisCheck(url=url) for name, url in redis_urls.items()})
+    checks["milvus"] = MilvusCheck()
+    checks["storage"] = Storage()
+    timeout = datetime.timedelta(seconds=settings.READYZ_TIMEOUT_SECONDS)
+    for check in checks.values():
+        check.timeout = timeout
+    return checks
+
+
+def _answer(error) -> str:
+    if error is None:
+        return "ok"
+    # The library's own checks say what failed in their message; its timeouts and surprises
+    # ("unknown error") too. Long or multi-line text is cut: it is for a glance.
+    message = str(getattr(error, "message", error)).splitlines()[0][:120] or "failed"
+    return f"down: {message}"
+
+
+class ReadinessView(HealthCheckView):
+    """GET /readyz: 200 when every part answers, 503 naming those that do not."""
+
+    async def get(self, request, *args, **kwargs):
+        checks = readiness_checks()
+        with self.get_executor() as executor:
+            results = await asyncio.gather(
+                *(check.get_result(executor) for check in checks.values())
+            )
+        body = {name: _answer(result.error) for name, result in zip(checks, results, strict=True)}
+        down = any(result.error for result in results)
+        return JsonResponse(body, status=503 if down else 200)
+
+
+readyz = ReadinessView.as_view()
+
+
+@never_cache
+def healthz(request):
+    """GET /healthz: the process answers. Nothing else is asked."""
+    return HttpResponse("ok\n", content_type="text/plain; charset=utf-8")

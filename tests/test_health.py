@@ -1,0 +1,126 @@
+"""/healthz and /readyz, the load balancer's questions: is the process alive, and can it work.
+
+/readyz is checked against real parts: the test database, the limiter's redis-server, Milvus
+Lite (in process, and as a `milvus-lite server` that the test stops and starts again) and the
+media folder."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_for_port
+
+BIN = Path(sys.executable).parent
+
+
+def test_healthz_answers_without_the_database(client):
+    # No django_db mark: a query would fail the test.
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_probes_are_not_redirected_to_https(client, settings, db):
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/admin/login/").status_code == 301  # everything else is
+
+
+@pytest.mark.django_db
+def test_readyz_is_200_when_every_part_answers(client, milvus):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"database": "ok", "redis": "ok", "milvus": "ok", "storage": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_names_redis_when_it_is_down_and_tells_no_address(client, milvus, settings):
+    port = free_port()  # nothing listens there
+    settings.OPENROUTER_LIMITER_URL = f"redis://:hunter2@127.0.0.1:{port}/0"
+    settings.READYZ_TIMEOUT_SECONDS = 1
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["redis"].startswith("down: ")
+    assert {body["database"], body["milvus"], body["storage"]} == {"ok"}
+    for secret in ("127.0.0.1", str(port), "hunter2", "redis://"):
+        assert secret not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_storage_when_it_cannot_write(client, milvus, settings, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = blocked
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["storage"].startswith("down: ")
+    assert response.json()["database"] == "ok"
+
+
+@pytest.fixture
+def milvus_server(settings, tmp_path):
+    """A `milvus-lite server` on a free port that the test can stop and start again."""
+    port = free_port()
+    command = [
+        str(BIN / "milvus-lite"),
+        *("server", "--data-dir", str(tmp_path / "milvus")),
+        *("--host", "127.0.0.1", "--port", str(port)),
+    ]
+    state = {"process": None}
+
+    def start():
+        state["process"] = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for_port(port, timeout=60)
+
+    def stop():
+        state["process"].terminate()
+        state["process"].wait(timeout=30)
+
+    start()
+    settings.MILVUS_URI = f"http://127.0.0.1:{port}"
+    settings.MILVUS_TOKEN = ""
+    yield start, stop
+    if state["process"].poll() is None:
+        stop()
+
+
+def wait_for_readyz(client, status: int, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get("/readyz")
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)
+
+
+@pytest.mark.django_db
+def test_readyz_goes_503_naming_milvus_while_it_is_stopped_and_200_after(client, milvus_server):
+    start, stop = milvus_server
+    assert wait_for_readyz(client, 200).status_code == 200
+
+    stop()
+    down = client.get("/readyz")
+
+    assert down.status_code == 503
+    body = json.loads(down.content)
+    assert body["milvus"].startswith("down: ")
+    assert {body["database"], body["redis"], body["storage"]} == {"ok"}
+
+    start()
+    up = wait_for_readyz(client, 200)
+
+    assert up.status_code == 200, up.content
+    assert up.json()["milvus"] == "ok"

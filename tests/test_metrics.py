@@ -1,0 +1,166 @@
+"""/metrics: Prometheus' text format, the studio's figures as the database and the rate limiter
+hold them, the web's request counts, and who may read it."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from catalog.models import IndexRun
+from catalog.periodic import flush_index
+from core.ratelimit import slot
+from core.spending import spend_book, spend_reserve
+from generation.models import AssetStatus
+from tests.test_dashboard import make_asset
+
+pytestmark = pytest.mark.django_db
+ELSEWHERE = "203.0.113.9"  # an address outside METRICS_ALLOWED_IPS (documentation range)
+
+
+def scrape(client, **headers) -> dict[str, dict[tuple, float]]:
+    """Each sample by name, then by its labels (sorted pairs), parsed by the Prometheus client."""
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=")
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def test_assets_are_counted_by_status_as_the_database_holds_them(client):
+    for status in (AssetStatus.IN_REVIEW, AssetStatus.IN_REVIEW, AssetStatus.FAILED):
+        make_asset(status, sku=f"SKU-{status}")
+
+    assets = scrape(client)["promo_assets"]
+
+    assert assets[(("status", "in_review"),)] == 2
+    assert assets[(("status", "failed"),)] == 1
+    assert assets[(("status", "published"),)] == 0  # every status is there, none missing
+    assert len(assets) == len(AssetStatus.values)
+
+
+def test_provider_calls_cost_errors_429s_and_latency_per_model(client):
+    spend_book(
+        key="asset:1:image", kind="image", subject="asset:1", model="img",
+        cost=Decimal("0.07"), price=Decimal("0.067"),
+    )  # fmt: skip
+    spend_book(
+        key="asset:2:image", kind="image", subject="asset:2", model="img",
+        cost=Decimal("0.05"), price=Decimal("0.067"), rejected_reason="no image in the answer",
+    )  # fmt: skip
+    with slot("img"):
+        pass  # answered
+    with slot("img") as taken:
+        taken.limited(5)  # answered 429
+    with pytest.raises(TimeoutError), slot("img"):
+        raise TimeoutError("no answer")  # failed otherwise
+
+    samples = scrape(client)
+
+    model = (("model", "img"),)
+    assert samples["promo_provider_calls_total"][(("kind", "image"), *model)] == 2
+    assert samples["promo_provider_cost_usd_total"][(("kind", "image"), *model)] == pytest.approx(
+        0.12
+    )
+    assert samples["promo_provider_rejected_answers_total"][model] == 1
+    assert samples["promo_provider_requests_ok_total"][model] == 1
+    assert samples["promo_provider_rate_limited_total"][model] == 1
+    assert samples["promo_provider_errors_total"][model] == 1
+    assert samples["promo_provider_call_seconds"][model] >= 0
+    assert samples["promo_provider_calls_in_flight"][model] == 0
+
+
+def test_spend_against_the_cap(client, settings):
+    settings.MONTHLY_SPENDING_CAP = "10"
+    spend_book(
+        key="a", kind="image", subject="asset:1", model="img", cost=Decimal("2"),
+        price=Decimal("2"),
+    )  # fmt: skip
+    spend_reserve(amount=Decimal("3"), owner="worker", subject="asset:2")
+
+    samples = scrape(client)
+
+    assert samples["promo_spend_month_usd"][()] == 2
+    assert samples["promo_spend_reserved_usd"][()] == 3
+    assert samples["promo_spend_cap_usd"][()] == 10
+    assert samples["promo_spend_cap_ratio"][()] == pytest.approx(0.5)
+
+
+def test_index_drift_is_the_latest_reconcile_without_error(client):
+    now = timezone.now()
+    IndexRun.objects.create(
+        kind=IndexRun.Kind.RECONCILE, embedder="e", finished_at=now, missing=3, orphaned=1
+    )
+    IndexRun.objects.create(
+        kind=IndexRun.Kind.RECONCILE,
+        embedder="e",
+        finished_at=now + timedelta(minutes=5),
+        error="Milvus is down",
+    )
+
+    samples = scrape(client)
+
+    drift = samples["promo_index_drift_rows"]
+    assert (drift[(("kind", "missing"),)], drift[(("kind", "orphaned"),)]) == (3, 1)
+    assert drift[(("kind", "stale"),)] == 0
+    assert samples["promo_index_reconcile_failed"][()] == 1
+    assert samples["promo_index_reconcile_age_seconds"][()] >= 0
+
+
+def test_queue_depth_counts_the_messages_waiting_in_the_broker(client, broker):
+    flush_index.send()
+    flush_index.send()
+
+    queues = scrape(client)["promo_queue_messages"]
+
+    assert queues[(("queue", "index"), ("state", "waiting"))] == 2
+    assert queues[(("queue", "generation"), ("state", "waiting"))] == 0
+
+
+def test_every_part_was_read(client):
+    errors = scrape(client)["promo_metrics_errors"]
+    assert set(errors.values()) == {0}
+    assert len(errors) == 6
+
+
+def test_web_requests_are_counted_by_view_and_status(client):
+    key = (("method", "GET"), ("status", "200"), ("view", "healthz"))
+    before = scrape(client)["promo_http_requests_total"].get(key, 0)
+    client.get("/healthz")
+    client.get("/healthz")
+    client.get("/no/such/page/12345")
+
+    samples = scrape(client)
+
+    assert samples["promo_http_requests_total"][key] == before + 2
+    unmatched = (("method", "GET"), ("status", "404"), ("view", "<unmatched>"))
+    assert samples["promo_http_requests_total"][unmatched] >= 1
+    latency = (("method", "GET"), ("view", "healthz"))
+    assert samples["promo_http_request_duration_seconds_count"][latency] >= 2
+
+
+def test_from_elsewhere_only_with_the_bearer_token(client, settings):
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+
+    assert client.get("/metrics", REMOTE_ADDR=ELSEWHERE).status_code == 403
+    wrong = {"REMOTE_ADDR": ELSEWHERE, "HTTP_AUTHORIZATION": "Bearer s3cret-metrics-tokeX"}
+    assert client.get("/metrics", **wrong).status_code == 403
+    right = {"REMOTE_ADDR": ELSEWHERE, "HTTP_AUTHORIZATION": "Bearer s3cret-metrics-token"}
+    assert "promo_assets" in scrape(client, **right)
+
+
+def test_no_token_configured_never_lets_an_empty_bearer_in(client, settings):
+    settings.METRICS_TOKEN = ""
+    empty = {"REMOTE_ADDR": ELSEWHERE, "HTTP_AUTHORIZATION": "Bearer "}
+    assert client.get("/metrics", **empty).status_code == 403
+
+
+def test_allowed_addresses_may_be_networks(client, settings):
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
+
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics").status_code == 403  # 127.0.0.1 is no longer listed
