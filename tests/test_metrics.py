@@ -1,10 +1,17 @@
 """/metrics: Prometheus' text format, the studio's figures as the database and the rate limiter
 hold them, the web's request counts, and who may read it."""
 
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,9 +20,11 @@ from catalog.periodic import flush_index
 from core.ratelimit import slot
 from core.spending import spend_book, spend_reserve
 from generation.models import AssetStatus
+from tests.conftest import free_port, wait_for_port
 from tests.test_dashboard import make_asset
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
 ELSEWHERE = "203.0.113.9"  # an address outside METRICS_ALLOWED_IPS (documentation range)
 
 
@@ -164,3 +173,49 @@ def test_allowed_addresses_may_be_networks(client, settings):
 
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
     assert client.get("/metrics").status_code == 403  # 127.0.0.1 is no longer listed
+
+
+def test_gunicorns_workers_counts_are_added_up_at_each_scrape(tmp_path):
+    """The Procfile's web (config/gunicorn.py): two processes, every scrape sees all requests."""
+    port = free_port()
+    folder = tmp_path / "prometheus"
+    env = {
+        **os.environ,
+        "DJANGO_ENV_FILE": "",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # empty: the studio's parts fail
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+    }
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
+        "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--threads", "1",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        # Eight callers at once against two single-threaded processes, until both have answered
+        # some (the second may still be loading Django at first).
+        answers = []
+        deadline = time.monotonic() + 120
+        while len(list(folder.glob("counter_*.db"))) < 2 and time.monotonic() < deadline:
+            with ThreadPoolExecutor(8) as callers:
+                answers += callers.map(lambda _: requests.get(f"{url}/healthz"), range(8))
+        assert len(list(folder.glob("counter_*.db"))) == 2
+        assert {answer.status_code for answer in answers} == {200}
+
+        key = (("method", "GET"), ("status", "200"), ("view", "healthz"))
+        for _ in range(4):
+            text = requests.get(f"{url}/metrics").text
+            families = text_string_to_metric_families(text)
+            counts = {
+                tuple(sorted(sample.labels.items())): sample.value
+                for family in families
+                for sample in family.samples
+                if sample.name == "promo_http_requests_total"
+            }
+            assert counts[key] == len(answers)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not folder.exists()  # removed at exit
