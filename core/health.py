@@ -12,8 +12,8 @@ down, with a JSON body naming each part:
     {"database": "ok", "redis": "ok", "milvus": "down: did not answer", "storage": "ok"}
 
 The checks are django-health-check's (its base class runs them with a timeout and turns any
-surprise into an error without a traceback in the answer); Milvus and the broker's Redis are
-checks of our own on its base. The body names parts and says what failed in a few fixed
+surprise into an error without a traceback in the answer); Redis and Milvus are checks of our
+own on its base (Milvus's in catalog/health.py, added by the catalog app). The body names parts and says what failed in a few fixed
 words, never an address, a host name or a password: the full error goes to the log.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+from collections.abc import Callable
 
 import redis
 from django.conf import settings
@@ -31,20 +32,6 @@ from health_check.base import HealthCheck
 from health_check.checks import Database, Storage
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
-
-
-@dataclasses.dataclass
-class MilvusCheck(HealthCheck):
-    """Milvus answers a listing of collections over the connection the app uses."""
-
-    def run(self) -> None:
-        from catalog.vector_index import client
-
-        try:
-            client().list_collections(timeout=self.timeout.total_seconds())
-        except Exception as exc:  # noqa: BLE001 - refused, timed out, lost: all "down"
-            # The library logs it, with this cause: the answer says only what failed.
-            raise ServiceUnavailable("did not answer") from exc
 
 
 @dataclasses.dataclass
@@ -66,6 +53,15 @@ class RedisCheck(HealthCheck):
             client.close()
 
 
+# Checks of parts that belong to an app (Milvus: catalog), added in its AppConfig.ready().
+_app_checks: dict[str, Callable[[], HealthCheck]] = {}
+
+
+def add_readiness_check(name: str, make: Callable[[], HealthCheck]) -> None:
+    """Have /readyz check one more part, shown under `name`."""
+    _app_checks[name] = make
+
+
 def readiness_checks() -> dict[str, HealthCheck]:
     """What /readyz checks, by the name it shows: each with READYZ_TIMEOUT_SECONDS."""
     checks: dict[str, HealthCheck] = {"database": Database()}
@@ -74,7 +70,7 @@ def readiness_checks() -> dict[str, HealthCheck]:
     if settings.OPENROUTER_LIMITER_URL not in ("", *redis_urls.values()):
         redis_urls["redis_limiter" if redis_urls else "redis"] = settings.OPENROUTER_LIMITER_URL
     checks.update({name: RedisCheck(url=url) for name, url in redis_urls.items()})
-    checks["milvus"] = MilvusCheck()
+    checks.update({name: make() for name, make in _app_checks.items()})
     checks["storage"] = Storage()
     timeout = datetime.timedelta(seconds=settings.READYZ_TIMEOUT_SECONDS)
     for check in checks.values():

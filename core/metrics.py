@@ -7,9 +7,10 @@ Two kinds:
   in the process; with several gunicorn workers set PROMETHEUS_MULTIPROC_DIR (an empty folder,
   cleared at each start) and every worker's counts are added up at the scrape.
 - The studio's figures (StudioCollector), read at each scrape from the database and Redis, so
-  they are the same whichever process answers: assets by status, the Dramatiq queues' depth,
-  provider calls, cost, errors, 429s and latency per model, this month's spend against the cap,
-  and the vector index's drift from its last reconcile.
+  they are the same whichever process answers: the Dramatiq queues' depth, provider calls,
+  cost, errors, 429s and latency per model, this month's spend against the cap (here), assets
+  by status (generation/metrics.py) and the vector index's drift from its last reconcile
+  (catalog/metrics.py), each a part added with add_metrics_part().
 
 The workers' own metrics (messages, errors, durations per actor) come from Dramatiq's
 Prometheus middleware on the worker's port (DRAMATIQ_PROMETHEUS; docs/deploy.md).
@@ -26,13 +27,12 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import redis
 from django.conf import settings
 from django.db.models import Count, Sum
 from django.http import HttpResponse, HttpResponseForbidden
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -86,7 +86,8 @@ class StudioCollector(Collector):
     """The studio's figures, computed at scrape time. A part that cannot be read (Redis down)
     is left out and counted in `promo_metrics_errors`, the rest is still answered."""
 
-    PARTS = ("assets", "queues", "providers", "limiter", "spend", "index")
+    def __init__(self) -> None:
+        self.parts: dict[str, Callable[[], Iterable[Metric]]] = {}
 
     def describe(self) -> list[Metric]:
         # Without it registering would run collect(): database queries at import time.
@@ -98,9 +99,9 @@ class StudioCollector(Collector):
             "1 when a part of the studio's metrics could not be read at this scrape.",
             labels=["part"],
         )
-        for part in self.PARTS:
+        for part, read in self.parts.items():
             try:
-                metrics = list(getattr(self, f"_{part}")())
+                metrics = list(read())
             except Exception:  # noqa: BLE001 - one unreadable part must not hide the others
                 logger.warning("metrics: cannot read %s", part, exc_info=True)
                 failed.add_metric([part], 1)
@@ -109,167 +110,121 @@ class StudioCollector(Collector):
             yield from metrics
         yield failed
 
-    def _assets(self) -> Iterator[Metric]:
-        from generation.models import AssetStatus, GeneratedAsset
 
-        counts = dict(
-            GeneratedAsset.objects.order_by().values_list("status").annotate(n=Count("pk"))
-        )
-        gauge = GaugeMetricFamily("promo_assets", "Generated images by status.", labels=["status"])
-        for status in AssetStatus.values:
-            gauge.add_metric([status], counts.get(status, 0))
-        yield gauge
+def queue_metrics() -> Iterator[Metric]:
+    """The Dramatiq queues' depth."""
+    gauge = GaugeMetricFamily(
+        "promo_queue_messages",
+        "Dramatiq messages per queue: waiting, being worked on, delayed (retries, later "
+        "sends) and dead-lettered.",
+        labels=["queue", "state"],
+    )
+    for queue, state, count in queue_depths():
+        gauge.add_metric([queue, state], count)
+    yield gauge
 
-    def _queues(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily(
-            "promo_queue_messages",
-            "Dramatiq messages per queue: waiting, being worked on, delayed (retries, later "
-            "sends) and dead-lettered.",
-            labels=["queue", "state"],
-        )
-        for queue, state, count in queue_depths():
-            gauge.add_metric([queue, state], count)
-        yield gauge
 
-    def _providers(self) -> Iterator[Metric]:
-        from core.models import ProviderCall
+def provider_metrics() -> Iterator[Metric]:
+    """The ledger's billed answers per model."""
+    from core.models import ProviderCall
 
-        calls = CounterMetricFamily(
-            "promo_provider_calls",
-            "Billed provider answers booked in the ledger, by model and kind.",
-            labels=["model", "kind"],
-        )
-        cost = CounterMetricFamily(
-            "promo_provider_cost_usd",
-            "What the booked answers cost (USD), by model and kind.",
-            labels=["model", "kind"],
-        )
-        rejected = CounterMetricFamily(
-            "promo_provider_rejected_answers",
-            "Billed answers that could not be used (no image, malformed), by model.",
+    calls = CounterMetricFamily(
+        "promo_provider_calls",
+        "Billed provider answers booked in the ledger, by model and kind.",
+        labels=["model", "kind"],
+    )
+    cost = CounterMetricFamily(
+        "promo_provider_cost_usd",
+        "What the booked answers cost (USD), by model and kind.",
+        labels=["model", "kind"],
+    )
+    rejected = CounterMetricFamily(
+        "promo_provider_rejected_answers",
+        "Billed answers that could not be used (no image, malformed), by model.",
+        labels=["model"],
+    )
+    rows = ProviderCall.objects.order_by().values("model", "kind")
+    for row in rows.annotate(n=Count("pk"), usd=Sum("cost")):
+        calls.add_metric([row["model"], row["kind"]], row["n"])
+        cost.add_metric([row["model"], row["kind"]], float(row["usd"] or 0))
+    refused = rows.exclude(rejected_reason="").values("model").annotate(n=Count("pk"))
+    for row in refused:
+        rejected.add_metric([row["model"]], row["n"])
+    yield from (calls, cost, rejected)
+
+
+def limiter_metrics() -> Iterator[Metric]:
+    """Every worker's calls per model, from the rate limiter's Redis."""
+    from core.ratelimit import limiter_state
+
+    families = {
+        "ok": CounterMetricFamily(
+            "promo_provider_requests_ok",
+            "Provider calls that succeeded, by model (every worker, from the rate limiter).",
             labels=["model"],
-        )
-        rows = ProviderCall.objects.order_by().values("model", "kind")
-        for row in rows.annotate(n=Count("pk"), usd=Sum("cost")):
-            calls.add_metric([row["model"], row["kind"]], row["n"])
-            cost.add_metric([row["model"], row["kind"]], float(row["usd"] or 0))
-        refused = rows.exclude(rejected_reason="").values("model").annotate(n=Count("pk"))
-        for row in refused:
-            rejected.add_metric([row["model"]], row["n"])
-        yield from (calls, cost, rejected)
+        ),
+        "rate_limited": CounterMetricFamily(
+            "promo_provider_rate_limited",
+            "Provider calls answered 429, by model.",
+            labels=["model"],
+        ),
+        "errors": CounterMetricFamily(
+            "promo_provider_errors",
+            "Provider calls that failed otherwise (timeouts, 5xx, unusable answers), by model.",
+            labels=["model"],
+        ),
+        "latency": GaugeMetricFamily(
+            "promo_provider_call_seconds",
+            "A successful call's time, a moving average over the latest calls, by model.",
+            labels=["model"],
+        ),
+        "in_flight": GaugeMetricFamily(
+            "promo_provider_calls_in_flight", "Calls in flight now, by model.", labels=["model"]
+        ),
+        "limit": GaugeMetricFamily(
+            "promo_provider_concurrency_limit",
+            "Calls the rate limiter lets be in flight now, by model.",
+            labels=["model"],
+        ),
+        "waited": CounterMetricFamily(
+            "promo_provider_slot_wait_seconds",
+            "Time callers spent waiting for a call slot, added up, by model.",
+            labels=["model"],
+        ),
+    }
+    for model, pace in limiter_state().items():
+        families["ok"].add_metric([model], pace.calls)
+        families["rate_limited"].add_metric([model], pace.rate_limited)
+        families["errors"].add_metric([model], pace.errors)
+        families["latency"].add_metric([model], pace.latency_seconds)
+        families["in_flight"].add_metric([model], pace.in_flight)
+        families["limit"].add_metric([model], pace.limit)
+        families["waited"].add_metric([model], pace.waited_seconds)
+    yield from families.values()
 
-    def _limiter(self) -> Iterator[Metric]:
-        from core.ratelimit import limiter_state
 
-        families = {
-            "ok": CounterMetricFamily(
-                "promo_provider_requests_ok",
-                "Provider calls that succeeded, by model (every worker, from the rate limiter).",
-                labels=["model"],
-            ),
-            "rate_limited": CounterMetricFamily(
-                "promo_provider_rate_limited",
-                "Provider calls answered 429, by model.",
-                labels=["model"],
-            ),
-            "errors": CounterMetricFamily(
-                "promo_provider_errors",
-                "Provider calls that failed otherwise (timeouts, 5xx, unusable answers), by model.",
-                labels=["model"],
-            ),
-            "latency": GaugeMetricFamily(
-                "promo_provider_call_seconds",
-                "A successful call's time, a moving average over the latest calls, by model.",
-                labels=["model"],
-            ),
-            "in_flight": GaugeMetricFamily(
-                "promo_provider_calls_in_flight", "Calls in flight now, by model.", labels=["model"]
-            ),
-            "limit": GaugeMetricFamily(
-                "promo_provider_concurrency_limit",
-                "Calls the rate limiter lets be in flight now, by model.",
-                labels=["model"],
-            ),
-            "waited": CounterMetricFamily(
-                "promo_provider_slot_wait_seconds",
-                "Time callers spent waiting for a call slot, added up, by model.",
-                labels=["model"],
-            ),
-        }
-        for model, pace in limiter_state().items():
-            families["ok"].add_metric([model], pace.calls)
-            families["rate_limited"].add_metric([model], pace.rate_limited)
-            families["errors"].add_metric([model], pace.errors)
-            families["latency"].add_metric([model], pace.latency_seconds)
-            families["in_flight"].add_metric([model], pace.in_flight)
-            families["limit"].add_metric([model], pace.limit)
-            families["waited"].add_metric([model], pace.waited_seconds)
-        yield from families.values()
+def spend_metrics() -> Iterator[Metric]:
+    """This month's spend against the cap."""
+    from core.spending import current_month, reserved_now, spending_cap
 
-    def _spend(self) -> Iterator[Metric]:
-        from core.spending import current_month, reserved_now, spending_cap
-
-        month = current_month()
-        spent = float(month.spent) if month else 0.0
-        reserved = float(reserved_now(month)) if month else 0.0
+    month = current_month()
+    spent = float(month.spent) if month else 0.0
+    reserved = float(reserved_now(month)) if month else 0.0
+    yield GaugeMetricFamily(
+        "promo_spend_month_usd", "Booked provider spend this calendar month (USD).", spent
+    )
+    yield GaugeMetricFamily(
+        "promo_spend_reserved_usd",
+        "Worst case held for calls in flight or in doubt this month (USD).",
+        reserved,
+    )
+    cap = spending_cap()
+    if cap is not None:
+        yield GaugeMetricFamily("promo_spend_cap_usd", "MONTHLY_SPENDING_CAP (USD).", float(cap))
         yield GaugeMetricFamily(
-            "promo_spend_month_usd", "Booked provider spend this calendar month (USD).", spent
-        )
-        yield GaugeMetricFamily(
-            "promo_spend_reserved_usd",
-            "Worst case held for calls in flight or in doubt this month (USD).",
-            reserved,
-        )
-        cap = spending_cap()
-        if cap is not None:
-            yield GaugeMetricFamily(
-                "promo_spend_cap_usd", "MONTHLY_SPENDING_CAP (USD).", float(cap)
-            )
-            yield GaugeMetricFamily(
-                "promo_spend_cap_ratio",
-                "(spent + reserved) / cap: at 1 no paid call starts.",
-                (spent + reserved) / float(cap) if cap else 1.0,
-            )
-
-    def _index(self) -> Iterator[Metric]:
-        from catalog.models import IndexRun, Product
-
-        states = dict(Product.objects.order_by().values_list("index_state").annotate(n=Count("pk")))
-        products = GaugeMetricFamily(
-            "promo_products_index_state",
-            "Products by their vector index state (pending, synced, failed).",
-            labels=["state"],
-        )
-        for state, count in sorted(states.items()):
-            products.add_metric([state], count)
-        yield products
-        reconciles = IndexRun.objects.filter(
-            kind=IndexRun.Kind.RECONCILE, finished_at__isnull=False
-        ).order_by("-finished_at", "-pk")
-        latest = reconciles.first()
-        if latest is None:
-            return
-        yield GaugeMetricFamily(
-            "promo_index_reconcile_failed",
-            "1 when the latest index reconcile failed (Milvus down, a provider error).",
-            1 if latest.error else 0,
-        )
-        clean = reconciles.filter(error="").first()
-        if clean is None:
-            return
-        drift = GaugeMetricFamily(
-            "promo_index_drift_rows",
-            "Rows the latest finished reconcile found differing between the database and Milvus "
-            "(before it repaired them).",
-            labels=["kind"],
-        )
-        for kind in ("missing", "stale", "orphaned"):
-            drift.add_metric([kind], getattr(clean, kind))
-        yield drift
-        yield GaugeMetricFamily(
-            "promo_index_reconcile_age_seconds",
-            "Seconds since the latest finished reconcile without an error.",
-            (timezone.now() - clean.finished_at).total_seconds(),
+            "promo_spend_cap_ratio",
+            "(spent + reserved) / cap: at 1 no paid call starts.",
+            (spent + reserved) / float(cap) if cap else 1.0,
         )
 
 
@@ -324,6 +279,18 @@ def _redis(url: str) -> redis.Redis:
 
 STUDIO = StudioCollector()
 REGISTRY.register(STUDIO)
+
+
+def add_metrics_part(name: str, read: Callable[[], Iterable[Metric]]) -> None:
+    """Have each scrape read one more part of the studio's figures (an app's, added in its
+    AppConfig.ready(): assets by generation, the index by catalog)."""
+    STUDIO.parts[name] = read
+
+
+add_metrics_part("queues", queue_metrics)
+add_metrics_part("providers", provider_metrics)
+add_metrics_part("limiter", limiter_metrics)
+add_metrics_part("spend", spend_metrics)
 
 
 def registry() -> CollectorRegistry:
