@@ -51,7 +51,7 @@ def test_readyz_names_redis_when_it_is_down_and_tells_no_address(client, milvus,
 
     assert response.status_code == 503
     body = response.json()
-    assert body["redis"].startswith("down: ")
+    assert body["redis"] == "down: did not answer"
     assert {body["database"], body["milvus"], body["storage"]} == {"ok"}
     for secret in ("127.0.0.1", str(port), "hunter2", "redis://"):
         assert secret not in response.content.decode()
@@ -66,7 +66,7 @@ def test_readyz_names_the_storage_when_it_cannot_write(client, milvus, settings,
     response = client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["storage"].startswith("down: ")
+    assert response.json()["storage"] == "down: could not write, read and delete a file"
     assert response.json()["database"] == "ok"
 
 
@@ -116,7 +116,7 @@ def test_readyz_goes_503_naming_milvus_while_it_is_stopped_and_200_after(client,
 
     assert down.status_code == 503
     body = json.loads(down.content)
-    assert body["milvus"].startswith("down: ")
+    assert body["milvus"] == "down: did not answer"
     assert {body["database"], body["redis"], body["storage"]} == {"ok"}
 
     start()
