@@ -1,5 +1,7 @@
 """gunicorn's settings for the web (Procfile: `--config config/gunicorn.py`).
 
+The access log's lines end with the request id.
+
 Each gunicorn worker is a process with its own request counters; a scrape of /metrics reaches
 one of them. With PROMETHEUS_MULTIPROC_DIR set before the workers start, prometheus_client keeps
 every worker's counts in files there and /metrics adds them up (core/metrics.py). The folder is
@@ -12,6 +14,12 @@ import shutil
 from pathlib import Path
 
 _VAR = Path(__file__).resolve().parent.parent / "var"
+
+# gunicorn's default access line, and the request id the app answered with (core/request_log.py),
+# so an access line leads to the app's and the worker's lines of the same request.
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s'
+)
 
 
 def on_starting(server):

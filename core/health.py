@@ -21,9 +21,11 @@ few fixed words, never an address, a host name or a password: the full error goe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from django.conf import settings
@@ -107,8 +109,23 @@ def _answer(error) -> str:
     return "ok" if error is None else f"down: {error.message}"
 
 
+@contextlib.contextmanager
+def _threads() -> Iterator[ThreadPoolExecutor]:
+    """Threads for one answer's checks, not waited for at its end: a check past its timeout
+    (a Milvus client still connecting, for MILVUS_TIMEOUT) finishes in the background instead
+    of holding the answer, as the event loop's default executor would."""
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readyz")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ReadinessView(HealthCheckView):
     """GET /readyz: 200 when every part answers, 503 naming those that do not."""
+
+    def get_executor(self):
+        return _threads()
 
     async def get(self, request, *args, **kwargs):
         checks = readiness_checks()

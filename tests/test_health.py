@@ -5,6 +5,7 @@ Lite (in process, and as a `milvus-lite server` that the test stops and starts a
 media folder."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,24 @@ def test_readyz_names_redis_when_it_is_down_and_tells_no_address(client, milvus,
     assert {body["database"], body["milvus"], body["storage"]} == {"ok"}
     for secret in ("127.0.0.1", str(port), "hunter2", "redis://"):
         assert secret not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_readyz_answers_within_its_timeout_when_milvus_hangs(client, settings):
+    silent = socket.socket()  # accepts connections and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    settings.MILVUS_URI = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    settings.READYZ_TIMEOUT_SECONDS = 1  # the client itself waits MILVUS_TIMEOUT (10 s)
+
+    started = time.monotonic()
+    response = client.get("/readyz")
+    took = time.monotonic() - started
+    silent.close()
+
+    assert response.status_code == 503
+    assert response.json()["milvus"] == "down: Timed out after 1 seconds"
+    assert took < 5
 
 
 @pytest.mark.django_db

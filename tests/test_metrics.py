@@ -176,7 +176,8 @@ def test_allowed_addresses_may_be_networks(client, settings):
 
 
 def test_gunicorns_workers_counts_are_added_up_at_each_scrape(tmp_path):
-    """The Procfile's web (config/gunicorn.py): two processes, every scrape sees all requests."""
+    """The Procfile's web (config/gunicorn.py): two processes, every scrape sees all requests;
+    the access log has each request's id."""
     port = free_port()
     folder = tmp_path / "prometheus"
     env = {
@@ -188,7 +189,7 @@ def test_gunicorns_workers_counts_are_added_up_at_each_scrape(tmp_path):
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
         "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--threads", "1",
+        "--workers", "2", "--threads", "1", "--access-logfile", str(tmp_path / "access.log"),
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
@@ -219,3 +220,9 @@ def test_gunicorns_workers_counts_are_added_up_at_each_scrape(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert not folder.exists()  # removed at exit
+    # Each access line ends with the request id the answer carried.
+    access = (tmp_path / "access.log").read_text().splitlines()
+    assert '"GET /healthz HTTP/1.1" 200' in access[0]
+    assert {line.rsplit(" ", 1)[1] for line in access} >= {
+        a.headers["X-Request-ID"] for a in answers
+    }
