@@ -226,3 +226,32 @@ def test_gunicorns_workers_counts_are_added_up_at_each_scrape(tmp_path):
     assert {line.rsplit(" ", 1)[1] for line in access} >= {
         a.headers["X-Request-ID"] for a in answers
     }
+
+
+def run_settings(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
+    """`code` run after Django's start in a fresh process with `env` added."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_workers_prometheus_middleware_is_there_only_when_asked_for():
+    code = (
+        "import dramatiq; print(sorted(type(m).__name__ for m in dramatiq.get_broker().middleware))"
+    )
+    on = run_settings({"DRAMATIQ_PROMETHEUS": "1"}, code)
+    off = run_settings({"DRAMATIQ_PROMETHEUS": "0"}, code)
+
+    assert "'Prometheus'" in on.stdout, on.stderr
+    assert "'Prometheus'" not in off.stdout and "'DramatiqRequestId'" in off.stdout, off.stderr
+
+
+def test_a_wrong_allowed_address_stops_the_start_naming_it():
+    run = run_settings({"METRICS_ALLOWED_IPS": "127.0.0.1,localhost"}, "")
+
+    assert run.returncode != 0
+    assert "METRICS_ALLOWED_IPS: 'localhost' is not an IP address or network." in run.stderr
