@@ -143,3 +143,60 @@ def test_readyz_goes_503_naming_milvus_while_it_is_stopped_and_200_after(client,
 
     assert up.status_code == 200, up.content
     assert up.json()["milvus"] == "ok"
+
+
+@pytest.fixture
+def s3_storage(settings):
+    """A private bucket on a local moto S3 server, as the production storage (STORAGES)."""
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        endpoint = f"http://127.0.0.1:{port}"
+        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", **credentials
+        ).create_bucket(Bucket="promo-private")
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": "promo-private",
+                    "access_key": "testing",
+                    "secret_key": "testing",
+                    "endpoint_url": endpoint,
+                    "region_name": "us-east-1",
+                    "addressing_style": "path",
+                    "file_overwrite": False,
+                    "default_acl": None,
+                },
+            },
+        }
+        yield server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.mark.django_db
+def test_readyz_checks_an_s3_storage_and_names_it_when_it_is_gone(client, milvus, s3_storage):
+    assert client.get("/readyz").json()["storage"] == "ok"
+
+    s3_storage.terminate()
+    s3_storage.wait(timeout=30)
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["storage"] in {
+        "down: could not write, read and delete a file",
+        "down: Timed out after 3 seconds",  # botocore retries a refused connection
+    }
+    assert "promo-private" not in response.content.decode()
