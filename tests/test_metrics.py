@@ -255,3 +255,44 @@ def test_a_wrong_allowed_address_stops_the_start_naming_it():
 
     assert run.returncode != 0
     assert "METRICS_ALLOWED_IPS: 'localhost' is not an IP address or network." in run.stderr
+
+
+def test_queue_depth_on_a_redis_broker_by_state(settings, limiter_redis):
+    """The production broker's keys, on the limiter's real redis-server (flushed per test)."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    from core.metrics import queue_depths
+
+    settings.REDIS_URL = limiter_redis
+    broker, previous = RedisBroker(url=limiter_redis), dramatiq.get_broker()
+    dramatiq.set_broker(broker)
+    try:
+        broker.declare_queue("bulk")
+
+        def message():
+            return dramatiq.Message(
+                queue_name="bulk", actor_name="a", args=(), kwargs={}, options={}
+            )
+
+        for _ in range(3):
+            broker.enqueue(message())
+        broker.enqueue(message(), delay=60_000)
+        consumer = broker.consume("bulk", prefetch=1, timeout=1000)
+        taken = next(consumer)  # a worker has it, unacknowledged
+
+        depths = {(queue, state): count for queue, state, count in queue_depths()}
+        assert depths == {
+            ("bulk", "waiting"): 2,
+            ("bulk", "in_progress"): 1,
+            ("bulk", "delayed"): 1,
+            ("bulk", "dead"): 0,
+        }
+
+        consumer.nack(taken)  # failed for good: dead-lettered
+        depths = {(queue, state): count for queue, state, count in queue_depths()}
+        assert (depths[("bulk", "in_progress")], depths[("bulk", "dead")]) == (0, 1)
+        consumer.close()
+    finally:
+        dramatiq.set_broker(previous)
+        broker.close()
