@@ -10,7 +10,14 @@ class CatalogConfig(AppConfig):
     def ready(self):
         # periodic registers its jobs; import_tasks its actor (the workers find both)
         from catalog import import_tasks, periodic, signals  # noqa: F401
+        from catalog.health import MilvusCheck
+        from catalog.metrics import index_metrics
         from catalog.models import Product
+        from core.health import add_readiness_check
+        from core.metrics import add_metrics_part
+
+        add_readiness_check("milvus", MilvusCheck)
+        add_metrics_part("index", index_metrics)
 
         post_save.connect(
             signals.product_saved, sender=Product, dispatch_uid="catalog_product_saved"

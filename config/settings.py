@@ -7,6 +7,7 @@ and offline model providers.
 
 import os
 import tempfile
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,6 +44,8 @@ CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+# Load balancers probe /healthz and /readyz, and Prometheus scrapes /metrics, over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Behind a proxy that ends TLS: the header it sets, e.g. "HTTP_X_FORWARDED_PROTO,https".
 _proxy_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
@@ -65,6 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer, a redirect or a refusal too, carries its request id and is counted.
+    "core.request_log.RequestIdMiddleware",
+    "core.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, hashed names, from the app
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -239,7 +245,12 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
-    ],
+        # The request id of the web request that sent a message, in the task's log lines.
+        "core.request_log.DramatiqRequestId",
+    ]
+    # The workers' own metrics (messages, errors, durations per actor) on their own port:
+    # dramatiq_prom_host / dramatiq_prom_port (9191), read from the environment by Dramatiq.
+    + (["dramatiq.middleware.prometheus.Prometheus"] if env_bool("DRAMATIQ_PROMETHEUS") else []),
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # The periodic jobs (reconcile, sweepers, purge) are scheduled by dramatiq-crontab's `crontab`
@@ -458,11 +469,41 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
+# --- health and metrics (core/health.py, core/metrics.py) ----------------------------------
+# /readyz gives each part (database, Redis, Milvus, storage) this long to answer.
+READYZ_TIMEOUT_SECONDS = env_int("READYZ_TIMEOUT_SECONDS", 3)
+# /metrics answers these addresses (or networks, e.g. 10.0.0.0/8) without a token, and anyone
+# who sends "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS: {_entry!r} is not an IP address or network."
+        ) from None
+
+# Logs: plain text for a terminal, or LOG_FORMAT=json (one object a line) for a log collector;
+# either way each line carries the request id of its request or task (core/request_log.py).
+LOG_FORMAT = env_str("LOG_FORMAT") or "text"
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use text or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.request_log.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "core.request_log.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
     # The scheduler logs every run of every job (the lock's renewal every 5 s): failures only.
     "loggers": {"apscheduler": {"level": "WARNING"}},

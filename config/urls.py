@@ -5,7 +5,9 @@ from django.views.generic import RedirectView
 from config import errors
 from config.api import api
 from core.api.problems import not_found_view
+from core.health import healthz, readyz
 from core.media import private_media
+from core.metrics import metrics_view
 from generation.views import published_feed, published_image
 
 # Who may see which stored files (by top folder); anything else under /media/ is a 404.
@@ -25,6 +27,10 @@ urlpatterns = [
     path("feeds/published.json", published_feed, {"fmt": "json"}, name="published_feed_json"),
     path("published/<path:name>", published_image, name="published_image"),
     path("media/<path:name>", private_media, {"permissions": MEDIA_PERMISSIONS}),
+    # For load balancers and Prometheus, without a login (core/health.py, core/metrics.py).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 # The error pages in the admin's look, each saying what to do next (config/errors.py); a

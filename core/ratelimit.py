@@ -134,7 +134,8 @@ end
 return {1, tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0'), math.floor(start - now)}
 """
 
-# KEYS: state, slots, starts. ARGV: token, outcome (ok, limited or other), the slot's epoch,
+# KEYS: state, slots, starts. ARGV: token, outcome (ok, limited, error: the call failed
+# otherwise, or other: no call was made), the slot's epoch,
 # first limit, ceiling, decrease factor, blocked until (ms, 0: none), the call's time (ms), the
 # window's calls (X-RateLimit-Limit, 0: not said), the window's reset (epoch ms, 0: not said),
 # now (ms), how long a learned pace holds (ms), its margin. Returns the new limit as text.
@@ -190,6 +191,8 @@ elseif ARGV[2] == 'limited' then
   if tonumber(ARGV[7]) > blocked then
     redis.call('HSET', KEYS[1], 'blocked_until', ARGV[7])
   end
+elseif ARGV[2] == 'error' then
+  redis.call('HINCRBY', KEYS[1], 'errors', 1)
 end
 limit = math.max(1, math.min(limit, ceiling))
 redis.call('HSET', KEYS[1], 'limit', tostring(limit))
@@ -210,6 +213,8 @@ class ModelPace:
     calls: int  # successful calls
     rate_limited: int  # 429s answered
     waited_seconds: float  # time callers spent waiting for a slot, added up
+    errors: int = 0  # calls that failed otherwise (timeouts, 5xx, unusable answers)
+    latency_seconds: float = 0.0  # a successful call's time, a moving average (/metrics)
 
 
 @dataclass
@@ -301,7 +306,7 @@ def slot(model: str) -> Iterator[Slot | None]:
     if taken is None:
         yield None
         return
-    outcome = "other"
+    outcome = "error"  # the call raised (a timeout, a 5xx, an unusable answer): counted
     try:
         yield taken
         outcome = "ok"
@@ -464,6 +469,8 @@ def limiter_state() -> dict[str, ModelPace]:
             calls=int(fields.get("calls", 0)),
             rate_limited=int(fields.get("rate_limited", 0)),
             waited_seconds=float(fields.get("waited", 0)),
+            errors=int(fields.get("errors", 0)),
+            latency_seconds=float(fields.get("latency", 0)) / 1000,
         )
     return state
 
