@@ -162,6 +162,7 @@ AXES_HANDLER = "core.lockout.LockoutHandler"
 AXES_LOCKOUT_CALLABLE = "config.errors.locked_out"
 AXES_CLIENT_IP_CALLABLE = "core.addresses.client_address"
 AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure as a row too, with its time (1,000 per user)
 # The log lines name the username and the address (axes masks them by default): the people on
 # call need both to tell a forgotten password from a guesser. Passwords are never logged.
 AXES_SENSITIVE_PARAMETERS: list[str] = []
