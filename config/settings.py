@@ -228,6 +228,7 @@ PUBLISHED_BASE_URL = env_str("PUBLISHED_BASE_URL").rstrip("/")
 # (style-src-attr): the admin's templates and ours size thumbnails and hide notes with them,
 # and an attribute can neither run script nor load anything. Images may also come from where
 # the stored files live (S3 answers the media view's redirects) and from PUBLISHED_BASE_URL.
+# Browsers report what it blocks to /csp-report/, which logs it.
 
 
 def _origin(url: str) -> str:
@@ -261,6 +262,7 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
+        "report-uri": "/csp-report/",  # each report a log line (core/csp_reports.py)
     },
 }
 

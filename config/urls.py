@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from config import errors
 from config.api import api
 from core.api.problems import not_found_view
+from core.csp_reports import csp_report
 from core.media import private_media
 from generation.views import published_feed, published_image
 
@@ -25,6 +26,7 @@ urlpatterns = [
     path("feeds/published.json", published_feed, {"fmt": "json"}, name="published_feed_json"),
     path("published/<path:name>", published_image, name="published_image"),
     path("media/<path:name>", private_media, {"permissions": MEDIA_PERMISSIONS}),
+    path("csp-report/", csp_report, name="csp_report"),  # CONTENT_SECURITY_POLICY's report-uri
 ]
 
 # The error pages in the admin's look, each saying what to do next (config/errors.py); a
