@@ -159,6 +159,7 @@ AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_USER
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_HANDLER = "core.lockout.LockoutHandler"
+AXES_USERNAME_CALLABLE = "core.lockout.attempt_username"  # cut to what the database can store
 AXES_LOCKOUT_CALLABLE = "config.errors.locked_out"
 AXES_CLIENT_IP_CALLABLE = "core.addresses.client_address"
 AXES_RESET_ON_SUCCESS = False

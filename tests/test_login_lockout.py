@@ -133,3 +133,32 @@ def test_the_address_comes_from_the_proxy_header_only_when_configured(client, st
         HTTP_X_FORWARDED_FOR="10.0.0.1",
     )
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "username,agent",
+    [
+        ("a" * 10_000, "ok"),
+        ("a\x00b", "ok"),
+        ("rita", "x" * 10_000),
+        ("rita", "bad\x00agent"),
+        ("²³", "ok"),
+    ],
+    ids=["long-username", "nul-username", "long-agent", "nul-agent", "non-ascii"],
+)
+def test_hostile_logins_are_refused_not_a_500(client, staff, username, agent):
+    response = client.post(
+        LOGIN,
+        {"username": username, "password": "wrong", "next": "/admin/"},
+        HTTP_USER_AGENT=agent,
+    )
+    assert response.status_code == 200  # the form again, with its error
+    assert "_auth_user_id" not in client.session
+    # A right login from that browser is recorded too (axes' access log).
+    response = client.post(
+        LOGIN,
+        {"username": "sam", "password": "right-password", "next": "/admin/"},
+        HTTP_USER_AGENT=agent,
+    )
+    assert logged_in(response)
+    assert client.post("/admin/logout/", HTTP_USER_AGENT=agent).status_code == 200
