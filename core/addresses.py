@@ -6,10 +6,14 @@ header the proxy sets (LOGIN_CLIENT_IP_HEADER, e.g. HTTP_X_FORWARDED_FOR) and ho
 proxies of ours append to it (LOGIN_TRUSTED_PROXIES). The header is read only when
 configured, and from the right: each of our proxies appends the address it saw, so the entry
 our first proxy appended is the last one nobody outside could forge. Entries to its left are
-whatever the client sent.
+whatever the client sent. An entry that is no IP address (a proxy that writes "unknown", a
+client that reached the app past the proxy) falls back to REMOTE_ADDR: axes stores the address
+in an IP column.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -20,5 +24,9 @@ def client_address(request: HttpRequest) -> str:
     if header:
         entries = [e.strip() for e in request.META.get(header, "").split(",") if e.strip()]
         if len(entries) >= settings.LOGIN_TRUSTED_PROXIES:
-            return entries[-settings.LOGIN_TRUSTED_PROXIES]
+            entry = entries[-settings.LOGIN_TRUSTED_PROXIES]
+            try:
+                return str(ipaddress.ip_address(entry))
+            except ValueError:
+                pass
     return request.META.get("REMOTE_ADDR", "")

@@ -134,6 +134,16 @@ def test_the_address_comes_from_the_proxy_header_only_when_configured(client, st
     )
     assert response.status_code == 429
 
+    # A header entry that is no address counts for REMOTE_ADDR (axes stores an IP column).
+    response = client.post(
+        LOGIN,
+        {"username": "sam", "password": "wrong", "next": "/admin/"},
+        REMOTE_ADDR="172.16.0.5",
+        HTTP_X_FORWARDED_FOR="unknown\x00" + "9" * 300,
+    )
+    assert response.status_code == 200
+    assert AccessAttempt.objects.get(username="sam").ip_address == "172.16.0.5"
+
 
 @pytest.mark.parametrize(
     "username,agent",
