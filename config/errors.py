@@ -76,3 +76,21 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if settings.DEBUG:
         return csrf.csrf_failure(request, reason=reason)
     return _page(request, "403_csrf.html", 403, title="The form could not be sent", reason=reason)
+
+
+def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """A login refused after repeated failures (django-axes, core/lockout.py): 429, saying
+    how long the lock lasts and who can lift it earlier. Axes' AXES_LOCKOUT_CALLABLE."""
+    minutes = settings.LOGIN_COOLOFF_MINUTES
+    response = _page(
+        request,
+        "locked_out.html",
+        429,
+        title="Too many failed logins",
+        cooloff_minutes=minutes,
+        per_user=settings.LOGIN_FAILURES_PER_USER,
+        per_address=settings.LOGIN_FAILURES_PER_ADDRESS,
+        login_url=reverse("admin:login"),  # not back to the refused POST
+    )
+    response["Retry-After"] = str(minutes * 60)
+    return response

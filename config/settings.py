@@ -7,11 +7,13 @@ and offline model providers.
 
 import os
 import tempfile
+from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -65,6 +67,8 @@ INSTALLED_APPS = [
     "generation",
     "hooks",  # outgoing webhooks: endpoints, events, deliveries
     "demo",  # the sample catalog and setup_demo; the apps above never import it
+    "axes",  # login lockout: failed attempts in the database, its pages in the admin
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -73,12 +77,15 @@ MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, hashed names, from the app
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Axes wants to be last: it turns a login refused by the lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -136,6 +143,37 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- logins: lockout after repeated failures (django-axes, core/lockout.py) -------------------
+# Five failures for one username from one address lock that pair: enough for a person who
+# mistypes or tries an old password, far too few to guess one. An address gets twenty over
+# all usernames: an office behind one NAT address can have a few people mistyping at once,
+# while a guesser who walks through usernames is stopped. Either lifts
+# LOGIN_COOLOFF_MINUTES after the last failure, or when an administrator deletes the attempts.
+# A success does not wipe earlier failures (axes would wipe the address's count too).
+LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 5)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+# Behind a reverse proxy, the header holding the client's address (HTTP_X_FORWARDED_FOR) and
+# how many proxies of ours append to it; unset, REMOTE_ADDR (core/addresses.py, docs/deploy.md).
+LOGIN_CLIENT_IP_HEADER = env_str("LOGIN_CLIENT_IP_HEADER")
+LOGIN_TRUSTED_PROXIES = max(1, env_int("LOGIN_TRUSTED_PROXIES", 1))
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login unchecked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_USER
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_HANDLER = "core.lockout.LockoutHandler"
+AXES_USERNAME_CALLABLE = "core.lockout.attempt_username"  # cut to what the database can store
+AXES_LOCKOUT_CALLABLE = "config.errors.locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.addresses.client_address"
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure as a row too, with its time (1,000 per user)
+# The log lines name the username and the address (axes masks them by default): the people on
+# call need both to tell a forgotten password from a guesser. Passwords are never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -189,6 +227,51 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
 # from a CDN or a public bucket instead (e.g. https://cdn.example.com): the feed then lists
 # PUBLISHED_BASE_URL/<name> (docs/deploy.md says what the bucket and CDN need).
 PUBLISHED_BASE_URL = env_str("PUBLISHED_BASE_URL").rstrip("/")
+
+
+# --- Content-Security-Policy (django-csp) on every response -----------------------------------
+# Scripts only from our own static files: no inline script, no eval, so markup injected into a
+# page cannot run. Stylesheets only from our own files too; style *attributes* are allowed
+# (style-src-attr): the admin's templates and ours size thumbnails and hide notes with them,
+# and an attribute can neither run script nor load anything. Images may also come from where
+# the stored files live (S3 answers the media view's redirects) and from PUBLISHED_BASE_URL.
+# Browsers report what it blocks to /csp-report/, which logs it.
+
+
+def _origin(url: str) -> str:
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _storage_image_origins() -> list[str]:
+    bucket = env_str("AWS_STORAGE_BUCKET_NAME")
+    origins = [_origin(PUBLISHED_BASE_URL)]
+    if bucket:
+        endpoint = env_str("AWS_S3_ENDPOINT_URL")
+        region = env_str("AWS_S3_REGION_NAME")
+        if endpoint:
+            origins.append(_origin(endpoint))  # path-style: the endpoint's own origin
+        else:  # virtual-hosted style, with and without the region in the host name
+            origins.append(f"https://{bucket}.s3.amazonaws.com")
+            if region:
+                origins.append(f"https://{bucket}.s3.{region}.amazonaws.com")
+    return [origin for origin in origins if origin]
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", *_storage_image_origins()],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "report-uri": "/csp-report/",  # each report a log line (core/csp_reports.py)
+    },
+}
 
 # --- Milvus: a local `milvus-lite server`, Milvus standalone/distributed or Zilliz Cloud ------
 MILVUS_URI = env_str("MILVUS_URI") or "http://127.0.0.1:19530"
@@ -415,6 +498,10 @@ FEED_TOKENS = env_list("FEED_TOKENS")
 # --- the REST API under /api/v1/ (config.api) ----------------------------------------------
 # Calls per token and minute; past it a 429 with Retry-After. Counted in the "api" cache.
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Calls with an unknown or revoked token per address and minute; past it the address gets 429
+# for the rest of the minute, whatever token it sends (a client looping on a revoked token, or
+# somebody guessing). The address as for the login lockout (LOGIN_CLIENT_IP_HEADER).
+API_FAILED_AUTH_PER_MINUTE = env_int("API_FAILED_AUTH_PER_MINUTE", 30)
 # Larger bodies are refused with 413 before they are read. Django reads no body over
 # DATA_UPLOAD_MAX_MEMORY_SIZE, so that limit follows this one.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 10 * 1024 * 1024)
@@ -506,5 +593,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
     # The scheduler logs every run of every job (the lock's renewal every 5 s): failures only.
-    "loggers": {"apscheduler": {"level": "WARNING"}},
+    # axes logs every login at INFO ("Cleaned up 0 expired access attempts"); its failures and
+    # lockouts are WARNING lines and stay.
+    "loggers": {"apscheduler": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

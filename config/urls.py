@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from config import errors
 from config.api import api
 from core.api.problems import not_found_view
+from core.csp_reports import csp_report
 from core.health import healthz, readyz
 from core.media import private_media
 from core.metrics import metrics_view
@@ -31,6 +32,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("csp-report/", csp_report, name="csp_report"),  # CONTENT_SECURITY_POLICY's report-uri
 ]
 
 # The error pages in the admin's look, each saying what to do next (config/errors.py); a

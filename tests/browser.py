@@ -48,6 +48,8 @@ def chromium(window_size: tuple[int, int] = (1400, 1100)):
         "--window-size={},{}".format(*window_size),
     ):
         options.add_argument(flag)
+    # The console's messages, for csp_violations (Chromium reports each blocked script there).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
     return driver
@@ -58,6 +60,7 @@ class Site:
 
     def __init__(self, driver, base_url: str):
         self.driver, self.base_url = driver, base_url
+        self.csp_unread: list[str] = []  # the site's violations read before axe ran
         ARTIFACTS.mkdir(exist_ok=True)
 
     def open(self, path: str) -> None:
@@ -104,6 +107,24 @@ class Site:
             {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
         )
 
+    def csp_violations(self) -> list[str]:
+        """What the Content-Security-Policy blocked since the last call, on every page opened
+        since (Chromium's console keeps them across pages until they are read)."""
+        unread, self.csp_unread = self.csp_unread, []
+        return unread + [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
+
+    def csp_header(self) -> str:
+        """The policy the open page's address answers with, as the browser receives it."""
+        return self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch(location.href, {credentials: 'same-origin'})"
+            "  .then(r => done(r.headers.get('Content-Security-Policy') || ''), () => done(''));"
+        )
+
     def log_in(self, username: str) -> None:
         self.open("/admin/login/")
         self.css("#id_username").send_keys(username)
@@ -145,16 +166,21 @@ class Site:
         return self.css("#import-summary").text
 
     def axe(self) -> list[dict]:
-        """axe-core's violations on the open page (every rule axe runs by default)."""
+        """axe-core's violations on the open page (every rule axe runs by default). The CSP
+        blocks the <style> elements axe's colour checks add on some pages: those reports are
+        axe's, not the site's, and are dropped (the page's own are kept for csp_violations)."""
+        self.csp_unread = self.csp_violations()
         if not self.driver.execute_script("return typeof window.axe === 'object'"):
             self.driver.execute_script(axe_source())
         self.driver.set_script_timeout(60)
-        return self.driver.execute_async_script(
+        violations = self.driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             "axe.run(document, {resultTypes: ['violations']})"
             "  .then(results => done(results.violations), error => done([{id: 'axe-error',"
             "    impact: 'critical', help: String(error), nodes: []}]));"
         )
+        self.driver.get_log("browser")
+        return violations
 
 
 @contextmanager

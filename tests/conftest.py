@@ -153,3 +153,12 @@ def browser():
     driver = chromium()
     yield driver
     driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def fresh_api_counts():
+    """The API's rate and failed-token counts start from nothing in every test (the "api"
+    cache is per process in tests: one test's wrong tokens must not refuse the next's)."""
+    from django.core.cache import caches
+
+    caches["api"].clear()

@@ -23,6 +23,7 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,6 +45,7 @@ from generation.models import (
 from hooks.endpoints import endpoint_create, endpoint_disable
 from hooks.events import product_payload, webhooks_emit
 from hooks.models import EventType, WebhookAttempt, WebhookDelivery
+from tests.csp import assert_strict_csp
 from tests.factories import image_bytes, make_product, use_providers
 
 pytestmark = pytest.mark.django_db
@@ -487,6 +489,9 @@ def admin_data(admin_user):
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status="failed", attempts=11, last_status_code=500, last_response="<b>oops</b>"
     )
+    # The login lockout's records (axes): a guesser locked out at the real login form.
+    for _ in range(5):  # LOGIN_FAILURES_PER_USER
+        Client().post("/admin/login/", {"username": "<b>guesser", "password": "nope"})
     return data
 
 
@@ -518,6 +523,7 @@ def assert_renders(response):
     for marker in ERROR_MARKERS:
         assert marker not in html, f"error page: {marker!r} in the response"
     assert 'id="container"' in html and "</html>" in html  # the whole admin page was rendered
+    assert_strict_csp(response)
     return html
 
 

@@ -2,15 +2,18 @@
 
 A merchandiser imports the sample catalog through the admin and asks for promo images; a
 reviewer approves one, rejects another with a reason and publishes the approved one; the feed
-then lists exactly that image. Screenshots of the key pages go to test-artifacts/.
+then lists exactly that image, and the Content-Security-Policy blocked nothing on the way.
+Screenshots of the key pages go to test-artifacts/. Apart: repeated wrong passwords at the
+login page end at the lockout page.
 """
 
 import json
 
 import pytest
+from django.contrib.auth.models import User
 
 from generation.models import AssetStatus, GeneratedAsset
-from tests.browser import BROWSER_TEST, Site, user
+from tests.browser import BROWSER_TEST, PASSWORD, Site, axe_report, user
 
 pytestmark = BROWSER_TEST
 
@@ -66,9 +69,19 @@ def test_merchandiser_to_published_feed(
     assert "Generate 24 images" in site.css("input[name=_confirm]").get_attribute("value")
     site.shot("03-generate-confirmation")
     site.submit("input[name=_confirm]")
+    # The batch's page follows the work by itself (generation/batch-progress.js, allowed by
+    # the CSP): it polls the progress and reloads once nothing runs any more.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert "/generationbatch/" in browser.current_url
+    assert site.css("#batch-progress").get_attribute("data-running") != "0"
     broker.join("generation")
     worker.join()
-    browser.refresh()
+    WebDriverWait(browser, 20, poll_frequency=0.2).until(
+        lambda d: (
+            d.find_element("css selector", "#batch-progress").get_attribute("data-running") == "0"
+        )
+    )
     site.shot("04-batch-progress")
     # Every image reached review with its quality check (and any regenerated after a failed one).
     in_review = GeneratedAsset.objects.filter(status=AssetStatus.IN_REVIEW)
@@ -87,7 +100,6 @@ def test_merchandiser_to_published_feed(
     site.open("/admin/generation/generatedasset/")
     site.click("#review-gallery-link")
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     first, sibling, third = browser.find_elements("css selector", ".card")[:3]
     assert browser.switch_to.active_element == first  # the first card has the focus
@@ -121,6 +133,9 @@ def test_merchandiser_to_published_feed(
     site.open(f"/admin/generation/generatedasset/{approved.pk}/change/")
     site.submit("button[value=publish]")
     assert "published" in site.text().lower()
+    # Every page of the flow ran its scripts and styles under the Content-Security-Policy.
+    assert "script-src 'self'" in site.csp_header()
+    assert not site.csp_violations(), site.csp_violations()
     site.open(f"/admin/catalog/product/{approved.product.pk}/change/")
     site.shot("07-product-published-images")
     site.open("/feeds/published.json")
@@ -130,3 +145,26 @@ def test_merchandiser_to_published_feed(
     ]
     site.open(feed["images"][0]["url"].removeprefix(live_server.url))
     assert browser.execute_script("return document.images[0].naturalWidth") > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wrong_passwords_at_the_login_page_end_at_the_lockout_page(live_server, browser, settings):
+    User.objects.create_user("merchandiser", password=PASSWORD, is_staff=True)
+    site = Site(browser, live_server.url)
+    for _ in range(settings.LOGIN_FAILURES_PER_USER):
+        site.open("/admin/login/")
+        site.css("#id_username").send_keys("merchandiser")
+        site.css("#id_password").send_keys("not the password")
+        site.submit("input[type=submit]")
+    assert "Too many failed logins" in site.text()
+    site.shot("09-login-lockout")
+    # The right password now gets the same page, unchecked, in the admin's look.
+    site.open("/admin/login/")
+    site.css("#id_username").send_keys("merchandiser")
+    site.css("#id_password").send_keys(PASSWORD)
+    site.submit("input[type=submit]")
+    assert "Too many failed logins" in site.text() and "Log out" not in site.text()
+    assert site.css("#site-name").text
+    problems = axe_report("the lockout page", site.axe())
+    assert not problems, "\n".join(problems)
+    assert not site.csp_violations()

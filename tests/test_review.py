@@ -440,5 +440,7 @@ def test_a_user_is_created_with_a_role_in_one_step(client):
     password = out.getvalue().split("Password: ")[1].strip()
     rita = User.objects.get(username="rita")
     assert rita.is_staff and [g.name for g in rita.groups.all()] == ["Reviewer"]
-    assert client.login(username="rita", password=password)
+    # The login form, as Rita would (axes checks the lockout with the request).
+    client.post("/admin/login/", {"username": "rita", "password": password})
+    assert "_auth_user_id" in client.session
     assert client.get("/admin/generation/generatedasset/").status_code == 200

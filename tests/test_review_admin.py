@@ -242,7 +242,7 @@ def test_regenerating_opens_the_new_version_which_waits_to_be_made(client, revie
     new = GeneratedAsset.objects.get(previous_version=asset)
     assert response.url == f"/admin/generation/generatedasset/{new.pk}/change/"
     page = client.get(response.url).content.decode()
-    assert "Being made (queued)" in page and "window.location.reload" in page
+    assert "Being made (queued)" in page and "generation/reload-while-made.js" in page
     assert 'id="versions"' in page and "v1" in page and "v2" in page
 
 
