@@ -30,7 +30,6 @@ from catalog.models import ColourVocabulary, ImageEmbedding, IndexRun, IndexStat
 from catalog.sparse import EMPTY_MARKER, active_vectorizer, encode, product_document, vectorizer_fit
 from catalog.vector_index import IndexUnavailable, VectorIndex, write_lock
 from core.openrouter import ProviderError
-from core.queue import enqueue_after_commit
 from core.spending import SpendingCapReached
 
 logger = logging.getLogger(__name__)
@@ -199,15 +198,6 @@ def _ready(index: VectorIndex) -> None:
     if not index.schema_current():
         logger.warning("the index %s predates this version's schema: rebuilding it", index.alias)
         index_rebuild()
-
-
-def index_reconcile_soon() -> None:
-    """Queue the reconcile now rather than at its next interval: a collection found missing
-    and created empty is refilled from the database within a minute, not within
-    INDEX_RECONCILE_INTERVAL_SECONDS."""
-    from catalog.periodic import reconcile_index  # the periodic job; it imports this module
-
-    enqueue_after_commit(reconcile_index)
 
 
 def products_sync_waiting() -> int:

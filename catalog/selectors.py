@@ -18,10 +18,12 @@ from django.conf import settings
 
 from catalog.colours import colour_words
 from catalog.embedders import get_embedder
-from catalog.indexing import embeddings_for, get_index, index_reconcile_soon
+from catalog.indexing import embeddings_for, get_index
 from catalog.models import Product, bestseller_threshold
+from catalog.periodic import reconcile_index
 from catalog.sparse import active_vectorizer, encode, query_document
 from catalog.vector_index import IndexNotReady, IndexUnavailable, VectorIndex, filter_literal
+from core.queue import enqueue_after_commit
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ def _collection_recreated(index: VectorIndex) -> None:
     too."""
     if index.collection_name() is None:
         index.ensure()
-        index_reconcile_soon()
+        # now rather than at its next interval: refilled within a minute
+        enqueue_after_commit(reconcile_index)
         raise IndexNotReady(
             "The index is being rebuilt (its collection was missing: it was created again, "
             "empty, and is being filled from the catalog). Try again in a few minutes."
