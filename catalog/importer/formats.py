@@ -70,11 +70,18 @@ TEXT_FIELDS = {
 REQUIRED_TEXT = {"category"}
 
 
+MAX_ERROR_CHARS = 300  # an error quoting a huge cell stays a line of the report
+
+
 @dataclass(frozen=True)
 class RowError:
     line: int  # 0 when the error concerns the file as a whole
     column: str
     message: str
+
+    def __post_init__(self):
+        if len(self.message) > MAX_ERROR_CHARS:
+            object.__setattr__(self, "message", self.message[: MAX_ERROR_CHARS - 1] + "…")
 
     def __str__(self) -> str:
         where = [f"line {self.line}"] if self.line else []
