@@ -60,6 +60,30 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
+def _header(text: str, kind: ImportKind | None):
+    """The file's CSV reader (past the header), its header and its format."""
+    reader = csv.reader(_lines(text), strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        raise ImportAborted(
+            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
+        ) from None
+    return reader, header, detect_format(header, kind)
+
+
+def file_errors(csv_data: bytes, kind: ImportKind | str | None) -> list[RowError]:
+    """What refuses the file as a whole (too large, not UTF-8, empty, a header of no format),
+    found without reading its rows."""
+    try:
+        _header(decode_csv(csv_data), ImportKind(kind) if kind else None)
+    except ImportAborted as exc:
+        return [exc.error]
+    except HeaderErrors as exc:
+        return exc.errors
+    return []
+
+
 def _cleaned_rows(
     text: str,
     kind: ImportKind | None,
@@ -71,14 +95,7 @@ def _cleaned_rows(
     """The file's format and an iterator over its cleaned rows; errors are appended as the
     rows go by (a row with an error is not yielded). Rows up to line `skip_through` are
     passed over unread (a resumed write: they are written already)."""
-    reader = csv.reader(_lines(text), strict=True)
-    try:
-        header = [name.strip() for name in next(reader)]
-        fmt = detect_format(header, kind)
-    except csv.Error as exc:
-        raise ImportAborted(
-            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
-        ) from None
+    reader, header, fmt = _header(text, kind)
     if fmt.kind != ImportKind.SALES and photos is None:
         raise ImportAborted(
             RowError(1, "image_path", "this format needs its images: give the images folder or ZIP")

@@ -1,0 +1,154 @@
+"""Writes never wait on a long import (issue 23, item 2).
+
+A large import is written by a worker thread, a chunk of rows per transaction, while other
+threads do what people and the periodic jobs do at the same time: a login (the session and
+last_login), an approval at the review desk, and the spending reconcile that settles
+reservations. Each must succeed within a few seconds, while the import is still writing.
+
+Real parts: the admin's import pages and the import job, the admin's login page, the review
+service, the reconcile against the OpenRouter-protocol server, and the test database (a file
+for SQLite; run with DATABASE_URL for PostgreSQL), shared by the threads through a
+transactional test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from catalog.importer.jobs import import_job_run
+from catalog.models import CatalogImport, Product
+from core.reconcile import spend_reconcile
+from generation.models import AssetStatus
+from generation.review import asset_approve
+from tests.test_admin import post_import, staff_user
+from tests.test_import_jobs import IMPORT_PERMS, big_upload
+from tests.test_review import make_asset, user_in
+
+State = CatalogImport.State
+ROWS = 12_000  # long enough that the write lasts several seconds on either database
+WAIT_LIMIT = 5.0  # seconds a short write may take while the import runs
+
+
+class Timed(threading.Thread):
+    """Run one write in a thread of its own (its own database connection); record how long it
+    took, whether it failed, and the import's state the moment it ended."""
+
+    def __init__(self, name: str, work, job_id: int):
+        super().__init__(name=name)
+        self.work, self.job_id = work, job_id
+        self.seconds: float | None = None
+        self.error: BaseException | None = None
+        self.import_state = ""
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.work()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.seconds = time.monotonic() - started
+            self.import_state = CatalogImport.objects.get(pk=self.job_id).state
+            connection.close()
+
+
+def log_in() -> None:
+    client = Client()
+    page = client.post(
+        reverse("admin:login"),
+        {"username": "desk", "password": "pw", "next": "/admin/"},
+    )
+    assert page.status_code == 302, page.status_code
+    assert client.get("/admin/").status_code == 200
+
+
+def in_thread(work) -> threading.Thread:
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name="import-writer")
+    thread.start()
+    return thread
+
+
+def start_in_the_admin(client, csv_data: bytes, zip_data: bytes, tmp_path) -> threading.Thread:
+    """Upload and check through the admin, confirm, and write as the worker does."""
+    page = post_import(client, csv_data, zip_data)
+    job = page.context["job"]
+    assert job.state == State.CHECKED and job.to_create == ROWS
+    client.post(page.wsgi_request.path, {"action": "confirm"})
+    return in_thread(lambda: import_job_run(job_id=job.pk, worker="writer"))
+
+
+def start_in_the_shell(client, csv_data: bytes, zip_data: bytes, tmp_path) -> threading.Thread:
+    """`manage.py import_catalog`: its check and its write in the shell's own process."""
+    (tmp_path / "big.csv").write_bytes(csv_data)
+    (tmp_path / "big.zip").write_bytes(zip_data)
+    return in_thread(
+        lambda: call_command(
+            "import_catalog",
+            str(tmp_path / "big.csv"),
+            images=str(tmp_path / "big.zip"),
+            verbosity=0,
+        )
+    )
+
+
+def wait_until_writing(timeout: float = 120) -> CatalogImport:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = CatalogImport.objects.filter(rows_written__gt=0).first()
+        if job is not None:
+            return job
+        time.sleep(0.01)
+    raise AssertionError(f"the import did not start writing: {list(CatalogImport.objects.all())}")
+
+
+@pytest.mark.parametrize("start", [start_in_the_admin, start_in_the_shell], ids=["admin", "shell"])
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_logins_approvals_and_the_reconcile_go_on_while_a_large_import_writes(
+    start, client, settings, openrouter, tmp_path
+):
+    settings.CATALOG_IMPORT_POOL_MIN_ROWS = 10**9  # no photo pool to start in a test
+    importer = staff_user("importer", *IMPORT_PERMS)
+    client.force_login(importer)
+    reviewer = user_in("Reviewer", "desk")
+    asset = make_asset(sku="DESK-1")
+    writer = start(client, *big_upload(ROWS), tmp_path)
+    job = wait_until_writing()
+    started = time.monotonic()
+    writes = [
+        Timed("login", log_in, job.pk),
+        Timed("approve", lambda: asset_approve(asset=asset, user=reviewer), job.pk),
+        Timed("reconcile", spend_reconcile, job.pk),
+    ]
+    for thread in writes:
+        thread.start()
+    for thread in writes:
+        thread.join(timeout=120)
+    writer.join(timeout=600)
+    took = time.monotonic() - started
+
+    figures = {thread.name: round(thread.seconds, 3) for thread in writes}
+    print(
+        f"\nimport of {ROWS} rows: writes went on for {took:.1f} s more; concurrent writes (s): {figures}"
+    )
+    for thread in writes:
+        assert thread.error is None, f"{thread.name}: {thread.error!r}"
+        assert thread.seconds < WAIT_LIMIT, figures
+        assert thread.import_state == State.WRITING, f"{thread.name} ended after the import"
+    job.refresh_from_db()
+    assert job.state == State.DONE, job.note
+    assert Product.objects.count() == ROWS + 1  # the desk's own product too
+    asset.refresh_from_db()
+    assert asset.status == AssetStatus.APPROVED
