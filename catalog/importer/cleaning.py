@@ -40,13 +40,17 @@ def shown(raw: str) -> str:
     return repr(text)
 
 
+SEPARATOR = re.compile(r"[_, '\u00a0\u202f]")
+EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]")
+
+
 def _not_plain(text: str) -> str:
     """Why a cell that looks like a number is refused, when the reason is not plain to see."""
-    if any(char.isdigit() and not "0" <= char <= "9" for char in text):
+    if not text.isascii() and any(char.isdigit() for char in text if not char.isascii()):
         return " (it has digits other than 0-9: write numbers in the digits 0-9)"
-    if any(char in "_, '\u00a0\u202f" for char in text):
+    if SEPARATOR.search(text):
         return " (write it without thousands separators or spaces)"
-    if any(char in "eE" for char in text) and any("0" <= char <= "9" for char in text):
+    if EXPONENT.search(text):
         return " (write it in full, without an exponent)"
     return ""
 
