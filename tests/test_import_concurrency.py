@@ -5,22 +5,34 @@ threads do what people and the periodic jobs do at the same time: a login (the s
 last_login), an approval at the review desk, and the spending reconcile that settles
 reservations. Each must succeed within a few seconds, while the import is still writing.
 
+The import is started both ways people start one: confirmed in the admin (written by the
+worker's job) and `manage.py import_catalog` (the same job in the shell's own process, which
+until issue 23 wrote the whole file in one transaction: a login waited 10.7 s for 12,000 rows
+on SQLite, and failed "database is locked" past the 20 s busy timeout for 80,000). A shell
+import killed half way stays listed as writing and `import_catalog --resume` finishes it.
+
 Real parts: the admin's import pages and the import job, the admin's login page, the review
-service, the reconcile against the OpenRouter-protocol server, and the test database (a file
-for SQLite; run with DATABASE_URL for PostgreSQL), shared by the threads through a
-transactional test.
+service, the reconcile against the OpenRouter-protocol server, a shell process killed with
+SIGKILL, and the test database (a file for SQLite; run with DATABASE_URL for PostgreSQL),
+shared by the threads through a transactional test.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.importer.jobs import import_job_run
 from catalog.models import CatalogImport, Product
@@ -29,6 +41,7 @@ from generation.models import AssetStatus
 from generation.review import asset_approve
 from tests.test_admin import post_import, staff_user
 from tests.test_import_jobs import IMPORT_PERMS, big_upload
+from tests.test_reliability import ROOT, _database_url
 from tests.test_review import make_asset, user_in
 
 State = CatalogImport.State
@@ -152,3 +165,51 @@ def test_logins_approvals_and_the_reconcile_go_on_while_a_large_import_writes(
     assert Product.objects.count() == ROWS + 1  # the desk's own product too
     asset.refresh_from_db()
     assert asset.status == AssetStatus.APPROVED
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_shell_import_killed_half_way_is_listed_as_writing_and_finished_with_resume(
+    settings, tmp_path, capsys
+):
+    rows = 1500
+    csv_data, zip_data = big_upload(rows)
+    (tmp_path / "big.csv").write_bytes(csv_data)
+    (tmp_path / "big.zip").write_bytes(zip_data)
+    shell = subprocess.Popen(
+        [sys.executable, "manage.py", "import_catalog", str(tmp_path / "big.csv")]
+        + ["--images", str(tmp_path / "big.zip"), "--verbosity", "0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "CATALOG_IMPORT_CHUNK_ROWS": "100",
+            "CATALOG_IMPORT_POOL_MIN_ROWS": "1000000",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        job = wait_until_writing()
+    finally:
+        shell.send_signal(signal.SIGKILL)
+        shell.wait()
+    job.refresh_from_db()
+    assert job.state == State.WRITING, shell.stderr.read().decode()[-2000:]
+    assert 0 < job.rows_written < rows
+    assert Product.objects.count() == job.rows_written  # each chunk with its checkpoint
+
+    with pytest.raises(CommandError, match="try again"):  # the killed shell's lease still holds
+        call_command("import_catalog", resume=job.pk, verbosity=0)
+    CatalogImport.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    call_command("import_catalog", resume=job.pk, verbosity=0)
+
+    assert f"{rows} created, 0 updated, 0 unchanged, 0 failed (import {job.pk})" in (
+        capsys.readouterr().out
+    )
+    job.refresh_from_db()
+    assert (job.state, job.rows_written, job.created) == (State.DONE, rows, rows)
+    skus = list(Product.objects.values_list("sku", flat=True))
+    assert len(skus) == len(set(skus)) == rows

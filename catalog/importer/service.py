@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gc
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -464,6 +465,7 @@ def catalog_import_in_chunks(
             on_chunk(ChunkWritten([plan for plan, _ in plans], chunk[-1].line, ids))
         del plans
         gc.collect()
+        time.sleep(settings.CATALOG_IMPORT_CHUNK_PAUSE_MS / 1000)  # others' turn (SQLite)
     return sorted(errors, key=lambda error: error.line)
 
 
