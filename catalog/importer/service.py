@@ -356,6 +356,11 @@ def catalog_import(
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
 
+    Without `dry_run` the write is one transaction: for small files written from code (the
+    demo's sample catalog, tests). An import a person starts (the admin's page, `manage.py
+    import_catalog`) is a job (catalog.importer.jobs): this dry run, then
+    `catalog_import_in_chunks`, so other writes never wait for the whole file.
+
     With sync_index off, changed products stay pending for the periodic sync instead of
     being queued (for imports made before the task broker runs).
 
