@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from catalog.importer import ImageSourceError, ImportKind, ZipImages
+from catalog.importer.formats import KEPT_ERRORS
 from catalog.importer.jobs import (
     import_job_cancel,
     import_job_confirm,
@@ -287,7 +288,11 @@ class CatalogImportAdmin(admin.ModelAdmin):
                 "job": job,
                 "progress": job_progress(job),
                 "preview": preview,
-                "errors_not_shown": max(job.errors - len(preview["errors"]), 0) if preview else 0,
+                "errors_not_shown": max(min(job.errors, KEPT_ERRORS) - len(preview["errors"]), 0)
+                if preview
+                else 0,
+                "errors_not_kept": max(job.errors - KEPT_ERRORS, 0),
+                "errors_kept": KEPT_ERRORS,
                 "preview_photos": preview is not None
                 and any(row.get("photo") for row in preview["rows"]),
                 "summary": job_summary(job),

@@ -19,7 +19,7 @@ from django.test import Client
 
 from catalog.importer import DirectoryImages, catalog_import
 from catalog.importer.cleaning import SHOWN_CHARS
-from catalog.importer.formats import MAX_ERROR_CHARS
+from catalog.importer.formats import KEPT_ERRORS, MAX_ERROR_CHARS, RowError, RowErrors
 from catalog.importer.jobs import PREVIEW_ERRORS, import_job_run
 from catalog.models import CatalogImport, Product
 from tests.factories import HISTORICAL_HEADER, csv_bytes, historical_row, write_images
@@ -154,7 +154,6 @@ def test_plain_numbers_in_ascii_digits_are_read_as_before(images, cells, field, 
 
 def test_an_error_quoting_a_huge_cell_stays_short():
     from catalog.importer.cleaning import clean_price, shown
-    from catalog.importer.formats import RowError
 
     assert len(shown("x" * 10_000)) < SHOWN_CHARS + 30
     with pytest.raises(ValueError, match="10,000 characters"):
@@ -233,3 +232,34 @@ def test_a_preview_of_many_bad_rows_shows_the_first_errors_and_offers_them_all_a
     assert len(lines) == rows + 1  # the header and every error
     assert lines[-1].startswith(f"{rows + 1},sales_count,\"'manymany")
     assert len(lines[-1]) < 200
+
+
+@pytest.mark.django_db
+def test_an_import_keeps_its_first_errors_and_counts_the_rest(client, capsys, tmp_path):
+    client.force_login(staff_user("importer", *IMPORT_PERMS))
+    rows = KEPT_ERRORS + 2_000
+    data = csv_bytes(["sku", "sales_count"], [[f"S{n}", "x"] for n in range(rows)])
+
+    page = post_import(client, data, kind="sales")
+
+    job = page.context["job"]
+    assert (job.state, job.errors, job.failed) == (State.REFUSED, rows, rows)
+    html = page.content.decode()
+    assert f"{rows} errors found" in html
+    assert f"The report lists the first {KEPT_ERRORS}; 2000 more were counted, not kept." in html
+    report = client.get(f"{page.wsgi_request.path.rsplit('/change/', 1)[0]}/errors.csv")
+    assert len(b"".join(report.streaming_content).splitlines()) == KEPT_ERRORS + 1
+
+    (tmp_path / "bad.csv").write_bytes(data)
+    with pytest.raises(CommandError, match=f"{rows} error"):
+        call_command("import_catalog", str(tmp_path / "bad.csv"), "--kind", "sales")
+    assert "bad.csv: and 2,000 more errors (counted, not listed)" in capsys.readouterr().err
+
+
+def test_errors_of_one_row_count_as_one_failed_row():
+    errors = RowErrors(keep=2)
+    errors.extend([RowError(2, "sku", "a"), RowError(2, "price", "b"), RowError(3, "sku", "c")])
+    errors.append(RowError(5, "price", "d"))
+
+    assert list(errors) == [RowError(2, "sku", "a"), RowError(2, "price", "b")]
+    assert (errors.total, errors.lines) == (4, 3)

@@ -368,7 +368,7 @@ def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
         "kind": result.kind or "",
         "rows_checked": len(result.rows) + result.failed,
         "photos": photos,
-        "errors": len(result.errors),
+        "errors": result.error_count,
         "failed": result.failed,
         "to_create": result.created,
         "to_update": result.updated,
@@ -381,7 +381,7 @@ def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
         job.refresh_from_db()
         _notify(job, "is ready to confirm", f"{result.summary()}.")
     else:
-        _finish(job, State.REFUSED, f"{len(result.errors)} errors: nothing imported.", **fields)
+        _finish(job, State.REFUSED, f"{result.error_count} errors: nothing imported.", **fields)
 
 
 def _write(job: CatalogImport, worker: str, progress: Callable[[int], None]) -> None:

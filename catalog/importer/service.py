@@ -395,7 +395,8 @@ def catalog_import(
                 progress(n)
                 if watch is not None:
                     seen[0] += n
-                    watch(seen[0], photos.seen if photos is not None else 0, len(result.errors))
+                    photos_seen = photos.seen if photos is not None else 0
+                    watch(seen[0], photos_seen, result.error_count)
 
             fmt, rows = _cleaned_rows(text, kind, photos, result.errors, tick)
             result.kind = fmt.kind

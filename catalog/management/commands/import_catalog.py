@@ -96,10 +96,12 @@ class Command(BaseCommand):
 
         for error in result.errors:
             self.stderr.write(f"{file.name}: {error}")
+        if (unlisted := result.error_count - len(result.errors)) > 0:
+            self.stderr.write(f"{file.name}: and {unlisted:,} more errors (counted, not listed)")
         kind_label = result.kind.label.lower() if result.kind else "unknown format"
         if result.errors:
             raise CommandError(
-                f"{len(result.errors)} error(s) in {file.name} ({kind_label}); nothing was imported. "
+                f"{result.error_count} error(s) in {file.name} ({kind_label}); nothing was imported. "
                 f"Rows: {result.summary()}."
             )
         if job is None:
