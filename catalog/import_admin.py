@@ -208,7 +208,10 @@ def preview_photo_urls(job: CatalogImport, rows: list[dict]) -> None:
 def already_decided(job: CatalogImport) -> str:
     """What a confirmation that came second hears."""
     if job.state in (State.CONFIRMED, State.WRITING, State.DONE):
-        return f"Import {job.pk} is already confirmed: it is written once."
+        return (
+            f"Import {job.pk} is not waiting for a confirmation any more: it is already "
+            "confirmed, and is written once."
+        )
     return "This import is not waiting for a confirmation any more."
 
 

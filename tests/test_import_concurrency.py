@@ -19,6 +19,7 @@ shared by the threads through a transactional test.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -28,13 +29,21 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.files import File
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.importer.jobs import import_job_run
+from catalog.importer import ZipImages
+from catalog.importer.jobs import (
+    import_job_in_shell,
+    import_job_interrupted,
+    import_job_run,
+    job_preview,
+    shell_worker,
+)
 from catalog.models import CatalogImport, Product
 from core.reconcile import spend_reconcile
 from generation.models import AssetStatus
@@ -213,3 +222,70 @@ def test_a_shell_import_killed_half_way_is_listed_as_writing_and_finished_with_r
     assert (job.state, job.rows_written, job.created) == (State.DONE, rows, rows)
     skus = list(Product.objects.values_list("sku", flat=True))
     assert len(skus) == len(set(skus)) == rows
+
+
+def interrupt_after(rows: int):
+    """A progress callback that raises KeyboardInterrupt (Ctrl-C) once it has heard `rows`."""
+    heard = [0]
+
+    def hear(n: int) -> None:
+        heard[0] += n
+        if heard[0] >= rows:
+            raise KeyboardInterrupt
+
+    return hear
+
+
+def shell_import(tmp_path, rows: int, **callbacks):
+    """`import_catalog`'s import of a generated catalog, its photos in a ZIP."""
+    csv_data, zip_data = big_upload(rows)
+    (tmp_path / "big.zip").write_bytes(zip_data)
+    with open(tmp_path / "big.zip", "rb") as photos:
+        return import_job_in_shell(
+            csv_file=File(io.BytesIO(csv_data), name="big.csv"),
+            images=ZipImages(photos),
+            **callbacks,
+        )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_ctrl_c_in_a_shell_import_cancels_its_check_or_leaves_its_write_to_resume(
+    settings, tmp_path, capsys
+):
+    settings.CATALOG_IMPORT_CHUNK_ROWS = 100
+    with pytest.raises(KeyboardInterrupt):
+        shell_import(tmp_path, 300, checked=interrupt_after(150))
+    stopped = import_job_interrupted(worker=shell_worker())
+    assert (stopped.state, stopped.rows_written) == (State.CANCELLED, 0)
+    assert Product.objects.count() == 0
+
+    with pytest.raises(KeyboardInterrupt):
+        shell_import(tmp_path, 300, written=interrupt_after(100))
+    stopped = import_job_interrupted(worker=shell_worker())
+    assert (stopped.state, stopped.rows_written) == (State.WRITING, 100)
+    assert Product.objects.count() == 100
+    call_command("import_catalog", resume=stopped.pk, verbosity=0)  # no lease to wait for
+    stopped.refresh_from_db()
+    assert (stopped.state, stopped.rows_written, Product.objects.count()) == (State.DONE, 300, 300)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_shell_import_killed_in_its_check_is_refused_by_the_worker_that_picks_it_up(
+    settings, tmp_path
+):
+    with pytest.raises(KeyboardInterrupt):  # and the shell is gone: nobody cleans up
+        shell_import(tmp_path, 50, checked=interrupt_after(10))
+    job = CatalogImport.objects.get()
+    assert job.state == State.CHECKING
+    CatalogImport.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    import_job_run(job_id=job.pk, worker="worker")
+
+    job.refresh_from_db()
+    assert job.state == State.REFUSED
+    [error] = job_preview(job)["errors"]
+    assert error["column"] == "images"
+    assert error["message"].endswith("run manage.py import_catalog again")
+    assert Product.objects.count() == 0

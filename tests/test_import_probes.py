@@ -196,8 +196,10 @@ def test_an_import_confirmed_three_times_at_once_is_written_once(client, broker)
         str(message) for answer in answers for message in get_messages(answer.wsgi_request)
     )
     assert heard == [
-        f"Import {job.pk} is already confirmed: it is written once.",
-        f"Import {job.pk} is already confirmed: it is written once.",
+        f"Import {job.pk} is not waiting for a confirmation any more: it is already "
+        "confirmed, and is written once.",
+        f"Import {job.pk} is not waiting for a confirmation any more: it is already "
+        "confirmed, and is written once.",
         f"Import {job.pk} is queued to be written.",
     ]
     assert len(broker.queues["imports"].queue) == 1  # one message: one write

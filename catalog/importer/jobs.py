@@ -244,6 +244,20 @@ def shell_worker() -> str:
     return f"shell:{worker_name()}"
 
 
+def import_job_interrupted(*, worker: str) -> CatalogImport | None:
+    """The shell's import, after Ctrl-C: one stopped before its write is cancelled (nothing was
+    written); one stopped in its write stays writing, for `--resume` or a worker."""
+    job = CatalogImport.objects.filter(claimed_by=worker).order_by("-pk").first()
+    if job is None:
+        return None
+    if job.state in (State.QUEUED, State.CHECKING, State.CHECKED, State.CONFIRMED):
+        _finish(job, State.CANCELLED, "Stopped in the shell before its write; nothing written.")
+    else:  # the lease is the shell's no more: --resume may go on at once
+        CatalogImport.objects.filter(pk=job.pk).update(claimed_by="", heartbeat_at=None)
+    job.refresh_from_db()
+    return job
+
+
 # --- the worker's side -----------------------------------------------------------------
 
 
@@ -314,6 +328,11 @@ def _check(job: CatalogImport, worker: str) -> None:
         return
     try:
         with _images(staged) as handle:
+            if job.has_images and handle is None:  # a shell's import: its photos were a folder
+                raise ImageSourceError(
+                    "the shell that started this import stopped while it was checked, and its "
+                    "photos are not in the storage: run manage.py import_catalog again"
+                )
             _check_rows(job, staged.csv_data(), ZipImages(handle) if job.has_images else None)
     except ImageSourceError as exc:
         refused = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])

@@ -14,6 +14,7 @@ from catalog.importer import (
 from catalog.importer.jobs import (
     ImportBusy,
     import_job_in_shell,
+    import_job_interrupted,
     import_job_run,
     job_summary,
     shell_worker,
@@ -86,13 +87,16 @@ class Command(BaseCommand):
                     file.open("rb") as handle,
                     self.bar(rows, f"{file.name}: write", verbosity, position=1) as written,
                 ):
-                    job, result = import_job_in_shell(
-                        csv_file=File(handle, name=file.name),
-                        images=source,
-                        kind=kind or "",
-                        checked=checked.update,
-                        written=written.update,
-                    )
+                    try:
+                        job, result = import_job_in_shell(
+                            csv_file=File(handle, name=file.name),
+                            images=source,
+                            kind=kind or "",
+                            checked=checked.update,
+                            written=written.update,
+                        )
+                    except KeyboardInterrupt:
+                        self.interrupted()
 
         for error in result.errors:
             self.stderr.write(f"{file.name}: {error}")
@@ -129,6 +133,15 @@ class Command(BaseCommand):
                 ) from None
         job.refresh_from_db()
         self.report(job, f"import {job_id} ({job.csv_name})")
+
+    def interrupted(self) -> None:
+        job = import_job_interrupted(worker=shell_worker())
+        if job is None or job.state == State.CANCELLED:
+            raise CommandError("Interrupted: nothing was written.")
+        raise CommandError(
+            f"Interrupted: import {job.pk} has {job.rows_written} of {job.total_rows} rows "
+            f"written and stays writing; `manage.py import_catalog --resume {job.pk}` finishes it."
+        )
 
     def report(self, job: CatalogImport, what: str) -> None:
         """The outcome of a write, as the import's page says it."""
