@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from catalog.importer import ImageSourceError, ImportKind, ZipImages
+from catalog.importer.formats import KEPT_ERRORS
 from catalog.importer.jobs import (
     import_job_cancel,
     import_job_confirm,
@@ -204,6 +205,16 @@ def preview_photo_urls(job: CatalogImport, rows: list[dict]) -> None:
             row["thumbnail_url"] = default_storage.url(row["thumbnail"])
 
 
+def already_decided(job: CatalogImport) -> str:
+    """What a confirmation that came second hears."""
+    if job.state in (State.CONFIRMED, State.WRITING, State.DONE):
+        return (
+            f"Import {job.pk} is not waiting for a confirmation any more: it is already "
+            "confirmed, and is written once."
+        )
+    return "This import is not waiting for a confirmation any more."
+
+
 def job_url(job: CatalogImport) -> str:
     return reverse("admin:catalog_catalogimport_change", args=[job.pk])
 
@@ -280,6 +291,11 @@ class CatalogImportAdmin(admin.ModelAdmin):
                 "job": job,
                 "progress": job_progress(job),
                 "preview": preview,
+                "errors_not_shown": max(min(job.errors, KEPT_ERRORS) - len(preview["errors"]), 0)
+                if preview
+                else 0,
+                "errors_not_kept": max(job.errors - KEPT_ERRORS, 0),
+                "errors_kept": KEPT_ERRORS,
                 "preview_photos": preview is not None
                 and any(row.get("photo") for row in preview["rows"]),
                 "summary": job_summary(job),
@@ -296,8 +312,9 @@ class CatalogImportAdmin(admin.ModelAdmin):
         if action == "confirm":
             if import_job_confirm(job=job):
                 messages.success(request, f"Import {job.pk} is queued to be written.")
-            else:
-                messages.error(request, "This import is not waiting for a confirmation any more.")
+            else:  # confirmed twice (two tabs, a double click): the other one won
+                job.refresh_from_db()
+                messages.warning(request, already_decided(job))
         elif action == "cancel":
             if import_job_cancel(job=job):
                 messages.success(request, f"Import {job.pk} is being cancelled.")

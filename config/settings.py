@@ -546,6 +546,12 @@ CATALOG_IMPORT_SLICE_BYTES = env_int("CATALOG_IMPORT_SLICE_BYTES", 8 * 1024 * 10
 CATALOG_IMPORT_INLINE_ROWS = env_int("CATALOG_IMPORT_INLINE_ROWS", 100)
 # An import job writes this many rows per transaction (a checkpoint each; short write locks).
 CATALOG_IMPORT_CHUNK_ROWS = env_int("CATALOG_IMPORT_CHUNK_ROWS", 500)
+# On SQLite it then leaves the write lock free this long: a waiting writer (a login, a decision)
+# polls for it at least every 100 ms, so it gets its turn after one chunk, not after several.
+CATALOG_IMPORT_CHUNK_PAUSE_MS = env_int(
+    "CATALOG_IMPORT_CHUNK_PAUSE_MS",
+    120 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 0,
+)
 # The requester is mailed when an import step they wait for took at least this long.
 CATALOG_IMPORT_NOTIFY_SECONDS = env_int("CATALOG_IMPORT_NOTIFY_SECONDS", 30)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -70,16 +70,51 @@ TEXT_FIELDS = {
 REQUIRED_TEXT = {"category"}
 
 
+MAX_ERROR_CHARS = 300  # an error quoting a huge cell stays a line of the report
+
+
 @dataclass(frozen=True)
 class RowError:
     line: int  # 0 when the error concerns the file as a whole
     column: str
     message: str
 
+    def __post_init__(self):
+        if len(self.message) > MAX_ERROR_CHARS:
+            object.__setattr__(self, "message", self.message[: MAX_ERROR_CHARS - 1] + "…")
+
     def __str__(self) -> str:
         where = [f"line {self.line}"] if self.line else []
         where += [f"column {self.column!r}"] if self.column else []
         return f"{', '.join(where) or 'file'}: {self.message}"
+
+
+KEPT_ERRORS = 10_000  # errors an import keeps in full; the rest are counted
+
+
+class RowErrors(list):
+    """An import's errors: the first KEPT_ERRORS in full, every one counted.
+
+    A 20 MB file of bad rows has millions of errors; kept, they took 2.3 GB of memory and a
+    report as large as the file. `total` counts them all and `lines` the rows they are on
+    (errors of a row arrive together, so a change of line is a new row).
+    """
+
+    def __init__(self, errors=(), keep: int = KEPT_ERRORS):
+        super().__init__()
+        self.keep, self.total, self.lines, self._last_line = keep, 0, 0, None
+        self.extend(errors)
+
+    def append(self, error: RowError) -> None:
+        self.total += 1
+        if error.line != self._last_line:
+            self.lines, self._last_line = self.lines + 1, error.line
+        if len(self) < self.keep:
+            super().append(error)
+
+    def extend(self, errors) -> None:
+        for error in errors:
+            self.append(error)
 
 
 class ImportAborted(Exception):

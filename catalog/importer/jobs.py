@@ -21,12 +21,13 @@ import io
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import timedelta
 
 import dramatiq
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -44,7 +45,7 @@ from catalog.importer.service import (
     catalog_import_in_chunks,
     count_data_rows,
 )
-from catalog.importer.sources import ImageSourceError, KnownPhotos, ZipImages
+from catalog.importer.sources import DirectoryImages, ImageSourceError, KnownPhotos, ZipImages
 from catalog.indexing import refit_needed
 from catalog.models import CatalogImport, IndexState, Product
 from catalog.services import products_schedule_sync
@@ -56,13 +57,16 @@ from catalog.upload_slices import (
     upload_get,
     upload_missing,
 )
-from core.queue import enqueue_after_commit
+from core.queue import enqueue_after_commit, worker_name
 
 logger = logging.getLogger(__name__)
 State = CatalogImport.State
 LEASE_SECONDS = 60  # a worker that has not shown a sign of life for this long is dead
 PROGRESS_EVERY = 0.5  # seconds between progress updates of a check
 PREVIEW_ROWS = 500  # rows of the plan kept for the preview page (the counts cover them all)
+# Errors kept for the preview page: 200,000 bad rows make a page of the first ones, not of all;
+# every error is in the downloadable report (errors.csv in the storage, not rows in the database).
+PREVIEW_ERRORS = 200
 MAX_ATTEMPTS = 5
 
 
@@ -158,14 +162,19 @@ def import_job_create_from_slices(*, user, token: str) -> CatalogImport:
         return CatalogImport.objects.get(token=upload.token)
 
 
-def import_job_confirm(*, job: CatalogImport) -> bool:
+def import_job_confirm(*, job: CatalogImport, send: bool = True) -> bool:
     """Queue the write of a checked import; False when it is not waiting for a confirmation
-    (confirmed already, cancelled, expired)."""
+    (confirmed already, cancelled, expired).
+
+    Idempotent under concurrency: one conditional UPDATE moves the import from checked to
+    confirmed, so of several confirmations at once exactly one moves it (and sends its one
+    message) and the others get False. With `send` off nothing is sent: the caller writes it
+    in its own process (the shell's import)."""
     with transaction.atomic():
         moved = CatalogImport.objects.filter(pk=job.pk, state=State.CHECKED).update(
             state=State.CONFIRMED, claimed_by="", heartbeat_at=timezone.now()
         )
-        if moved:
+        if moved and send:
             enqueue_after_commit(_run_import(), job.pk)
     return bool(moved)
 
@@ -192,13 +201,72 @@ def import_job_cancel(*, job: CatalogImport) -> bool:
     )
 
 
+# --- the shell's import (manage.py import_catalog) ---------------------------------------
+
+
+def import_job_in_shell(
+    *,
+    csv_file: File,
+    images: DirectoryImages | ZipImages | None,
+    kind: str = "",
+    checked: Callable[[int], None] = lambda rows: None,
+    written: Callable[[int], None] = lambda rows: None,
+) -> tuple[CatalogImport, ImportResult]:
+    """The admin's import job, run in the shell's own process: `manage.py import_catalog`.
+
+    The CSV is staged as an upload is, and the import is listed in *Products → Imports*. The
+    check reads the photos from the folder or ZIP given; a clean file is confirmed and written
+    here at once, a chunk of rows per transaction with its checkpoint, so other writes never
+    wait for the whole file. If the shell dies in the middle of the write, the import stays
+    "writing" with every row up to its checkpoint written: a worker resumes it (the sweeper
+    sends it again) or `import_catalog --resume <id>` does. `checked` and `written` hear the
+    rows as they are checked and committed. Returns the import and the check's result.
+    """
+    staged = staging_create(csv_file=csv_file)
+    with transaction.atomic():
+        job = CatalogImport.objects.create(
+            token=staged.token,
+            csv_name=staged.csv_name[:255],
+            has_images=images is not None,
+            requested_kind=kind or "",
+        )
+    worker = shell_worker()
+    job = _claim(job.pk, worker)
+    result = _check_rows(job, staged.csv_data(), images, checked)
+    job.refresh_from_db()
+    if job.state == State.CHECKED and import_job_confirm(job=job, send=False):
+        import_job_run(job_id=job.pk, worker=worker, progress=written)
+        job.refresh_from_db()
+    return job, result
+
+
+def shell_worker() -> str:
+    return f"shell:{worker_name()}"
+
+
+def import_job_interrupted(*, worker: str) -> CatalogImport | None:
+    """The shell's import, after Ctrl-C: one stopped before its write is cancelled (nothing was
+    written); one stopped in its write stays writing, for `--resume` or a worker."""
+    job = CatalogImport.objects.filter(claimed_by=worker).order_by("-pk").first()
+    if job is None:
+        return None
+    if job.state in (State.QUEUED, State.CHECKING, State.CHECKED, State.CONFIRMED):
+        _finish(job, State.CANCELLED, "Stopped in the shell before its write; nothing written.")
+    else:  # the lease is the shell's no more: --resume may go on at once
+        CatalogImport.objects.filter(pk=job.pk).update(claimed_by="", heartbeat_at=None)
+    job.refresh_from_db()
+    return job
+
+
 # --- the worker's side -----------------------------------------------------------------
 
 
-def import_job_run(*, job_id: int, worker: str) -> None:
+def import_job_run(
+    *, job_id: int, worker: str, progress: Callable[[int], None] = lambda rows: None
+) -> None:
     """Do what the import waits for: its check, or its write (resumed after the last chunk
     that committed). Duplicate and late messages are no-ops; raises ImportBusy while another
-    worker holds the lease."""
+    worker holds the lease. `progress` hears how many rows each committed chunk wrote."""
     job = _claim(job_id, worker)
     if job is None:
         return
@@ -206,7 +274,7 @@ def import_job_run(*, job_id: int, worker: str) -> None:
         if job.state in (State.QUEUED, State.CHECKING):
             _check(job, worker)
         else:
-            _write(job, worker)
+            _write(job, worker, progress)
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         CatalogImport.objects.filter(pk=job_id).update(note=f"{type(exc).__name__}: {exc}")
@@ -258,7 +326,27 @@ def _check(job: CatalogImport, worker: str) -> None:
         refused = ImportResult(kind=None, dry_run=True, errors=[RowError(0, exc.column, str(exc))])
         _checked(job, refused, photos=0)
         return
-    csv_data = staged.csv_data()
+    try:
+        with _images(staged) as handle:
+            if job.has_images and handle is None:  # a shell's import: its photos were a folder
+                raise ImageSourceError(
+                    "the shell that started this import stopped while it was checked, and its "
+                    "photos are not in the storage: run manage.py import_catalog again"
+                )
+            _check_rows(job, staged.csv_data(), ZipImages(handle) if job.has_images else None)
+    except ImageSourceError as exc:
+        refused = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
+        _checked(job, refused, photos=0)
+
+
+def _check_rows(
+    job: CatalogImport,
+    csv_data: bytes,
+    images: ZipImages | DirectoryImages | None,
+    progress: Callable[[int], None] = lambda rows: None,
+) -> ImportResult:
+    """The check proper (the import's dry run, its photos stored and embedded), with the
+    import's progress recorded as it goes and its outcome kept."""
     job.state, job.total_rows = State.CHECKING, count_data_rows(csv_data)
     job.phase_started_at = timezone.now()
     _beat(
@@ -270,26 +358,23 @@ def _check(job: CatalogImport, worker: str) -> None:
     )
     seen = {"at": time.monotonic(), "photos": 0}
 
-    def progress(rows: int, photos: int, errors: int) -> None:
+    def watch(rows: int, photos: int, errors: int) -> None:
         seen["photos"] = photos
         if time.monotonic() - seen["at"] >= PROGRESS_EVERY:
             seen["at"] = time.monotonic()
             _beat(job, rows_checked=rows, photos=photos, errors=errors)
 
-    try:
-        with _images(staged) as handle:
-            images = ZipImages(handle) if job.has_images else None
-            result = catalog_import(
-                csv_data=csv_data,
-                images=images,
-                kind=job.requested_kind or None,
-                dry_run=True,
-                keep_photos=True,  # stored and embedded now: the write reads no photo again
-                watch=progress,
-            )
-    except ImageSourceError as exc:
-        result = ImportResult(kind=None, dry_run=True, errors=[RowError(0, "images", str(exc))])
+    result = catalog_import(
+        csv_data=csv_data,
+        images=images,
+        kind=job.requested_kind or None,
+        dry_run=True,
+        keep_photos=True,  # stored and embedded now: the write reads no photo again
+        watch=watch,
+        progress=progress,
+    )
     _checked(job, result, photos=seen["photos"])
+    return result
 
 
 def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
@@ -302,7 +387,7 @@ def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
         "kind": result.kind or "",
         "rows_checked": len(result.rows) + result.failed,
         "photos": photos,
-        "errors": len(result.errors),
+        "errors": result.error_count,
         "failed": result.failed,
         "to_create": result.created,
         "to_update": result.updated,
@@ -315,10 +400,10 @@ def _checked(job: CatalogImport, result: ImportResult, *, photos: int) -> None:
         job.refresh_from_db()
         _notify(job, "is ready to confirm", f"{result.summary()}.")
     else:
-        _finish(job, State.REFUSED, f"{len(result.errors)} errors: nothing imported.", **fields)
+        _finish(job, State.REFUSED, f"{result.error_count} errors: nothing imported.", **fields)
 
 
-def _write(job: CatalogImport, worker: str) -> None:
+def _write(job: CatalogImport, worker: str, progress: Callable[[int], None]) -> None:
     if job.state == State.CONFIRMED:
         job.state, job.phase_started_at = State.WRITING, timezone.now()
         _beat(job, state=State.WRITING, phase_started_at=job.phase_started_at)
@@ -336,6 +421,7 @@ def _write(job: CatalogImport, worker: str) -> None:
             updated=F("updated") + counts[ImportAction.UPDATE],
             unchanged=F("unchanged") + counts[ImportAction.UNCHANGED],
         )
+        transaction.on_commit(lambda: progress(len(chunk.plans)))
 
     def stop() -> bool:
         return CatalogImport.objects.filter(pk=job.pk, cancel_requested=True).exists()
@@ -503,7 +589,7 @@ def _keep_preview(job: CatalogImport, result: ImportResult) -> None:
         ],
         "errors": [
             {"line": error.line, "column": error.column, "message": error.message}
-            for error in result.errors[:PREVIEW_ROWS]
+            for error in result.errors[:PREVIEW_ERRORS]
         ],
     }
     _write_json(job, "preview.json", preview)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.db import models
 
 from catalog.images import ImageRef
-from catalog.importer.formats import ImportKind, RowError
+from catalog.importer.formats import ImportKind, RowError, RowErrors
 
 
 class ImportAction(models.TextChoices):
@@ -58,7 +58,7 @@ class ImportResult:
     kind: ImportKind | None
     dry_run: bool
     rows: list[RowPlan] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=RowErrors)  # the first ones, all counted
     applied: bool = False
     photos: object = None  # a checked dry run's stored photos (sources.Photos), kept for its write
 
@@ -80,7 +80,14 @@ class ImportResult:
     @property
     def failed(self) -> int:
         """Rows with at least one error (file-level errors count as one)."""
+        if isinstance(self.errors, RowErrors):
+            return self.errors.lines
         return len({error.line for error in self.errors})
+
+    @property
+    def error_count(self) -> int:
+        """Every error found, kept or only counted."""
+        return getattr(self.errors, "total", len(self.errors))
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gc
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -60,6 +61,30 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
+def _header(text: str, kind: ImportKind | None):
+    """The file's CSV reader (past the header), its header and its format."""
+    reader = csv.reader(_lines(text), strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        raise ImportAborted(
+            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
+        ) from None
+    return reader, header, detect_format(header, kind)
+
+
+def file_errors(csv_data: bytes, kind: ImportKind | str | None) -> list[RowError]:
+    """What refuses the file as a whole (too large, not UTF-8, empty, a header of no format),
+    found without reading its rows."""
+    try:
+        _header(decode_csv(csv_data), ImportKind(kind) if kind else None)
+    except ImportAborted as exc:
+        return [exc.error]
+    except HeaderErrors as exc:
+        return exc.errors
+    return []
+
+
 def _cleaned_rows(
     text: str,
     kind: ImportKind | None,
@@ -71,14 +96,7 @@ def _cleaned_rows(
     """The file's format and an iterator over its cleaned rows; errors are appended as the
     rows go by (a row with an error is not yielded). Rows up to line `skip_through` are
     passed over unread (a resumed write: they are written already)."""
-    reader = csv.reader(_lines(text), strict=True)
-    try:
-        header = [name.strip() for name in next(reader)]
-        fmt = detect_format(header, kind)
-    except csv.Error as exc:
-        raise ImportAborted(
-            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
-        ) from None
+    reader, header, fmt = _header(text, kind)
     if fmt.kind != ImportKind.SALES and photos is None:
         raise ImportAborted(
             RowError(1, "image_path", "this format needs its images: give the images folder or ZIP")
@@ -338,6 +356,11 @@ def catalog_import(
 ) -> ImportResult:
     """Import a catalog CSV: upsert by sku, all rows or none.
 
+    Without `dry_run` the write is one transaction: for small files written from code (the
+    demo's sample catalog, tests). An import a person starts (the admin's page, `manage.py
+    import_catalog`) is a job (catalog.importer.jobs): this dry run, then
+    `catalog_import_in_chunks`, so other writes never wait for the whole file.
+
     With sync_index off, changed products stay pending for the periodic sync instead of
     being queued (for imports made before the task broker runs).
 
@@ -372,7 +395,8 @@ def catalog_import(
                 progress(n)
                 if watch is not None:
                     seen[0] += n
-                    watch(seen[0], photos.seen if photos is not None else 0, len(result.errors))
+                    photos_seen = photos.seen if photos is not None else 0
+                    watch(seen[0], photos_seen, result.error_count)
 
             fmt, rows = _cleaned_rows(text, kind, photos, result.errors, tick)
             result.kind = fmt.kind
@@ -447,6 +471,7 @@ def catalog_import_in_chunks(
             on_chunk(ChunkWritten([plan for plan, _ in plans], chunk[-1].line, ids))
         del plans
         gc.collect()
+        time.sleep(settings.CATALOG_IMPORT_CHUNK_PAUSE_MS / 1000)  # others' turn (SQLite)
     return sorted(errors, key=lambda error: error.line)
 
 
