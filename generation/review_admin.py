@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.ids import id_parse
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, QAStatus
 from generation.providers import CHECK_LABELS
 from generation.review import (
@@ -103,9 +104,9 @@ class ReviewableByFilter(admin.SimpleListFilter):
         return [(str(user.pk), user.get_username()) for user in reviewers()]
 
     def queryset(self, request, queryset):
-        if not (self.value() or "").isdigit():
+        if (user_id := id_parse(self.value())) is None:
             return queryset
-        return queryset.exclude(batch__requested_by=int(self.value()))
+        return queryset.exclude(batch__requested_by=user_id)
 
 
 class RejectForm(forms.Form):
