@@ -23,7 +23,7 @@ from core.api.problems import ApiProblem
 from core.ids import MAX_ID
 from core.media import stored_file
 from core.models import ApiScope
-from generation.models import AssetStatus, GeneratedAsset, QAStatus
+from generation.models import REVIEW_TEXT_MAX_LENGTH, AssetStatus, GeneratedAsset, QAStatus
 from generation.review import (
     PUBLISH,
     REVIEW,
@@ -185,15 +185,23 @@ def asset_preview(request, asset_id: int):
 
 
 class NoteIn(Schema):
-    note: str = ""
+    note: str = Field("", max_length=REVIEW_TEXT_MAX_LENGTH)
 
 
 class ReasonIn(Schema):
-    reason: str = Field(min_length=1, description="Why; mailed to whoever asked for it.")
+    reason: str = Field(
+        min_length=1,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
+        description="Why; mailed to whoever asked for it.",
+    )
 
 
 class FeedbackIn(Schema):
-    feedback: str = Field(min_length=1, description="What should change; goes into the prompt.")
+    feedback: str = Field(
+        min_length=1,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
+        description="What should change; goes into the prompt.",
+    )
 
 
 def _decide(request, asset_id: int, permission: str, decision: str, text: str, service):

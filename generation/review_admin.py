@@ -16,7 +16,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.ids import id_parse
-from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, QAStatus
+from generation.models import (
+    REVIEW_TEXT_MAX_LENGTH,
+    AssetStatus,
+    ChannelPreset,
+    GeneratedAsset,
+    QAStatus,
+)
 from generation.providers import CHECK_LABELS
 from generation.review import (
     PUBLISH,
@@ -113,6 +119,7 @@ class RejectForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         strip=True,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
         help_text="Required: tell the merchandiser what is wrong.",
     )
 
@@ -173,6 +180,7 @@ class ReviewAdminMixin:
         queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None
         return {
             "decide_url": reverse("admin:generation_generatedasset_decide", args=[asset.pk]),
+            "text_max_length": REVIEW_TEXT_MAX_LENGTH,
             "can_review": self.has_review_permission(request),
             "can_publish": self.has_publish_permission(request),
             "next_asset": queue_next,
