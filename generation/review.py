@@ -32,6 +32,8 @@ class ReviewError(Exception):
 def _text_check(text: str, what: str) -> str:
     """A reviewer's text within REVIEW_TEXT_MAX_LENGTH: it is mailed, logged and put into a
     prompt, so a pasted file is refused with the limit named."""
+    if "\x00" in text:  # PostgreSQL refuses it in text; nobody types it
+        raise ReviewError(f"The {what} holds a NUL character; type it again.")
     if len(text) > REVIEW_TEXT_MAX_LENGTH:
         raise ReviewError(
             f"The {what} is {len(text):,} characters long; "

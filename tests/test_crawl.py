@@ -13,6 +13,7 @@ The data is the admin smoke test's: an object of every registered model in every
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import traceback
@@ -48,6 +49,18 @@ HOSTILE = {
     "broken UTF-8": "%E0%A4%A",
     "bad escape": "%ZZ",
 }
+# Bodies sent to every API route: empty, broken, and the typed fields (a reason, feedback, a
+# note, a name, a list of SKUs or presets) too long, holding NUL, or of the wrong type.
+_TEXT_FIELDS = ("reason", "feedback", "note", "name", "sku", "category", "preset")
+API_BODIES = [
+    "[",
+    "\x00",
+    json.dumps({name: "x" * 10_240 for name in _TEXT_FIELDS}),
+    json.dumps({name: "a\x00b" for name in _TEXT_FIELDS}),
+    json.dumps({"skus": ["\x00", "x" * 300], "presets": ["\x00"], "items": [{"sku": "\x00"}]}),
+    json.dumps({"skus": [10**30], "presets": [10**30], "reference_count": 10**30, "variants": -1}),
+    "{}",  # last: it may do what the route does (approve the image in review)
+]
 # Parameters every admin page may be sent: the changelist's sort, page, search, selection,
 # popup and preserved filters; the API's cursor and page size.
 COMMON_PARAMETERS = ["o", "p", "q", "_selected_action", "all", "_to_field", "_popup", "e"]
@@ -213,12 +226,12 @@ def clients(admin_user, admin_data):
 
 def real_values(admin_data) -> dict[str, str]:
     """A real value for each path part name, so that pages past the id are reached too."""
-    asset = admin_data["generation.generatedasset", "published"]
+    asset = admin_data["generation.generatedasset", "in_review"]  # decisions apply to it
     return {
         "asset_id": str(asset.pk),
         "batch_id": str(GenerationBatch.objects.order_by("pk").first().pk),
         "sku": Product.objects.order_by("pk").first().sku,
-        "name": asset.image.name,
+        "name": asset.image.name,  # under media/
         "job_id": "1",
         "token": "0" * 32,
         "field": "csv_file",
@@ -307,9 +320,9 @@ def crawl_role(crawl: Crawl, role: str, client: Client, token: str | None, admin
             crawl.send(client, role, "get", f"{url}?{query}", **extra)
         if is_api:
             for method in ("post", "put"):
-                for value in ("{}", '{"reason": "' + "x" * 10_240 + '"}', "[", "\x00"):
+                for body in API_BODIES:
                     crawl.send(
-                        client, role, method, url, data=value, content_type="application/json"
+                        client, role, method, url, data=body, content_type="application/json"
                     )
 
 

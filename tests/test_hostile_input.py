@@ -184,6 +184,22 @@ def test_a_1_mb_text_is_refused_by_the_api(client, admin_user, asset_in_review, 
     assert asset_in_review.status == AssetStatus.IN_REVIEW
 
 
+def test_a_nul_in_an_api_reason_is_refused(client, admin_user, asset_in_review):
+    """PostgreSQL refuses NUL in text: a 500 there; now a 409 saying so, on both databases."""
+    from core.api_tokens import api_token_create
+
+    _, secret = api_token_create(
+        name="t", owner=admin_user, scopes=["assets:read", "assets:decide"]
+    )
+    response = client.post(
+        f"/api/v1/assets/{asset_in_review.pk}/reject",
+        {"reason": "blurry\x00"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert response.status_code == 409 and "NUL" in response.json()["detail"]
+
+
 def test_a_reason_at_the_limit_is_taken(admin_client, asset_in_review):
     admin_client.post(
         reverse("admin:generation_generatedasset_decide", args=[asset_in_review.pk]),
