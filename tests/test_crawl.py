@@ -369,3 +369,16 @@ def test_the_crawl_reaches_every_admin_page_and_api_route():
     assert "admin/generation/generatedasset/gallery/" in templates
     assert "api/v1/assets/{asset_id}" in templates
     assert "media/{name}" in templates
+
+
+def test_the_crawl_reports_a_5xx_with_its_url_role_and_exception(settings, admin_client):
+    """With a view that fails on purpose in the URL configuration, the crawl finds it."""
+    settings.ROOT_URLCONF = "tests.error_urls"
+    admin_client.raise_request_exception = False
+    crawl = Crawl()
+    for route in routes():
+        if route.template.startswith("test-errors/"):
+            crawl.send(admin_client, "superuser", "get", route.url({}))
+    assert len(crawl.failures) == 1
+    assert "/test-errors/broken/ as superuser" in crawl.failures[0]
+    assert "RuntimeError: a bug in a view" in crawl.failures[0]
