@@ -306,8 +306,10 @@ def crawl_role(crawl: Crawl, role: str, client: Client, token: str | None, admin
         url = route.url(values)
         extra = headers if is_api else {}
         base = crawl.send(client, role, "get", url, **extra)
-        # Hostile values in each path part, the others real.
-        for name in route.parts:
+        # Hostile values in each path part, the others real. A page this role is refused reads
+        # the id with the same code as for the superuser, who is sent them all.
+        refused = base.status_code == 403 and role != "superuser"
+        for name in [] if refused else route.parts:
             for value in hostile_values(route, name, values[name]):
                 crawl.send(client, role, "get", route.url({**values, name: value}), **extra)
         if base.status_code != 200:
