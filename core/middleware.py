@@ -8,7 +8,8 @@ clear answer, whichever view they are sent to (Django's own admin views included
   by it as is (core.ids says what an id is);
 - a date hierarchy's year, month or day that is not a short number: the changelist builds a
   date from it and overflows.
-The 400 page (config.errors.bad_request) says the request could not be understood.
+The 400 page (config.errors.bad_request) says the request could not be understood; the API
+answers with a problem document instead, as for its other errors.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import re
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, QueryDict
 
+from core.api.problems import ApiProblem, problem_response
 from core.ids import id_parse
 
+API_PREFIX = "/api/"
 SELECTED = "_selected_action"  # the admin's checkbox name (django.contrib.admin.helpers)
 DATE_PART = re.compile(r".+__(year|month|day)")
 DATE_VALUE = re.compile(r"[0-9]{1,4}")
@@ -27,7 +30,12 @@ DATE_VALUE = re.compile(r"[0-9]{1,4}")
 
 def input_guard(get_response):
     def middleware(request: HttpRequest):
-        input_check(request)
+        try:
+            input_check(request)
+        except BadRequest as exc:
+            if request.path.startswith(API_PREFIX):  # the API answers in its own format
+                return problem_response(ApiProblem(400, str(exc), "bad-input"))
+            raise
         return get_response(request)
 
     return middleware

@@ -126,6 +126,16 @@ def test_api_asset_list_refuses_an_overflowing_batch(client, admin_user):
     assert response.status_code == 422
 
 
+def test_api_answers_a_nul_with_a_problem_document(client, admin_user):
+    from core.api_tokens import api_token_create
+
+    _, secret = api_token_create(name="t", owner=admin_user, scopes=["products:read"])
+    response = client.get("/api/v1/products?category=%00", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "NUL" in response.json()["detail"]
+
+
 # --- input limits ---------------------------------------------------------------------------
 
 MEGABYTE = "x" * (1024 * 1024)
