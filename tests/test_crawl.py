@@ -19,7 +19,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urljoin, urlsplit
 
 import pytest
 from django.contrib import admin
@@ -84,7 +84,9 @@ class Crawl:
         if response.status_code >= 500:
             exc_info = getattr(response, "exc_info", None)
             reason = (
-                "".join(traceback.format_exception(*exc_info)[-3:]).strip()
+                "".join(traceback.format_exception(*exc_info)[-2:]).strip()
+                + " | "
+                + "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
                 if exc_info
                 else response.content[:300].decode(errors="replace")
             )
@@ -153,39 +155,52 @@ def hostile_values(route: Route, name: str, real: str | None) -> list[str]:
 
 
 class Inputs(HTMLParser):
-    """The query parameter names a page reads: its links' (?batch__id__exact=…) and the fields
-    of its GET forms (the changelist's search, the gallery's filters). POST forms' fields are
-    not query parameters."""
+    """What a page lets a person send: the query parameter names it reads (its links'
+    ?batch__id__exact=…, the fields of its GET forms such as the changelist's search and the
+    gallery's filters) and its POST forms (where each posts, and its field names)."""
 
     def __init__(self):
         super().__init__()
         self.names: set[str] = set()
+        self.forms: list[tuple[str, set[str]]] = []
+        self.form: tuple[str, set[str]] | None = None  # the POST form being read
         self.in_get_form = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
             self.in_get_form = (attrs.get("method") or "get").lower() == "get"
-        if self.in_get_form and tag in ("input", "select", "textarea") and attrs.get("name"):
-            self.names.add(attrs["name"])
+            if not self.in_get_form:
+                self.form = (attrs.get("action") or "", set())
+                self.forms.append(self.form)
+        if tag in ("input", "select", "textarea", "button") and attrs.get("name"):
+            if self.in_get_form:
+                self.names.add(attrs["name"])
+            elif self.form is not None:
+                self.form[1].add(attrs["name"])
+                if attrs["name"] == "post" and attrs.get("value") == "yes":
+                    self.forms.remove(self.form)  # a deletion's confirmation: not crawled
         if tag == "a" and (attrs.get("href") or "").startswith("?"):
             self.names.update(name for name, _ in parse_qsl(attrs["href"][1:]))
 
     def handle_endtag(self, tag):
         if tag == "form":
-            self.in_get_form = False
+            self.in_get_form, self.form = False, None
 
 
-def page_parameters(response) -> list[str]:
+def page_inputs(response) -> Inputs:
+    parser = Inputs()
+    if response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
+        parser.feed(response.content.decode(errors="replace"))
+    return parser
+
+
+def page_parameters(inputs: Inputs) -> list[str]:
     """The page's own query parameters; a page that has any (a list) also gets the admin's
     common ones."""
-    if response.status_code != 200 or not response.get("Content-Type", "").startswith("text/html"):
+    if not inputs.names:
         return []
-    parser = Inputs()
-    parser.feed(response.content.decode(errors="replace"))
-    if not parser.names:
-        return []
-    return sorted((parser.names | set(COMMON_PARAMETERS)) - IGNORED_PARAMETERS)
+    return sorted((inputs.names | set(COMMON_PARAMETERS)) - IGNORED_PARAMETERS)
 
 
 def api_parameters() -> dict[str, list[str]]:
@@ -300,6 +315,7 @@ def crawl_role(crawl: Crawl, role: str, client: Client, token: str | None, admin
     object_ids = admin_object_ids()
     api_query = api_parameters()
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    posted: set[tuple[str, frozenset[str]]] = set()
     for route in routes():
         is_api = route.template.startswith("api/")
         values = fill(route, real, object_ids)
@@ -317,7 +333,10 @@ def crawl_role(crawl: Crawl, role: str, client: Client, token: str | None, admin
         if is_api:
             names = api_query.get("/" + route.template.rstrip("/"), [])
         else:
-            names = page_parameters(base)
+            inputs = page_inputs(base)
+            names = page_parameters(inputs)
+            if role == "superuser":
+                post_forms(crawl, role, client, url, inputs, posted)
         for query in hostile_queries(names, thorough=role == "superuser"):
             crawl.send(client, role, "get", f"{url}?{query}", **extra)
         if is_api:
@@ -326,6 +345,31 @@ def crawl_role(crawl: Crawl, role: str, client: Client, token: str | None, admin
                     crawl.send(
                         client, role, method, url, data=body, content_type="application/json"
                     )
+
+
+LOGOUT = "/admin/logout/"
+
+
+def post_forms(crawl: Crawl, role: str, client: Client, url: str, inputs: Inputs, posted) -> None:
+    """Each POST form of the page (a change form, the decision form, the request form), every
+    field holding the same hostile value, once per form; never the logout form (the crawl goes
+    on logged in) nor a deletion's confirmation (the objects are needed by later pages)."""
+    for action, names in inputs.forms:
+        target = urljoin(url, action or url)
+        key = (urlsplit(target).path, frozenset(names))
+        if key[0] == LOGOUT or key in posted:
+            continue
+        posted.add(key)
+        fields = sorted(names - IGNORED_PARAMETERS - {"_popup", "_to_field"})
+        for value in HOSTILE.values():
+            crawl.send(
+                client,
+                role,
+                "post",
+                target,
+                data="&".join(f"{quote(name)}={value}" for name in fields),
+                content_type="application/x-www-form-urlencoded",
+            )
 
 
 def crawl_actions(crawl: Crawl, role: str, client: Client) -> None:

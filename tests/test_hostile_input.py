@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from core.ids import MAX_ID, id_parse, ids_parse
@@ -247,3 +248,15 @@ def test_every_constraint_has_a_sentence():
             assert (
                 constraint.violation_error_message != constraint.default_violation_error_message
             ), f"{model._meta.label}.{constraint.name} has no violation_error_message"
+
+
+@pytest.mark.parametrize("value", [HUGE, "²", "-1"])
+def test_group_form_refuses_a_crafted_permission_id(admin_client, value):
+    """Django's own many-to-many check let a huge id through to a query that overflowed on
+    SQLite (a 500); now the form says the value is not valid."""
+    response = admin_client.post(
+        reverse("admin:auth_group_add"), {"name": "Crafted", "permissions": [value]}
+    )
+    assert response.status_code == 200
+    assert "is not a valid value" in response.content.decode()
+    assert not Group.objects.filter(name="Crafted").exists()
