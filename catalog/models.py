@@ -78,9 +78,12 @@ class Product(models.Model):
     color = models.CharField("colour", max_length=100, blank=True)
     style = models.CharField(max_length=100, blank=True)
     season = models.CharField(max_length=50, blank=True)
-    description = models.TextField(blank=True)
+    # Typed by people and put into prompts: long enough for a page, not for a pasted file.
+    description = models.TextField(blank=True, max_length=5000)
     prompt_hint = models.TextField(
-        blank=True, help_text="Scene hint for promo images, e.g. 'autumn park, golden light'."
+        blank=True,
+        max_length=1000,
+        help_text="Scene hint for promo images, e.g. 'autumn park, golden light'.",
     )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     sales_count = models.PositiveIntegerField(default=0, db_index=True)
@@ -116,11 +119,14 @@ class Product(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(price__gte=0), name="product_price_not_negative"
+                condition=models.Q(price__gte=0),
+                name="product_price_not_negative",
+                violation_error_message="The price cannot be negative: enter 0 or more.",
             ),
             models.CheckConstraint(
                 condition=models.Q(lifecycle__in=["historical", "new", "published"]),
                 name="product_lifecycle_valid",
+                violation_error_message="The lifecycle must be historical, new or published.",
             ),
         ]
 
@@ -165,7 +171,9 @@ class ImageEmbedding(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["embedder", "image_sha256"], name="one_embedding_per_image"
+                fields=["embedder", "image_sha256"],
+                name="one_embedding_per_image",
+                violation_error_message="This embedder already has a vector for this photo.",
             ),
         ]
 
@@ -190,6 +198,7 @@ class TextVectorizer(models.Model):
                 fields=["is_active"],
                 condition=models.Q(is_active=True),
                 name="one_active_vectorizer",
+                violation_error_message="Another vocabulary is active: only one can be.",
             ),
         ]
 

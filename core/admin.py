@@ -4,11 +4,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, User
+from django.db import models
 from django.db.models import Sum
 from django.utils.html import format_html
 
 from core.api_admin import ApiTokenAdmin
 from core.display import short_text, short_time
+from core.forms import IdsChoiceField
 from core.models import (
     ApiToken,
     MonthlySpend,
@@ -167,3 +171,21 @@ class SpendReconcileAdmin(ReadOnlyAdmin):
 
 
 admin.site.register(ApiToken, ApiTokenAdmin)
+
+
+# Django's own user and group pages, with many-to-many fields (groups, permissions) that refuse
+# a crafted id in the form instead of overflowing the database (core.forms).
+ID_FIELDS = {models.ManyToManyField: {"form_class": IdsChoiceField}}
+
+
+class UserAdmin(auth_admin.UserAdmin):
+    formfield_overrides = ID_FIELDS
+
+
+class GroupAdmin(auth_admin.GroupAdmin):
+    formfield_overrides = ID_FIELDS
+
+
+for _model, _model_admin in ((User, UserAdmin), (Group, GroupAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)

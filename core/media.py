@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
+# The longest file name (one path part) file systems and S3 keys allow, in bytes.
+NAME_MAX_BYTES = 255
+
 
 def private_media(
     request: HttpRequest, name: str, *, permissions: Mapping[str, str]
@@ -38,6 +41,8 @@ def private_media(
 
 def stored_file(name: str) -> HttpResponse:
     """The file itself (local storage) or a redirect to a short-lived signed URL (S3)."""
+    if "\x00" in name or any(len(part.encode()) > NAME_MAX_BYTES for part in name.split("/")):
+        raise Http404  # no stored file has such a name; the file system would refuse to look
     try:
         path = default_storage.path(name)
     except NotImplementedError:  # remote storage: its url() is signed and short-lived
@@ -46,7 +51,7 @@ def stored_file(name: str) -> HttpResponse:
         return HttpResponseRedirect(default_storage.url(name))
     try:
         handle = open(path, "rb")
-    except (FileNotFoundError, IsADirectoryError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise Http404 from None
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return FileResponse(handle, content_type=content_type)

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from catalog.admin import ProductAdmin, product_label
 from catalog.models import Product
 from core.display import short_text, short_time
+from core.ids import id_parse
 from core.ratelimit import limiter_state
 from generation.admin_views import can_request_promos, promo_request_page, promo_request_view
 from generation.feed_admin import FeedTokenAdmin
@@ -335,15 +336,16 @@ class RecentBatchFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         batches = list(GenerationBatch.objects.order_by("-pk")[: self.SHOWN])
-        chosen = self.value()
-        if chosen and chosen.isdigit() and all(str(b.pk) != chosen for b in batches):
+        chosen = id_parse(self.value())
+        if chosen is not None and all(b.pk != chosen for b in batches):
             batches += GenerationBatch.objects.filter(pk=chosen)
         return [(str(batch.pk), str(batch)) for batch in batches]
 
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        return queryset.filter(batch_id=self.value()) if self.value().isdigit() else queryset.none()
+        batch_id = id_parse(self.value())
+        return queryset.none() if batch_id is None else queryset.filter(batch_id=batch_id)
 
 
 @admin.register(GeneratedAsset)

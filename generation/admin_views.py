@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from catalog.models import Product
+from core.ids import ids_parse
 from generation.forms import PromoRequestForm, providers_offline, usd
 from generation.models import GenerationBatch, QAPolicy
 from generation.services import batch_create
@@ -48,8 +49,10 @@ def promo_request_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpRe
     if not can_request_promos(request.user):
         raise PermissionDenied
     if request.method != "POST":
-        return _render(request, admin_site, _ids(request.GET.getlist(SELECTED)), PromoRequestForm())
-    ids = _ids(request.POST.getlist(SELECTED))
+        return _render(
+            request, admin_site, ids_parse(request.GET.getlist(SELECTED)), PromoRequestForm()
+        )
+    ids = ids_parse(request.POST.getlist(SELECTED))
     form = PromoRequestForm(request.POST, products=_products(ids)[0])
     if "_confirm" in request.POST and form.is_valid():
         return _confirm(request, admin_site, ids, form)
@@ -60,10 +63,6 @@ def _request_key(request: HttpRequest) -> str:
     """The page's idempotency key: the one it was rendered with, or a new one."""
     key = request.POST.get("request_key", "")
     return key if REQUEST_KEY.fullmatch(key) else uuid.uuid4().hex
-
-
-def _ids(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.isdigit()]
 
 
 def _products(ids: list[int]) -> tuple[list[Product], list[Product]]:

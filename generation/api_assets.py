@@ -20,9 +20,10 @@ from ninja import Field, Query, Router, Schema
 from core.api.auth import require
 from core.api.pages import page
 from core.api.problems import ApiProblem
+from core.ids import MAX_ID
 from core.media import stored_file
 from core.models import ApiScope
-from generation.models import AssetStatus, GeneratedAsset, QAStatus
+from generation.models import REVIEW_TEXT_MAX_LENGTH, AssetStatus, GeneratedAsset, QAStatus
 from generation.review import (
     PUBLISH,
     REVIEW,
@@ -121,7 +122,7 @@ class AssetFilters(Schema):
     qa: QAStatus | None = Field(None, description="The automatic check's verdict.")
     preset: str | None = Field(None, description="A channel preset's name.")
     sku: str | None = Field(None, description="The product's SKU.")
-    batch: int | None = None
+    batch: int | None = Field(None, ge=1, le=MAX_ID)
     updated_since: datetime | None = Field(None, description="Changed at or after this time.")
     cursor: str | None = Field(None, description="From the previous page's `next`.")
     limit: int = Field(50, ge=1, le=settings.API_PAGE_SIZE_MAX)
@@ -184,15 +185,23 @@ def asset_preview(request, asset_id: int):
 
 
 class NoteIn(Schema):
-    note: str = ""
+    note: str = Field("", max_length=REVIEW_TEXT_MAX_LENGTH)
 
 
 class ReasonIn(Schema):
-    reason: str = Field(min_length=1, description="Why; mailed to whoever asked for it.")
+    reason: str = Field(
+        min_length=1,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
+        description="Why; mailed to whoever asked for it.",
+    )
 
 
 class FeedbackIn(Schema):
-    feedback: str = Field(min_length=1, description="What should change; goes into the prompt.")
+    feedback: str = Field(
+        min_length=1,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
+        description="What should change; goes into the prompt.",
+    )
 
 
 def _decide(request, asset_id: int, permission: str, decision: str, text: str, service):

@@ -59,6 +59,7 @@ class ChannelPreset(models.Model):
     )
     rules = models.TextField(
         blank=True,
+        max_length=4000,
         help_text="What every image for this channel must follow, in plain sentences "
         "(background, framing, what must not appear). They go into the image model's "
         "instructions word for word.",
@@ -97,6 +98,11 @@ class ChannelPreset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.aspect_ratio})"
+
+
+# The longest reason, feedback or note a reviewer may type: a paragraph, not a pasted file
+# (generation.review refuses more, on every path: admin, bulk action, API).
+REVIEW_TEXT_MAX_LENGTH = 2000
 
 
 class AssetStatus(models.TextChoices):
@@ -358,6 +364,9 @@ class GeneratedAsset(models.Model):
             models.UniqueConstraint(
                 fields=["product", "preset", "version", "variant"],
                 name="one_asset_per_version_and_variant",
+                violation_error_message=(
+                    "This product already has an image of this version and variant for this preset."
+                ),
             ),
         ]
         permissions = [
@@ -408,7 +417,11 @@ class AssetReference(models.Model):
     class Meta:
         ordering = ["rank"]
         constraints = [
-            models.UniqueConstraint(fields=["asset", "rank"], name="one_reference_per_rank")
+            models.UniqueConstraint(
+                fields=["asset", "rank"],
+                name="one_reference_per_rank",
+                violation_error_message="This image already has a reference at this rank.",
+            )
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from catalog.services import product_set_published
 from core.queue import enqueue_after_commit
-from generation.models import AssetStatus, GeneratedAsset, Lane
+from generation.models import REVIEW_TEXT_MAX_LENGTH, AssetStatus, GeneratedAsset, Lane
 from generation.provenance import with_provenance, xmp_packet
 from generation.services import asset_next_version, asset_send
 from generation.tasks import notify_rejection
@@ -27,6 +27,19 @@ PUBLISH = "generation.publish_asset"
 
 class ReviewError(Exception):
     """The action does not apply to this asset now; the message says why."""
+
+
+def _text_check(text: str, what: str) -> str:
+    """A reviewer's text within REVIEW_TEXT_MAX_LENGTH: it is mailed, logged and put into a
+    prompt, so a pasted file is refused with the limit named."""
+    if "\x00" in text:  # PostgreSQL refuses it in text; nobody types it
+        raise ReviewError(f"The {what} holds a NUL character; type it again.")
+    if len(text) > REVIEW_TEXT_MAX_LENGTH:
+        raise ReviewError(
+            f"The {what} is {len(text):,} characters long; "
+            f"keep it to {REVIEW_TEXT_MAX_LENGTH:,} characters."
+        )
+    return text
 
 
 def _require(user, permission: str) -> None:
@@ -52,6 +65,7 @@ def _locked(asset: GeneratedAsset, *allowed: str) -> GeneratedAsset:
 
 def asset_approve(*, asset: GeneratedAsset, user, note: str = "") -> GeneratedAsset:
     _require(user, REVIEW)
+    _text_check(note, "note")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW)
         if settings.REVIEW_FOUR_EYES and asset.batch.requested_by_id == user.pk:
@@ -90,6 +104,7 @@ def asset_reject(*, asset: GeneratedAsset, user, reason: str) -> GeneratedAsset:
     reason = reason.strip()
     if not reason:
         raise ReviewError("A rejection needs a reason.")
+    _text_check(reason, "reason")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.APPROVED)
         asset_transition(
@@ -112,6 +127,7 @@ def asset_regenerate(*, asset: GeneratedAsset, user, feedback: str) -> Generated
     feedback = feedback.strip()
     if not feedback:
         raise ReviewError("Say what should change: the feedback goes into the new prompt.")
+    _text_check(feedback, "feedback")
     with transaction.atomic():
         asset = _locked(asset, AssetStatus.IN_REVIEW, AssetStatus.REJECTED, AssetStatus.FAILED)
         new = asset_next_version(

@@ -15,7 +15,14 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, QAStatus
+from core.ids import id_parse
+from generation.models import (
+    REVIEW_TEXT_MAX_LENGTH,
+    AssetStatus,
+    ChannelPreset,
+    GeneratedAsset,
+    QAStatus,
+)
 from generation.providers import CHECK_LABELS
 from generation.review import (
     PUBLISH,
@@ -103,15 +110,16 @@ class ReviewableByFilter(admin.SimpleListFilter):
         return [(str(user.pk), user.get_username()) for user in reviewers()]
 
     def queryset(self, request, queryset):
-        if not (self.value() or "").isdigit():
+        if (user_id := id_parse(self.value())) is None:
             return queryset
-        return queryset.exclude(batch__requested_by=int(self.value()))
+        return queryset.exclude(batch__requested_by=user_id)
 
 
 class RejectForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         strip=True,
+        max_length=REVIEW_TEXT_MAX_LENGTH,
         help_text="Required: tell the merchandiser what is wrong.",
     )
 
@@ -172,6 +180,7 @@ class ReviewAdminMixin:
         queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None
         return {
             "decide_url": reverse("admin:generation_generatedasset_decide", args=[asset.pk]),
+            "text_max_length": REVIEW_TEXT_MAX_LENGTH,
             "can_review": self.has_review_permission(request),
             "can_publish": self.has_publish_permission(request),
             "next_asset": queue_next,

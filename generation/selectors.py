@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
+from core.ids import id_parse
 from generation.models import AssetStatus, GeneratedAsset, GenerationBatch, QAStatus
 
 
@@ -66,10 +67,10 @@ def review_gallery(
         .filter(status=status or AssetStatus.IN_REVIEW)
         .order_by("created_at", "pk")
     )
-    if batch.isdigit():
-        assets = assets.filter(batch_id=int(batch))
-    if preset.isdigit():
-        assets = assets.filter(preset_id=int(preset))
+    if (batch_id := id_parse(batch)) is not None:
+        assets = assets.filter(batch_id=batch_id)
+    if (preset_id := id_parse(preset)) is not None:
+        assets = assets.filter(preset_id=preset_id)
     if product:
         assets = assets.filter(
             Q(product__sku__icontains=product) | Q(product__name__icontains=product)

@@ -128,7 +128,11 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "webhook deliveries"
         constraints = [
-            models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_endpoint")
+            models.UniqueConstraint(
+                fields=["event", "endpoint"],
+                name="one_delivery_per_endpoint",
+                violation_error_message="This event is already being delivered to this endpoint.",
+            )
         ]
 
     def __str__(self) -> str:

@@ -36,7 +36,7 @@ class TokenAuth(HttpBearer):
 
     def __call__(self, request):
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
+        if length.isascii() and length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
             raise ApiProblem(
                 413,
                 f"The request body is {int(length):,} bytes; the limit is "
