@@ -174,6 +174,8 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure as a row too, with its tim
 # The log lines name the username and the address (axes masks them by default): the people on
 # call need both to tell a forgotten password from a guesser. Passwords are never logged.
 AXES_SENSITIVE_PARAMETERS: list[str] = []
+# Its pages are registered by core/admin.py, with its "Clean up expired attempts" action fixed.
+AXES_ENABLE_ADMIN = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

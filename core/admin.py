@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+from axes import admin as axes_admin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
@@ -189,3 +191,18 @@ class GroupAdmin(auth_admin.GroupAdmin):
 for _model, _model_admin in ((User, UserAdmin), (Group, GroupAdmin)):
     admin.site.unregister(_model)
     admin.site.register(_model, _model_admin)
+
+
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    """axes' page of locked and counted logins. Its own "Clean up expired attempts" action reads
+    the time axes puts on a login request only, and answered 500 from this page."""
+
+    @admin.action(description="Clean up expired attempts")
+    def cleanup_expired_attempts(self, request, queryset):
+        request.axes_attempt_time = None  # axes then counts the cool-off back from now
+        super().cleanup_expired_attempts(request, queryset)
+
+
+admin.site.register(AccessAttempt, AccessAttemptAdmin)
+admin.site.register(AccessLog, axes_admin.AccessLogAdmin)
+admin.site.register(AccessFailureLog, axes_admin.AccessFailureLogAdmin)

@@ -73,6 +73,14 @@ IGNORED_PARAMETERS = {"csrfmiddlewaretoken", "next"}
 ROLES = ["superuser", "merchandiser", "reviewer", "anonymous"]
 
 
+def readiness_answer(url: str, response) -> bool:
+    """/readyz answers 503 on purpose while a part is down (no Milvus listens in this test): a
+    designed answer when its body names every part, not a failure."""
+    if not url.startswith("/readyz") or response.status_code != 503:
+        return False
+    return set(json.loads(response.content)) == {"database", "redis", "milvus", "storage"}
+
+
 @dataclass
 class Crawl:
     """What was sent and what came back wrong."""
@@ -83,7 +91,7 @@ class Crawl:
     def send(self, client: Client, role: str, method: str, url: str, **extra) -> object:
         self.requests += 1
         response = getattr(client, method)(url, **extra)
-        if response.status_code >= 500:
+        if response.status_code >= 500 and not readiness_answer(url, response):
             exc_info = getattr(response, "exc_info", None)
             reason = (
                 "".join(traceback.format_exception(*exc_info)[-2:]).strip()
