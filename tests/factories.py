@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from catalog.images import image_prepare
+from catalog.importer import DirectoryImages, catalog_import
 from catalog.models import Product
 from catalog.services import product_save
 from generation.providers import ImageGenerator, QualityChecker, StyleAnalyst
@@ -119,3 +120,18 @@ def use_providers(settings, kind: str) -> None:
     settings.STYLE_ANALYST_BACKEND = f"{__name__}.{kind}Analyst"
     settings.IMAGE_GENERATOR_BACKEND = f"{__name__}.{kind}Generator"
     settings.QUALITY_CHECKER_BACKEND = f"{__name__}.{kind}Checker"
+
+
+def sample_catalog_import(sample_catalog) -> None:
+    """The sample catalog's bestsellers and new products, imported without indexing them (the
+    caller builds or wipes the index as its test needs)."""
+    for csv_file, images in (
+        (sample_catalog.products_csv, "images"),
+        (sample_catalog.new_products_csv, "new_products"),
+    ):
+        result = catalog_import(
+            csv_data=csv_file.read_bytes(),
+            images=DirectoryImages(sample_catalog.directory / images),
+            sync_index=False,
+        )
+        assert result.ok, result.errors

@@ -147,7 +147,9 @@ def test_merchandiser_to_published_feed(
     assert browser.execute_script("return document.images[0].naturalWidth") > 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # like every live-server test: the next one restores the migrations' rows
 def test_wrong_passwords_at_the_login_page_end_at_the_lockout_page(live_server, browser, settings):
     User.objects.create_user("merchandiser", password=PASSWORD, is_staff=True)
     site = Site(browser, live_server.url)

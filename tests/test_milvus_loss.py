@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 from dramatiq_crontab import scheduler
 
-from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import get_index, index_check, index_rebuild
 from catalog.models import IndexRun, IndexState, Product
 from catalog.selectors import similar_bestsellers
+from tests.factories import sample_catalog_import
 from tests.milvus_server import MilvusLiteServer
 
 # A worker thread runs the reconcile: it must see the test's rows, so they are committed.
@@ -46,19 +46,6 @@ def reconcile_job():
     return job
 
 
-def import_sample(sample_catalog) -> None:
-    for csv_file, images in (
-        (sample_catalog.products_csv, "images"),
-        (sample_catalog.new_products_csv, "new_products"),
-    ):
-        result = catalog_import(
-            csv_data=csv_file.read_bytes(),
-            images=DirectoryImages(sample_catalog.directory / images),
-            sync_index=False,
-        )
-        assert result.ok, result.errors
-
-
 def test_the_reconcile_is_scheduled_every_index_reconcile_interval(settings):
     assert reconcile_job().trigger.interval == timedelta(
         seconds=settings.INDEX_RECONCILE_INTERVAL_SECONDS
@@ -68,7 +55,7 @@ def test_the_reconcile_is_scheduled_every_index_reconcile_interval(settings):
 def test_milvus_data_lost_while_stopped_is_whole_again_at_the_next_reconcile(
     milvus_server, sample_catalog, broker, worker, settings, capsys
 ):
-    import_sample(sample_catalog)
+    sample_catalog_import(sample_catalog)
     index_rebuild()
     products = Product.objects.count()
     assert index_check().total == 0

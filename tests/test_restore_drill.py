@@ -15,7 +15,6 @@ the other. The figures it prints (pytest -s) are in docs/operations.md.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -29,15 +28,15 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
-from catalog.importer import DirectoryImages, catalog_import
 from catalog.indexing import index_rebuild
 from catalog.models import Product
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
 from generation.review import asset_approve, asset_publish
 from generation.services import BatchRequest, batch_create
 from generation.views import published_url
+from tests.factories import sample_catalog_import
 from tests.milvus_server import MilvusLiteServer
-from tests.test_topology import BIN, Stack, free_port
+from tests.test_topology import BIN, Stack, free_port, stack_env
 
 # The source studio is made in this process, and the backup must see it: committed rows.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -135,16 +134,7 @@ def database():
 def make_studio(sample_catalog, broker, worker) -> list[GeneratedAsset]:
     """The sample catalog, indexed; the four new products' images made by the offline
     providers, two of them approved and published."""
-    for csv_file, images in (
-        (sample_catalog.products_csv, "images"),
-        (sample_catalog.new_products_csv, "new_products"),
-    ):
-        result = catalog_import(
-            csv_data=csv_file.read_bytes(),
-            images=DirectoryImages(sample_catalog.directory / images),
-            sync_index=False,
-        )
-        assert result.ok, result.errors
+    sample_catalog_import(sample_catalog)
     index_rebuild()
     boss = User.objects.create_superuser("boss", "boss@example.com", "drill-pass-1")
     batch = batch_create(
@@ -211,33 +201,13 @@ def test_backup_restore_into_a_fresh_stack_rebuild_milvus_and_published_urls_ans
 
     # --- steps 3-4: an empty Redis and an empty Milvus, then the app on them ----------------
     ports = {name: free_port() for name in ("redis", "web")}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))
-    }
-    env.update(
-        {
-            "DJANGO_ENV_FILE": "",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "drill-" + "k" * 50,
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "DJANGO_SESSION_COOKIE_SECURE": "0",
-            "DJANGO_CSRF_COOKIE_SECURE": "0",
-            "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
-            "DJANGO_STATIC_MANIFEST": "0",
-            "DJANGO_MEDIA_ROOT": str(media),
-            "DATABASE_URL": restored_url,
-            "TASK_BROKER": "redis",
-            "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-            "PUBLISH_OFFLINE_PREVIEWS": "1",
-            "OPENROUTER_API_KEY": "",
-            "EMBEDDER_BACKEND": "",
-            "STYLE_ANALYST_BACKEND": "",
-            "IMAGE_GENERATOR_BACKEND": "",
-            "LOG_LEVEL": "WARNING",
-        }
+    env = stack_env(
+        tmp_path,
+        restored_url,
+        ports["redis"],
+        DJANGO_STATIC_MANIFEST="0",
+        DJANGO_MEDIA_ROOT=str(media),
+        PUBLISH_OFFLINE_PREVIEWS="1",
     )
     stack = Stack(tmp_path, env)
     milvus_server = MilvusLiteServer(tmp_path / "restored-milvus")

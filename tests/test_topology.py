@@ -77,6 +77,39 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stack_env(tmp_path: Path, database_url: str, redis_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a production-like stack on this machine: production settings (plain
+    http on 127.0.0.1, what bin/setup's .env turns off too), the given database, a Redis
+    broker, the offline providers, nothing inherited from the test's own settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))
+    }
+    env.update(
+        {
+            "DJANGO_ENV_FILE": "",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "stack-" + "k" * 50,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SESSION_COOKIE_SECURE": "0",
+            "DJANGO_CSRF_COOKIE_SECURE": "0",
+            "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+            "DATABASE_URL": database_url,
+            "TASK_BROKER": "redis",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "OPENROUTER_API_KEY": "",
+            "EMBEDDER_BACKEND": "",
+            "STYLE_ANALYST_BACKEND": "",
+            "IMAGE_GENERATOR_BACKEND": "",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra)
+    return env
+
+
 class Stack:
     def __init__(self, folder: Path, env: dict[str, str]):
         self.folder, self.env, self.processes, self.names = folder, env, [], []
@@ -149,38 +182,17 @@ def test_two_web_and_two_worker_processes_publish_and_keep_private_files_private
     database_url = topology_db
     ports = {name: free_port() for name in ("redis", "milvus", "s3", "web1", "web2")}
     s3_url = f"http://127.0.0.1:{ports['s3']}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "AWS_", "MILVUS_", "OPENROUTER_", "PUBLISHED_"))
-    }
-    env.update(
-        {
-            "DJANGO_ENV_FILE": "",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "topology-" + "k" * 50,
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # plain http on 127.0.0.1: what bin/setup's .env turns off too
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "DJANGO_SESSION_COOKIE_SECURE": "0",
-            "DJANGO_CSRF_COOKIE_SECURE": "0",
-            "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
-            "DJANGO_STATIC_MANIFEST": "1",
-            "DATABASE_URL": database_url,
-            "TASK_BROKER": "redis",
-            "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-            "MILVUS_URI": f"http://127.0.0.1:{ports['milvus']}",
-            "AWS_STORAGE_BUCKET_NAME": "promo-private",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_S3_ENDPOINT_URL": s3_url,
-            "AWS_S3_REGION_NAME": "us-east-1",
-            "OPENROUTER_API_KEY": "",
-            "EMBEDDER_BACKEND": "",
-            "STYLE_ANALYST_BACKEND": "",
-            "IMAGE_GENERATOR_BACKEND": "",
-            "LOG_LEVEL": "WARNING",
-        }
+    env = stack_env(
+        tmp_path,
+        database_url,
+        ports["redis"],
+        DJANGO_STATIC_MANIFEST="1",
+        MILVUS_URI=f"http://127.0.0.1:{ports['milvus']}",
+        AWS_STORAGE_BUCKET_NAME="promo-private",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_S3_ENDPOINT_URL=s3_url,
+        AWS_S3_REGION_NAME="us-east-1",
     )
     stack = Stack(tmp_path, env)
     try:
