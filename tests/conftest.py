@@ -10,6 +10,24 @@ import pytest
 import redis
 
 
+def pytest_collection_modifyitems(items):
+    """Every transactional test rolls back serialized. A plain transactional test's flush runs
+    post_migrate again (content types, permissions), and the next serialized test then fails
+    restoring rows that are already there: one unmarked test broke every serialized one after
+    it. The restore costs a few hundred rows."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        transactional = bool(marker and marker.kwargs.get("transaction")) or any(
+            name in item.fixturenames for name in ("transactional_db", "live_server")
+        )
+        if transactional and not (marker and marker.kwargs.get("serialized_rollback")):
+            kwargs = dict(marker.kwargs) if marker else {}
+            kwargs.update(transaction=True, serialized_rollback=True)
+            item.add_marker(
+                pytest.mark.django_db(*(marker.args if marker else ()), **kwargs), append=False
+            )
+
+
 @pytest.fixture(autouse=True)
 def isolated_media(settings, tmp_path):
     """Every test writes files (import staging included) into its own media root."""
