@@ -109,3 +109,10 @@ def test_an_unknown_preset_lists_the_active_ones(db):
 def test_an_unknown_sku_is_named(db):
     with pytest.raises(CommandError, match="Unknown SKU 'NOPE'"):
         explain("NOPE")
+
+
+def test_fewer_than_one_reference_is_refused(db):
+    make_product("DRESS1")
+
+    with pytest.raises(CommandError, match="--references must be at least 1"):
+        explain("DRESS1", "--references", "0")
