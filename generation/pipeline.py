@@ -50,7 +50,6 @@ from django.utils import timezone
 from PIL import Image, ImageStat, UnidentifiedImageError
 
 from catalog.models import Product
-from catalog.selectors import similar_bestsellers
 from catalog.vector_index import IndexUnavailable
 from core import ratelimit
 from core.models import ProviderCall
@@ -86,6 +85,7 @@ from generation.providers import (
     get_quality_checker,
     get_style_analyst,
 )
+from generation.references import no_references_reason, request_references
 from generation.renditions import renditions_make
 from generation.services import asset_next_version
 from generation.sizes import pixel_size, ratio_value
@@ -315,17 +315,9 @@ def _read(field_file) -> bytes:
 def _retrieve(asset: GeneratedAsset, worker: str) -> None:
     _move(asset, AssetStatus.RETRIEVING, worker)
     started = time.monotonic()
-    # Any sales at all in the category, before widening to the whole catalog's bestsellers:
-    # a new category still gets its images, and the note says where the style came from.
-    result = similar_bestsellers(
-        product=asset.product, top_k=asset.reference_count, relax_to=0, widen=True
-    )
+    result = request_references(product=asset.product, reference_count=asset.reference_count)
     if not result.hits:
-        raise GenerationFailed(
-            f"No bestsellers to take the style from: category {asset.product.category!r} has "
-            "no other product with sales, and neither has the rest of the catalog. Import "
-            "products with their sales (sales_count) first, then regenerate this image."
-        )
+        raise GenerationFailed(no_references_reason(asset.product))
     with transaction.atomic():
         asset.references.all().delete()
         AssetReference.objects.bulk_create(
