@@ -1,0 +1,186 @@
+"""*Performance* in the admin: upload a channel's CSV (its "add" page), the import's own page
+(preview, confirm, cancel) and the imported days, read-only. The admin needs staff; the
+figures are shown nowhere else."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from core.display import short_text, short_time
+from performance.models import ChannelDay, PerformanceImport
+from performance.services import (
+    NotWaiting,
+    performance_import_cancel,
+    performance_import_confirm,
+    performance_import_create,
+)
+
+IMPORT = "performance.import_performance"
+
+
+class PerformanceUploadForm(forms.Form):
+    csv_file = forms.FileField(
+        label="CSV file",
+        help_text="A channel's export: sku or image_url, channel or preset, date, impressions, "
+        "clicks; optional add_to_carts, orders, revenue.",
+    )
+
+
+def import_url(job: PerformanceImport) -> str:
+    return reverse("admin:performance_performanceimport_change", args=[job.pk])
+
+
+def may_decide(request, job: PerformanceImport) -> bool:
+    """Only the person who uploaded the file (or a superuser) confirms or cancels it."""
+    return request.user.is_superuser or job.requested_by_id == request.user.pk
+
+
+@admin.register(PerformanceImport)
+class PerformanceImportAdmin(admin.ModelAdmin):
+    """Every performance import; "add" uploads a file, each opens its preview or outcome."""
+
+    list_display = ("id", "started", "requested_by", "page_link", "state", "rows_shown")
+    list_display_links = None
+    list_filter = ("state",)
+    search_fields = ("csv_name", "requested_by__username")
+    list_select_related = ("requested_by",)
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.has_perm(IMPORT)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(IMPORT) or super().has_view_permission(request, obj)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """The upload: the file is kept and checked at once, then its page shows the preview."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = PerformanceUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            job = performance_import_create(
+                user=request.user, csv_file=form.cleaned_data["csv_file"]
+            )
+            return redirect(import_url(job))
+        return TemplateResponse(
+            request,
+            "admin/performance/performanceimport/upload.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "form": form,
+                "title": "Import channel performance",
+            },
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The import's page: its counts and lists, and confirm or cancel while it waits."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            job = PerformanceImport.objects.select_related("requested_by").get(pk=int(object_id))
+        except (ValueError, OverflowError, PerformanceImport.DoesNotExist):
+            raise Http404("No such import.") from None
+        if request.method == "POST":
+            return self._decide(request, job)
+        return TemplateResponse(
+            request,
+            "admin/performance/performanceimport/import.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "job": job,
+                "report": job.report,
+                "may_decide": may_decide(request, job),
+                "title": f"Performance import {job.pk}: {job.csv_name}",
+            },
+        )
+
+    def _decide(self, request, job: PerformanceImport):
+        if not may_decide(request, job):
+            raise PermissionDenied
+        action = request.POST.get("action")
+        try:
+            if action == "confirm":
+                performance_import_confirm(job=job)
+                if job.state == PerformanceImport.State.DONE:
+                    messages.success(request, f"Import {job.pk} is written.")
+                else:
+                    messages.error(request, f"Import {job.pk} was not written; see below why.")
+            elif action == "cancel":
+                performance_import_cancel(job=job)
+                messages.success(request, f"Import {job.pk} is cancelled.")
+        except NotWaiting as exc:
+            messages.warning(request, str(exc))
+        return redirect(import_url(job))
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, job: PerformanceImport):
+        return short_time(job.created_at)
+
+    @admin.display(description="file", ordering="csv_name")
+    def page_link(self, job: PerformanceImport):
+        return format_html('<a href="{}">{}</a>', import_url(job), short_text(job.csv_name, 32))
+
+    @admin.display(description="rows")
+    def rows_shown(self, job: PerformanceImport):
+        return format_html(
+            "{} matched ({} new, {} updated, {} unchanged)<br>"
+            "<small>{} unmatched, {} duplicates, {} errors</small>",
+            job.matched,
+            job.created,
+            job.updated,
+            job.unchanged,
+            job.unmatched,
+            job.duplicates,
+            job.errors,
+        )
+
+
+@admin.register(ChannelDay)
+class ChannelDayAdmin(admin.ModelAdmin):
+    """The imported figures as the channels reported them: read-only, corrected by importing
+    the day again."""
+
+    list_display = (
+        "date",
+        "asset_link",
+        "preset",
+        "impressions",
+        "clicks",
+        "add_to_carts",
+        "orders",
+        "revenue",
+        "source",
+    )
+    list_filter = ("preset", "date")
+    search_fields = ("asset__product__sku",)
+    list_select_related = ("asset__product", "preset", "source")
+    date_hierarchy = "date"
+    readonly_fields = [field.name for field in ChannelDay._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="image", ordering="asset__product__sku")
+    def asset_link(self, day: ChannelDay):
+        url = reverse("admin:generation_generatedasset_change", args=[day.asset_id])
+        return format_html('<a href="{}">{} v{}</a>', url, day.asset.product.sku, day.asset.version)

@@ -1,0 +1,290 @@
+"""The performance import: a channel's CSV matched to the image that was live that day, through
+the service, `manage.py import_performance` and the admin's preview → confirm pages; and the
+figures kept to staff (not in the feed, not in the API)."""
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from core.models import ApiScope
+from generation.models import AssetEvent, AssetStatus, ChannelPreset
+from generation.review import asset_approve, asset_publish, asset_unpublish
+from generation.views import published_url
+from performance.models import ChannelDay, PerformanceImport
+from performance.services import performance_check, performance_import_run
+from tests.csp import assert_strict_csp
+from tests.factories import csv_bytes
+from tests.test_api_assets import get, token_for
+from tests.test_review import make_asset, merchandiser, reviewer, user_in  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+HERO = "Storefront hero"
+HEADER = ["sku", "channel", "date", "impressions", "clicks", "orders"]
+TODAY = timezone.localdate()
+
+
+def day(ago: int):
+    return TODAY - timedelta(days=ago)
+
+
+def at(ago: int, hour: int = 12) -> datetime:
+    return timezone.make_aware(datetime.combine(day(ago), time(hour)))
+
+
+def backdate(asset, *, published_ago: int | None = None, ended_ago: int | None = None) -> None:
+    """Move the asset's last publication (and its end) back in time in the status log."""
+    events = AssetEvent.objects.filter(asset=asset)
+    if published_ago is not None:
+        start = events.filter(to_status=AssetStatus.PUBLISHED).latest("created_at", "pk")
+        AssetEvent.objects.filter(pk=start.pk).update(created_at=at(published_ago))
+    if ended_ago is not None:
+        end = events.filter(from_status=AssetStatus.PUBLISHED).latest("created_at", "pk")
+        AssetEvent.objects.filter(pk=end.pk).update(created_at=at(ended_ago))
+
+
+def publish(user, *, sku="NEW1", preset=HERO, published_ago=30):
+    asset = make_asset(sku=sku, preset_name=preset)
+    asset = asset_publish(asset=asset_approve(asset=asset, user=user), user=user)
+    backdate(asset, published_ago=published_ago)
+    return asset
+
+
+def row(sku="NEW1", ago=5, impressions=1000, clicks=30, orders=2, channel=HERO) -> list:
+    return [sku, channel, day(ago).isoformat(), impressions, clicks, orders]
+
+
+# --- matching ------------------------------------------------------------------------------
+
+
+def test_a_file_with_matched_unmatched_and_duplicate_rows(reviewer):  # noqa: F811
+    asset = publish(reviewer)
+    other_preset = ChannelPreset.objects.exclude(name=HERO).first()
+    data = csv_bytes(
+        HEADER,
+        [
+            row(ago=5),  # line 2: matched
+            row(ago=4, clicks=40),  # line 3: matched
+            row(ago=5, clicks=31),  # line 4: repeats line 2 with other figures
+            row(sku="NOSUCH"),  # line 5: no such product
+            row(channel=other_preset.name),  # line 6: never published on that preset
+            row(ago=40),  # line 7: before it was published
+        ],
+    )
+    plan = performance_check(data=data)
+    assert plan.ok, plan.errors
+    assert plan.counts() == {
+        "rows": 6,
+        "matched": 2,
+        "unmatched": 3,
+        "duplicates": 1,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "errors": 0,
+    }
+    assert [(d.line, d.asset_id) for d in plan.days] == [(2, asset.pk), (3, asset.pk)]
+    assert [(d.line, d.first_line, d.same_figures) for d in plan.duplicates] == [(4, 2, False)]
+    reasons = {u.line: u.reason for u in plan.unmatched}
+    assert reasons[5] == "no product has the SKU 'NOSUCH'"
+    assert reasons[6] == f"NEW1 never had a published {other_preset.name} image"
+    assert reasons[7].startswith(f"no {HERO} image of NEW1 was live on {day(40)}")
+    assert not ChannelDay.objects.exists()  # a check writes nothing
+
+    job = performance_import_run(data=data, csv_name="ads.csv")
+    assert (job.state, job.created, job.unmatched, job.duplicates) == ("done", 2, 3, 1)
+    stored = ChannelDay.objects.get(date=day(5))
+    assert (stored.asset_id, stored.preset_id, stored.impressions, stored.clicks) == (
+        asset.pk,
+        asset.preset_id,
+        1000,
+        30,  # the first of the two rows for this day
+    )
+    assert (stored.orders, stored.add_to_carts, stored.revenue, stored.source) == (2, 0, None, job)
+
+
+def test_reimporting_the_same_file_changes_nothing_and_a_changed_figure_is_an_update(reviewer):  # noqa: F811
+    publish(reviewer)
+    data = csv_bytes(HEADER, [row(ago=5), row(ago=4)])
+    performance_import_run(data=data, csv_name="ads.csv")
+    before = list(ChannelDay.objects.values())
+
+    again = performance_import_run(data=data, csv_name="ads.csv")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert list(ChannelDay.objects.values()) == before
+
+    changed = performance_import_run(
+        data=csv_bytes(HEADER, [row(ago=5, clicks=45), row(ago=4)]), csv_name="ads-fixed.csv"
+    )
+    assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 1)
+    assert changed.report["updates"] == [[2, "NEW1", HERO, day(5).isoformat(), "clicks 30 → 45"]]
+    assert ChannelDay.objects.get(date=day(5)).clicks == 45
+    assert ChannelDay.objects.get(date=day(5)).source == changed
+    assert ChannelDay.objects.get(date=day(4)).source == PerformanceImport.objects.earliest("pk")
+
+
+def test_an_image_unpublished_before_the_date_is_not_matched(reviewer):  # noqa: F811
+    asset = publish(reviewer, published_ago=20)
+    asset_unpublish(asset=asset, user=reviewer)
+    backdate(asset, ended_ago=10)
+    plan = performance_check(data=csv_bytes(HEADER, [row(ago=12), row(ago=5)]))
+    assert [(d.line, d.asset_id) for d in plan.days] == [(2, asset.pk)]
+    assert [u.line for u in plan.unmatched] == [3]
+    assert f"was live on {day(5)}" in plan.unmatched[0].reason
+    assert f"until {day(10)} 12:00" in plan.unmatched[0].reason
+
+
+def test_each_day_goes_to_the_version_live_then_and_a_day_of_two_is_not_split(reviewer):  # noqa: F811
+    first = publish(reviewer, published_ago=20)
+    second = make_asset(sku="NEW1", preset_name=HERO)
+    second = asset_publish(asset=asset_approve(asset=second, user=reviewer), user=reviewer)
+    backdate(second, published_ago=10)
+    backdate(first, ended_ago=10)  # replaced by the second, the same moment
+    plan = performance_check(data=csv_bytes(HEADER, [row(ago=15), row(ago=5), row(ago=10)]))
+    assert [(d.line, d.asset_id) for d in plan.days] == [(2, first.pk), (3, second.pk)]
+    assert [u.line for u in plan.unmatched] == [4]
+    assert "2 images of NEW1 were live" in plan.unmatched[0].reason
+
+
+def test_a_row_may_name_its_image_by_the_published_url(reviewer):  # noqa: F811
+    asset = publish(reviewer)
+    url = "https://shop.example" + published_url(asset)
+    header = ["image_url", "preset", "date", "impressions", "clicks"]
+    plan = performance_check(data=csv_bytes(header, [[url, HERO, day(3).isoformat(), 50, 5]]))
+    assert plan.ok and [d.asset_id for d in plan.days] == [asset.pk]
+
+    other = ChannelPreset.objects.exclude(name=HERO).first().name
+    plan = performance_check(data=csv_bytes(header, [[url, other, day(3).isoformat(), 50, 5]]))
+    assert [str(e) for e in plan.errors] == [
+        f"line 2, column 'image_url': is the image of preset {asset.preset_id}, not of {other!r}"
+    ]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        (
+            {"clicks": 1001},
+            "line 3, column 'clicks': 1001 clicks is more than the 1000 impressions",
+        ),
+        ({"impressions": "1,000"}, "line 3, column 'impressions': '1,000' is not a whole number"),
+        ({"impressions": "١٠٠٠"}, "line 3, column 'impressions': '١٠٠٠' is not a whole number"),
+        ({"clicks": "-3"}, "line 3, column 'clicks': '-3' is negative; counts start at 0"),
+        ({"date": "05/01/2026"}, "line 3, column 'date': '05/01/2026' is not a date written as"),
+        ({"date": "2026-02-30"}, "line 3, column 'date': '2026-02-30' is not a date of the"),
+        ({"date": "2999-01-01"}, "line 3, column 'date': 2999-01-01 is in the future"),
+        ({"orders": "2.5"}, "line 3, column 'orders': '2.5' is not a whole number"),
+        ({"channel": " "}, "line 3, column 'channel': is empty; name the channel preset"),
+    ],
+)
+def test_errors_name_the_line_and_the_column_and_nothing_is_written(reviewer, cells, expected):  # noqa: F811
+    publish(reviewer)
+    bad = dict(zip(HEADER, row(ago=4), strict=True)) | cells
+    data = csv_bytes(HEADER, [row(ago=5), list(bad.values())])
+    job = performance_import_run(data=data, csv_name="bad.csv")
+    assert job.state == PerformanceImport.State.REFUSED and job.errors == 1
+    assert job.report["errors"][0].startswith(expected), job.report["errors"]
+    assert not ChannelDay.objects.exists()
+
+
+def test_a_header_without_the_needed_columns_is_refused():
+    plan = performance_check(data=csv_bytes(["sku", "date", "clicks", "views"], []))
+    assert [str(e) for e in plan.errors] == [
+        "line 1, column 'views': unknown column (expected: date, impressions, clicks, sku, "
+        "image_url, channel, preset, add_to_carts, orders, revenue)",
+        "line 1, column 'impressions': missing column",
+        "line 1, column 'channel': missing column: name the channel or preset",
+    ]
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def test_the_command_checks_with_dry_run_then_imports(reviewer, tmp_path, capsys):  # noqa: F811
+    publish(reviewer)
+    path = tmp_path / "ads.csv"
+    path.write_bytes(csv_bytes(HEADER, [row(ago=5), row(sku="NOSUCH")]))
+    call_command("import_performance", str(path), "--dry-run")
+    out = capsys.readouterr().out
+    assert "line 3: unmatched (NOSUCH" in out
+    assert "2 rows, 1 matched (would write 1 new, 0 updated; 0 unchanged), 1 unmatched" in out
+    assert not ChannelDay.objects.exists()
+    call_command("import_performance", str(path))
+    assert "wrote 1 new" in capsys.readouterr().out
+    assert ChannelDay.objects.count() == 1
+
+    path.write_bytes(csv_bytes(HEADER, [row(ago=5, clicks=2000)]))
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("import_performance", str(path))
+    assert "line 2, column 'clicks'" in capsys.readouterr().err
+
+
+# --- the admin: preview, confirm, staff only ------------------------------------------------
+
+
+def upload(client, data: bytes):
+    return client.post(
+        "/admin/performance/performanceimport/add/",
+        {"csv_file": SimpleUploadedFile("ads.csv", data, content_type="text/csv")},
+    )
+
+
+def test_the_admin_previews_then_writes_on_confirmation(client, reviewer, merchandiser):  # noqa: F811
+    publish(reviewer)
+    client.force_login(merchandiser)
+    response = upload(client, csv_bytes(HEADER, [row(ago=5), row(ago=5), row(sku="NOSUCH")]))
+    job = PerformanceImport.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{job.pk}/change/")
+    page = client.get(response["Location"])
+    assert_strict_csp(page)
+    html = " ".join(page.content.decode().split())
+    assert "3 rows: 1 matched (1 new, 0 updated, 0 unchanged), 1 unmatched, 1 duplicate" in html
+    assert "no product has the SKU &#x27;NOSUCH&#x27;" in html and 'id="import-duplicates"' in html
+    assert not ChannelDay.objects.exists()
+
+    # Only the uploader confirms.
+    client.force_login(user_in("Merchandiser", "someone-else"))
+    assert client.post(response["Location"], {"action": "confirm"}).status_code == 403
+    client.force_login(merchandiser)
+    client.post(response["Location"], {"action": "confirm"})
+    job.refresh_from_db()
+    assert (job.state, job.created) == ("done", 1) and ChannelDay.objects.count() == 1
+    # A second confirmation (another tab) writes nothing more.
+    client.post(response["Location"], {"action": "confirm"})
+    assert ChannelDay.objects.count() == 1
+    assert_strict_csp(client.get("/admin/performance/channelday/"))
+
+
+def test_figures_are_for_staff_only(client, reviewer, merchandiser):  # noqa: F811
+    asset = publish(reviewer)
+    performance_import_run(
+        data=csv_bytes(HEADER, [row(ago=5, impressions=987654, clicks=4321)]), csv_name="a.csv"
+    )
+    # Not staff: the admin's pages send to the login, whatever the permissions.
+    outsider = User.objects.create_user("outsider", password="pw")
+    outsider.user_permissions.set(merchandiser.user_permissions.all())
+    client.force_login(outsider)
+    for page in ("/admin/performance/channelday/", "/admin/performance/performanceimport/add/"):
+        assert client.get(page).status_code == 302
+    # Staff without the import permission read the figures, and cannot upload.
+    client.force_login(reviewer)
+    assert "987654" in client.get("/admin/performance/channelday/").content.decode()
+    assert client.get("/admin/performance/performanceimport/add/").status_code == 403
+    # The feed and the API carry no performance figures.
+    for feed in ("/feeds/published.json", "/feeds/published.csv"):
+        body = client.get(feed).content.decode()
+        assert "NEW1" in body and "987654" not in body and "4321" not in body
+        assert "impressions" not in body and "clicks" not in body
+    secret = token_for(reviewer, ApiScope.ASSETS_READ)
+    for path in (f"/assets/{asset.pk}", "/assets"):
+        response = get(client, path, secret)
+        assert response.status_code == 200 and "NEW1" in response.content.decode()
+        assert "987654" not in response.content.decode()
+        assert "impressions" not in response.content.decode()
