@@ -9,12 +9,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from core.display import short_text, short_time
+from generation.admin import GeneratedAssetAdmin
+from generation.models import GeneratedAsset
 from performance.models import ChannelDay, PerformanceImport
+from performance.selectors import asset_totals
 from performance.services import (
     NotWaiting,
     performance_import_cancel,
@@ -184,3 +188,26 @@ class ChannelDayAdmin(admin.ModelAdmin):
     def asset_link(self, day: ChannelDay):
         url = reverse("admin:generation_generatedasset_change", args=[day.asset_id])
         return format_html('<a href="{}">{} v{}</a>', url, day.asset.product.sku, day.asset.version)
+
+
+class PerformanceAssetAdmin(GeneratedAssetAdmin):
+    """The generated asset admin with the image's figures on its channels, for those who may
+    read them."""
+
+    def asset_panels(self, request, asset: GeneratedAsset) -> list[tuple[str, str, str]]:
+        panels = super().asset_panels(request, asset)
+        if not request.user.has_perm("performance.view_channelday"):
+            return panels
+        html = render_to_string(
+            "admin/performance/asset_panel.html",
+            {
+                "totals": asset_totals(asset_id=asset.pk),
+                "days_url": reverse("admin:performance_channelday_changelist")
+                + f"?asset__id__exact={asset.pk}",
+            },
+        )
+        return [*panels, ("asset-performance", "Performance on its channels", html)]
+
+
+admin.site.unregister(GeneratedAsset)
+admin.site.register(GeneratedAsset, PerformanceAssetAdmin)

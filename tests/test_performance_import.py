@@ -5,7 +5,7 @@ figures kept to staff (not in the feed, not in the API)."""
 from datetime import datetime, time, timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -288,3 +288,29 @@ def test_figures_are_for_staff_only(client, reviewer, merchandiser):  # noqa: F8
         assert response.status_code == 200 and "NEW1" in response.content.decode()
         assert "987654" not in response.content.decode()
         assert "impressions" not in response.content.decode()
+
+
+def test_the_asset_page_shows_its_totals_to_those_who_may_read_them(client, reviewer):  # noqa: F811
+    asset = publish(reviewer)
+    performance_import_run(
+        data=csv_bytes(HEADER, [row(ago=5, impressions=800, clicks=20), row(ago=4, clicks=30)]),
+        csv_name="a.csv",
+    )
+    client.force_login(reviewer)
+    page = client.get(f"/admin/generation/generatedasset/{asset.pk}/change/")
+    assert_strict_csp(page)
+    html = " ".join(page.content.decode().split())
+    panel = html.split('id="asset-performance"')[1].split("</section>")[0]
+    assert f"<td>{HERO}</td> <td>2 <small>({day(5)} – {day(4)})</small></td>" in panel
+    assert "<td>1800</td><td>50</td> <td>2.78%</td>" in panel  # 50 of 1800
+    days = client.get(panel.split("every day</a>")[0].rsplit('href="', 1)[1].split('"')[0])
+    assert days.status_code == 200 and len(days.context["cl"].result_list) == 2
+
+    # Staff who may see the image but not the figures see no panel.
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_generatedasset", content_type__app_label="generation")
+    )
+    client.force_login(viewer)
+    page = client.get(f"/admin/generation/generatedasset/{asset.pk}/change/")
+    assert page.status_code == 200 and "asset-performance" not in page.content.decode()
