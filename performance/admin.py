@@ -119,10 +119,7 @@ class PerformanceImportAdmin(admin.ModelAdmin):
         try:
             if action == "confirm":
                 performance_import_confirm(job=job)
-                if job.state == PerformanceImport.State.DONE:
-                    messages.success(request, f"Import {job.pk} is written.")
-                else:
-                    messages.error(request, f"Import {job.pk} was not written; see below why.")
+                messages.success(request, f"Import {job.pk} is queued to be written.")
             elif action == "cancel":
                 performance_import_cancel(job=job)
                 messages.success(request, f"Import {job.pk} is cancelled.")

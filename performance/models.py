@@ -7,13 +7,14 @@ from django.db.models import F, Q
 
 
 class PerformanceImport(models.Model):
-    """One performance CSV: checked when uploaded (the preview), written when its uploader
-    confirms. The counts are the check's, then the write's; `report` keeps what the preview
+    """One performance CSV: checked when uploaded (the preview), written by a worker once its
+    uploader confirms (performance.tasks). The counts are the check's, then the write's; `report` keeps what the preview
     lists (errors, unmatched rows, duplicates, updates), the first REPORT_LIMIT of each."""
 
     class State(models.TextChoices):
         CHECKED = "checked", "Ready to confirm"
         REFUSED = "refused", "Refused (errors in the file)"
+        CONFIRMED = "confirmed", "Waiting to be written"
         WRITING = "writing", "Writing"
         DONE = "done", "Imported"
         CANCELLED = "cancelled", "Cancelled"

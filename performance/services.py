@@ -9,12 +9,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import dramatiq
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 from catalog.importer.formats import HeaderErrors, ImportAborted, RowError, RowErrors
 from catalog.staging import StagedImport, staging_create, staging_discard, staging_get
+from core.queue import enqueue_after_commit
 from performance.csvfile import PerformanceRow, read_rows
 from performance.matching import Matcher
 from performance.models import ChannelDay, PerformanceImport
@@ -307,11 +309,34 @@ def _take(job: PerformanceImport, to_state: str) -> StagedImport | None:
     return staging_get(job.token)
 
 
+def _write_import() -> dramatiq.Actor:
+    """performance.tasks.write_performance_import, as the broker knows it (that module imports
+    this one)."""
+    return dramatiq.get_broker().get_actor("write_performance_import")
+
+
 def performance_import_confirm(*, job: PerformanceImport) -> PerformanceImport:
-    """Write a checked import. The file is checked again first, since images may have been
-    published or figures imported since the preview; the counts are what was written."""
-    staged = _take(job, PerformanceImport.State.WRITING)
-    if staged is None:  # the staged file was purged (checked and left for over a day)
+    """Queue a checked import to be written by a worker (performance_import_write)."""
+    with transaction.atomic():
+        _take(job, PerformanceImport.State.CONFIRMED)
+        enqueue_after_commit(_write_import(), job.pk)
+    return job
+
+
+def performance_import_write(*, job_id: int) -> PerformanceImport | None:
+    """Write a confirmed import. The file is checked again first, since images may have been
+    published or figures imported since the preview; the counts are what was written. A
+    message delivered again after a worker died half way writes the rest: each chunk compares
+    with what is stored, so what was written is counted as unchanged the second time."""
+    moved = PerformanceImport.objects.filter(
+        pk=job_id,
+        state__in=[PerformanceImport.State.CONFIRMED, PerformanceImport.State.WRITING],
+    ).update(state=PerformanceImport.State.WRITING)
+    if not moved:
+        return None  # written, cancelled or gone: the message came twice
+    job = PerformanceImport.objects.get(pk=job_id)
+    staged = staging_get(job.token)
+    if staged is None:  # the staged file was purged (left for over a day)
         job.state, job.finished_at = PerformanceImport.State.CANCELLED, timezone.now()
         job.report = {**job.report, "errors": ["The uploaded file is gone; upload it again."]}
         job.save()

@@ -10,12 +10,20 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from catalog.staging import staging_get
 from core.models import ApiScope
 from generation.models import AssetEvent, AssetStatus, ChannelPreset
 from generation.review import asset_approve, asset_publish, asset_unpublish
 from generation.views import published_url
 from performance.models import ChannelDay, PerformanceImport
-from performance.services import performance_check, performance_import_run
+from performance.services import (
+    NotWaiting,
+    performance_check,
+    performance_import_cancel,
+    performance_import_confirm,
+    performance_import_create,
+    performance_import_run,
+)
 from tests.csp import assert_strict_csp
 from tests.factories import csv_bytes
 from tests.test_api_assets import get, token_for
@@ -236,7 +244,14 @@ def upload(client, data: bytes):
     )
 
 
-def test_the_admin_previews_then_writes_on_confirmation(client, reviewer, merchandiser):  # noqa: F811
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_admin_previews_then_a_worker_writes_on_confirmation(
+    client,
+    reviewer,  # noqa: F811
+    merchandiser,  # noqa: F811
+    broker,
+    worker,
+):
     publish(reviewer)
     client.force_login(merchandiser)
     response = upload(client, csv_bytes(HEADER, [row(ago=5), row(ago=5), row(sku="NOSUCH")]))
@@ -254,11 +269,15 @@ def test_the_admin_previews_then_writes_on_confirmation(client, reviewer, mercha
     assert client.post(response["Location"], {"action": "confirm"}).status_code == 403
     client.force_login(merchandiser)
     client.post(response["Location"], {"action": "confirm"})
+    # A second confirmation (another tab) is told so and queues nothing.
+    again = client.post(response["Location"], {"action": "confirm"}, follow=True)
+    assert "is not waiting for a confirmation any more" in again.content.decode()
+    broker.join("imports")
+    worker.join()
     job.refresh_from_db()
-    assert (job.state, job.created) == ("done", 1) and ChannelDay.objects.count() == 1
-    # A second confirmation (another tab) writes nothing more.
-    client.post(response["Location"], {"action": "confirm"})
+    assert (job.state, job.created, job.unmatched) == ("done", 1, 1)
     assert ChannelDay.objects.count() == 1
+    assert "Imported" in client.get(response["Location"]).content.decode()
     assert_strict_csp(client.get("/admin/performance/channelday/"))
 
 
@@ -314,3 +333,16 @@ def test_the_asset_page_shows_its_totals_to_those_who_may_read_them(client, revi
     client.force_login(viewer)
     page = client.get(f"/admin/generation/generatedasset/{asset.pk}/change/")
     assert page.status_code == 200 and "asset-performance" not in page.content.decode()
+
+
+def test_a_cancelled_upload_keeps_no_file_and_cannot_be_confirmed(reviewer, merchandiser):  # noqa: F811
+    publish(reviewer)
+    upload = SimpleUploadedFile("ads.csv", csv_bytes(HEADER, [row(ago=5)]))
+    job = performance_import_create(user=merchandiser, csv_file=upload)
+    assert (job.state, job.created) == ("checked", 1) and staging_get(job.token) is not None
+    performance_import_cancel(job=job)
+    assert job.state == "cancelled" and staging_get(job.token) is None
+    with pytest.raises(NotWaiting):
+        performance_import_confirm(job=job)
+    assert PerformanceImport.objects.get().state == "cancelled"
+    assert not ChannelDay.objects.exists()

@@ -60,6 +60,7 @@ class Migration(migrations.Migration):
                         choices=[
                             ("checked", "Ready to confirm"),
                             ("refused", "Refused (errors in the file)"),
+                            ("confirmed", "Waiting to be written"),
                             ("writing", "Writing"),
                             ("done", "Imported"),
                             ("cancelled", "Cancelled"),
