@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from django.utils import timezone
 
 from catalog.importer.cleaning import clean_int, clean_price, clean_sku, shown
-from catalog.importer.formats import HeaderErrors, RowError, RowErrors, decode_csv
+from catalog.importer.formats import HeaderErrors, ImportAborted, RowError, RowErrors, decode_csv
 
 REQUIRED = ("date", "impressions", "clicks")
 # Each row names its image by one of these (both may be given; they must then agree) ...
@@ -156,13 +156,25 @@ def clean_record(line: int, record: dict[str, str], errors: RowErrors) -> Perfor
 def read_rows(data: bytes, errors: RowErrors) -> list[PerformanceRow]:
     """Every clean row of the file; what is wrong goes to `errors` (a file-level problem
     raises ImportAborted or HeaderErrors, as in the catalog import)."""
-    reader = csv.reader(io.StringIO(decode_csv(data), newline=""))
-    header = [name.strip() for name in next(reader, [])]
+    reader = csv.reader(io.StringIO(decode_csv(data), newline=""), strict=True)
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:
+        raise ImportAborted(
+            RowError(reader.line_num, "", f"the header cannot be read as CSV ({exc})")
+        ) from None
     if header_errors := read_header(header):
         raise HeaderErrors(header_errors)
     rows = []
-    for values in reader:
-        line = reader.line_num
+    while True:
+        line = reader.line_num + 1  # where the row starts (a quoted cell may span lines)
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the rest of the file cannot be read in step
+            errors.append(RowError(line, "", f"this row cannot be read as CSV ({exc})"))
+            break
         if not any(value.strip() for value in values):
             continue  # a blank line, as spreadsheets leave at the end
         if len(values) != len(header):

@@ -115,7 +115,11 @@ def test_a_file_with_matched_unmatched_and_duplicate_rows(reviewer):  # noqa: F8
     assert (stored.orders, stored.add_to_carts, stored.revenue, stored.source) == (2, 0, None, job)
 
 
-def test_reimporting_the_same_file_changes_nothing_and_a_changed_figure_is_an_update(reviewer):  # noqa: F811
+def test_reimporting_the_same_file_changes_nothing_and_a_changed_figure_is_an_update(
+    reviewer,  # noqa: F811
+    settings,
+):
+    settings.CATALOG_IMPORT_CHUNK_ROWS = 1  # a transaction per row: the counts add up over chunks
     publish(reviewer)
     data = csv_bytes(HEADER, [row(ago=5), row(ago=4)])
     performance_import_run(data=data, csv_name="ads.csv")
@@ -200,6 +204,18 @@ def test_errors_name_the_line_and_the_column_and_nothing_is_written(reviewer, ce
     assert job.state == PerformanceImport.State.REFUSED and job.errors == 1
     assert job.report["errors"][0].startswith(expected), job.report["errors"]
     assert not ChannelDay.objects.exists()
+
+
+def test_a_row_that_is_not_csv_or_has_too_many_cells_is_an_error_of_its_line(reviewer):  # noqa: F811
+    publish(reviewer)
+    good = ",".join(map(str, row(ago=5))).encode()
+    data = b",".join(h.encode() for h in HEADER) + b"\n" + good + b",9\n" + good + b'\n"NEW1"x,\n'
+    plan = performance_check(data=data)
+    assert [str(e) for e in plan.errors] == [
+        "line 2: has 7 cells; the header has 6",
+        "line 4: this row cannot be read as CSV (',' expected after '\"')",
+    ]
+    assert plan.rows == 3
 
 
 def test_a_header_without_the_needed_columns_is_refused():
