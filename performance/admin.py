@@ -17,14 +17,14 @@ from django.utils.html import format_html
 from core.display import short_text, short_time
 from generation.admin import GeneratedAssetAdmin
 from generation.models import GeneratedAsset
-from performance.models import ChannelDay, PerformanceImport
-from performance.selectors import asset_totals
-from performance.services import (
+from performance.jobs import (
     NotWaiting,
     performance_import_cancel,
     performance_import_confirm,
     performance_import_create,
 )
+from performance.models import ChannelDay, PerformanceImport
+from performance.selectors import asset_totals
 
 IMPORT = "performance.import_performance"
 

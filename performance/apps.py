@@ -7,5 +7,6 @@ class PerformanceConfig(AppConfig):
     verbose_name = "Performance"
 
     def ready(self):
-        # its actor, so web processes find it by name when they send (services._write_import)
-        from performance import tasks  # noqa: F401
+        # its actor, found by name when an import is sent (performance.jobs), and its periodic
+        # job, registered with the worker and the scheduler
+        from performance import periodic, tasks  # noqa: F401

@@ -12,6 +12,7 @@ class PerformanceImport(models.Model):
     lists (errors, unmatched rows, duplicates, updates), the first REPORT_LIMIT of each."""
 
     class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to be checked"
         CHECKED = "checked", "Ready to confirm"
         REFUSED = "refused", "Refused (errors in the file)"
         CONFIRMED = "confirmed", "Waiting to be written"
@@ -24,8 +25,10 @@ class PerformanceImport(models.Model):
     )
     token = models.CharField(max_length=32, unique=True, help_text="Its staged file's folder.")
     csv_name = models.CharField(max_length=255)
+    RUNNING = (State.QUEUED, State.CONFIRMED, State.WRITING)
+
     state = models.CharField(
-        max_length=16, choices=State.choices, default=State.CHECKED, db_index=True
+        max_length=16, choices=State.choices, default=State.QUEUED, db_index=True
     )
     rows = models.PositiveIntegerField(default=0, help_text="Data rows in the file.")
     matched = models.PositiveIntegerField(
@@ -46,6 +49,9 @@ class PerformanceImport(models.Model):
     )
     errors = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=dict, blank=True, editable=False)
+    # When a worker (or the upload) last showed it is on it: the sweeper sends again an import
+    # waiting or running without a sign of life (performance.jobs).
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,6 +1,6 @@
 """The performance import: check a file (what it would write, what it cannot match, what it
-repeats), then write the matched days in short transactions. The admin's pages and
-`manage.py import_performance` call these same functions."""
+repeats), then write the matched days in short transactions. The admin's import as a job
+(performance.jobs) and `manage.py import_performance` call these same functions."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-import dramatiq
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 from catalog.importer.formats import HeaderErrors, ImportAborted, RowError, RowErrors
-from catalog.staging import StagedImport, staging_create, staging_discard, staging_get
-from core.queue import enqueue_after_commit
 from performance.csvfile import PerformanceRow, read_rows
 from performance.matching import Matcher
 from performance.models import ChannelDay, PerformanceImport
@@ -268,97 +265,15 @@ def performance_write(*, plan: PerformancePlan, source: PerformanceImport | None
                     existing.source = source
                     existing.save(update_fields=[*day.figures, "source", "updated_at"])
             ChannelDay.objects.bulk_create(new)
+        if source is not None and source.pk is not None:  # a sign of life for the sweeper
+            PerformanceImport.objects.filter(pk=source.pk).update(heartbeat_at=timezone.now())
 
 
-# --- the admin's import: upload (checked at once), then confirm or cancel ------------------
-
-
-def _record(job: PerformanceImport, plan: PerformancePlan) -> None:
+def performance_import_record(*, job: PerformanceImport, plan: PerformancePlan) -> None:
+    """Copy the plan's counts and lists onto the import (not saved)."""
     for name, value in plan.counts().items():
         setattr(job, name, value)
     job.report = plan.report()
-
-
-def performance_import_create(*, user, csv_file) -> PerformanceImport:
-    """Keep the uploaded file (in the catalog import's private staging) and check it: the
-    import waits for its uploader's confirmation, or is refused when the file has errors."""
-    staged = staging_create(csv_file=csv_file)
-    plan = performance_check(data=staged.csv_data())
-    job = PerformanceImport(requested_by=user, token=staged.token, csv_name=staged.csv_name)
-    _record(job, plan)
-    if not plan.ok:
-        job.state, job.finished_at = PerformanceImport.State.REFUSED, timezone.now()
-        staging_discard(staged)
-    job.save()
-    return job
-
-
-class NotWaiting(Exception):
-    """The import is not waiting for a confirmation (confirmed or cancelled already)."""
-
-
-def _take(job: PerformanceImport, to_state: str) -> StagedImport | None:
-    """Move a checked import to `to_state`, once: a second confirmation (two tabs, a double
-    click) finds it taken."""
-    taken = PerformanceImport.objects.filter(
-        pk=job.pk, state=PerformanceImport.State.CHECKED
-    ).update(state=to_state)
-    if not taken:
-        raise NotWaiting(f"Import {job.pk} is not waiting for a confirmation any more.")
-    job.state = to_state
-    return staging_get(job.token)
-
-
-def _write_import() -> dramatiq.Actor:
-    """performance.tasks.write_performance_import, as the broker knows it (that module imports
-    this one)."""
-    return dramatiq.get_broker().get_actor("write_performance_import")
-
-
-def performance_import_confirm(*, job: PerformanceImport) -> PerformanceImport:
-    """Queue a checked import to be written by a worker (performance_import_write)."""
-    with transaction.atomic():
-        _take(job, PerformanceImport.State.CONFIRMED)
-        enqueue_after_commit(_write_import(), job.pk)
-    return job
-
-
-def performance_import_write(*, job_id: int) -> PerformanceImport | None:
-    """Write a confirmed import. The file is checked again first, since images may have been
-    published or figures imported since the preview; the counts are what was written. A
-    message delivered again after a worker died half way writes the rest: each chunk compares
-    with what is stored, so what was written is counted as unchanged the second time."""
-    moved = PerformanceImport.objects.filter(
-        pk=job_id,
-        state__in=[PerformanceImport.State.CONFIRMED, PerformanceImport.State.WRITING],
-    ).update(state=PerformanceImport.State.WRITING)
-    if not moved:
-        return None  # written, cancelled or gone: the message came twice
-    job = PerformanceImport.objects.get(pk=job_id)
-    staged = staging_get(job.token)
-    if staged is None:  # the staged file was purged (left for over a day)
-        job.state, job.finished_at = PerformanceImport.State.CANCELLED, timezone.now()
-        job.report = {**job.report, "errors": ["The uploaded file is gone; upload it again."]}
-        job.save()
-        return job
-    plan = performance_check(data=staged.csv_data())
-    if plan.ok:
-        performance_write(plan=plan, source=job)
-    _record(job, plan)
-    job.state = PerformanceImport.State.DONE if plan.ok else PerformanceImport.State.REFUSED
-    job.finished_at = timezone.now()
-    job.save()
-    staging_discard(staged)
-    return job
-
-
-def performance_import_cancel(*, job: PerformanceImport) -> PerformanceImport:
-    staged = _take(job, PerformanceImport.State.CANCELLED)
-    job.finished_at = timezone.now()
-    job.save(update_fields=["finished_at"])
-    if staged is not None:
-        staging_discard(staged)
-    return job
 
 
 def performance_import_run(*, data: bytes, csv_name: str, user=None) -> PerformanceImport:
@@ -375,7 +290,7 @@ def performance_import_run(*, data: bytes, csv_name: str, user=None) -> Performa
         performance_write(plan=plan, source=job)
     else:
         job = PerformanceImport(requested_by=user, token=uuid.uuid4().hex, csv_name=csv_name)
-    _record(job, plan)
+    performance_import_record(job=job, plan=plan)
     job.state = PerformanceImport.State.DONE if plan.ok else PerformanceImport.State.REFUSED
     job.finished_at = timezone.now()
     job.save()

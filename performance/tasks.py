@@ -1,12 +1,13 @@
-"""The Dramatiq actor of performance imports: an id in, the work in performance.services."""
+"""The Dramatiq actor of performance imports: an id in, the work in performance.jobs."""
 
 import dramatiq
 
-from performance.services import performance_import_write
+from performance.jobs import performance_import_step
 
 
-# One message per confirmed import; a message delivered again (a worker died half way)
-# writes the rest, as every chunk compares with what is stored.
+# One message per step of an import: its check (a large file), then its write once confirmed.
+# A message delivered again does the step again only if it is still to do; the sweeper
+# (performance.periodic) sends again what lost its message.
 @dramatiq.actor(queue_name="imports", max_retries=5, time_limit=3_600_000)
-def write_performance_import(import_id: int) -> None:
-    performance_import_write(job_id=import_id)
+def step_performance_import(import_id: int) -> None:
+    performance_import_step(job_id=import_id)

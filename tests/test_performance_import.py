@@ -2,6 +2,7 @@
 the service, `manage.py import_performance` and the admin's preview → confirm pages; and the
 figures kept to staff (not in the feed, not in the API)."""
 
+import json
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -15,15 +16,16 @@ from core.models import ApiScope
 from generation.models import AssetEvent, AssetStatus, ChannelPreset
 from generation.review import asset_approve, asset_publish, asset_unpublish
 from generation.views import published_url
-from performance.models import ChannelDay, PerformanceImport
-from performance.services import (
+from performance.jobs import (
     NotWaiting,
-    performance_check,
     performance_import_cancel,
     performance_import_confirm,
     performance_import_create,
-    performance_import_run,
+    performance_import_step,
+    performance_imports_sweep,
 )
+from performance.models import ChannelDay, PerformanceImport
+from performance.services import performance_check, performance_import_run
 from tests.csp import assert_strict_csp
 from tests.factories import csv_bytes
 from tests.test_api_assets import get, token_for
@@ -267,12 +269,16 @@ def test_the_admin_previews_then_a_worker_writes_on_confirmation(
     merchandiser,  # noqa: F811
     broker,
     worker,
+    settings,
 ):
+    settings.CATALOG_IMPORT_INLINE_ROWS = 2  # this file's three rows are checked by the worker
     publish(reviewer)
     client.force_login(merchandiser)
     response = upload(client, csv_bytes(HEADER, [row(ago=5), row(ago=5), row(sku="NOSUCH")]))
     job = PerformanceImport.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/{job.pk}/change/")
+    broker.join("imports")
+    worker.join()
     page = client.get(response["Location"])
     assert_strict_csp(page)
     html = " ".join(page.content.decode().split())
@@ -362,3 +368,40 @@ def test_a_cancelled_upload_keeps_no_file_and_cannot_be_confirmed(reviewer, merc
         performance_import_confirm(job=job)
     assert PerformanceImport.objects.get().state == "cancelled"
     assert not ChannelDay.objects.exists()
+
+
+def test_the_sweeper_sends_again_a_lost_import_and_drops_one_left_unconfirmed(
+    reviewer,  # noqa: F811
+    merchandiser,  # noqa: F811
+    broker,
+    django_capture_on_commit_callbacks,
+):
+    publish(reviewer)
+    lost, left = (
+        performance_import_create(
+            user=merchandiser, csv_file=SimpleUploadedFile(name, csv_bytes(HEADER, [row(ago=5)]))
+        )
+        for name in ("lost.csv", "left.csv")
+    )
+    performance_import_confirm(job=lost)  # its message never reaches the broker
+    broker.flush_all()
+    assert performance_imports_sweep() == 0  # too early to call it lost
+    PerformanceImport.objects.filter(pk=lost.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=11)
+    )
+    PerformanceImport.objects.filter(pk=left.pk).update(
+        heartbeat_at=timezone.now() - timedelta(days=2)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert performance_imports_sweep() == 1
+    [message] = broker.queues["imports"].queue
+    assert json.loads(message)["args"] == [lost.pk]
+    left.refresh_from_db()
+    assert left.state == "cancelled" and staging_get(left.token) is None
+
+    performance_import_step(job_id=lost.pk)  # what the worker does with the message
+    lost.refresh_from_db()
+    assert (lost.state, lost.created) == ("done", 1) and ChannelDay.objects.count() == 1
+    performance_import_step(job_id=lost.pk)  # delivered twice: nothing more
+    assert ChannelDay.objects.count() == 1
