@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from core.display import short_text, short_time
@@ -24,9 +25,10 @@ from performance.jobs import (
     performance_import_create,
 )
 from performance.models import ChannelDay, PerformanceImport
-from performance.selectors import asset_totals
+from performance.selectors import RECENT_DAYS, asset_totals, with_recent_figures
 
 IMPORT = "performance.import_performance"
+VIEW_FIGURES = "performance.view_channelday"
 
 
 class PerformanceUploadForm(forms.Form):
@@ -187,13 +189,56 @@ class ChannelDayAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{} v{}</a>', url, day.asset.product.sku, day.asset.version)
 
 
+class RecentFiguresFilter(admin.SimpleListFilter):
+    """Images with or without channel figures in the last 30 days."""
+
+    title = f"channel figures (last {RECENT_DAYS} days)"
+    parameter_name = "figures"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "With figures"), ("no", "Without figures")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(recent_impressions__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(recent_impressions__isnull=True)
+        return queryset
+
+
 class PerformanceAssetAdmin(GeneratedAssetAdmin):
-    """The generated asset admin with the image's figures on its channels, for those who may
-    read them."""
+    """The generated asset admin with the images' figures on their channels, for those who
+    may read them: a panel on each image's page, and on the list the last 30 days'
+    impressions and CTR, to sort and filter by."""
+
+    def may_read_figures(self, request) -> bool:
+        return request.user.has_perm(VIEW_FIGURES)
+
+    def get_queryset(self, request):
+        assets = super().get_queryset(request)
+        if not self.may_read_figures(request):
+            return assets
+        return with_recent_figures(assets, today=timezone.localdate())
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return (*shown, "recent_figures") if self.may_read_figures(request) else shown
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        return (*filters, RecentFiguresFilter) if self.may_read_figures(request) else filters
+
+    @admin.display(description=f"last {RECENT_DAYS} days", ordering="recent_ctr")
+    def recent_figures(self, asset: GeneratedAsset):
+        impressions = getattr(asset, "recent_impressions", None)
+        if impressions is None:
+            return "—"
+        ctr = f"{asset.recent_ctr:.2%} CTR" if asset.recent_ctr is not None else "no CTR"
+        return format_html("{}<br><small>{} impressions</small>", ctr, f"{impressions:,}")
 
     def asset_panels(self, request, asset: GeneratedAsset) -> list[tuple[str, str, str]]:
         panels = super().asset_panels(request, asset)
-        if not request.user.has_perm("performance.view_channelday"):
+        if not self.may_read_figures(request):
             return panels
         html = render_to_string(
             "admin/performance/asset_panel.html",

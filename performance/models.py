@@ -63,6 +63,10 @@ class PerformanceImport(models.Model):
     def __str__(self) -> str:
         return f"Performance import {self.pk}: {self.csv_name}"
 
+    @property
+    def is_running(self) -> bool:
+        return self.state in self.RUNNING
+
 
 class ChannelDay(models.Model):
     """One published image's figures on one channel preset for one day, as the channel

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import (
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, NullIf
 
 from performance.models import ChannelDay
 
@@ -53,3 +65,26 @@ def asset_totals(*, asset_id: int) -> list[PresetTotals]:
         .order_by("preset__name")
     )
     return [PresetTotals(preset=row.pop("preset__name"), **row) for row in rows]
+
+
+RECENT_DAYS = 30  # "the last 30 days" of the asset list's figures
+
+
+def with_recent_figures(assets, *, today: date, days: int = RECENT_DAYS):
+    """The assets annotated with their impressions, clicks and CTR over the last `days` days
+    up to `today` (recent_impressions, recent_clicks, recent_ctr; None without figures), each
+    a subquery, so the list sorts and filters by them in its one query."""
+    recent = ChannelDay.objects.filter(
+        asset=OuterRef("pk"), date__gt=today - timedelta(days=days), date__lte=today
+    )
+
+    def total(field: str):
+        summed = recent.values("asset").annotate(total=Sum(field)).values("total")
+        return Subquery(summed, output_field=IntegerField())
+
+    return assets.annotate(
+        recent_impressions=total("impressions"), recent_clicks=total("clicks")
+    ).annotate(
+        recent_ctr=Cast(F("recent_clicks"), FloatField())
+        / NullIf(Cast(F("recent_impressions"), FloatField()), Value(0.0))
+    )

@@ -405,3 +405,43 @@ def test_the_sweeper_sends_again_a_lost_import_and_drops_one_left_unconfirmed(
     assert (lost.state, lost.created) == ("done", 1) and ChannelDay.objects.count() == 1
     performance_import_step(job_id=lost.pk)  # delivered twice: nothing more
     assert ChannelDay.objects.count() == 1
+
+
+def test_the_asset_list_shows_sorts_and_filters_by_the_last_30_days(client, reviewer):  # noqa: F811
+    low, high = publish(reviewer, sku="LOW1"), publish(reviewer, sku="HIGH1")
+    quiet = publish(reviewer, sku="QUIET1")
+    performance_import_run(
+        data=csv_bytes(
+            HEADER,
+            [
+                row(sku="LOW1", ago=3, impressions=1000, clicks=10),
+                row(sku="HIGH1", ago=3, impressions=1000, clicks=80),
+                row(sku="QUIET1", ago=45, impressions=1000, clicks=500),  # before the 30 days
+            ],
+        ),
+        csv_name="a.csv",
+    )
+    client.force_login(reviewer)
+    changelist = "/admin/generation/generatedasset/?status=all"
+    page = client.get(changelist)
+    html = " ".join(page.content.decode().split())
+    assert "8.00% CTR<br><small>1,000 impressions</small>" in html
+    column = len(page.context["cl"].list_display) - 1
+    ordered = client.get(f"{changelist}&o=-{column}").context["cl"].result_list
+    assert [a.pk for a in ordered if a.pk != quiet.pk] == [high.pk, low.pk]
+    assert {a.pk for a in client.get(f"{changelist}&figures=yes").context["cl"].result_list} == {
+        low.pk,
+        high.pk,
+    }
+    assert [a.pk for a in client.get(f"{changelist}&figures=no").context["cl"].result_list] == [
+        quiet.pk
+    ]
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_generatedasset", content_type__app_label="generation")
+    )
+    client.force_login(viewer)
+    page = client.get(changelist)
+    assert page.status_code == 200 and "recent_figures" not in page.context["cl"].list_display
+    assert "CTR" not in page.content.decode()
