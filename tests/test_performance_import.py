@@ -445,3 +445,43 @@ def test_the_asset_list_shows_sorts_and_filters_by_the_last_30_days(client, revi
     page = client.get(changelist)
     assert page.status_code == 200 and "recent_figures" not in page.context["cl"].list_display
     assert "CTR" not in page.content.decode()
+
+
+def test_the_dashboard_lists_the_best_and_worst_with_enough_impressions(
+    client,
+    reviewer,  # noqa: F811
+    monkeypatch,
+):
+    monkeypatch.setattr("performance.dashboard.SHOWN", 1)
+    for sku in ("LOW1", "MID1", "HIGH1", "TINY1"):
+        publish(reviewer, sku=sku)
+    performance_import_run(
+        data=csv_bytes(
+            HEADER,
+            [
+                row(sku="LOW1", ago=3, impressions=1000, clicks=10),
+                row(sku="MID1", ago=3, impressions=600, clicks=30),
+                row(sku="MID1", ago=2, impressions=600, clicks=30),  # 1,200 over two days
+                row(sku="HIGH1", ago=3, impressions=2000, clicks=160),
+                row(sku="TINY1", ago=3, impressions=100, clicks=90),  # too few to rank
+            ],
+        ),
+        csv_name="a.csv",
+    )
+    client.force_login(reviewer)
+    page = client.get("/admin/")
+    assert_strict_csp(page)
+    html = " ".join(page.content.decode().split())
+    best = html.split('id="desk-performers-best"')[1].split("</table>")[0]
+    worst = html.split('id="desk-performers-worst"')[1].split("</table>")[0]
+    assert "HIGH1" in best and "<td>8.00%</td><td>160</td><td>2000</td>" in best
+    assert "LOW1" in worst and "<td>1.00%</td><td>10</td><td>1000</td>" in worst
+    assert "MID1" not in best and "MID1" not in worst  # one of each shown
+    assert "TINY1" not in best and "TINY1" not in worst
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_generatedasset", content_type__app_label="generation")
+    )
+    client.force_login(viewer)
+    assert "desk-performers" not in client.get("/admin/").content.decode()
