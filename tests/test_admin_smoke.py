@@ -80,7 +80,7 @@ CHANGE_CASES = {
     BATCH: ["free", "paid", "empty"],
     ASSET: [*AssetStatus.values, "regenerated-v2"],
     FEED_TOKEN: ["active", "revoked"],
-    PERFORMANCE_IMPORT: ["checked", "done"],
+    PERFORMANCE_IMPORT: ["queued", "checked", "done"],
 }
 
 # Changelists with filters worth rendering besides the default list. The asset list shows the
@@ -488,6 +488,9 @@ def admin_data(admin_user):
             "duplicates": [[4, 2, "SKU1", HERO, "2026-01-01", False]],
             "updates": [[2, "SKU1", HERO, "2026-01-01", "clicks 3 → 4"]],
         },
+    )
+    data[PERFORMANCE_IMPORT, "queued"] = PerformanceImport.objects.create(
+        requested_by=merchandiser, token="c" * 32, csv_name="large.csv"
     )
     data[PERFORMANCE_IMPORT, "done"] = done = PerformanceImport.objects.create(
         token="b" * 32, csv_name="ads.csv", state=PerformanceImport.State.DONE, finished_at=now
