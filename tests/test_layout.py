@@ -20,7 +20,7 @@ ALLOWED = {
     "performance": {"core", "catalog", "generation"},
     # webhooks hear of both through their signals (catalog.events, generation.events)
     "hooks": {"core", "catalog", "generation"},
-    "demo": {"core", "catalog", "generation"},
+    "demo": {"core", "catalog", "generation", "performance"},
     "config": {"core", "catalog", "generation", "performance", "hooks", "demo"},
 }
 

@@ -2,6 +2,8 @@
 the service, `manage.py import_performance` and the admin's preview → confirm pages; and the
 figures kept to staff (not in the feed, not in the API)."""
 
+import csv
+import io
 import json
 from datetime import datetime, time, timedelta
 
@@ -13,6 +15,7 @@ from django.utils import timezone
 
 from catalog.staging import staging_get
 from core.models import ApiScope
+from demo.performance import sample_performance_csv
 from generation.models import AssetEvent, AssetStatus, ChannelPreset
 from generation.review import asset_approve, asset_publish, asset_unpublish
 from generation.views import published_url
@@ -485,3 +488,24 @@ def test_the_dashboard_lists_the_best_and_worst_with_enough_impressions(
     )
     client.force_login(viewer)
     assert "desk-performers" not in client.get("/admin/").content.decode()
+
+
+def test_the_demo_file_covers_each_day_an_image_was_live_and_imports_whole(
+    reviewer,  # noqa: F811
+    tmp_path,
+):
+    publish(reviewer, sku="NEW1", published_ago=40)
+    gone = publish(reviewer, sku="NEW2", published_ago=40)
+    asset_unpublish(asset=gone, user=reviewer)
+    backdate(gone, ended_ago=10)  # live the whole of days 30 to 11 ago
+    path = tmp_path / "sample.csv"
+    call_command("make_sample_performance", str(path))
+    data = path.read_bytes()
+    assert data == sample_performance_csv()  # the same images and days, the same file
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert len(rows) == 30 + 20
+    assert {r["date"] for r in rows if r["sku"] == "NEW2"} == {
+        day(ago).isoformat() for ago in range(11, 31)
+    }
+    job = performance_import_run(data=data, csv_name="sample.csv")
+    assert (job.state, job.matched, job.unmatched, job.errors) == ("done", 50, 0, 0)
