@@ -75,7 +75,12 @@ class PerformanceImportAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = PerformanceUploadForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        # The upload handler stopped a file over CATALOG_IMPORT_MAX_CSV_BYTES as it arrived
+        # (catalog.uploads; the form's field has the catalog import's name and limit).
+        if refused := getattr(request, "upload_refused", None):
+            messages.error(request, f"Nothing was stored. {refused}")
+            form = PerformanceUploadForm()
+        elif request.method == "POST" and form.is_valid():
             job = performance_import_create(
                 user=request.user, csv_file=form.cleaned_data["csv_file"]
             )

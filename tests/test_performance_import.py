@@ -509,3 +509,15 @@ def test_the_demo_file_covers_each_day_an_image_was_live_and_imports_whole(
     }
     job = performance_import_run(data=data, csv_name="sample.csv")
     assert (job.state, job.matched, job.unmatched, job.errors) == ("done", 50, 0, 0)
+
+
+def test_a_file_over_the_limit_is_refused_while_it_arrives(client, merchandiser, settings):  # noqa: F811
+    settings.CATALOG_IMPORT_MAX_CSV_BYTES = 100
+    client.force_login(merchandiser)
+    page = client.post(
+        "/admin/performance/performanceimport/add/",
+        {"csv_file": SimpleUploadedFile("big.csv", csv_bytes(HEADER, [row()] * 5))},
+        follow=True,
+    )
+    assert "Nothing was stored. big.csv is larger than 100 bytes" in page.content.decode()
+    assert not PerformanceImport.objects.exists()
