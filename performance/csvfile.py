@@ -114,6 +114,10 @@ def clean_record(line: int, record: dict[str, str], errors: RowErrors) -> Perfor
             row_errors.append(RowError(line, column, str(exc)))
             return None
 
+    # PostgreSQL keeps no NUL in text (the report is JSON text): a row holding one is refused.
+    if nul := next((column for column, raw in record.items() if "\x00" in raw), None):
+        errors.append(RowError(line, nul, "holds a NUL character; export the file again"))
+        return None
     sku = cell("sku", clean_sku) if "sku" in record else None
     preset_id = None
     if "image_url" in record:

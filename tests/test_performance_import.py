@@ -199,6 +199,7 @@ def test_a_row_may_name_its_image_by_the_published_url(reviewer):  # noqa: F811
         ({"date": "2999-01-01"}, "line 3, column 'date': 2999-01-01 is in the future"),
         ({"orders": "2.5"}, "line 3, column 'orders': '2.5' is not a whole number"),
         ({"channel": " "}, "line 3, column 'channel': is empty; name the channel preset"),
+        ({"channel": "Store\x00front"}, "line 3, column 'channel': holds a NUL character"),
     ],
 )
 def test_errors_name_the_line_and_the_column_and_nothing_is_written(reviewer, cells, expected):  # noqa: F811
