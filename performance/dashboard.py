@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.models import GeneratedAsset
-from performance.selectors import RECENT_DAYS, with_recent_figures
+from performance.selectors import RECENT_DAYS, recent_ranked
 
 SHOWN = 5  # images per list
 # An image ranks only with this many impressions in the 30 days: below, its CTR is mostly
@@ -17,34 +17,27 @@ MIN_IMPRESSIONS = 1000
 def performers_panel() -> dict:
     """The images with the highest and the lowest CTR over the last RECENT_DAYS days, among
     those with at least MIN_IMPRESSIONS impressions; an image is in one list at most."""
-    ranked = (
-        with_recent_figures(
-            GeneratedAsset.objects.select_related("product", "preset"),
-            today=timezone.localdate(),
-        )
-        .filter(recent_impressions__gte=MIN_IMPRESSIONS)
-        .order_by("-recent_ctr", "pk")
+    ranked = recent_ranked(today=timezone.localdate(), min_impressions=MIN_IMPRESSIONS)
+    best = list(ranked.order_by("-ctr", "asset")[:SHOWN])
+    shown = {row["asset"] for row in best}
+    worst = [row for row in ranked.order_by("ctr", "asset")[:SHOWN] if row["asset"] not in shown]
+    assets = GeneratedAsset.objects.select_related("product", "preset").in_bulk(
+        [row["asset"] for row in best + worst]
     )
-    best = list(ranked[:SHOWN])
-    worst = [
-        asset
-        for asset in ranked.order_by("recent_ctr", "pk")[:SHOWN]
-        if asset.pk not in {b.pk for b in best}
-    ]
     return {
         "days": RECENT_DAYS,
         "min_impressions": MIN_IMPRESSIONS,
-        "best": [_row(asset) for asset in best],
-        "worst": [_row(asset) for asset in worst],
+        "best": [_row(assets[row["asset"]], row) for row in best],
+        "worst": [_row(assets[row["asset"]], row) for row in worst],
         "url": reverse("admin:generation_generatedasset_changelist") + "?status=all&figures=yes",
     }
 
 
-def _row(asset: GeneratedAsset) -> dict:
+def _row(asset: GeneratedAsset, figures: dict) -> dict:
     return {
         "asset": asset,
         "url": reverse("admin:generation_generatedasset_change", args=[asset.pk]),
-        "ctr": f"{asset.recent_ctr:.2%}",
-        "impressions": asset.recent_impressions,
-        "clicks": asset.recent_clicks,
+        "ctr": f"{figures['ctr']:.2%}",
+        "impressions": figures["impressions"],
+        "clicks": figures["clicks"],
     }

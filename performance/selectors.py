@@ -88,3 +88,16 @@ def with_recent_figures(assets, *, today: date, days: int = RECENT_DAYS):
         recent_ctr=Cast(F("recent_clicks"), FloatField())
         / NullIf(Cast(F("recent_impressions"), FloatField()), Value(0.0))
     )
+
+
+def recent_ranked(*, today: date, min_impressions: int, days: int = RECENT_DAYS):
+    """Each image's impressions, clicks and CTR over the last `days` days, as rows of
+    (asset, impressions, clicks, ctr), for images with at least `min_impressions`: one GROUP
+    BY over those days' rows (the date index), not a subquery per image."""
+    return (
+        ChannelDay.objects.filter(date__gt=today - timedelta(days=days), date__lte=today)
+        .values("asset")
+        .annotate(impressions=Sum("impressions"), clicks=Sum("clicks"))
+        .filter(impressions__gte=max(min_impressions, 1))
+        .annotate(ctr=Cast(F("clicks"), FloatField()) / Cast(F("impressions"), FloatField()))
+    )
