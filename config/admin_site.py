@@ -18,6 +18,10 @@ class StudioAdminSite(admin.AdminSite):
         # Imported here: the dashboard reads the apps' admin modules, which register on this
         # site while it is being made.
         from generation.dashboard import dashboard_panels
+        from performance.dashboard import performers_panel
 
-        context = {**(extra_context or {}), "dashboard": dashboard_panels(user=request.user)}
+        dashboard = dashboard_panels(user=request.user)
+        if request.user.has_perm("performance.view_channelday"):
+            dashboard["performers"] = performers_panel()
+        context = {**(extra_context or {}), "dashboard": dashboard}
         return super().index(request, extra_context=context)

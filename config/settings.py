@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "core",
     "catalog",
     "generation",
+    "performance",  # channel figures per published image (staff only), imported from CSV
     "hooks",  # outgoing webhooks: endpoints, events, deliveries
     "demo",  # the sample catalog and setup_demo; the apps above never import it
     "axes",  # login lockout: failed attempts in the database, its pages in the admin

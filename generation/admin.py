@@ -448,8 +448,17 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         asset = self.get_object(request, object_id)
         if asset is not None and self.has_view_permission(request, asset):
-            extra_context = {**(extra_context or {}), **self.review_context(request, asset)}
+            extra_context = {
+                **(extra_context or {}),
+                **self.review_context(request, asset),
+                "asset_panels": self.asset_panels(request, asset),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def asset_panels(self, request, asset: GeneratedAsset) -> list[tuple[str, str, str]]:
+        """Sections shown below the review panel, as (id, title, html); apps built on
+        generation add theirs (performance: the image's figures on its channels)."""
+        return []
 
     @admin.display(description="Image")
     def thumbnail_tag(self, asset: GeneratedAsset):

@@ -45,6 +45,7 @@ from generation.models import (
 from hooks.endpoints import endpoint_create, endpoint_disable
 from hooks.events import product_payload, webhooks_emit
 from hooks.models import EventType, WebhookAttempt, WebhookDelivery
+from performance.models import ChannelDay, PerformanceImport
 from tests.csp import assert_strict_csp
 from tests.factories import image_bytes, make_product, use_providers
 
@@ -55,6 +56,7 @@ ASSET = "generation.generatedasset"
 BATCH = "generation.generationbatch"
 PRODUCT = "catalog.product"
 FEED_TOKEN = "generation.feedtoken"
+PERFORMANCE_IMPORT = "performance.performanceimport"
 
 
 def label(model) -> str:
@@ -78,6 +80,7 @@ CHANGE_CASES = {
     BATCH: ["free", "paid", "empty"],
     ASSET: [*AssetStatus.values, "regenerated-v2"],
     FEED_TOKEN: ["active", "revoked"],
+    PERFORMANCE_IMPORT: ["queued", "checked", "done"],
 }
 
 # Changelists with filters worth rendering besides the default list. The asset list shows the
@@ -469,6 +472,38 @@ def admin_data(admin_user):
     data[FEED_TOKEN, "revoked"], _ = feed_token_create(name="Old upload", user=merchandiser)
     feed_token_revoke(token=data[FEED_TOKEN, "revoked"], user=admin_user)
     feed_token_create(name="Trial", expires_at=now - timedelta(days=1))
+    # Performance: an import waiting with a row of each list (markup in them), one written.
+    data[PERFORMANCE_IMPORT, "checked"] = PerformanceImport.objects.create(
+        requested_by=merchandiser,
+        token="a" * 32,
+        csv_name="ads <b>export.csv",
+        rows=4,
+        matched=1,
+        unmatched=1,
+        duplicates=1,
+        updated=1,
+        report={
+            "errors": [],
+            "unmatched": [[3, "<b>X", HERO, "2026-01-02", "no product has the SKU '<b>X'"]],
+            "duplicates": [[4, 2, "SKU1", HERO, "2026-01-01", False]],
+            "updates": [[2, "SKU1", HERO, "2026-01-01", "clicks 3 → 4"]],
+        },
+    )
+    data[PERFORMANCE_IMPORT, "queued"] = PerformanceImport.objects.create(
+        requested_by=merchandiser, token="c" * 32, csv_name="large.csv"
+    )
+    data[PERFORMANCE_IMPORT, "done"] = done = PerformanceImport.objects.create(
+        token="b" * 32, csv_name="ads.csv", state=PerformanceImport.State.DONE, finished_at=now
+    )
+    ChannelDay.objects.create(
+        asset=data[ASSET, AssetStatus.PUBLISHED],
+        preset=hero,
+        date=now.date(),
+        impressions=100,
+        clicks=7,
+        revenue=Decimal("19.90"),
+        source=done,
+    )
     # API tokens: one active for the admin, one revoked; a name with markup.
     api_token_create(name="PIM <b>sync", owner=admin_user, scopes=["products:read"])
     api_token_revoke(token=api_token_create(name="Old PIM", owner=admin_user, scopes=[])[0])
