@@ -36,6 +36,7 @@ from catalog.upload_slices import (
     upload_start,
 )
 from core.display import short_text, short_time
+from core.view_only import ViewOnlyMixin
 
 State = CatalogImport.State
 
@@ -220,7 +221,7 @@ def job_url(job: CatalogImport) -> str:
 
 
 @admin.register(CatalogImport)
-class CatalogImportAdmin(admin.ModelAdmin):
+class CatalogImportAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """*Products → Imports*: every import, who ran it, how it went; each opens its page."""
 
     # The four row counts share a column, so the list fits a 1400 px window.
@@ -240,15 +241,6 @@ class CatalogImportAdmin(admin.ModelAdmin):
     search_fields = ("csv_name", "requested_by__username")
     list_select_related = ("requested_by",)
     actions = ["cancel_imports"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("catalog.import_products") or super().has_view_permission(

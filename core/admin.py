@@ -22,9 +22,10 @@ from core.models import (
     SpendReconcile,
     SpendReservation,
 )
+from core.view_only import ViewOnlyMixin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """Provenance rows; lists show long text cut and times short (core.display), so every list
     fits a 1400 px window; each row's page has the whole of it."""
 
@@ -39,15 +40,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     @admin.display(description="note")
     def note_short(self, row):
         return short_text(row.note, 28)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(MonthlySpend)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.display import short_text, short_time
+from core.view_only import ViewOnlyMixin
 from generation.admin import GeneratedAssetAdmin
 from generation.models import GeneratedAsset
 from performance.jobs import (
@@ -158,7 +159,7 @@ class PerformanceImportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelDay)
-class ChannelDayAdmin(admin.ModelAdmin):
+class ChannelDayAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """The imported figures as the channels reported them: read-only, corrected by importing
     the day again."""
 
@@ -178,15 +179,6 @@ class ChannelDayAdmin(admin.ModelAdmin):
     list_select_related = ("asset__product", "preset", "source")
     date_hierarchy = "date"
     readonly_fields = [field.name for field in ChannelDay._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="image", ordering="asset__product__sku")
     def asset_link(self, day: ChannelDay):
