@@ -168,9 +168,26 @@ def _collection_recreated(index: VectorIndex) -> None:
         )
 
 
+def most_alike(*, product: Product, among: list[int], top_k: int) -> list[SimilarHit]:
+    """Of the products `among` (ids; the product itself left out), the top-k that look and
+    read most like `product`: the same hybrid search, limited to those products. Raises
+    IndexUnavailable when Milvus is down; a product not in the index yet is not found."""
+    ids = sorted({int(pk) for pk in among} - {product.pk})
+    if not ids or top_k < 1:
+        return []
+    expr = f"id in [{', '.join(map(str, ids))}]"
+    return _hybrid_hits(get_index(), product, top_k, expr)
+
+
 def _search(
     index: VectorIndex, product: Product, top_k: int, min_sales: int, category: str | None
 ) -> SimilarBestsellers:
+    expr = bestseller_filter(category=category, min_sales=min_sales, exclude_id=product.pk)
+    hits = _hybrid_hits(index, product, top_k, expr)
+    return SimilarBestsellers(product=product, top_k=top_k, min_sales=min_sales, hits=hits)
+
+
+def _hybrid_hits(index: VectorIndex, product: Product, top_k: int, expr: str) -> list[SimilarHit]:
     embedder = get_embedder()
     dense = embeddings_for([product], embedder)[product.image_sha256]
     active = active_vectorizer()
@@ -179,7 +196,6 @@ def _search(
     )
     document = query_document(product, colours)
     sparse = encode([document], active.version, for_query=True)[0] if active else {}
-    expr = bestseller_filter(category=category, min_sales=min_sales, exclude_id=product.pk)
     candidates = max(settings.RETRIEVAL_CANDIDATES, top_k)
 
     fused = index.hybrid_search(
@@ -191,9 +207,8 @@ def _search(
         rrf_k=settings.RETRIEVAL_RRF_K,
     )
     products = Product.objects.in_bulk([hit.id for hit in fused])
-    hits = [
+    return [
         SimilarHit(products[hit.id], hit.score, hit.dense_rank, hit.sparse_rank)
         for hit in fused
         if hit.id in products  # a product deleted since its last sync
     ]
-    return SimilarBestsellers(product=product, top_k=top_k, min_sales=min_sales, hits=hits)

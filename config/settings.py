@@ -412,6 +412,12 @@ MONTHLY_SPENDING_CAP = env_str("MONTHLY_SPENDING_CAP") or None
 # Reference bestsellers per image: the image model takes 14 input images, one is the flat-lay.
 GENERATION_MAX_REFERENCES = 13
 GENERATION_DEFAULT_REFERENCES = 3
+# Of an image's references, at most this many may be proven promo images (the channel preset's
+# own published images whose CTR beat its average), always leaving one for a bestseller photo.
+GENERATION_PROVEN_REFERENCES = env_int("GENERATION_PROVEN_REFERENCES", 2)
+# An image is "proven" with at least this many impressions on its preset and the lower end of
+# its CTR's 95 % Wilson interval above the preset's average CTR (its other images pooled).
+PERFORMANCE_PROVEN_MIN_IMPRESSIONS = env_int("PERFORMANCE_PROVEN_MIN_IMPRESSIONS", 1000)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
 # An image whose bestsellers cannot be searched (Milvus down, the index missing or being
 # filled) waits this long, looking again every minute and counting no attempt, then fails

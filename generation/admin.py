@@ -505,7 +505,7 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Ranked by photo and description")
     def references_table(self, asset: GeneratedAsset):
-        references = asset.references.select_related("product")
+        references = asset.references.select_related("product", "source_asset")
         return render_to_string(
             "admin/generation/generatedasset/references.html", {"references": references}
         )

@@ -89,6 +89,14 @@ class ChannelPreset(models.Model):
         default=QAPolicy.FLAG,
         verbose_name="when a quality check fails",
     )
+    use_proven_references = models.BooleanField(
+        "learn from proven images",
+        default=True,
+        help_text="Let this channel's own published images that proved themselves (CTR "
+        "credibly above the channel's average, with enough impressions) join the bestseller "
+        "photos as style references for new images of similar products. Off: bestseller "
+        "photos only.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -405,14 +413,39 @@ class GeneratedAsset(models.Model):
 
 
 class AssetReference(models.Model):
-    """A bestseller retrieved for an asset, with its fused score and rank."""
+    """A style reference retrieved for an asset, with its fused look-alike score and rank: a
+    bestseller's photo, or a proven promo image (a published image of the same channel preset
+    whose CTR beat the preset's average), with the figures that proved it as they were then."""
+
+    class Kind(models.TextChoices):
+        BESTSELLER = "bestseller", "bestseller photo"
+        PROVEN = "proven", "proven promo image"
 
     asset = models.ForeignKey(GeneratedAsset, on_delete=models.CASCADE, related_name="references")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.BESTSELLER)
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    source_asset = models.ForeignKey(
+        GeneratedAsset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="used_as_reference",
+        help_text="The proven promo image (empty for a bestseller photo, or once deleted).",
+    )
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField()
     dense_rank = models.PositiveSmallIntegerField(null=True, blank=True)
     sparse_rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    weight = models.FloatField(
+        default=1.0,
+        help_text="A proven image's CTR (its interval's lower end) over its preset's average; "
+        "1 for a bestseller photo.",
+    )
+    impressions = models.PositiveIntegerField(null=True, blank=True)
+    clicks = models.PositiveIntegerField(null=True, blank=True)
+    baseline_ctr = models.FloatField(
+        null=True, blank=True, help_text="The preset's average CTR it was compared with."
+    )
 
     class Meta:
         ordering = ["rank"]
@@ -421,11 +454,43 @@ class AssetReference(models.Model):
                 fields=["asset", "rank"],
                 name="one_reference_per_rank",
                 violation_error_message="This image already has a reference at this rank.",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="bestseller")
+                | Q(impressions__isnull=False, clicks__isnull=False, baseline_ctr__isnull=False),
+                name="proven_reference_has_figures",
+                violation_error_message="A proven promo image reference needs the figures "
+                "that proved it: impressions, clicks and the preset's average CTR.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"reference {self.rank} of asset {self.asset_id}: product {self.product_id}"
+
+    @property
+    def ctr(self) -> float | None:
+        return self.clicks / self.impressions if self.impressions else None
+
+    @property
+    def proven_summary(self) -> str:
+        """'CTR 2.40 % on 12,000 impressions, weight 1.31 (the preset's average: 1.60 %)'."""
+        if self.kind != self.Kind.PROVEN or not self.impressions:
+            return ""
+        return (
+            f"CTR {self.ctr:.2%} on {self.impressions:,} impressions, weight {self.weight:.2f} "
+            f"(the preset's average: {self.baseline_ctr:.2%})"
+        )
+
+    @property
+    def image_file(self):
+        """The image sent as this reference: the product's photo, or the proven image's
+        preview (its longest side 1,280 px); None when a proven image was deleted since."""
+        if self.kind == self.Kind.BESTSELLER:
+            return self.product.image
+        source = self.source_asset
+        if source is None:
+            return None
+        return source.preview or source.image or None
 
 
 class AssetEvent(models.Model):

@@ -85,7 +85,7 @@ from generation.providers import (
     get_quality_checker,
     get_style_analyst,
 )
-from generation.references import no_references_reason, request_references
+from generation.references import Reference, no_references_reason, request_references
 from generation.renditions import renditions_make
 from generation.services import asset_next_version
 from generation.sizes import pixel_size, ratio_value
@@ -315,23 +315,16 @@ def _read(field_file) -> bytes:
 def _retrieve(asset: GeneratedAsset, worker: str) -> None:
     _move(asset, AssetStatus.RETRIEVING, worker)
     started = time.monotonic()
-    result = request_references(product=asset.product, reference_count=asset.reference_count)
-    if not result.hits:
+    result = request_references(
+        product=asset.product, preset=asset.preset, reference_count=asset.reference_count
+    )
+    references = result.references
+    if not references:
         raise GenerationFailed(no_references_reason(asset.product))
     with transaction.atomic():
         asset.references.all().delete()
         AssetReference.objects.bulk_create(
-            [
-                AssetReference(
-                    asset=asset,
-                    product=hit.product,
-                    rank=rank,
-                    score=hit.score,
-                    dense_rank=hit.dense_rank,
-                    sparse_rank=hit.sparse_rank,
-                )
-                for rank, hit in enumerate(result.hits, start=1)
-            ]
+            [_recorded(asset, rank, ref) for rank, ref in enumerate(references, start=1)]
         )
         asset_transition(
             asset,
@@ -344,15 +337,39 @@ def _retrieve(asset: GeneratedAsset, worker: str) -> None:
         )
 
 
+def _recorded(asset: GeneratedAsset, rank: int, ref: Reference) -> AssetReference:
+    proven = ref.proven
+    return AssetReference(
+        asset=asset,
+        kind=ref.kind,
+        product=ref.product,
+        source_asset=proven.asset if proven else None,
+        rank=rank,
+        score=ref.score,
+        dense_rank=ref.dense_rank,
+        sparse_rank=ref.sparse_rank,
+        weight=ref.weight,
+        impressions=proven.impressions if proven else None,
+        clicks=proven.clicks if proven else None,
+        baseline_ctr=proven.baseline_ctr if proven else None,
+    )
+
+
 def _references(asset: GeneratedAsset, limit: int | None = None) -> list[ReferenceImage]:
+    """The recorded references with their images; a proven image deleted since it was chosen
+    is left out (the bestseller photos still carry the style)."""
+    recorded = asset.references.select_related("product", "source_asset")[:limit]
     return [
         ReferenceImage(
             product=_brief(ref.product),
-            content=_read(ref.product.image),
+            content=_read(ref.image_file),
             rank=ref.rank,
             score=ref.score,
+            kind=ref.kind,
+            weight=ref.weight,
         )
-        for ref in asset.references.select_related("product")[:limit]
+        for ref in recorded
+        if ref.image_file
     ]
 
 

@@ -15,6 +15,7 @@ from generation.providers.base import (
     ImageRequest,
     ProductBrief,
     QualityRequest,
+    ReferenceImage,
     Stage,
     StyleRequest,
 )
@@ -39,19 +40,49 @@ def _brief(product: ProductBrief, *, with_description: bool = True) -> dict:
     return {key: value for key, value in brief.items() if value}
 
 
+def _proven_words(ref: ReferenceImage) -> str:
+    """What a proven reference earned, as its weight only: the channel's figures themselves
+    stay with us."""
+    return (
+        "one of our own promo images on this sales channel that proved itself: it drew more "
+        f"clicks than the channel's average (weight {ref.weight:.2f}: at least {ref.weight:.2f} "
+        "times the average click-through rate)"
+    )
+
+
 def style_analysis_prompt(request: StyleRequest) -> str:
-    """The instruction that goes after the bestseller photos."""
+    """The instruction that goes after the reference photos."""
     references = [_brief(ref.product) for ref in request.references]
+    proven = [ref for ref in request.references if ref.proven]
+    if proven:
+        kinds = [
+            f"Photo {n}: "
+            + (_proven_words(ref) if ref.proven else "a best-selling product photo")
+            + "."
+            for n, ref in enumerate(request.references, 1)
+        ]
+        opening = [
+            f"The {len(request.references)} photo(s) above are our style references:",
+            *kinds,
+            "The proven promo images are the strongest evidence of what works on this channel: "
+            "where the photos differ, follow them, the higher weight first.",
+        ]
+    else:
+        opening = [
+            f"The {len(request.references)} photo(s) above are our best-selling product photos."
+        ]
     return "\n".join(
         [
-            f"The {len(request.references)} photo(s) above are our best-selling product photos.",
+            *opening,
             "Describe what they share, in these dimensions:",
             "1. scene and background; 2. lighting and colour tone; 3. model pose and framing; "
             "4. mood and overall aesthetic.",
             "Then write ONE image-generation prompt, under 100 words, that recreates this style for "
             "a photo of a model wearing a new garment. Output only that prompt, nothing else.",
             DATA_RULE,
-            "The bestsellers' catalog data: " + data_block(references),
+            "The references' catalog data, in the same order: " + data_block(references)
+            if proven
+            else "The bestsellers' catalog data: " + data_block(references),
             "The new product: " + data_block(_brief(request.product)),
         ]
     )
@@ -62,9 +93,14 @@ def image_roles(request: ImageRequest) -> list[str]:
     goes before each image, and the list the prompt repeats."""
     count, first = len(request.references), 1 if request.stage == Stage.SCENE else 2
     references = [
-        f"Image {first + i}: style reference {i + 1} of {count}, a photo of one of our "
-        "bestsellers (the closest first). Take only its scene, light, pose and mood."
-        for i in range(count)
+        f"Image {first + i}: style reference {i + 1} of {count}, "
+        + (
+            _proven_words(ref) + ". Follow its scene, light, pose and mood most closely."
+            if ref.proven
+            else "a photo of one of our bestsellers (the closest first). Take only its scene, "
+            "light, pose and mood."
+        )
+        for i, ref in enumerate(request.references)
     ]
     product = (
         "Image 1: the product. The flat-lay photo of the new garment to show; reproduce it exactly."

@@ -185,7 +185,7 @@ class ReviewAdminMixin:
             "can_publish": self.has_publish_permission(request),
             "next_asset": queue_next,
             "public_url": published_url(asset, request) if asset.published_image else "",
-            "references": asset.references.select_related("product"),
+            "references": asset.references.select_related("product", "source_asset"),
             "qa_rows": [
                 {**check, "label": CHECK_LABELS.get(check["name"], "")} for check in asset.qa_checks
             ],

@@ -7,6 +7,12 @@ class PerformanceConfig(AppConfig):
     verbose_name = "Performance"
 
     def ready(self):
-        # its actor, found by name when an import is sent (performance.jobs), and its periodic
-        # job, registered with the worker and the scheduler
+        # Its actor, found by name when an import is sent (performance.jobs), and its periodic
+        # job, registered with the worker and the scheduler. The loop: proven images join the
+        # bestsellers as style references; generation cannot import this app, so it is told
+        # where to find them.
+        from generation.references import set_proven_finder
         from performance import periodic, tasks  # noqa: F401
+        from performance.proven import proven_images
+
+        set_proven_finder(proven_images)

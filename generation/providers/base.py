@@ -39,12 +39,20 @@ class ProductBrief:
 
 @dataclass(frozen=True)
 class ReferenceImage:
-    """A retrieved bestseller: its photo (re-encoded JPEG or PNG bytes) and attributes."""
+    """A style reference: a bestseller's photo, or a proven promo image of this channel (one
+    of ours whose CTR beat the channel's average), as image bytes, with its product's
+    attributes and, for a proven image, its weight (the figures themselves are not sent)."""
 
     product: ProductBrief
     content: bytes
     rank: int
     score: float
+    kind: str = "bestseller"  # or "proven"
+    weight: float = 1.0  # a proven image's CTR over the channel's average (its lower bound)
+
+    @property
+    def proven(self) -> bool:
+        return self.kind == "proven"
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,8 @@ class OfflineImageGenerator(ImageGenerator):
 
     White-background presets get pure white with a faint contact shadow; the others a backdrop
     blended from all the references (each heavily blurred and tinted with its own two main
-    colours, the closer references weighing more) with a soft drop shadow. A staged preset gets
+    colours, the earlier references and proven promo images weighing more) with a soft drop
+    shadow. A staged preset gets
     that backdrop alone as its scene, then the product composed onto the scene it is given. The
     backdrop has no detail, so it is built at WORK_SIDE and upscaled: a 4K banner stays fast.
     Overlay text is typeset with Pillow's own font, exactly as given.
@@ -318,7 +319,9 @@ class OfflineImageGenerator(ImageGenerator):
                     request.product_image, "the flat-lay", max_side=self.REFERENCE_SIDE
                 )
             ]
-        return wishes.adjust(blended_backdrop(scenes, work_size, flip=request.variant % 2 == 0))
+        weights = [ref.weight for ref in request.references] or [1.0]
+        flip = request.variant % 2 == 0
+        return wishes.adjust(blended_backdrop(scenes, work_size, flip=flip, weights=weights))
 
     def _answer(
         self, request: ImageRequest, canvas: Image.Image, wishes: FeedbackWishes
@@ -341,10 +344,17 @@ class OfflineImageGenerator(ImageGenerator):
         )
 
 
-def blended_backdrop(scenes: list[Image.Image], size: tuple[int, int], flip: bool) -> Image.Image:
-    """The references' backdrops (scene_backdrop) averaged, the n-th weighing 1/n: one palette
-    and one suggestion of a set, blended from all of them."""
-    weights = np.array([1 / n for n in range(1, len(scenes) + 1)], dtype=np.float32)
+def blended_backdrop(
+    scenes: list[Image.Image],
+    size: tuple[int, int],
+    flip: bool,
+    weights: list[float] | None = None,
+) -> Image.Image:
+    """The references' backdrops (scene_backdrop) averaged, the n-th weighing 1/n times its
+    own weight (a proven promo image's CTR over its channel's average; 1 for a bestseller):
+    one palette and one suggestion of a set, blended from all of them."""
+    own = weights or [1.0] * len(scenes)
+    weights = np.array([w / n for n, w in enumerate(own, start=1)], dtype=np.float32)
     layers = np.stack(
         [np.asarray(scene_backdrop(scene, size, flip=flip), dtype=np.float32) for scene in scenes]
     )
