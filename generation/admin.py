@@ -69,7 +69,14 @@ class ChannelPresetAdmin(admin.ModelAdmin):
         "is_active",
     )
     list_editable = ("is_active",)
-    list_filter = ("is_active", "white_background", "staged", "qa_policy", "aspect_ratio")
+    list_filter = (
+        "is_active",
+        "white_background",
+        "staged",
+        "qa_policy",
+        "aspect_ratio",
+        "use_proven_references",
+    )
     search_fields = ("name", "rules")
     readonly_fields = ("created_at", "updated_at")
 

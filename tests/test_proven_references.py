@@ -10,6 +10,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
 from catalog.indexing import index_rebuild
@@ -218,6 +219,45 @@ def test_the_asset_page_labels_the_proven_reference(client, proven, reviewer):  
     assert f"/admin/generation/generatedasset/{proven['SKU004'].pk}/change/" in page
 
 
+def test_the_figures_behind_a_proven_reference_need_the_right_to_read_figures(
+    client,
+    proven,
+    reviewer,  # noqa: F811
+):
+    asset = request_now("NEW003")
+    url = f"/admin/generation/generatedasset/{asset.pk}/change/"
+    client.force_login(reviewer)
+    assert "on 20,000 impressions" in client.get(url).content.decode()
+
+    reviewer.groups.get().permissions.remove(Permission.objects.get(codename="view_channelday"))
+    client.force_login(User.objects.get(pk=reviewer.pk))
+    page = client.get(url).content.decode()
+
+    assert "proven promo image" in page and "weight" in page
+    assert "20,000" not in page and "6.00" not in page
+
+
+def test_a_proven_image_deleted_after_it_was_chosen_is_left_out_of_the_calls(proven):
+    asset = batch_create(
+        user=None,
+        request=BatchRequest(
+            [Product.objects.get(sku="NEW003")], [ChannelPreset.objects.get(name=HERO)], "0.5K", 3
+        ),
+        estimated_cost=Decimal("0"),
+    ).assets.get()
+    from generation.pipeline import _references, _retrieve
+
+    _retrieve(asset, "test")
+    proven["SKU004"].delete()
+
+    sent = _references(asset)
+    assert [ref.kind for ref in sent] == ["bestseller", "bestseller"]
+    assert asset.references.get(rank=1).kind == "proven"  # the record of what was chosen stays
+    asset_run(asset_id=asset.pk, worker="test")
+    asset.refresh_from_db()
+    assert asset.status == AssetStatus.IN_REVIEW, asset.failure_reason
+
+
 def test_the_openrouter_request_sends_the_proven_image_labelled(proven, openrouter):
     asset = request_now("NEW003")
 
@@ -238,3 +278,30 @@ def test_the_openrouter_request_sends_the_proven_image_labelled(proven, openrout
     # The channel's figures stay with us: only the weight goes out.
     assert "20,000" not in str(image) and "6.00%" not in str(image)
     assert asset.references.first().kind == "proven"
+
+
+def test_the_sample_catalog_learns_from_the_sample_figures(catalog, tmp_path, django_user_model):
+    """The closing note's story, through the commands: three of the sample's new products were
+    published on the hero preset a month ago; their channel export is imported; a request for
+    the fourth now takes the best one of its category as a proven reference."""
+    django_user_model.objects.create_superuser("admin", "admin@localhost", "x")
+    call_command(
+        "make_sample_history", "NEW001", "NEW002", "NEW004", "--preset", HERO, stdout=io.StringIO()
+    )
+    before = explain("NEW003", "--references", "3")
+    export = tmp_path / "hero.csv"
+    call_command("make_sample_performance", str(export), stdout=io.StringIO())
+    call_command("import_performance", str(export), stdout=io.StringIO())
+
+    after = explain("NEW003", "--references", "3")
+
+    assert all("bestseller photo" in line for line in table(before))
+    assert "Proven promo images: 0 of up to 2" in before
+    assert "proven promo image #" in table(after)[0] and "NEW002" in table(after)[0]
+    assert "Proven promo images: 1 of up to 2" in after
+    skus = [
+        [line.split()[3] for line in table(before)],
+        [line.split()[3] for line in table(after)[1:]],
+    ]
+    assert skus[1] == skus[0][:2]  # the two most alike bestsellers stay
+    print(before, after, sep="\n")  # for the closing note (pytest -s)
