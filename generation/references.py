@@ -57,6 +57,7 @@ class ProvenImage:
 # that category, the product itself left out; in any order.
 ProvenFinder = Callable[[ChannelPreset, str, int], list[ProvenImage]]
 _proven_finder: ProvenFinder | None = None
+PROVEN_CANDIDATES = 500  # proven products searched for look-alikes, the best weights first
 
 
 def set_proven_finder(finder: ProvenFinder | None) -> None:
@@ -137,13 +138,13 @@ def _proven_references(
     slots = proven_slots(preset, reference_count)
     if not slots:
         return [], ""
-    found = {
-        image.asset.product_id: image
-        for image in sorted(
-            _proven_finder(preset, product.category, product.pk), key=lambda i: -i.weight
-        )
-    }  # one image per product: its best
-    alike = most_alike(product=product, among=list(found), top_k=slots)
+    found: dict[int, ProvenImage] = {}
+    for image in sorted(_proven_finder(preset, product.category, product.pk), key=_best_first):
+        found.setdefault(image.asset.product_id, image)  # one image per product: its best
+    # The look-alike search among the best PROVEN_CANDIDATES products' images: a filter of
+    # ids, kept short.
+    among = list(found)[:PROVEN_CANDIDATES]
+    alike = most_alike(product=product, among=among, top_k=slots)
     chosen = [
         Reference(
             AssetReference.Kind.PROVEN,
@@ -165,6 +166,10 @@ def _proven_references(
             f"{settings.PERFORMANCE_PROVEN_MIN_IMPRESSIONS:,} impressions."
         )
     return chosen, note
+
+
+def _best_first(image: ProvenImage) -> tuple[float, int]:
+    return (-image.weight, image.asset.pk)
 
 
 def no_references_reason(product: Product) -> str:
