@@ -2,6 +2,9 @@
 imported days, for a token with `performance:read` whose owner may read the figures in the
 admin (staff with the view permissions); no figure anywhere without them."""
 
+import base64
+import json
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
@@ -172,3 +175,23 @@ def test_tokens_are_made_with_the_scope_and_the_schema_lists_it(client, reviewer
     schema = client.get(f"{API}/openapi.json").json()
     assert "`performance:read`" in schema["info"]["description"]
     assert {"/api/v1/assets/{asset_id}/performance", "/api/v1/channel-days"} <= set(schema["paths"])
+
+
+@pytest.mark.parametrize(
+    ("path", "after"),
+    [
+        ("/channel-days", "abc"),
+        ("/channel-days", 2**64),
+        ("/channel-days", -5),
+        ("/assets", "abc"),
+        ("/assets", 2**64),
+        ("/products", "NEW\x00"),
+    ],
+)
+def test_a_crafted_cursor_is_a_400_not_a_database_error(client, merchandiser, path, after):  # noqa: F811
+    # Cursors are plain base64: a word or a number past a bigint for an id, or a NUL in a SKU
+    # (which PostgreSQL refuses), must not reach the database.
+    cursor = base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
+    secret = token_for(merchandiser, FIGURES, ApiScope.ASSETS_READ, ApiScope.PRODUCTS_READ)
+    problem = assert_problem(get(client, f"{path}?cursor={cursor}", secret), 400)
+    assert problem["type"].endswith("/invalid-cursor")
