@@ -149,6 +149,7 @@ class ApiScope(models.TextChoices):
     ASSETS_READ = "assets:read", "Read images"
     ASSETS_DECIDE = "assets:decide", "Approve, reject, publish images"
     FEED_READ = "feed:read", "Read the published feed"
+    PERFORMANCE_READ = "performance:read", "Read images' channel performance figures"
 
 
 class ApiToken(models.Model):

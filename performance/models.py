@@ -1,5 +1,6 @@
 """How published images do on their channels: the imported files and one row per image,
-channel preset and day. Staff only: nothing here reaches the feed or the API."""
+channel preset and day. Staff only: nothing here reaches the feed, and the API shows it only to
+a token with `performance:read` of a staff owner who may view it (performance.api)."""
 
 from django.conf import settings
 from django.db import models

@@ -1,6 +1,7 @@
 """The performance import: a channel's CSV matched to the image that was live that day, through
 the service, `manage.py import_performance` and the admin's preview → confirm pages; and the
-figures kept to staff (not in the feed, not in the API)."""
+figures kept to staff (not in the feed, nor in the API without its scope: see
+test_api_performance)."""
 
 import csv
 import io

@@ -97,7 +97,8 @@ def require(request, scope: str, *permissions: str) -> ApiToken:
     otherwise a 403 naming what is missing."""
     token: ApiToken = request.auth
     if scope not in token.scopes:
-        raise ApiProblem(403, f"This token lacks the scope {scope!r}.", "missing-scope")
+        # str(): a scope's repr is ApiScope.FEED_READ, not the 'feed:read' clients know
+        raise ApiProblem(403, f"This token lacks the scope {str(scope)!r}.", "missing-scope")
     missing = [perm for perm in permissions if not token.owner.has_perm(perm)]
     if missing:
         raise ApiProblem(

@@ -11,9 +11,19 @@ import binascii
 import json
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
+from django.db.models import IntegerField, QuerySet
 
 from core.api.problems import ApiProblem
+from core.ids import id_parse
+
+
+def _not_ours() -> ApiProblem:
+    return ApiProblem(
+        400,
+        "The cursor is not one this API gave; start again without it.",
+        "invalid-cursor",
+        [{"field": "cursor", "reason": "is not a cursor from a 'next' link"}],
+    )
 
 
 def cursor_after(cursor: str | None) -> str | int | None:
@@ -25,12 +35,20 @@ def cursor_after(cursor: str | None) -> str | int | None:
     except (binascii.Error, ValueError, UnicodeError, KeyError, TypeError):
         value = None
     if not isinstance(value, str | int) or isinstance(value, bool):
-        raise ApiProblem(
-            400,
-            "The cursor is not one this API gave; start again without it.",
-            "invalid-cursor",
-            [{"field": "cursor", "reason": "is not a cursor from a 'next' link"}],
-        )
+        raise _not_ours()
+    return value
+
+
+def _key_value(queryset: QuerySet, key: str, after: str | int) -> str | int:
+    """`after` when the key's column can hold it; a 400 otherwise. A cursor is base64 anyone
+    can write: a word for an id, a number past a bigint or a NUL in a SKU would fail in the
+    database (a 500) rather than find no row."""
+    if isinstance(queryset.model._meta.get_field(key), IntegerField):
+        value = id_parse(after) if isinstance(after, int) else None
+    else:
+        value = after if isinstance(after, str) and "\x00" not in after else None
+    if value is None:
+        raise _not_ours()
     return value
 
 
@@ -39,7 +57,7 @@ def page(request, queryset: QuerySet, *, key: str, limit: int, cursor: str | Non
     the last page)."""
     after = cursor_after(cursor)
     if after is not None:
-        queryset = queryset.filter(**{f"{key}__gt": after})
+        queryset = queryset.filter(**{f"{key}__gt": _key_value(queryset, key, after)})
     rows = list(queryset.order_by(key)[: limit + 1])
     if len(rows) <= limit:
         return rows, None
