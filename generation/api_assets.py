@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
@@ -23,7 +24,13 @@ from core.api.problems import ApiProblem
 from core.ids import MAX_ID
 from core.media import stored_file
 from core.models import ApiScope
-from generation.models import REVIEW_TEXT_MAX_LENGTH, AssetStatus, GeneratedAsset, QAStatus
+from generation.models import (
+    REVIEW_TEXT_MAX_LENGTH,
+    AssetReference,
+    AssetStatus,
+    GeneratedAsset,
+    QAStatus,
+)
 from generation.review import (
     PUBLISH,
     REVIEW,
@@ -48,6 +55,30 @@ class QACheck(Schema):
     note: str = ""
 
 
+class ReferenceOut(Schema):
+    rank: int
+    kind: AssetReference.Kind = Field(
+        description="`bestseller` (a bestseller's photo) or `proven` (a published image of the "
+        "same channel preset whose CTR beat the preset's average)."
+    )
+    sku: str = Field(description="The bestseller, or the product the proven image shows.")
+    source_asset: int | None = Field(
+        description="The proven image's id; null for a bestseller photo or once deleted."
+    )
+    weight: float = Field(
+        description="How closely the models were told to follow it: a proven image's CTR "
+        "(its 95 % interval's lower end) over its preset's average; 1 for a bestseller photo."
+    )
+
+    @staticmethod
+    def resolve_sku(reference: AssetReference) -> str:
+        return reference.product.sku
+
+    @staticmethod
+    def resolve_source_asset(reference: AssetReference) -> int | None:
+        return reference.source_asset_id
+
+
 class AssetOut(Schema):
     id: int
     status: AssetStatus
@@ -68,6 +99,13 @@ class AssetOut(Schema):
     published_url: str | None = Field(description="The stable public URL, when published.")
     image_url: str | None = Field(description="The image over this API (needs `assets:read`).")
     preview_url: str | None = Field(description="A smaller copy over this API, if made.")
+    references: list[ReferenceOut] = Field(
+        description="The style references it was made from, in the order they were sent."
+    )
+    retrieval_note: str = Field(
+        description="What to know about the references: a wider search, a lowered sales "
+        "threshold, proven images among them; empty when they are as asked."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -129,7 +167,10 @@ class AssetFilters(Schema):
 
 
 def _assets():
-    return GeneratedAsset.objects.select_related("product", "preset")
+    references = AssetReference.objects.select_related("product")
+    return GeneratedAsset.objects.select_related("product", "preset").prefetch_related(
+        Prefetch("references", queryset=references)
+    )
 
 
 @router.get("", response=AssetPage, summary="List images")

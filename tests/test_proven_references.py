@@ -305,3 +305,22 @@ def test_the_sample_catalog_learns_from_the_sample_figures(catalog, tmp_path, dj
     ]
     assert skus[1] == skus[0][:2]  # the two most alike bestsellers stay
     print(before, after, sep="\n")  # for the closing note (pytest -s)
+
+
+def test_the_api_lists_an_images_references_with_their_kind(client, proven, reviewer):  # noqa: F811
+    from tests.test_api_assets import get, token_for
+
+    asset = request_now("NEW003")
+
+    body = get(client, f"/assets/{asset.pk}", token_for(reviewer, "assets:read")).json()
+
+    assert "references" in body, body
+    first, *others = body["references"]
+    assert first["kind"] == "proven" and first["sku"] == "SKU004"
+    assert first["source_asset"] == proven["SKU004"].pk and first["weight"] > 1
+    assert [(r["rank"], r["kind"], r["weight"]) for r in others] == [
+        (2, "bestseller", 1.0),
+        (3, "bestseller", 1.0),
+    ]
+    assert body["retrieval_note"].startswith("Proven promo images of this channel: 1")
+    assert "impressions" not in first and "clicks" not in first  # figures need their scope
