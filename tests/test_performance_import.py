@@ -346,8 +346,9 @@ def test_the_asset_page_shows_its_totals_to_those_who_may_read_them(client, revi
     assert_strict_csp(page)
     html = " ".join(page.content.decode().split())
     panel = html.split('id="asset-performance"')[1].split("</section>")[0]
-    assert f"<td>{HERO}</td> <td>2 <small>({day(5)} – {day(4)})</small></td>" in panel
-    assert "<td>1800</td><td>50</td> <td>2.78%</td>" in panel  # 50 of 1800
+    assert f"<caption>{HERO}: 2 days reported ({day(5)} – {day(4)})</caption>" in panel
+    assert "1,800 impressions, 50 clicks, 0 add-to-carts, 4 orders" in panel
+    assert "<strong>2.78 %</strong><br><small>50 clicks of 1,800 impressions</small>" in panel
     days = client.get(panel.split("every day</a>")[0].rsplit('href="', 1)[1].split('"')[0])
     assert days.status_code == 200 and len(days.context["cl"].result_list) == 2
 
