@@ -481,6 +481,7 @@ def test_the_dashboard_lists_the_best_and_worst_with_enough_impressions(
     worst = html.split('id="desk-performers-worst"')[1].split("</table>")[0]
     assert "HIGH1" in best and "<td>8.00%</td><td>160</td><td>2000</td>" in best
     assert "LOW1" in worst and "<td>1.00%</td><td>10</td><td>1000</td>" in worst
+    assert "<td>6.89 % – 9.27 %</td>" in best and "<td>0.54 % – 1.83 %</td>" in worst
     assert "MID1" not in best and "MID1" not in worst  # one of each shown
     assert "TINY1" not in best and "TINY1" not in worst
 
