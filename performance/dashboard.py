@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generation.models import GeneratedAsset
-from performance.panel import interval_shown
+from performance.display import interval_shown
 from performance.selectors import RECENT_DAYS, recent_ranked
 from performance.stats import rate
 

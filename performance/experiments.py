@@ -12,24 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generation.models import GeneratedAsset
+from performance.display import rate_shown
 from performance.selectors import AssetCounts, sibling_counts
-from performance.stats import DEFAULT_MIN_TRIALS, Rate, Verdict, compare, percent_shown
+from performance.stats import DEFAULT_MIN_TRIALS, Verdict, compare, percent_shown
 
 
 def variant_label(asset: GeneratedAsset) -> str:
     """v2, or v2.1 when the version was made as several variants (as the asset list says)."""
     shown = asset.variant > 1 or asset.batch.variants > 1
     return f"v{asset.version}.{asset.variant}" if shown else f"v{asset.version}"
-
-
-def rate_shown(observed: Rate) -> str:
-    """3.10 % (2.80 – 3.43 %) of 12,000 impressions."""
-    if observed.value is None:
-        return "no impressions"
-    return (
-        f"{observed.value:.2%} ({observed.low:.2%} – {observed.high:.2%}) "
-        f"of {observed.trials:,} impressions"
-    ).replace("%", " %")
 
 
 @dataclass(frozen=True)

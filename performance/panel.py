@@ -10,19 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generation.models import GeneratedAsset
+from performance.display import interval_shown, percent
 from performance.experiments import Experiment, variant_experiments
 from performance.selectors import Pooled, PresetTotals, asset_totals, pooled_totals
 from performance.stats import DEFAULT_MIN_TRIALS, Rate, credibly_above, rate
-
-
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2%}".replace("%", " %")
-
-
-def interval_shown(shown: Rate) -> str:
-    if shown.low is None:
-        return "—"
-    return f"{shown.low:.2%} – {shown.high:.2%}".replace("%", " %")
 
 
 @dataclass(frozen=True)
