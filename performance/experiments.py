@@ -78,7 +78,7 @@ def variant_experiments(
 ) -> list[Experiment]:
     """The image against each other image of its product and preset with figures on that
     preset, oldest version and variant first; none when the image has no figures itself.
-    Reads only: two queries whatever the number of variants."""
+    Reads only: one query for the counts and one for the other images, whatever their number."""
     counts = sibling_counts(product_id=asset.product_id, preset_id=asset.preset_id)
     mine = counts.pop(asset.pk, None)
     if mine is None or not counts:
