@@ -6,6 +6,8 @@ pages and again by the review services for every decision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -65,6 +67,21 @@ PAST = {
     "publish": "published",
     "unpublish": "unpublished",
 }
+
+
+@dataclass(frozen=True)
+class GalleryChoice:
+    """A select that an app built on generation adds to the gallery's filters (performance:
+    sort and filter by the last 30 days' figures). Its first option, value "", leaves the
+    gallery as it is; a value not among the options counts as that one."""
+
+    name: str
+    label: str
+    options: list[tuple[str, str]]  # (value, label)
+
+    def chosen(self, request) -> str:
+        value = request.GET.get(self.name, "")
+        return value if value in {option for option, _ in self.options} else ""
 
 
 class ReviewStatusFilter(admin.SimpleListFilter):
@@ -157,8 +174,11 @@ class ReviewAdminMixin:
             name: request.GET.get(name, "").strip()
             for name in ("status", "batch", "preset", "product", "qa")
         }
-        assets = review_gallery(**filters)
+        choices = self.gallery_choices(request)
+        chosen = {choice.name: choice.chosen(request) for choice in choices}
+        assets = self.gallery_narrow(request, review_gallery(**filters), chosen)
         shown = list(assets[:GALLERY_PAGE])
+        notes = self.gallery_notes(request, shown)
         return TemplateResponse(
             request,
             "admin/generation/generatedasset/gallery.html",
@@ -167,7 +187,9 @@ class ReviewAdminMixin:
                 "opts": self.model._meta,
                 "title": "Review gallery",
                 "assets": shown,
+                "cards": [(asset, notes.get(asset.pk, "")) for asset in shown],
                 "filters": filters,
+                "choices": [(choice, chosen[choice.name]) for choice in choices],
                 "more": max(assets.count() - len(shown), 0),
                 "presets": ChannelPreset.objects.order_by("name"),
                 "statuses": AssetStatus.choices,
@@ -175,6 +197,21 @@ class ReviewAdminMixin:
                 "can_review": self.has_review_permission(request),
             },
         )
+
+    # Hooks for apps built on generation, as asset_panels() is for the asset page: the
+    # gallery offers them without knowing what they read.
+
+    def gallery_choices(self, request) -> list[GalleryChoice]:
+        """Extra selects for the gallery's filters, for this user."""
+        return []
+
+    def gallery_narrow(self, request, assets, chosen: dict[str, str]):
+        """The gallery's images sorted or narrowed by the extra selects' values (by name)."""
+        return assets
+
+    def gallery_notes(self, request, assets: list[GeneratedAsset]) -> dict[int, str]:
+        """A line of HTML (escaped by its maker) on each shown image's card, by asset id."""
+        return {}
 
     def review_context(self, request, asset: GeneratedAsset) -> dict:
         queue_next = next_in_queue(asset) if asset.status == AssetStatus.IN_REVIEW else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -19,6 +20,7 @@ from core.display import short_text, short_time
 from core.view_only import ViewOnlyMixin
 from generation.admin import GeneratedAssetAdmin
 from generation.models import GeneratedAsset
+from generation.review_admin import GalleryChoice
 from performance.jobs import (
     NotWaiting,
     performance_import_cancel,
@@ -26,7 +28,13 @@ from performance.jobs import (
     performance_import_create,
 )
 from performance.models import ChannelDay, PerformanceImport
-from performance.selectors import RECENT_DAYS, asset_totals, with_recent_figures
+from performance.panel import performance_panel
+from performance.selectors import (
+    RECENT_BANDS,
+    RECENT_DAYS,
+    in_recent_band,
+    with_recent_figures,
+)
 
 IMPORT = "performance.import_performance"
 VIEW_FIGURES = "performance.view_channelday"
@@ -163,10 +171,11 @@ class ChannelDayAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """The imported figures as the channels reported them: read-only, corrected by importing
     the day again."""
 
+    # Narrow enough for a 1400 px window beside the filters: the preset by its name alone.
     list_display = (
         "date",
         "asset_link",
-        "preset",
+        "preset_name",
         "impressions",
         "clicks",
         "add_to_carts",
@@ -180,6 +189,10 @@ class ChannelDayAdmin(ViewOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "date"
     readonly_fields = [field.name for field in ChannelDay._meta.fields]
 
+    @admin.display(description="preset", ordering="preset__name")
+    def preset_name(self, day: ChannelDay) -> str:
+        return day.preset.name
+
     @admin.display(description="image", ordering="asset__product__sku")
     def asset_link(self, day: ChannelDay):
         url = reverse("admin:generation_generatedasset_change", args=[day.asset_id])
@@ -187,20 +200,16 @@ class ChannelDayAdmin(ViewOnlyMixin, admin.ModelAdmin):
 
 
 class RecentFiguresFilter(admin.SimpleListFilter):
-    """Images with or without channel figures in the last 30 days."""
+    """Images with or without channel figures in the last 30 days, or with enough of them."""
 
     title = f"channel figures (last {RECENT_DAYS} days)"
     parameter_name = "figures"
 
     def lookups(self, request, model_admin):
-        return [("yes", "With figures"), ("no", "Without figures")]
+        return [(band, label) for band, (label, _) in RECENT_BANDS.items()]
 
     def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(recent_impressions__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(recent_impressions__isnull=True)
-        return queryset
+        return in_recent_band(queryset, band=self.value())
 
 
 class PerformanceAssetAdmin(GeneratedAssetAdmin):
@@ -233,6 +242,55 @@ class PerformanceAssetAdmin(GeneratedAssetAdmin):
         ctr = f"{asset.recent_ctr:.2%} CTR" if asset.recent_ctr is not None else "no CTR"
         return format_html("{}<br><small>{} impressions</small>", ctr, f"{impressions:,}")
 
+    # The gallery: the same figures, bands and order as the list, through generation's hooks.
+
+    def gallery_choices(self, request) -> list[GalleryChoice]:
+        choices = super().gallery_choices(request)
+        if not self.may_read_figures(request):
+            return choices
+        bands = [(band, label) for band, (label, _) in RECENT_BANDS.items()]
+        return [
+            *choices,
+            GalleryChoice(
+                "figures", f"Channel figures ({RECENT_DAYS} days)", [("", "All"), *bands]
+            ),
+            GalleryChoice(
+                "order",
+                "Order",
+                [
+                    ("", "Oldest first"),
+                    ("ctr", f"Highest CTR first ({RECENT_DAYS} days)"),
+                    ("-ctr", f"Lowest CTR first ({RECENT_DAYS} days)"),
+                ],
+            ),
+        ]
+
+    def gallery_narrow(self, request, assets, chosen: dict[str, str]):
+        assets = super().gallery_narrow(request, assets, chosen)
+        if not self.may_read_figures(request):
+            return assets
+        assets = with_recent_figures(assets, today=timezone.localdate())
+        assets = in_recent_band(assets, band=chosen.get("figures", ""))
+        order = chosen.get("order", "")
+        if order == "ctr":
+            return assets.order_by(F("recent_ctr").desc(nulls_last=True), "created_at", "pk")
+        if order == "-ctr":
+            return assets.order_by(F("recent_ctr").asc(nulls_last=True), "created_at", "pk")
+        return assets
+
+    def gallery_notes(self, request, assets: list[GeneratedAsset]) -> dict[int, str]:
+        notes = super().gallery_notes(request, assets)
+        if not self.may_read_figures(request):
+            return notes
+        return {
+            **notes,
+            **{
+                asset.pk: self.recent_figures(asset)
+                for asset in assets
+                if getattr(asset, "recent_impressions", None) is not None
+            },
+        }
+
     def asset_panels(self, request, asset: GeneratedAsset) -> list[tuple[str, str, str]]:
         panels = super().asset_panels(request, asset)
         if not self.may_read_figures(request):
@@ -240,7 +298,7 @@ class PerformanceAssetAdmin(GeneratedAssetAdmin):
         html = render_to_string(
             "admin/performance/asset_panel.html",
             {
-                "totals": asset_totals(asset_id=asset.pk),
+                **performance_panel(asset=asset),
                 "days_url": reverse("admin:performance_channelday_changelist")
                 + f"?asset__id__exact={asset.pk}",
             },

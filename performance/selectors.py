@@ -18,9 +18,10 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 
 from performance.models import ChannelDay
+from performance.stats import DEFAULT_MIN_TRIALS
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PresetTotals:
     """One image's figures on one channel preset, summed over every imported day."""
 
     preset: str
+    preset_id: int
     days: int
     first: date
     last: date
@@ -51,7 +53,7 @@ def asset_totals(*, asset_id: int) -> list[PresetTotals]:
     """The image's totals per channel preset, by preset name."""
     rows = (
         ChannelDay.objects.filter(asset_id=asset_id)
-        .values("preset__name")
+        .values("preset__name", "preset_id")
         .annotate(
             days=Count("pk"),
             first=Min("date"),
@@ -65,6 +67,70 @@ def asset_totals(*, asset_id: int) -> list[PresetTotals]:
         .order_by("preset__name")
     )
     return [PresetTotals(preset=row.pop("preset__name"), **row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Figures summed over a group of images (a preset's, a category's on a preset): the
+    average an image is set against is the group's clicks over its impressions, not a mean of
+    the images' rates, so an image shown ten times weighs as little as it says."""
+
+    images: int
+    impressions: int
+    clicks: int
+    orders: int
+
+    @property
+    def ctr(self) -> float | None:
+        return self.clicks / self.impressions if self.impressions else None
+
+    @property
+    def conversion(self) -> float | None:
+        return self.orders / self.clicks if self.clicks else None
+
+
+def pooled_totals(*, preset_id: int, leave_out_asset_id: int, category: str = "") -> Pooled:
+    """Every imported day on the preset but those of the image left out, summed; only the
+    images of products of `category` when one is given. The image itself is left out, as
+    `performance.stats.credibly_above` advises: one that has most of a preset's impressions
+    would otherwise be measured mostly against itself."""
+    days = ChannelDay.objects.filter(preset_id=preset_id).exclude(asset_id=leave_out_asset_id)
+    if category:
+        days = days.filter(asset__product__category=category)
+    return Pooled(
+        **days.aggregate(
+            images=Count("asset", distinct=True),
+            impressions=Coalesce(Sum("impressions"), 0),
+            clicks=Coalesce(Sum("clicks"), 0),
+            orders=Coalesce(Sum("orders"), 0),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AssetCounts:
+    """One image's impressions and clicks on its own preset, for a variant comparison."""
+
+    asset_id: int
+    impressions: int
+    clicks: int
+
+
+def sibling_counts(*, product_id: int, preset_id: int) -> dict[int, AssetCounts]:
+    """The impressions and clicks of every image of the product on the preset that has
+    figures there, by asset id: every version and variant, whether they were live in turn
+    (a new version replacing the old) or one after another as candidates of one version."""
+    rows = (
+        ChannelDay.objects.filter(
+            asset__product_id=product_id, asset__preset_id=preset_id, preset_id=preset_id
+        )
+        .values("asset")
+        .annotate(impressions=Sum("impressions"), clicks=Sum("clicks"))
+        .order_by("asset")
+    )
+    return {
+        row["asset"]: AssetCounts(row["asset"], row["impressions"], row["clicks"]) for row in rows
+    }
 
 
 RECENT_DAYS = 30  # "the last 30 days" of the asset list's figures
@@ -88,6 +154,26 @@ def with_recent_figures(assets, *, today: date, days: int = RECENT_DAYS):
         recent_ctr=Cast(F("recent_clicks"), FloatField())
         / NullIf(Cast(F("recent_impressions"), FloatField()), Value(0.0))
     )
+
+
+# The bands of the last 30 days' figures the asset list and the gallery filter by: the value
+# in the address, what it says, and the rows it keeps (on `with_recent_figures`' annotations).
+RECENT_BANDS = {
+    "yes": ("With figures", {"recent_impressions__isnull": False}),
+    "enough": (
+        f"With {DEFAULT_MIN_TRIALS:,}+ impressions (enough to compare)",
+        {"recent_impressions__gte": DEFAULT_MIN_TRIALS},
+    ),
+    "no": ("Without figures", {"recent_impressions__isnull": True}),
+}
+
+
+def in_recent_band(assets, *, band: str):
+    """The assets (annotated by `with_recent_figures`) in one of RECENT_BANDS; all of them
+    for any other value."""
+    if band not in RECENT_BANDS:
+        return assets
+    return assets.filter(**RECENT_BANDS[band][1])
 
 
 def recent_ranked(*, today: date, min_impressions: int, days: int = RECENT_DAYS):

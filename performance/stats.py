@@ -222,15 +222,17 @@ def compare(
         return Verdict(rate_a, rate_b, None, p, sure, reason)
     if sure < confidence:
         reason = (
-            f"no clear difference: {_percent(sure)} sure, a winner needs {confidence * 100:.10g} %"
+            f"no clear difference: {percent_shown(sure)} sure, "
+            f"a winner needs {confidence * 100:.10g} %"
         )
         return Verdict(rate_a, rate_b, None, p, sure, reason)
     return Verdict(rate_a, rate_b, "a" if p > 0.5 else "b", p, sure, "")
 
 
-def _percent(fraction: float) -> str:
-    """71 %, 94 %, 99.9 %: rounded down, so that 94.7 % never reads as the 95 % a winner
-    needs, and to a tenth near certainty, so that 99.96 % never reads as 100 %."""
+def percent_shown(fraction: float) -> str:
+    """How sure a verdict is, as a page says it: 71 %, 94 %, 99.9 %. Rounded down, so that
+    94.7 % never reads as the 95 % a winner needs, and to a tenth near certainty, so that
+    99.96 % never reads as 100 %."""
     value = fraction * 100
     if value >= 99.5:
         return f"{math.floor(value * 10) / 10:g} %"

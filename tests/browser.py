@@ -85,10 +85,16 @@ class Site:
             lambda d: old_page.id != d.find_element("css selector", "html").id
         )
 
-    def shot(self, name: str, folder: Path = ARTIFACTS) -> Path:
+    def shot(self, name: str, folder: Path = ARTIFACTS, selector: str = "") -> Path:
+        """The window, or only the element `selector` finds (scrolled into view)."""
         path = folder / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(path))
+        if selector:
+            element = self.css(selector)
+            self.driver.execute_script("arguments[0].scrollIntoView()", element)
+            element.screenshot(str(path))
+        else:
+            self.driver.save_screenshot(str(path))
         return path
 
     def viewport(self, width: int, height: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 from catalog.importer import DirectoryImages, catalog_import
@@ -43,7 +45,9 @@ from catalog.models import CatalogImport, Product
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset, GenerationBatch
 from generation.review import asset_approve, asset_publish, asset_reject
 from generation.services import BatchRequest, batch_create
+from performance.models import ChannelDay
 from tests.browser import ARTIFACTS, BROWSER_TEST, PASSWORD, Site, axe_report
+from tests.test_review import make_asset
 
 pytestmark = BROWSER_TEST
 
@@ -61,7 +65,13 @@ DJANGO_OWN = [
     ("label", 'class="vTimeField', "the split date and time widget labels neither box"),
 ]
 # Checked again in the dark theme (the admin follows the browser's setting).
-DARK_PAGES = ["dashboard", "catalog.product list", "gallery", "generation.generatedasset page"]
+DARK_PAGES = [
+    "dashboard",
+    "catalog.product list",
+    "gallery",
+    "generation.generatedasset page",
+    "performance panel",
+]
 # What a reviewer needs without scrolling on the asset page (ids given by its template).
 FIRST_SCREEN = ["asset-flat-lay", "asset-references", "asset-image", "asset-qa", "review-decision"]
 # The README's screenshots, refreshed only on demand (REFRESH_SCREENSHOTS=1).
@@ -72,6 +82,8 @@ README_SHOTS = {
     "gallery": "05-review-gallery",
     "generation.generatedasset page": "06-asset-review",
 }
+# The README's screenshots of one part of a page: (file, the part's CSS selector).
+README_PARTS = {"performance panel": ("performance-panel", "#asset-performance")}
 
 
 @dataclass
@@ -84,6 +96,7 @@ class Studio:
     batch: GenerationBatch
     preview: CatalogImport  # checked, ready to confirm
     new_products: list[Product]
+    performer: GeneratedAsset  # published, with channel figures and an earlier version's
 
 
 @pytest.fixture
@@ -137,7 +150,47 @@ def studio(milvus, broker, worker, sample_catalog, settings) -> Studio:
         batch=batch,
         preview=preview,
         new_products=new_products,
+        performer=channel_history(published, admin_user, keep=staged),
     )
+
+
+def channel_history(published: GeneratedAsset, user: User, keep: GeneratedAsset) -> GeneratedAsset:
+    """A second version of the published image, published in its place, and the days the
+    channel reported for both (the first live for two weeks, then the second for three); and
+    another product's image on the preset (not `keep`, left in review), for the averages. The
+    second version is returned."""
+    newer = asset_publish(
+        asset=asset_approve(
+            asset=make_asset(sku=published.product.sku, preset_name=published.preset.name),
+            user=user,
+        ),
+        user=user,
+    )
+    neighbour = (
+        GeneratedAsset.objects.filter(preset=published.preset, status=AssetStatus.IN_REVIEW)
+        .exclude(product=published.product)
+        .exclude(pk=keep.pk)[0]
+    )
+    neighbour = asset_publish(asset=asset_approve(asset=neighbour, user=user), user=user)
+    today = timezone.localdate()
+    days = [
+        (published, range(35, 21, -1), 1150, 23, 1),  # 2.0 %
+        (newer, range(21, 0, -1), 1200, 38, 2),  # 3.2 %
+        (neighbour, range(21, 0, -1), 900, 21, 1),  # 2.3 %
+    ]
+    ChannelDay.objects.bulk_create(
+        ChannelDay(
+            asset=asset,
+            preset=asset.preset,
+            date=today - timedelta(days=ago),
+            impressions=impressions + 37 * (ago % 5),
+            clicks=clicks + ago % 4,
+            orders=orders + ago % 2,
+        )
+        for asset, agos, impressions, clicks, orders in days
+        for ago in agos
+    )
+    return newer
 
 
 def admin_pages(studio: Studio) -> dict[str, str]:
@@ -171,6 +224,9 @@ def admin_pages(studio: Studio) -> dict[str, str]:
         "request": reverse("admin:generation_generationbatch_request") + "?" + selected,
         "import": reverse("admin:catalog_product_import"),
         "index status": reverse("admin:catalog_product_index_status"),
+        "performance panel": reverse(
+            "admin:generation_generatedasset_change", args=[studio.performer.pk]
+        ),
     }
 
 
@@ -251,8 +307,12 @@ def page_problems(site: Site, name: str, path: str, size: tuple[int, int]) -> li
         problems.append(f"{where}: {problem}")
     if size == SIZES[0]:
         problems += axe_problems(site, where, slug)
-    if size == SIZES[0] and name in README_SHOTS and os.environ.get("REFRESH_SCREENSHOTS") == "1":
-        site.shot(README_SHOTS[name], folder=DOCS_SCREENSHOTS)
+    if size == SIZES[0] and os.environ.get("REFRESH_SCREENSHOTS") == "1":
+        if name in README_SHOTS:
+            site.shot(README_SHOTS[name], folder=DOCS_SCREENSHOTS)
+        if name in README_PARTS:
+            file, selector = README_PARTS[name]
+            site.shot(file, folder=DOCS_SCREENSHOTS, selector=selector)
     return problems
 
 

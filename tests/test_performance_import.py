@@ -347,8 +347,9 @@ def test_the_asset_page_shows_its_totals_to_those_who_may_read_them(client, revi
     assert_strict_csp(page)
     html = " ".join(page.content.decode().split())
     panel = html.split('id="asset-performance"')[1].split("</section>")[0]
-    assert f"<td>{HERO}</td> <td>2 <small>({day(5)} – {day(4)})</small></td>" in panel
-    assert "<td>1800</td><td>50</td> <td>2.78%</td>" in panel  # 50 of 1800
+    assert f"<caption>{HERO}: 2 days reported ({day(5)} – {day(4)})</caption>" in panel
+    assert "1,800 impressions, 50 clicks, 0 add-to-carts, 4 orders" in panel
+    assert "<strong>2.78 %</strong><br><small>50 clicks of 1,800 impressions</small>" in panel
     days = client.get(panel.split("every day</a>")[0].rsplit('href="', 1)[1].split('"')[0])
     assert days.status_code == 200 and len(days.context["cl"].result_list) == 2
 
@@ -481,6 +482,7 @@ def test_the_dashboard_lists_the_best_and_worst_with_enough_impressions(
     worst = html.split('id="desk-performers-worst"')[1].split("</table>")[0]
     assert "HIGH1" in best and "<td>8.00%</td><td>160</td><td>2000</td>" in best
     assert "LOW1" in worst and "<td>1.00%</td><td>10</td><td>1000</td>" in worst
+    assert "<td>6.89 % – 9.27 %</td>" in best and "<td>0.54 % – 1.83 %</td>" in worst
     assert "MID1" not in best and "MID1" not in worst  # one of each shown
     assert "TINY1" not in best and "TINY1" not in worst
 

@@ -1,0 +1,183 @@
+"""What the asset page's performance panel shows: per preset, the image's impressions, CTR
+and conversion rate, each with its 95 % Wilson interval, set against its preset's and its
+category's averages; and the verdicts on its variants (performance.experiments).
+
+The words a merchandiser reads are decided here, so the template only lays them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generation.models import GeneratedAsset
+from performance.display import interval_shown, percent
+from performance.experiments import Experiment, variant_experiments
+from performance.selectors import Pooled, PresetTotals, asset_totals, pooled_totals
+from performance.stats import DEFAULT_MIN_TRIALS, Rate, credibly_above, rate
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An average the image is set against, and where the image stands: "above", "below",
+    "same" (the average is inside the image's interval), "few" (too few trials to tell) or
+    "none" (no other image to average)."""
+
+    value: float | None
+    over: str  # what the average is over, in words
+    standing: str
+
+    @property
+    def shown(self) -> str:
+        return percent(self.value)
+
+    @property
+    def standing_shown(self) -> str:
+        return {
+            "above": "credibly above",
+            "below": "credibly below",
+            "same": "no clear difference",
+            "few": "too few to tell",
+            "none": "no average yet",
+        }[self.standing]
+
+
+def standing(observed: Rate, baseline: float | None, *, min_trials: int) -> str:
+    """Where a rate stands against an average: only a whole interval above or below it counts,
+    and only with `min_trials` trials (the same rule as `credibly_above`, both ways)."""
+    if baseline is None:
+        return "none"
+    if observed.trials < min_trials:
+        return "few"
+    if credibly_above(observed.successes, observed.trials, baseline, min_trials=min_trials):
+        return "above"
+    if observed.high is not None and observed.high < baseline:
+        return "below"
+    return "same"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One rate of the image on one preset: CTR (clicks of impressions) or conversion
+    (orders of clicks), against the two averages."""
+
+    name: str
+    explained: str
+    successes_name: str
+    trials_name: str
+    rate: Rate
+    preset: Baseline
+    category: Baseline
+    min_trials: int
+
+    @property
+    def shown(self) -> str:
+        return percent(self.rate.value)
+
+    @property
+    def interval(self) -> str:
+        return interval_shown(self.rate)
+
+    @property
+    def too_few(self) -> bool:
+        return self.rate.trials < self.min_trials
+
+    @property
+    def counts(self) -> str:
+        return (
+            f"{self.rate.successes:,} {self.successes_name} of "
+            f"{self.rate.trials:,} {self.trials_name}"
+        )
+
+    @property
+    def too_few_shown(self) -> str:
+        return (
+            f"Too few {self.trials_name} to mean much: {self.rate.trials:,} of the "
+            f"{self.min_trials:,} needed"
+        )
+
+
+@dataclass(frozen=True)
+class PresetFigures:
+    """The image's figures on one preset, and the averages it is set against."""
+
+    totals: PresetTotals
+    measures: list[Measure]
+    preset_pool: Pooled
+    category_pool: Pooled
+    category: str
+
+    @property
+    def reported(self) -> str:
+        """The raw totals in one line, numbers grouped."""
+        totals = self.totals
+        revenue = f", revenue {totals.revenue:,.2f}" if totals.revenue is not None else ""
+        return (
+            f"{totals.impressions:,} impressions, {totals.clicks:,} clicks, "
+            f"{totals.add_to_carts:,} add-to-carts, {totals.orders:,} orders{revenue}"
+        )
+
+
+def _measure(
+    name: str,
+    explained: str,
+    counts: tuple[int, int],
+    names: tuple[str, str],
+    averages: tuple[tuple[float | None, str], tuple[float | None, str]],
+    min_trials: int,
+) -> Measure:
+    observed = rate(*counts)
+    preset, category = (
+        Baseline(value, over, standing(observed, value, min_trials=min_trials))
+        for value, over in averages
+    )
+    return Measure(name, explained, *names, observed, preset, category, min_trials)
+
+
+def _pool_words(pool: Pooled, kind: str = "") -> str:
+    """What an average is over: "4 other dress images on this preset (12,000 impressions)"."""
+    kind = f"{kind} " if kind else ""
+    if not pool.images:
+        return f"no other {kind}image on this preset has figures yet"
+    images = "image" if pool.images == 1 else "images"
+    return f"{pool.images:,} other {kind}{images} on this preset ({pool.impressions:,} impressions)"
+
+
+def preset_figures(
+    *, asset: GeneratedAsset, totals: PresetTotals, min_trials: int
+) -> PresetFigures:
+    category = asset.product.category
+    preset_pool = pooled_totals(preset_id=totals.preset_id, leave_out_asset_id=asset.pk)
+    category_pool = pooled_totals(
+        preset_id=totals.preset_id, leave_out_asset_id=asset.pk, category=category
+    )
+    preset_over = _pool_words(preset_pool)
+    category_over = _pool_words(category_pool, category)
+    ctr = _measure(
+        "CTR",
+        "clicks per impression",
+        (totals.clicks, totals.impressions),
+        ("clicks", "impressions"),
+        ((preset_pool.ctr, preset_over), (category_pool.ctr, category_over)),
+        min_trials,
+    )
+    conversion = _measure(
+        "Conversion rate",
+        "orders per click",
+        (totals.orders, totals.clicks),
+        ("orders", "clicks"),
+        ((preset_pool.conversion, preset_over), (category_pool.conversion, category_over)),
+        min_trials,
+    )
+    return PresetFigures(totals, [ctr, conversion], preset_pool, category_pool, category)
+
+
+def performance_panel(
+    *, asset: GeneratedAsset, min_trials: int = DEFAULT_MIN_TRIALS
+) -> dict[str, object]:
+    """The panel's context: the figures per preset and the variant experiments."""
+    figures = [
+        preset_figures(asset=asset, totals=totals, min_trials=min_trials)
+        for totals in asset_totals(asset_id=asset.pk)
+    ]
+    experiments: list[Experiment] = variant_experiments(asset=asset, min_trials=min_trials)
+    return {"figures": figures, "experiments": experiments, "min_trials_shown": f"{min_trials:,}"}
