@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.models import GeneratedAsset
+from generation.models import AssetReference, ChannelPreset, GeneratedAsset
+from generation.references import ProvenImage
 from performance.display import interval_shown, percent
 from performance.experiments import Experiment, variant_experiments
+from performance.proven import proven_on
 from performance.selectors import Pooled, PresetTotals, asset_totals, pooled_totals
 from performance.stats import DEFAULT_MIN_TRIALS, Rate, credibly_above, rate
 
@@ -105,6 +107,27 @@ class PresetFigures:
     preset_pool: Pooled
     category_pool: Pooled
     category: str
+    proven: ProvenImage | None  # proven on this preset now: a style reference for new images
+    learns: bool  # the preset lets proven images be references
+    used_by: int  # images made with it as a reference so far
+
+    @property
+    def reference_shown(self) -> str:
+        """Whether new images of similar products take this one as a style reference."""
+        if self.proven is None:
+            return ""
+        used = f" {self.used_by:,} image{'s' if self.used_by != 1 else ''} used it so far."
+        if not self.learns:
+            return (
+                "Proven on this preset (its CTR is credibly above the preset's average), but "
+                "the preset does not learn from proven images (its 'learn from proven "
+                "images' is off), so it is not a style reference." + used
+            )
+        return (
+            "Proven on this preset: its CTR is credibly above the preset's average, so new "
+            f"images of similar {self.category} products take it as a style reference, with "
+            f"weight {self.proven.weight:.2f}." + used
+        )
 
     @property
     def reported(self) -> str:
@@ -168,7 +191,17 @@ def preset_figures(
         ((preset_pool.conversion, preset_over), (category_pool.conversion, category_over)),
         min_trials,
     )
-    return PresetFigures(totals, [ctr, conversion], preset_pool, category_pool, category)
+    preset = ChannelPreset.objects.get(pk=totals.preset_id)
+    return PresetFigures(
+        totals,
+        [ctr, conversion],
+        preset_pool,
+        category_pool,
+        category,
+        proven=proven_on(asset, totals.preset_id),
+        learns=preset.use_proven_references,
+        used_by=AssetReference.objects.filter(source_asset=asset).count(),
+    )
 
 
 def performance_panel(

@@ -17,7 +17,7 @@ An image is proven on its preset when
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from generation.models import AssetStatus, ChannelPreset, GeneratedAsset
 from generation.references import ProvenImage
@@ -29,17 +29,40 @@ def proven_images(
     preset: ChannelPreset, category: str, exclude_product_id: int
 ) -> list[ProvenImage]:
     """The proven images of `preset` showing products of `category`, but not the product
-    `exclude_product_id` itself: two grouped queries, then the statistics per image."""
-    days = ChannelDay.objects.filter(preset=preset)
+    `exclude_product_id` itself (generation.references' finder)."""
+    return _proven(
+        preset.pk,
+        Q(asset__status=AssetStatus.PUBLISHED, asset__product__category=category)
+        & ~Q(asset__product_id=exclude_product_id),
+    )
+
+
+def proven_on(asset: GeneratedAsset, preset_id: int) -> ProvenImage | None:
+    """The image as a proven image of the preset, or None when it is not one (now)."""
+    found = _proven(preset_id, Q(asset=asset, asset__status=AssetStatus.PUBLISHED))
+    return found[0] if found else None
+
+
+def proven_asset_ids() -> list[int]:
+    """Every image proven on its preset now, whatever its category: one pass per preset
+    with figures."""
+    presets = ChannelDay.objects.values_list("preset_id", flat=True).distinct().order_by()
+    return [
+        image.asset.pk
+        for preset_id in presets
+        for image in _proven(preset_id, Q(asset__status=AssetStatus.PUBLISHED))
+    ]
+
+
+def _proven(preset_id: int, images: Q) -> list[ProvenImage]:
+    """The proven images of the preset among `images` (a filter on its channel days): two
+    grouped queries, then the statistics per image."""
+    days = ChannelDay.objects.filter(preset_id=preset_id)
     pooled = days.aggregate(impressions=Sum("impressions"), clicks=Sum("clicks"))
     if not pooled["impressions"]:
         return []
     per_image = (
-        days.filter(
-            asset__status=AssetStatus.PUBLISHED,
-            asset__product__category=category,
-        )
-        .exclude(asset__product_id=exclude_product_id)
+        days.filter(images)
         .values("asset")
         .annotate(impressions=Sum("impressions"), clicks=Sum("clicks"))
         .filter(impressions__gte=settings.PERFORMANCE_PROVEN_MIN_IMPRESSIONS)

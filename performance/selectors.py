@@ -21,6 +21,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, NullIf
 
 from performance.models import ChannelDay
+from performance.proven import proven_asset_ids
 from performance.stats import DEFAULT_MIN_TRIALS
 
 
@@ -165,6 +166,8 @@ RECENT_BANDS = {
         {"recent_impressions__gte": DEFAULT_MIN_TRIALS},
     ),
     "no": ("Without figures", {"recent_impressions__isnull": True}),
+    # over every imported day, not 30: what the next requests take as references
+    "proven": ("Proven: a style reference for new images", None),
 }
 
 
@@ -173,6 +176,8 @@ def in_recent_band(assets, *, band: str):
     for any other value."""
     if band not in RECENT_BANDS:
         return assets
+    if band == "proven":
+        return assets.filter(pk__in=proven_asset_ids())
     return assets.filter(**RECENT_BANDS[band][1])
 
 

@@ -8,6 +8,7 @@ import, the pipeline with the offline providers and with the OpenRouter protocol
 
 import io
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -324,3 +325,35 @@ def test_the_api_lists_an_images_references_with_their_kind(client, proven, revi
     ]
     assert body["retrieval_note"].startswith("Proven promo images of this channel: 1")
     assert "impressions" not in first and "clicks" not in first  # figures need their scope
+
+
+def test_a_proven_image_says_so_on_its_page_and_the_lists_filter_by_it(client, proven, reviewer):  # noqa: F811
+    from django.urls import reverse
+
+    request_now("NEW003")  # takes SKU004's image as a reference
+    client.force_login(reviewer)
+
+    page = client.get(f"/admin/generation/generatedasset/{proven['SKU004'].pk}/change/")
+    html = unescape(" ".join(page.content.decode().split()))
+    assert "Proven on this preset: its CTR is credibly above the preset's average" in html
+    assert "new images of similar dress products take it as a style reference" in html
+    assert "1 image used it so far." in html
+    below = client.get(f"/admin/generation/generatedasset/{proven['NEW002'].pk}/change/")
+    assert "Proven on this preset" not in below.content.decode()
+
+    # Proven on its preset whatever its category: SKU004's and NEW001's, not NEW002's.
+    expected = sorted([proven["SKU004"].pk, proven["NEW001"].pk])
+    listed = client.get(
+        reverse("admin:generation_generatedasset_changelist"),
+        {"status": "all", "figures": "proven"},
+    )
+    assert sorted(asset.pk for asset in listed.context["cl"].result_list) == expected
+    gallery = client.get(
+        reverse("admin:generation_generatedasset_gallery"),
+        {"status": "published", "figures": "proven"},
+    )
+    assert sorted(asset.pk for asset in gallery.context["assets"]) == expected
+
+    ChannelPreset.objects.filter(name=HERO).update(use_proven_references=False)
+    page = client.get(f"/admin/generation/generatedasset/{proven['SKU004'].pk}/change/")
+    assert "the preset does not learn from proven images" in page.content.decode()
