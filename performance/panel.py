@@ -110,6 +110,7 @@ class PresetFigures:
     proven: ProvenImage | None  # proven on this preset now: a style reference for new images
     learns: bool  # the preset lets proven images be references
     used_by: int  # images made with it as a reference so far
+    notes: list[str]  # what could not be shown as a rate, and why
 
     @property
     def reference_shown(self) -> str:
@@ -183,24 +184,35 @@ def preset_figures(
         ((preset_pool.ctr, preset_over), (category_pool.ctr, category_over)),
         min_trials,
     )
-    conversion = _measure(
-        "Conversion rate",
-        "orders per click",
-        (totals.orders, totals.clicks),
-        ("orders", "clicks"),
-        ((preset_pool.conversion, preset_over), (category_pool.conversion, category_over)),
-        min_trials,
-    )
+    measures, notes = [ctr], []
+    if totals.orders <= totals.clicks:
+        measures.append(
+            _measure(
+                "Conversion rate",
+                "orders per click",
+                (totals.orders, totals.clicks),
+                ("orders", "clicks"),
+                ((preset_pool.conversion, preset_over), (category_pool.conversion, category_over)),
+                min_trials,
+            )
+        )
+    else:
+        notes.append(
+            f"Conversion rate: the channel counted more orders ({totals.orders:,}) than clicks "
+            f"({totals.clicks:,}), orders after a view among them, so orders per click is not "
+            "a rate here."
+        )
     preset = ChannelPreset.objects.get(pk=totals.preset_id)
     return PresetFigures(
         totals,
-        [ctr, conversion],
+        measures,
         preset_pool,
         category_pool,
         category,
         proven=proven_on(asset, totals.preset_id),
         learns=preset.use_proven_references,
         used_by=AssetReference.objects.filter(source_asset=asset).count(),
+        notes=notes,
     )
 
 

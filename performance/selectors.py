@@ -87,7 +87,9 @@ class Pooled:
 
     @property
     def conversion(self) -> float | None:
-        return self.orders / self.clicks if self.clicks else None
+        """Orders per click; None without clicks, or with more orders than clicks (channels
+        count orders after a view too): that is no rate to compare with."""
+        return self.orders / self.clicks if 0 < self.clicks and self.orders <= self.clicks else None
 
 
 def pooled_totals(*, preset_id: int, leave_out_asset_id: int, category: str = "") -> Pooled:

@@ -8,6 +8,7 @@ the import writes them (tests/test_performance_import.py covers the import itsel
 from __future__ import annotations
 
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -144,6 +145,25 @@ def test_an_image_with_few_impressions_says_its_figures_mean_little(client, revi
     assert "no average yet" not in ctr_row  # there is no average: nothing is said of one
     assert "no other image on this preset has figures yet" in ctr_row
     assert "credibly" not in ctr_row
+
+
+def test_more_orders_than_clicks_is_said_not_computed(client, reviewer):  # noqa: F811
+    """Channels count orders after a view too, so orders may outnumber clicks: orders per click
+    is then no rate to put an interval on, for the image or for an average."""
+    asset = publish(reviewer)
+    other = publish(reviewer, sku="NEW9")
+    reported(asset, impressions=2000, clicks=40, orders=53)
+    reported(other, impressions=2000, clicks=30, orders=45)
+    client.force_login(reviewer)
+
+    panel = " ".join(unescape(panel_of(client, asset)).split())
+
+    assert 'class="performance-conversion-rate"' not in panel
+    assert (
+        "Conversion rate: the channel counted more orders (53) than clicks (40), orders after "
+        "a view among them, so orders per click is not a rate here." in panel
+    )
+    assert 'class="performance-ctr"' in panel
 
 
 # --- variants as experiments ---------------------------------------------------------------
