@@ -10,6 +10,7 @@ Never use it on a real catalog: the status log is the record of what happened.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -53,8 +54,9 @@ def published_in_the_past(
     )
     published = []
     for asset in batch.assets.select_related("product").order_by("product__sku"):
+        # Run here; with a worker running, it may have claimed the image first: then wait.
         asset_run(asset_id=asset.pk, worker="make_sample_history")
-        asset.refresh_from_db()
+        asset = _finished(asset)
         if asset.status != AssetStatus.IN_REVIEW:
             raise HistoryError(
                 f"{asset.product.sku}: the image ended {asset.status}: "
@@ -64,6 +66,15 @@ def published_in_the_past(
         _moved_back(asset, days)
         published.append(asset)
     return published
+
+
+def _finished(asset: GeneratedAsset, timeout: float = 300) -> GeneratedAsset:
+    deadline = time.monotonic() + timeout
+    asset.refresh_from_db()
+    while asset.status in AssetStatus.running() and time.monotonic() < deadline:
+        time.sleep(0.5)
+        asset.refresh_from_db()
+    return asset
 
 
 def _moved_back(asset: GeneratedAsset, days: int) -> None:
