@@ -18,7 +18,7 @@ from django.db import transaction
 
 from catalog.models import Product
 from generation.models import AssetEvent, AssetStatus, ChannelPreset, GeneratedAsset
-from generation.pipeline import asset_run
+from generation.pipeline import RetryLater, asset_run
 from generation.providers.base import get_image_generator, get_quality_checker, get_style_analyst
 from generation.review import asset_approve, asset_publish
 from generation.services import BatchRequest, batch_create
@@ -55,7 +55,10 @@ def published_in_the_past(
     published = []
     for asset in batch.assets.select_related("product").order_by("product__sku"):
         # Run here; with a worker running, it may have claimed the image first: then wait.
-        asset_run(asset_id=asset.pk, worker="make_sample_history")
+        try:
+            asset_run(asset_id=asset.pk, worker="make_sample_history")
+        except RetryLater:
+            pass
         asset = _finished(asset)
         if asset.status != AssetStatus.IN_REVIEW:
             raise HistoryError(
