@@ -8,6 +8,7 @@ is registered here too, so catalog never imports generation.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max
@@ -514,7 +515,12 @@ class GeneratedAssetAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def references_table(self, asset: GeneratedAsset):
         references = asset.references.select_related("product", "source_asset")
         return render_to_string(
-            "admin/generation/generatedasset/references.html", {"references": references}
+            "admin/generation/generatedasset/references.html",
+            {
+                "references": references,
+                "proven_min_impressions": f"{settings.PERFORMANCE_PROVEN_MIN_IMPRESSIONS:,}",
+                "proven_references": settings.GENERATION_PROVEN_REFERENCES,
+            },
         )
 
     # Model text is untrusted: format_html escapes it, <pre> keeps its lines.

@@ -26,7 +26,7 @@ from core.models import ApiScope, ApiToken
 from generation.models import GeneratedAsset
 from performance.models import ChannelDay
 from performance.selectors import PresetTotals, asset_totals
-from performance.stats import DEFAULT_CONFIDENCE, Rate, rate
+from performance.stats import DEFAULT_CONFIDENCE, Rate
 
 asset_figures = Router(tags=["performance"])
 channel_days = Router(tags=["performance"])
@@ -86,9 +86,6 @@ def _rate_out(found: Rate | None) -> dict:
 
 
 def _preset_figures(totals: PresetTotals) -> dict:
-    # Channels may count an order that followed a view and no click: then orders exceed
-    # clicks and there is no rate per click to give, rather than a made-up one.
-    conversion = rate(totals.orders, totals.clicks) if totals.orders <= totals.clicks else None
     return {
         "preset": totals.preset,
         "days": totals.days,
@@ -99,8 +96,8 @@ def _preset_figures(totals: PresetTotals) -> dict:
         "add_to_carts": totals.add_to_carts,
         "orders": totals.orders,
         "revenue": totals.revenue,
-        "ctr": _rate_out(rate(totals.clicks, totals.impressions)),
-        "conversion": _rate_out(conversion),
+        "ctr": _rate_out(totals.ctr_rate),
+        "conversion": _rate_out(totals.conversion_rate),
     }
 
 

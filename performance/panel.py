@@ -15,7 +15,7 @@ from performance.display import interval_shown, percent
 from performance.experiments import Experiment, variant_experiments
 from performance.proven import proven_on
 from performance.selectors import Pooled, PresetTotals, asset_totals, pooled_totals
-from performance.stats import DEFAULT_MIN_TRIALS, Rate, credibly_above, rate
+from performance.stats import DEFAULT_MIN_TRIALS, Rate, credibly_above
 
 
 @dataclass(frozen=True)
@@ -144,12 +144,11 @@ class PresetFigures:
 def _measure(
     name: str,
     explained: str,
-    counts: tuple[int, int],
+    observed: Rate,
     names: tuple[str, str],
     averages: tuple[tuple[float | None, str], tuple[float | None, str]],
     min_trials: int,
 ) -> Measure:
-    observed = rate(*counts)
     preset, category = (
         Baseline(value, over, standing(observed, value, min_trials=min_trials))
         for value, over in averages
@@ -167,7 +166,7 @@ def _pool_words(pool: Pooled, kind: str = "") -> str:
 
 
 def preset_figures(
-    *, asset: GeneratedAsset, totals: PresetTotals, min_trials: int
+    *, asset: GeneratedAsset, totals: PresetTotals, min_trials: int, used_by: int
 ) -> PresetFigures:
     category = asset.product.category
     preset_pool = pooled_totals(preset_id=totals.preset_id, leave_out_asset_id=asset.pk)
@@ -179,18 +178,18 @@ def preset_figures(
     ctr = _measure(
         "CTR",
         "clicks per impression",
-        (totals.clicks, totals.impressions),
+        totals.ctr_rate,
         ("clicks", "impressions"),
         ((preset_pool.ctr, preset_over), (category_pool.ctr, category_over)),
         min_trials,
     )
     measures, notes = [ctr], []
-    if totals.orders <= totals.clicks:
+    if totals.conversion_rate is not None:
         measures.append(
             _measure(
                 "Conversion rate",
                 "orders per click",
-                (totals.orders, totals.clicks),
+                totals.conversion_rate,
                 ("orders", "clicks"),
                 ((preset_pool.conversion, preset_over), (category_pool.conversion, category_over)),
                 min_trials,
@@ -211,7 +210,7 @@ def preset_figures(
         category,
         proven=proven_on(asset, totals.preset_id),
         learns=preset.use_proven_references,
-        used_by=AssetReference.objects.filter(source_asset=asset).count(),
+        used_by=used_by,
         notes=notes,
     )
 
@@ -220,8 +219,9 @@ def performance_panel(
     *, asset: GeneratedAsset, min_trials: int = DEFAULT_MIN_TRIALS
 ) -> dict[str, object]:
     """The panel's context: the figures per preset and the variant experiments."""
+    used_by = AssetReference.objects.filter(source_asset=asset).count()
     figures = [
-        preset_figures(asset=asset, totals=totals, min_trials=min_trials)
+        preset_figures(asset=asset, totals=totals, min_trials=min_trials, used_by=used_by)
         for totals in asset_totals(asset_id=asset.pk)
     ]
     experiments: list[Experiment] = variant_experiments(asset=asset, min_trials=min_trials)

@@ -22,7 +22,7 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 
 from performance.models import ChannelDay
 from performance.proven import proven_asset_ids
-from performance.stats import DEFAULT_MIN_TRIALS
+from performance.stats import DEFAULT_MIN_TRIALS, Rate, rate
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,16 @@ class PresetTotals:
     revenue: Decimal | None
 
     @property
-    def ctr(self) -> float | None:
-        """Clicks per impression, as observed: no interval (performance.stats gives those)."""
-        return self.clicks / self.impressions if self.impressions else None
+    def ctr_rate(self) -> Rate:
+        """Clicks per impression, with its interval."""
+        return rate(self.clicks, self.impressions)
 
     @property
-    def ctr_shown(self) -> str:
-        return "—" if self.ctr is None else f"{self.ctr:.2%}"
+    def conversion_rate(self) -> Rate | None:
+        """Orders per click, with its interval; None when the channel counted more orders than
+        clicks (an order that followed a view and no click): no rate per click to give, rather
+        than a made-up one."""
+        return rate(self.orders, self.clicks) if self.orders <= self.clicks else None
 
 
 def asset_totals(*, asset_id: int) -> list[PresetTotals]:
